@@ -1,0 +1,83 @@
+"""``autokd layers``: the module paths a strategy can tap, with their output shapes."""
+
+from __future__ import annotations
+
+import click
+
+from autokd.errors import AutokdError
+
+
+def _parse_kwargs(items) -> dict:
+    import yaml
+
+    kwargs = {}
+    for item in items:
+        if "=" not in item:
+            raise AutokdError(f"--kwarg {item!r} must look like key=value")
+        key, value = item.split("=", 1)
+        kwargs[key] = yaml.safe_load(value)
+    return kwargs
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise AutokdError(f"--input-shape {text!r} must be integers separated by commas, e.g. 1,40 or 3,32,32") from None
+    if not shape or any(v < 1 for v in shape):
+        raise AutokdError(f"--input-shape {text!r} must be positive integers, e.g. 1,40 or 3,32,32")
+    return shape
+
+
+def _print_layers(title: str, model, input_shape) -> None:
+    from autokd.models.taps import list_layers
+
+    click.echo(title)
+    rows = [(info.path, info.type_name, "x".join(map(str, info.output_shape)) if info.output_shape else "-")
+            for info in list_layers(model, input_shape)]
+    width = max(len(r[0]) for r in rows)
+    type_width = max(len(r[1]) for r in rows)
+    for path, type_name, shape in rows:
+        click.echo(f"  {path:<{width}}  {type_name:<{type_width}}  {shape}")
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option("--kwarg", "kwarg_items", multiple=True, metavar="KEY=VALUE", help="Model keyword argument (repeatable).")
+@click.option("--input-shape", default=None, help="One sample's shape, e.g. 1,40 (MNIST-1D) or 3,32,32 (CIFAR).")
+@click.option("--num-classes", type=click.IntRange(min=2), default=10, show_default=True)
+@click.option("--space", default=None, help="Instead of MODEL: list the teacher's and student's layers of this space and the automatic pairs.")
+def layers(model, kwarg_items, input_shape, num_classes, space):
+    """List the tappable module paths of MODEL (or of a space's teacher and student) with output shapes.
+
+    \b
+    MODEL is a registry name (cnn1d, resnet8x4, ...), torchvision/NAME or package.module:callable.
+    """
+    from autokd.models.registry import MODELS, build_model
+
+    if space is None and model is None:
+        raise AutokdError(f"give a MODEL (one of {', '.join(sorted(MODELS))}, torchvision/NAME, module:callable) or --space")
+    if space is not None:
+        from autokd.config import load_task
+        from autokd.data.spec import nominal_shape
+        from autokd.models.pairs import auto_pairs
+
+        task = load_task(space)
+        shape, classes = nominal_shape(task.data)
+        teacher = build_model(task.teacher.model, task.teacher.kwargs, classes, shape)
+        student = build_model(task.student.model, task.student.kwargs, classes, shape)
+        _print_layers(f"teacher {task.teacher.model} {task.teacher.kwargs}, input {shape}", teacher, shape)
+        _print_layers(f"student {task.student.model} {task.student.kwargs}, input {shape}", student, shape)
+        click.echo("automatic pairs (teacher -> student, equal resolution):")
+        for t_path, s_path in auto_pairs(teacher, student, shape):
+            click.echo(f"  {t_path} -> {s_path}")
+        return
+    if input_shape:
+        shape = _parse_shape(input_shape)
+    elif model in MODELS:
+        shape = tuple(MODELS[model].default_input_shape)
+    else:
+        raise AutokdError(f"--input-shape is needed for {model!r} (e.g. --input-shape 3,32,32)")
+    net = build_model(model, _parse_kwargs(kwarg_items), num_classes, shape)
+    n_params = sum(p.numel() for p in net.parameters())
+    _print_layers(f"{model} ({n_params:,} parameters), input {shape}", net, shape)

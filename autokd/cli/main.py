@@ -1,0 +1,55 @@
+"""The ``autokd`` command. Heavy libraries (torch, Ray, Optuna) load inside each command only,
+so ``autokd --help`` stays fast."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from autokd import __version__
+from autokd.cli.layers_cmd import layers
+from autokd.cli.train_cmd import teacher, train
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="autokd")
+def cli() -> None:
+    """autokd: search knowledge-distillation strategies for your teacher/student pair.
+
+    \b
+    Typical use:
+      autokd search --budget 100         search on the built-in MNIST-1D task
+      autokd export NAME -o best.yaml    write the best strategy as a config
+      autokd train --config best.yaml    train a student with it
+    """
+
+
+for command in (train, teacher, layers):
+    cli.add_command(command)
+
+
+def main(argv=None) -> None:
+    """Console entry point: user mistakes print one line and exit with code 2, no traceback."""
+    from autokd.errors import AutokdError
+
+    try:
+        cli.main(args=argv, prog_name="autokd", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except AutokdError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

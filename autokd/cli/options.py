@@ -1,0 +1,16 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+import click
+
+device_option = click.option(
+    "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N."
+)
+
+space_option = click.option(
+    "--space",
+    default="default",
+    show_default=True,
+    help="A shipped search space by name (default, cifar100_resnet32x4_resnet8x4) or a path to a space file.",
+)

@@ -1,0 +1,44 @@
+"""Progress lines on stderr: one line rewritten in place on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    """``status(text)`` rewrites the current line (terminal) or prints at most every ``every`` s;
+    ``say(text)`` prints a line that stays."""
+
+    def __init__(self, stream=None, every: float = 5.0):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every = every
+        self._last = 0.0
+        self._open = False
+
+    def status(self, text: str, force: bool = False) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + text)
+            self.stream.flush()
+            self._open = True
+        elif force or time.monotonic() - self._last >= self.every:
+            self._last = time.monotonic()
+            print(text, file=self.stream, flush=True)
+
+    def say(self, text: str) -> None:
+        if self._open:
+            self.stream.write("\r\033[K")
+            self._open = False
+        print(text, file=self.stream, flush=True)
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

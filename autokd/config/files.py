@@ -1,0 +1,87 @@
+"""Finding and reading the YAML files: shipped spaces, user spaces and train configs.
+
+A train config holds ``task`` (a shipped space name such as ``default``, a path to a space or
+config file, or an inline mapping) and ``strategy``. Strategy recipe keys that are absent are
+taken from the task's full-length recipe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Union
+
+from autokd.config.strategy import Strategy, strategy_from_dict
+from autokd.config.task import TaskSpec, task_from_dict
+from autokd.config.yaml_io import load_yaml_file
+from autokd.errors import ConfigError, unknown
+
+CONFIG_KEYS = ("task", "strategy")
+
+
+def shipped_spaces() -> dict[str, Path]:
+    """Search spaces shipped with autokd (``search_spaces/*.yaml``), by name."""
+    folder = resources.files("autokd.search_spaces")
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".yaml") and entry.name != "baselines.yaml"
+    }
+
+
+def resolve_space_path(ref: Union[str, Path]) -> Path:
+    """A shipped space name (``default``) or a path to a YAML file."""
+    ref_str = str(ref)
+    spaces = shipped_spaces()
+    if ref_str in spaces:
+        return spaces[ref_str]
+    path = Path(ref_str).expanduser()
+    if path.exists() or ref_str.endswith((".yaml", ".yml")) or "/" in ref_str:
+        if not path.exists():
+            raise ConfigError(f"file not found: {path}")
+        return path
+    raise unknown("search space", ref_str, spaces)
+
+
+def load_task(ref: Union[str, Path, dict], where: str = "task") -> TaskSpec:
+    """A task from a shipped space name, a YAML file holding a ``task`` section, or a mapping."""
+    if isinstance(ref, dict):
+        return task_from_dict(ref, where)
+    path = resolve_space_path(ref)
+    data = load_yaml_file(path)
+    if "task" not in data:
+        raise ConfigError(f"{path} has no 'task' section")
+    task_ref = data["task"]
+    if not isinstance(task_ref, dict):
+        raise ConfigError(f"{path}: task must be an inline mapping here, not a reference")
+    return task_from_dict(task_ref, f"{path.name}: task")
+
+
+@dataclass
+class Config:
+    """A train config: the task and the strategy to train its student with."""
+
+    task: TaskSpec
+    strategy: Strategy
+    source: str
+
+
+def load_config(path: Union[str, Path]) -> Config:
+    data = load_yaml_file(path)
+    for key in data:
+        if key not in CONFIG_KEYS:
+            raise ConfigError(f"{path}: unknown top-level key {key!r}; allowed: {', '.join(CONFIG_KEYS)}")
+    for key in CONFIG_KEYS:
+        if key not in data:
+            raise ConfigError(f"{path}: missing top-level key {key!r}")
+    task_ref = data["task"]
+    if isinstance(task_ref, str) and not task_ref.endswith((".yaml", ".yml")) and "/" not in task_ref:
+        task = load_task(task_ref)
+    elif isinstance(task_ref, str):
+        rel = Path(task_ref).expanduser()
+        task = load_task(rel if rel.is_absolute() else Path(path).expanduser().parent / rel)
+    else:
+        task = load_task(task_ref, where=f"{Path(path).name}: task")
+    strategy = strategy_from_dict(data["strategy"], base_recipe=task.recipes.full, where=f"{Path(path).name}: strategy")
+    return Config(task=task, strategy=strategy, source=str(path))

@@ -1,0 +1,190 @@
+"""A distillation strategy as plain data.
+
+Total loss of one batch::
+
+    (1 - alpha) * CE(student, y)
+    + alpha * LOGIT_LOSS(student, teacher; T, logit_params)        # kd or dkd
+    + sum_i pairs[i].weight * PAIR_LOSS_i(student layer, teacher layer)
+    + sum_j relations[j].weight * EMBEDDING_LOSS_j(student embedding, teacher embedding)
+
+A strategy round-trips YAML exactly: ``strategy_from_dict(strategy_to_dict(s)) == s``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+from autokd.config.parse import from_mapping, to_mapping
+from autokd.errors import ConfigError, unknown
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("cosine", "step", "constant")
+
+
+@dataclass
+class Recipe:
+    """How a student (or a teacher) is trained."""
+
+    epochs: int = 20
+    optimizer: str = "adam"
+    lr: float = 0.01
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    schedule: str = "cosine"
+    milestones: list[int] = field(default_factory=list)  # step schedule: epochs where lr *= gamma
+    gamma: float = 0.1
+    batch_size: int = 128
+    seed: int = 0
+
+    def validate(self, where: str = "recipe") -> "Recipe":
+        if self.epochs < 1:
+            raise ConfigError(f"{where}.epochs must be at least 1, got {self.epochs}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"{where}.optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"{where}.schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        if not self.lr > 0:
+            raise ConfigError(f"{where}.lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"{where}.weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"{where}.momentum must be in [0, 1), got {self.momentum}")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"{where}.gamma must be in (0, 1], got {self.gamma}")
+        if self.batch_size < 1:
+            raise ConfigError(f"{where}.batch_size must be at least 1, got {self.batch_size}")
+        if any(m < 1 for m in self.milestones):
+            raise ConfigError(f"{where}.milestones must be epochs >= 1, got {self.milestones}")
+        return self
+
+
+@dataclass
+class PairLoss:
+    """A loss on one teacher/student layer pair (layers named by module path)."""
+
+    teacher: str
+    student: str
+    loss: str
+    weight: float = 1.0
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class RelationLoss:
+    """A relation loss on the penultimate (embedding) features of teacher and student."""
+
+    loss: str
+    weight: float = 1.0
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class Strategy:
+    temperature: float = 4.0
+    alpha: float = 0.9
+    logit_loss: str = "kd"
+    logit_params: dict = field(default_factory=dict)
+    pairs: list[PairLoss] = field(default_factory=list)
+    relations: list[RelationLoss] = field(default_factory=list)
+    recipe: Recipe = field(default_factory=Recipe)
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.alpha > 0 or bool(self.pairs) or bool(self.relations)
+
+    def validate(self, where: str = "strategy") -> "Strategy":
+        """Check ranges and loss names (layer paths are checked against the models elsewhere)."""
+        from autokd.losses import EMBEDDING_LOSSES, LOGIT_LOSSES, PAIR_LOSSES
+
+        if not self.temperature > 0:
+            raise ConfigError(f"{where}.temperature must be > 0, got {self.temperature}")
+        if not 0 <= self.alpha <= 1:
+            raise ConfigError(f"{where}.alpha must be in [0, 1] (the KD weight; CE gets 1 - alpha), got {self.alpha}")
+        if self.logit_loss not in LOGIT_LOSSES:
+            raise unknown(f"{where}.logit_loss", self.logit_loss, LOGIT_LOSSES)
+        _check_params(self.logit_params, LOGIT_LOSSES[self.logit_loss], f"{where}.logit_params")
+        for i, pair in enumerate(self.pairs):
+            at = f"{where}.pairs[{i}]"
+            if pair.loss not in PAIR_LOSSES:
+                raise unknown(f"{at}.loss", pair.loss, PAIR_LOSSES)
+            _check_weight(pair.weight, at)
+            _check_params(pair.params, PAIR_LOSSES[pair.loss], f"{at}.params")
+        for i, rel in enumerate(self.relations):
+            at = f"{where}.relations[{i}]"
+            if rel.loss not in EMBEDDING_LOSSES:
+                raise unknown(f"{at}.loss", rel.loss, EMBEDDING_LOSSES)
+            _check_weight(rel.weight, at)
+            _check_params(rel.params, EMBEDDING_LOSSES[rel.loss], f"{at}.params")
+        self.recipe.validate(f"{where}.recipe")
+        return self
+
+    def describe(self) -> str:
+        """One readable line, e.g. ``kd T=4 alpha=0.9 + fitnet(stages.1)x100 + rkd x1``."""
+        parts = ["ce only" if self.alpha == 0 else f"{self.logit_loss} T={self.temperature:.3g} alpha={self.alpha:.3g}"]
+        parts += [f"{p.loss}({p.student}<-{p.teacher})x{p.weight:.3g}" for p in self.pairs]
+        parts += [f"{r.loss}x{r.weight:.3g}" for r in self.relations]
+        return " + ".join(parts)
+
+
+def _check_weight(weight: float, where: str) -> None:
+    if not weight >= 0 or weight == float("inf"):
+        raise ConfigError(f"{where}.weight must be a finite number >= 0, got {weight}")
+
+
+def _check_params(params: dict, info, where: str) -> None:
+    for key, value in params.items():
+        if key == "temperature" and info.level == "logit":
+            raise ConfigError(f"{where}.temperature: set the strategy's temperature instead")
+        if key not in info.params:
+            allowed = ", ".join(info.params) or "none"
+            raise ConfigError(f"unknown parameter {where}.{key} for loss {info.name!r}; allowed: {allowed}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}.{key} must be a number, got {value!r}")
+
+
+def strategy_from_dict(data: dict, base_recipe: Optional[Recipe] = None, where: str = "strategy") -> Strategy:
+    """Parse and validate a strategy mapping.
+
+    ``recipe`` may be partial (or absent): its keys override ``base_recipe`` (the task's
+    full-length recipe), so a config only states what differs.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping")
+    data = dict(data)
+    recipe_data = data.pop("recipe", None)
+    strategy = from_mapping(Strategy, data, where)
+    base = base_recipe or Recipe()
+    if recipe_data is not None:
+        overrides = from_mapping(_PartialRecipe, recipe_data, f"{where}.recipe")
+        base = replace(base, **{k: v for k, v in to_mapping(overrides).items() if v is not None})
+    strategy.recipe = replace(base)
+    return strategy.validate(where)
+
+
+def strategy_to_dict(strategy: Strategy) -> dict:
+    return to_mapping(strategy)
+
+
+@dataclass
+class _PartialRecipe:
+    """A recipe whose every field is optional (for overrides)."""
+
+    epochs: Optional[int] = None
+    optimizer: Optional[str] = None
+    lr: Optional[float] = None
+    weight_decay: Optional[float] = None
+    momentum: Optional[float] = None
+    schedule: Optional[str] = None
+    milestones: Optional[list[int]] = None
+    gamma: Optional[float] = None
+    batch_size: Optional[int] = None
+    seed: Optional[int] = None
+
+
+def recipe_from_dict(data: dict, base: Optional[Recipe] = None, where: str = "recipe") -> Recipe:
+    overrides = from_mapping(_PartialRecipe, data, where)
+    return replace(base or Recipe(), **{k: v for k, v in to_mapping(overrides).items() if v is not None}).validate(where)
+
+
+CE_ONLY = Strategy(alpha=0.0)

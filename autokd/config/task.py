@@ -1,0 +1,111 @@
+"""A distillation task: data, teacher, student and the training recipes, as plain data.
+
+The ``task`` section is shared by search-space files and train configs::
+
+    task:
+      name: mnist1d-cnn
+      data: {name: mnist1d, num_samples: 30000, train_size: 4000}
+      teacher: {model: cnn1d, kwargs: {channels: 64}, recipe: {epochs: 30}}
+      student: {model: cnn1d, kwargs: {channels: 8}}
+      recipes:
+        full: {epochs: 20, optimizer: adam, lr: 0.01}
+        proxy: {epochs: 5}          # keys not given are taken from full
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+from autokd.config.parse import convert, from_mapping, to_mapping
+from autokd.config.strategy import Recipe, recipe_from_dict
+from autokd.data.spec import DataSpec
+from autokd.errors import ConfigError
+
+
+@dataclass
+class ModelSpec:
+    """A model by registry name, ``torchvision/NAME`` or ``package.module:callable``, with kwargs."""
+
+    model: str
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class TeacherSpec(ModelSpec):
+    """The teacher: trained by autokd with ``recipe`` (and cached), or loaded from ``checkpoint``.
+
+    The teacher trains on the whole training split (``data.train_size`` limits the student only).
+    """
+
+    checkpoint: Optional[str] = None
+    recipe: Recipe = field(default_factory=Recipe)
+
+
+@dataclass
+class Recipes:
+    full: Recipe = field(default_factory=Recipe)
+    proxy: Recipe = field(default_factory=lambda: Recipe(epochs=5))
+
+
+@dataclass
+class TaskSpec:
+    name: str
+    data: DataSpec
+    teacher: TeacherSpec
+    student: ModelSpec
+    recipes: Recipes = field(default_factory=Recipes)
+
+    def teacher_key(self) -> str:
+        """Cache key of a trained teacher: (model, data, recipe, seed)."""
+        payload = {
+            "model": self.teacher.model,
+            "kwargs": self.teacher.kwargs,
+            "data": {**to_mapping(self.data), "train_size": None},
+            "recipe": to_mapping(self.teacher.recipe),
+            "format": 1,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def task_from_dict(data: dict, where: str = "task") -> TaskSpec:
+    """Parse and validate a ``task`` mapping; recipes may be partial (proxy inherits from full)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping")
+    data = dict(data)
+    for key in ("data", "teacher", "student"):
+        if key not in data:
+            raise ConfigError(f"missing key {where}.{key}")
+    recipes = data.pop("recipes", None) or {}
+    teacher = dict(data.pop("teacher"))
+    teacher_recipe = teacher.pop("recipe", None) or {}
+    task = from_mapping(TaskSpec, {**data, "teacher": teacher, "recipes": {}}, where)
+    task.teacher.recipe = recipe_from_dict(teacher_recipe, where=f"{where}.teacher.recipe")
+    if not isinstance(recipes, dict):
+        raise ConfigError(f"{where}.recipes must be a mapping with keys full and proxy")
+    for key in recipes:
+        if key not in ("full", "proxy"):
+            raise ConfigError(f"unknown key {where}.recipes.{key}; allowed: full, proxy")
+    full = recipe_from_dict(recipes.get("full") or {}, where=f"{where}.recipes.full")
+    proxy_data = recipes.get("proxy") or {}
+    proxy = recipe_from_dict(proxy_data, base=full, where=f"{where}.recipes.proxy")
+    if "epochs" not in proxy_data:
+        proxy.epochs = max(1, full.epochs // 4)
+    task.recipes = Recipes(full=full, proxy=proxy)
+    _validate_data(task.data, f"{where}.data")
+    convert(str, task.name, f"{where}.name")
+    return task
+
+
+def task_to_dict(task: TaskSpec) -> dict:
+    return to_mapping(task)
+
+
+def _validate_data(data: DataSpec, where: str) -> None:
+    from autokd.data.spec import DATASETS
+    from autokd.errors import unknown
+
+    if data.name not in DATASETS:
+        raise unknown(f"{where}.name", data.name, DATASETS)

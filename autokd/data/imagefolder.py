@@ -1,0 +1,102 @@
+"""Image folders (``root/train/<class>/*`` and ``root/test/<class>/*``) loaded into memory.
+
+Images are converted to RGB, resized to ``image_size`` square and stored as uint8
+(N, 3, S, S). Normalisation statistics are computed from the training split by the loader.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+from ..errors import AutokdError
+
+
+def _read_part(folder: Path, image_size: int, progress: Optional[Callable[[str], None]]):
+    """Read one part (train or test) with torchvision's ``ImageFolder``: (x, y, classes)."""
+    from torchvision import transforms
+    from torchvision.datasets import ImageFolder
+
+    if not folder.is_dir():
+        raise AutokdError(
+            f"image folder {folder} not found: data.root must hold train/<class>/ and "
+            f"test/<class>/ folders of images"
+        )
+    transform = transforms.Compose(
+        [transforms.Resize((image_size, image_size)), transforms.PILToTensor()]
+    )
+    try:
+        ds = ImageFolder(str(folder), transform=transform)
+    except (FileNotFoundError, ValueError) as exc:
+        raise AutokdError(
+            f"no images found in {folder}: expected one sub-folder per class holding "
+            f".png/.jpg files ({exc})"
+        ) from exc
+    n = len(ds)
+    if progress is not None:
+        progress(f"loading {n} images from {folder}...")
+    x = torch.empty((n, 3, image_size, image_size), dtype=torch.uint8)
+    y = torch.empty(n, dtype=torch.long)
+    for i in range(n):
+        try:
+            img, label = ds[i]
+        except OSError as exc:
+            raise AutokdError(f"cannot read image {ds.samples[i][0]}: {exc}") from exc
+        x[i] = img
+        y[i] = label
+    return x, y, list(ds.classes)
+
+
+def load_image_folder(
+    root: Optional[str],
+    image_size: int = 32,
+    progress: Optional[Callable[[str], None]] = None,
+) -> Dict[str, object]:
+    """Load ``root/train`` and ``root/test``: ``x``/``x_test`` uint8 (N, 3, S, S),
+    ``y``/``y_test`` int64 and ``classes``. Both parts must have the same class folders."""
+    if root is None or str(root).strip() == "":
+        raise AutokdError("data.root is required for imagefolder: a folder with train/ and test/")
+    base = Path(os.path.expanduser(str(root)))
+    if not base.is_dir():
+        raise AutokdError(f"data.root {base} does not exist (imagefolder needs train/ and test/ in it)")
+    for part in ("train", "test"):
+        if not (base / part).is_dir():
+            raise AutokdError(
+                f"image folder {base / part} not found: data.root must hold train/<class>/ and "
+                f"test/<class>/ folders of images"
+            )
+    x, y, classes = _read_part(base / "train", image_size, progress)
+    x_test, y_test, test_classes = _read_part(base / "test", image_size, progress)
+    if classes != test_classes:
+        only_train: List[str] = sorted(set(classes) - set(test_classes))
+        only_test: List[str] = sorted(set(test_classes) - set(classes))
+        raise AutokdError(
+            f"class folders of {base / 'train'} and {base / 'test'} differ: "
+            f"only in train: {only_train or 'none'}; only in test: {only_test or 'none'}"
+        )
+    return {"x": x, "y": y, "x_test": x_test, "y_test": y_test, "classes": classes}
+
+
+def channel_stats(x: torch.Tensor, chunk: int = 4096):
+    """Per-channel mean and std of uint8 images (N, C, H, W), scaled to [0, 1].
+
+    Computed in float64 chunks, so no float copy of the whole set is made. A channel with
+    (near) zero spread gets std 1.
+    """
+    c = x.shape[1]
+    total = torch.zeros(c, dtype=torch.float64)
+    total_sq = torch.zeros(c, dtype=torch.float64)
+    count = 0
+    for start in range(0, len(x), chunk):
+        part = x[start : start + chunk].to(torch.float64).div_(255.0)
+        total += part.sum(dim=(0, 2, 3))
+        total_sq += part.pow(2).sum(dim=(0, 2, 3))
+        count += part.numel() // c
+    mean = total / max(count, 1)
+    var = (total_sq / max(count, 1) - mean.pow(2)).clamp_min(0.0)
+    std = var.sqrt()
+    std = torch.where(std < 1e-6, torch.ones_like(std), std)
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)

@@ -1,0 +1,217 @@
+"""Load a task's data (:class:`DataSpec`) into memory as :class:`TaskData`.
+
+``train`` and ``val`` come from the data set's training part through a seeded split
+(:func:`split_indices`); ``test`` is the data set's own test part, untouched.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from ..errors import AutokdError, unknown
+from .batches import Split, iterate_batches, standard_augment
+from .spec import DATASETS, DataSpec
+from .splits import split_indices
+
+Progress = Optional[Callable[[str], None]]
+
+# data sets whose standard augmentation (crop + flip) is on unless the spec says otherwise
+AUGMENT_BY_DEFAULT = ("cifar10", "cifar100", "imagefolder")
+MIN_MNIST1D_SAMPLES = 100  # 10 samples for each of the 10 classes
+
+
+def cache_dir() -> Path:
+    """autokd's cache folder: ``$AUTOKD_CACHE``, default ``~/.cache/autokd``."""
+    return Path(os.path.expanduser(os.environ.get("AUTOKD_CACHE") or "~/.cache/autokd"))
+
+
+_default_cache_dir = cache_dir  # load_task_data's parameter shadows the name
+
+
+@dataclass
+class TaskData:
+    """A task's data in memory: seeded train / val splits and the untouched test split.
+
+    ``normalize`` is the per-channel ``(mean, std)`` applied to every batch (None: inputs are
+    used as stored, e.g. MNIST-1D which the generator already standardises).
+    """
+
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    input_shape: tuple
+    augment: bool
+    spec: DataSpec
+    normalize: Optional[Tuple[Sequence[float], Sequence[float]]] = None
+    class_names: Tuple[str, ...] = field(default_factory=tuple)
+
+    def split(self, name: str) -> Split:
+        """The split called ``name`` (train, val or test)."""
+        if name not in ("train", "val", "test"):
+            raise unknown("split", name, ("train", "val", "test"))
+        return getattr(self, name)
+
+    def batches(
+        self,
+        split_name: str,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: Optional[torch.Generator] = None,
+        device: Union[str, torch.device, None] = None,
+        drop_last: bool = False,
+    ) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
+        """:func:`iterate_batches` over one split with the task's normalisation, and its
+        augmentation on ``train`` only (when ``augment`` is on)."""
+        augment = standard_augment if (self.augment and split_name == "train") else None
+        return iterate_batches(
+            self.split(split_name),
+            batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            augment=augment,
+            normalize=self.normalize,
+            device=device,
+            drop_last=drop_last,
+        )
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def validate_spec(spec: DataSpec) -> None:
+    """Raise an AutokdError naming the first bad field of ``spec``, its value and what is allowed."""
+    if spec.name not in DATASETS:
+        raise unknown("dataset", spec.name, DATASETS)
+    if not isinstance(spec.download, bool):
+        raise AutokdError(f"data.download must be true or false; got {spec.download!r}")
+    if spec.augment is not None and not isinstance(spec.augment, bool):
+        raise AutokdError(f"data.augment must be true, false or null (default); got {spec.augment!r}")
+    if spec.name == "mnist1d" and spec.augment:
+        raise AutokdError(
+            "data.augment: true is not defined for mnist1d (1-D signals have no crop / flip "
+            "augmentation); use false or leave it unset"
+        )
+    if not _is_int(spec.seed) or not 0 <= spec.seed < 2**32:
+        raise AutokdError(f"data.seed must be a whole number in [0, 2**32); got {spec.seed!r}")
+    vs = spec.val_size
+    if not _is_number(vs) or not math.isfinite(vs) or vs <= 0 or (vs >= 1 and vs != int(vs)):
+        raise AutokdError(f"data.val_size must be a fraction in (0, 1) or a whole count >= 1; got {vs!r}")
+    if spec.train_size is not None and (not _is_int(spec.train_size) or spec.train_size < 1):
+        raise AutokdError(
+            f"data.train_size must be a whole number >= 1 (or null for all); got {spec.train_size!r}"
+        )
+    if spec.name == "mnist1d":
+        _validate_mnist1d(spec)
+    if spec.name == "imagefolder" and (not _is_int(spec.image_size) or spec.image_size < 1):
+        raise AutokdError(f"data.image_size must be a whole number >= 1 (pixels); got {spec.image_size!r}")
+
+
+def _validate_mnist1d(spec: DataSpec) -> None:
+    """num_samples and test_fraction must give at least one train and one test sample."""
+    n = spec.num_samples
+    if not _is_int(n) or n < MIN_MNIST1D_SAMPLES:
+        raise AutokdError(
+            f"data.num_samples must be a whole number >= {MIN_MNIST1D_SAMPLES} "
+            f"(10 samples for each of the 10 classes); got {n!r}"
+        )
+    tf = spec.test_fraction
+    if not _is_number(tf) or not 0 < tf < 1:
+        raise AutokdError(f"data.test_fraction must be a number strictly between 0 and 1; got {tf!r}")
+    total = (n // 10) * 10
+    n_train = int(total * (1.0 - tf))
+    if n_train < 2 or n_train >= total:
+        raise AutokdError(
+            f"data.test_fraction {tf!r} of {total} samples leaves {n_train} for training and "
+            f"{total - n_train} for test; both need samples"
+        )
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _load_raw(spec: DataSpec, cache_root: Path, progress: Progress) -> dict:
+    """The data set's train and test parts as tensors, plus shape / class / normalisation info."""
+    if spec.name == "mnist1d":
+        from .mnist1d import INPUT_SHAPE, NUM_CLASSES, load_mnist1d
+
+        raw = load_mnist1d(spec.num_samples, spec.test_fraction, spec.seed, cache_root, progress)
+        raw.update(classes=[str(i) for i in range(NUM_CLASSES)], input_shape=INPUT_SHAPE, normalize=None)
+        return raw
+    if spec.name == "imagefolder":
+        from .imagefolder import load_image_folder
+
+        raw = load_image_folder(spec.root, spec.image_size, progress)
+        raw.update(input_shape=(3, spec.image_size, spec.image_size), normalize=None)
+        return raw
+    from .torchvision_sets import SETS, load_torchvision_set
+
+    info = SETS[spec.name]
+    raw = load_torchvision_set(spec.name, spec.root, spec.download, progress)
+    raw.update(input_shape=tuple(raw["x"].shape[1:]), normalize=(info.mean, info.std))
+    return raw
+
+
+def load_task_data(
+    spec: DataSpec,
+    cache_dir: Optional[Path] = None,
+    progress: Progress = None,
+) -> TaskData:
+    """Validate ``spec``, load its data set into memory and split it.
+
+    ``cache_dir`` (default :func:`cache_dir`) holds generated data (MNIST-1D); ``progress``
+    receives one-line messages about slow steps (generation, reading files).
+    """
+    validate_spec(spec)
+    cache_root = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    raw = _load_raw(spec, cache_root, progress)
+    x, y = raw["x"], raw["y"]
+    train_idx, val_idx = split_indices(len(y), spec.val_size, spec.train_size, spec.seed)
+    train = Split(x[train_idx], y[train_idx], train_idx)
+    val = Split(x[val_idx], y[val_idx], val_idx)
+    test = Split(raw["x_test"], raw["y_test"], torch.arange(len(raw["y_test"])))
+    normalize = raw["normalize"]
+    if normalize is None and spec.name == "imagefolder":
+        from .imagefolder import channel_stats
+
+        normalize = channel_stats(train.x)
+    augment = spec.augment if spec.augment is not None else spec.name in AUGMENT_BY_DEFAULT
+    classes = tuple(str(c) for c in raw["classes"])
+    return TaskData(
+        train=train,
+        val=val,
+        test=test,
+        num_classes=len(classes),
+        input_shape=tuple(raw["input_shape"]),
+        augment=bool(augment),
+        spec=spec,
+        normalize=normalize,
+        class_names=classes,
+    )
+
+
+def describe(task_data: TaskData) -> str:
+    """One line, e.g. ``mnist1d: train 4000 / val 2400 / test 6000, input (1, 40), 10 classes,
+    augment off``."""
+    td = task_data
+    return (
+        f"{td.spec.name}: train {len(td.train)} / val {len(td.val)} / test {len(td.test)}, "
+        f"input {tuple(td.input_shape)}, {td.num_classes} classes, "
+        f"augment {'on' if td.augment else 'off'}"
+    )

@@ -1,0 +1,28 @@
+"""Distillation losses: one pure function per loss, plus the registry the rest of autokd uses.
+
+Every function takes the student tensor first and the teacher tensor second, detaches the
+teacher itself (gradients reach the student only) and returns a scalar tensor. Per-layer
+losses take one layer pair; the caller sums over layers and applies the loss weight.
+Importing this package loads torch and nothing heavier.
+"""
+
+from autokd.losses.crd import CRDMemory, crd
+from autokd.losses.features import at, fitnet, nst
+from autokd.losses.logits import dkd, dkd_warmup, kd
+from autokd.losses.registry import (
+    EMBEDDING_LOSSES,
+    LEVELS,
+    LOGIT_LOSSES,
+    PAIR_LOSSES,
+    LossInfo,
+    get_loss,
+)
+from autokd.losses.relations import pkt, rkd, sp
+
+__all__ = [
+    "kd", "dkd", "dkd_warmup",
+    "fitnet", "at", "nst",
+    "sp", "rkd", "pkt",
+    "crd", "CRDMemory",
+    "LossInfo", "LOGIT_LOSSES", "PAIR_LOSSES", "EMBEDDING_LOSSES", "LEVELS", "get_loss",
+]

@@ -1,0 +1,63 @@
+"""Pick teacher/student feature pairs automatically, by matching stage resolutions.
+
+A model's *stage outputs* are found with one dummy forward (:func:`autokd.models.taps.trace`):
+
+1. Candidates are the top-level children (``conv1``, ``layer1``, ``block2``, ...). A top-level
+   ``nn.Sequential`` / ``nn.ModuleList`` whose children produce maps of more than one
+   resolution (a stack of stages, such as ``CNN1d.stages``) is replaced by those children
+   (``stages.0``, ``stages.1``, ...); one whose children all share a resolution (a ResNet
+   ``layer1``) is a stage itself.
+2. Only feature maps count: per-sample outputs ``(C, *spatial)`` with some spatial size > 1
+   (so global pooling and classifier outputs are left out).
+3. For each spatial resolution the last module to finish, in execution order, is kept.
+
+Teacher and student stages are then paired by equal resolution, shallow to deep.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from autokd.models.taps import trace
+
+Shape = tuple[int, ...]
+
+
+def _is_map(shape) -> bool:
+    return shape is not None and len(shape) >= 2 and any(d > 1 for d in shape[1:])
+
+
+def stage_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, Shape]]:
+    """The model's stage outputs as ``(path, per-sample shape)``, in execution order."""
+    traced = trace(model, tuple(input_shape))
+    candidates: list[str] = []
+    for name, child in model.named_children():
+        if isinstance(child, (nn.Sequential, nn.ModuleList)):
+            kids = [f"{name}.{k}" for k, _ in child.named_children()]
+            resolutions = {traced[k][0][1:] for k in kids if _is_map(traced[k][0])}
+            if len(resolutions) > 1:
+                candidates += kids
+                continue
+        candidates.append(name)
+
+    ran = sorted((traced[p][1], p) for p in candidates if traced[p][1] >= 0 and _is_map(traced[p][0]))
+    last: dict[Shape, str] = {}
+    for _, path in ran:
+        resolution = traced[path][0][1:]
+        last.pop(resolution, None)  # re-insert so the dict keeps the order of the kept modules
+        last[resolution] = path
+    return [(path, traced[path][0]) for path in last.values()]
+
+
+def auto_pairs(teacher: nn.Module, student: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, str]]:
+    """``(teacher_path, student_path)`` for every resolution both models have a stage at.
+
+    Ordered from shallow to deep (the teacher's execution order); empty when no resolution
+    matches.
+    """
+    student_at = {shape[1:]: path for path, shape in stage_layers(student, input_shape)}
+    return [
+        (path, student_at[shape[1:]])
+        for path, shape in stage_layers(teacher, input_shape)
+        if shape[1:] in student_at
+    ]

@@ -1,0 +1,1 @@
+"""Training: the Distiller module, the teacher, cached teacher outputs and the training loop."""

@@ -1,0 +1,206 @@
+"""The Distiller: student + frozen teacher + the strategy's losses, as one ``nn.Module``.
+
+Its forward on a batch returns the total loss and its named parts, so an exported strategy
+drops into any PyTorch training loop::
+
+    distiller = Distiller(teacher, student, strategy, input_shape=(1, 40))
+    optimizer = torch.optim.Adam(distiller.trainable_parameters(), lr=1e-2)
+    for x, y in loader:
+        out = distiller(x, y)
+        optimizer.zero_grad(); out.total.backward(); optimizer.step()
+
+Features are tapped by module path with forward hooks; models are never rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, NamedTuple, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autokd.config.strategy import Strategy
+from autokd.errors import AutokdError
+from autokd.losses import EMBEDDING_LOSSES, LOGIT_LOSSES, PAIR_LOSSES, CRDMemory, crd, dkd, dkd_warmup, kd
+from autokd.models.projectors import make_projector
+from autokd.models.taps import EMBEDDING, FeatureTaps
+
+
+@dataclass
+class TeacherOutputs:
+    """What the strategy needs from the teacher for one batch."""
+
+    logits: torch.Tensor
+    features: dict[str, torch.Tensor]
+
+
+class DistillOutput(NamedTuple):
+    total: torch.Tensor
+    parts: dict[str, torch.Tensor]
+    logits: torch.Tensor
+
+
+CRD_MEMORY_PARAMS = ("feat_dim", "num_negatives", "nce_t", "momentum")
+
+
+class Distiller(nn.Module):
+    """Student, frozen teacher, projectors and loss state for one strategy.
+
+    ``input_shape`` is one sample's shape (e.g. ``(1, 40)``); it sizes the projectors with one
+    dummy forward. ``num_train_samples`` sizes CRD's memory bank (needed only for CRD).
+    ``teacher`` may be None when the strategy does not use one (cross-entropy only).
+    """
+
+    def __init__(
+        self,
+        teacher: Optional[nn.Module],
+        student: nn.Module,
+        strategy: Strategy,
+        input_shape: Sequence[int],
+        num_train_samples: Optional[int] = None,
+    ):
+        super().__init__()
+        if strategy.needs_teacher and teacher is None:
+            raise AutokdError("this strategy uses the teacher (alpha > 0, layer pairs or relations) but none was given")
+        self.strategy = strategy
+        self.student = student
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.eval().requires_grad_(False)
+        self.student_paths = _unique([p.student for p in strategy.pairs] + ([EMBEDDING] if strategy.relations else []))
+        self.teacher_paths = _unique([p.teacher for p in strategy.pairs] + ([EMBEDDING] if strategy.relations else []))
+        self._student_taps = FeatureTaps(student, self.student_paths)
+        self._teacher_taps = FeatureTaps(teacher, self.teacher_paths) if teacher is not None else None
+        self._part_names = _part_names(strategy)
+        s_shapes, t_shapes = self._feature_shapes(input_shape)
+        self.projectors = nn.ModuleDict()
+        for i, pair in enumerate(strategy.pairs):
+            if PAIR_LOSSES[pair.loss].needs_projector:
+                self.projectors[str(i)] = make_projector(s_shapes[pair.student], t_shapes[pair.teacher])
+        self.crd_memory: Optional[CRDMemory] = None
+        crd_rel = next((r for r in strategy.relations if r.loss == "crd"), None)
+        if crd_rel is not None:
+            if not num_train_samples:
+                raise AutokdError("CRD needs num_train_samples (the size of the training split) for its memory bank")
+            kwargs = {k: v for k, v in crd_rel.params.items() if k in CRD_MEMORY_PARAMS}
+            if "feat_dim" in kwargs:
+                kwargs["feat_dim"] = int(kwargs["feat_dim"])
+            if "num_negatives" in kwargs:
+                kwargs["num_negatives"] = int(kwargs["num_negatives"])
+            self.crd_memory = CRDMemory(s_shapes[EMBEDDING][0], t_shapes[EMBEDDING][0], num_train_samples, **kwargs)
+
+    def _feature_shapes(self, input_shape):
+        """Per-sample shapes of every tapped feature, from one dummy forward of each model."""
+        dummy = torch.zeros(2, *input_shape, device=_device_of(self.student))
+        s_shapes = _probe(self.student, self._student_taps, dummy)
+        t_shapes = _probe(self.teacher, self._teacher_taps, dummy) if self.teacher is not None else {}
+        return s_shapes, t_shapes
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        """Student, projector and CRD-head parameters (never the teacher's)."""
+        yield from self.student.parameters()
+        yield from self.projectors.parameters()
+        if self.crd_memory is not None:
+            yield from self.crd_memory.parameters()
+
+    def train(self, mode: bool = True) -> "Distiller":
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()  # the teacher always runs with its running statistics
+        return self
+
+    @torch.no_grad()
+    def teacher_outputs(self, x: torch.Tensor) -> TeacherOutputs:
+        """Run the frozen teacher on a batch and collect the tapped features."""
+        self._teacher_taps.clear()
+        logits = self.teacher(x)
+        feats = {p: t.detach() for p, t in self._teacher_taps.outputs.items()}
+        self._teacher_taps.clear()
+        return TeacherOutputs(logits=logits.detach(), features=feats)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        index: Optional[torch.Tensor] = None,
+        teacher_outputs: Optional[TeacherOutputs] = None,
+        epoch: int = 1,
+    ) -> DistillOutput:
+        """Total loss and its named parts for one batch.
+
+        ``teacher_outputs``: cached teacher outputs for this batch (from a :class:`TeacherCache`),
+        or None to run the teacher now. ``index``: the samples' positions in the training split
+        (CRD only). ``epoch`` counts from 1 (DKD's warm-up).
+        """
+        s = self.strategy
+        self._student_taps.clear()
+        logits = self.student(x)
+        s_feats = self._student_taps.outputs
+        parts: dict[str, torch.Tensor] = {}
+        if s.alpha < 1:
+            parts["ce"] = (1 - s.alpha) * F.cross_entropy(logits, y)
+        if s.needs_teacher:
+            t = teacher_outputs if teacher_outputs is not None else self.teacher_outputs(x)
+            if s.alpha > 0:
+                parts[s.logit_loss] = s.alpha * self._logit_loss(logits, t.logits, y, epoch)
+            for i, pair in enumerate(s.pairs):
+                feat = s_feats[pair.student]
+                if str(i) in self.projectors:
+                    feat = self.projectors[str(i)](feat)
+                fn = PAIR_LOSSES[pair.loss].fn
+                parts[self._part_names[i]] = pair.weight * fn(feat, t.features[pair.teacher], **pair.params)
+            for j, rel in enumerate(s.relations):
+                s_emb, t_emb = s_feats[EMBEDDING], t.features[EMBEDDING]
+                if rel.loss == "crd":
+                    if index is None:
+                        raise AutokdError("CRD needs each batch's sample indices (index=...)")
+                    value = crd(s_emb, t_emb, index, self.crd_memory)
+                else:
+                    value = EMBEDDING_LOSSES[rel.loss].fn(s_emb, t_emb, **rel.params)
+                parts[self._part_names[len(s.pairs) + j]] = rel.weight * value
+        self._student_taps.clear()
+        total = torch.stack(list(parts.values())).sum() if parts else logits.sum() * 0
+        return DistillOutput(total=total, parts=parts, logits=logits)
+
+    def _logit_loss(self, s_logits, t_logits, y, epoch):
+        s = self.strategy
+        if s.logit_loss == "kd":
+            return kd(s_logits, t_logits, temperature=s.temperature)
+        params = {**LOGIT_LOSSES["dkd"].params, **s.logit_params}
+        params.pop("temperature", None)  # the strategy's own temperature rules
+        warmup = params.pop("warmup", 0)
+        return dkd_warmup(epoch, warmup) * dkd(s_logits, t_logits, y, temperature=s.temperature, **params)
+
+
+def _probe(model: nn.Module, taps: FeatureTaps, dummy: torch.Tensor) -> dict[str, tuple]:
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        taps.clear()
+        model(dummy)
+        shapes = {p: tuple(t.shape[1:]) for p, t in taps.outputs.items()}
+        taps.clear()
+    model.train(was_training)
+    return shapes
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _part_names(strategy: Strategy) -> list[str]:
+    """Readable, unique names of the pair and relation parts: ``at@stages.1``, ``rkd``."""
+    names = [f"{p.loss}@{p.student}" for p in strategy.pairs] + [r.loss for r in strategy.relations]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return unique

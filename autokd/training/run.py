@@ -1,0 +1,133 @@
+"""Training a student with a strategy on a task, end to end.
+
+``prepare_task`` loads the data and the teacher once; ``train_strategy`` trains one student
+per call (one seed). Search trials, ``autokd train`` and ``autokd compare`` all go through here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from autokd.config.strategy import Recipe, Strategy
+from autokd.config.task import TaskSpec
+from autokd.data import cache_dir, load_task_data
+from autokd.errors import AutokdError
+from autokd.models.registry import build_model
+from autokd.training.distiller import Distiller
+from autokd.training.fit import EpochStats, accuracy, fit
+from autokd.training.teacher import TeacherInfo, build_teacher_model, get_teacher
+from autokd.training.teacher_cache import TeacherCache, can_cache, compute_teacher_cache
+
+Progress = Callable[[str], None]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise AutokdError(f"device {name!r} asked for, but this machine has no CUDA GPU; use --device cpu or auto")
+        return torch.device(name)
+    raise AutokdError(f"unknown device {name!r}; allowed: auto, cpu, cuda, cuda:N")
+
+
+@dataclass
+class PreparedTask:
+    """A task with its data loaded and its teacher ready (frozen, on the device)."""
+
+    task: TaskSpec
+    data: object  # TaskData of the student (train_size applied)
+    teacher: nn.Module
+    teacher_info: TeacherInfo
+    device: torch.device
+
+
+def prepare_task(
+    task: TaskSpec,
+    device: str | torch.device = "auto",
+    progress: Optional[Progress] = None,
+    on_teacher_epoch: Optional[Callable[[EpochStats], None]] = None,
+    cache_root: Optional[Path] = None,
+) -> PreparedTask:
+    """Load the data and load, fetch from cache or train the teacher."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    cache_root = cache_root or cache_dir()
+    say = progress or (lambda _msg: None)
+    data = load_task_data(task.data, cache_root, progress=say)
+    teacher_data = data if task.data.train_size is None else load_task_data(replace(task.data, train_size=None), cache_root)
+    check_models(task, data)
+    say(f"teacher {task.teacher.model}: loading or training")
+    teacher, info = get_teacher(task, teacher_data, device, cache_root, on_epoch=on_teacher_epoch)
+    say(f"teacher {task.teacher.model} ({info.source}): val {info.val_acc:.2f}%  test {info.test_acc:.2f}%")
+    return PreparedTask(task, data, teacher, info, device)
+
+
+def check_models(task: TaskSpec, data) -> None:
+    """Build both models once so that a bad model spec fails before any training."""
+    build_teacher_model(task, data)
+    build_model(task.student.model, task.student.kwargs, data.num_classes, data.input_shape)
+
+
+def check_strategy(prepared: PreparedTask, strategy: Strategy) -> None:
+    """Raise AutokdError if the strategy does not fit the task's models (layer paths, shapes)."""
+    build_distiller(prepared, strategy, seed=0)
+
+
+def build_distiller(prepared: PreparedTask, strategy: Strategy, seed: int) -> Distiller:
+    torch.manual_seed(seed)
+    data = prepared.data
+    student = build_model(prepared.task.student.model, prepared.task.student.kwargs, data.num_classes, data.input_shape)
+    student.to(prepared.device)
+    distiller = Distiller(prepared.teacher, student, strategy, data.input_shape, num_train_samples=len(data.train))
+    return distiller.to(prepared.device)
+
+
+def teacher_cache_for(prepared: PreparedTask, paths: list[str]) -> Optional[TeacherCache]:
+    """Teacher outputs over the training split for ``paths`` (None when augmentation forbids it)."""
+    if not can_cache(prepared.data):
+        return None
+    return compute_teacher_cache(prepared.teacher, prepared.data, paths, prepared.device)
+
+
+@dataclass
+class RunResult:
+    val_acc: float
+    test_acc: Optional[float]
+    seed: int
+    epochs: int
+    seconds: float
+    history: list[EpochStats] = field(default_factory=list)
+
+
+def train_strategy(
+    prepared: PreparedTask,
+    strategy: Strategy,
+    recipe: Optional[Recipe] = None,
+    teacher_cache: Optional[TeacherCache] = None,
+    on_epoch: Optional[Callable[[EpochStats], None]] = None,
+    evaluate_test: bool = True,
+) -> RunResult:
+    """Train one student with ``strategy`` (and ``recipe``, default the strategy's own).
+
+    ``teacher_cache`` may hold more features than the strategy needs; when None and the data
+    allow it, the teacher's outputs are computed once here.
+    """
+    recipe = recipe or strategy.recipe
+    start = time.perf_counter()
+    distiller = build_distiller(prepared, strategy, recipe.seed)
+    cache = None
+    if strategy.needs_teacher and can_cache(prepared.data):
+        cache = teacher_cache or teacher_cache_for(prepared, distiller.teacher_paths)
+        cache = cache.subset(distiller.teacher_paths)
+    result = fit(distiller, prepared.data, recipe, prepared.device, teacher_cache=cache, on_epoch=on_epoch)
+    test_acc = accuracy(distiller.student, prepared.data, "test", prepared.device) if evaluate_test else None
+    return RunResult(result.val_acc, test_acc, recipe.seed, recipe.epochs, time.perf_counter() - start, result.history)

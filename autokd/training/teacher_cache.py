@@ -1,0 +1,61 @@
+"""Teacher outputs computed once over the training split and reused by every student run.
+
+Valid only while the training inputs are fixed: with augmentation on, every epoch sees
+different inputs, so the teacher must run on the fly (:func:`can_cache` says which).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from autokd.models.taps import FeatureTaps
+from autokd.training.distiller import TeacherOutputs
+
+
+@dataclass
+class TeacherCache:
+    """Teacher logits and tapped features for every sample of one split, indexed by position."""
+
+    logits: torch.Tensor
+    features: dict[str, torch.Tensor]
+
+    def lookup(self, index: torch.Tensor) -> TeacherOutputs:
+        return TeacherOutputs(
+            logits=self.logits[index], features={p: f[index] for p, f in self.features.items()}
+        )
+
+    def subset(self, paths: Sequence[str]) -> "TeacherCache":
+        """The same cache restricted to ``paths`` (cheap: no copies)."""
+        return TeacherCache(self.logits, {p: self.features[p] for p in paths})
+
+    def to(self, device) -> "TeacherCache":
+        return TeacherCache(self.logits.to(device), {p: f.to(device) for p, f in self.features.items()})
+
+
+def can_cache(data) -> bool:
+    """Cached outputs are exact only when the training inputs never change (no augmentation)."""
+    return not data.augment
+
+
+@torch.no_grad()
+def compute_teacher_cache(
+    teacher: nn.Module, data, paths: Sequence[str], device, batch_size: int = 1024
+) -> TeacherCache:
+    """Run the teacher (eval mode) once over ``data.train``, keeping logits and ``paths`` features."""
+    if not can_cache(data):
+        raise ValueError("teacher outputs cannot be cached for an augmented training split")
+    was_training = teacher.training
+    teacher.eval()
+    logits, feats = [], {p: [] for p in paths}
+    with FeatureTaps(teacher, list(paths)) as taps:
+        for _, x, _ in data.batches("train", batch_size, shuffle=False, device=device):
+            taps.clear()
+            logits.append(teacher(x))
+            for p in paths:
+                feats[p].append(taps.outputs[p])
+    teacher.train(was_training)
+    return TeacherCache(torch.cat(logits), {p: torch.cat(v) for p, v in feats.items()})
