@@ -9,6 +9,7 @@ import click
 
 from autokd import __version__
 from autokd.cli.layers_cmd import layers
+from autokd.cli.search_cmd import export, resume, search, show, studies
 from autokd.cli.train_cmd import teacher, train
 
 
@@ -25,7 +26,7 @@ def cli() -> None:
     """
 
 
-for command in (train, teacher, layers):
+for command in (search, resume, studies, show, export, train, teacher, layers):
     cli.add_command(command)
 
 

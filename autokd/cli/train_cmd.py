@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from autokd.cli.options import device_option, space_option
-from autokd.cli.progress import Progress, format_seconds
+from autokd.cli.progress import Progress
+from autokd.formatting import format_seconds
 
 
 def _teacher_epoch_printer(progress: Progress):

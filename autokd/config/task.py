@@ -79,6 +79,7 @@ def task_from_dict(data: dict, where: str = "task") -> TaskSpec:
         if key not in data:
             raise ConfigError(f"missing key {where}.{key}")
     recipes = data.pop("recipes", None) or {}
+    convert(dict, data["teacher"], f"{where}.teacher")  # a mapping, else a ConfigError (not a ValueError)
     teacher = dict(data.pop("teacher"))
     teacher_recipe = teacher.pop("recipe", None) or {}
     task = from_mapping(TaskSpec, {**data, "teacher": teacher, "recipes": {}}, where)

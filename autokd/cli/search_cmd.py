@@ -1,0 +1,159 @@
+"""``autokd search``, ``resume``, ``studies``, ``show`` and ``export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from autokd.cli.options import device_option, space_option
+from autokd.cli.progress import Progress
+
+storage_option = click.option(
+    "--storage", default=None,
+    help="Optuna storage: a URL (sqlite:///x.db, postgresql://...) or a file (.db SQLite, .journal journal). "
+         "Default: studies/autokd.db under the current folder.",
+)
+SAMPLER_CHOICES = ("tpe", "random", "ppo")
+
+
+def _finish(study, progress: Progress, top: int = 10) -> None:
+    from autokd.search.leaderboard import format_leaderboard, ranked
+
+    progress.say("")
+    click.echo(f"leaderboard of {study.study_name!r} (validation accuracy at the proxy length):")
+    click.echo(format_leaderboard(ranked(study), top))
+    click.echo(f"\nnext: autokd export {study.study_name} -o best.yaml && autokd train --config best.yaml")
+
+
+def _run(space_file, request) -> None:
+    from autokd.search.driver import run_search
+
+    progress = Progress(every=10.0)
+    try:
+        study = run_search(space_file, request, progress.say, lambda text, force: progress.status(text, force))
+    except KeyboardInterrupt:
+        progress.say(f"\ninterrupted: running trials were recorded as interrupted and will run again on resume.\n"
+                     f"resume with: autokd resume {request.name}" + (f" --storage {request.storage}" if request.storage else ""))
+        raise SystemExit(130)
+    _finish(study, progress)
+
+
+@click.command()
+@space_option
+@click.option("--budget", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Total finished trials (complete + pruned + failed) the study should hold.")
+@click.option("--sampler", type=click.Choice(SAMPLER_CHOICES), default="tpe", show_default=True,
+              help="tpe: Optuna TPE; random: random search; ppo: a PPO controller (stable-baselines3).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Trials at once, each a Ray Tune trial on one CPU; 0 runs them in this process without Ray.")
+@click.option("--name", default=None, help="Study name. Default: SPACE-SAMPLER (e.g. default-tpe).")
+@storage_option
+@click.option("--address", default=None, help="Join this Ray cluster (else RAY_ADDRESS, else a local Ray is started).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler.")
+@click.option("--no-pruning", is_flag=True, help="Run every trial to the end of the proxy.")
+@device_option
+def search(space, budget, sampler, workers, name, storage, address, seed, no_pruning, device):
+    """Search distillation strategies on a task; re-running it continues the study to its budget."""
+    from autokd.search.driver import SearchRequest, default_study_name
+    from autokd.search.space_file import load_space_file
+
+    space_file = load_space_file(space)
+    name = name or default_study_name(space_file.source, sampler)
+    _run(space_file, SearchRequest(name=name, sampler=sampler, budget=budget, workers=workers, storage=storage,
+                                   address=address, seed=seed, device=device, pruning=not no_pruning))
+
+
+@click.command()
+@click.argument("name")
+@storage_option
+@click.option("--budget", type=click.IntRange(min=1), default=None, help="A new total budget (default: the stored one).")
+@click.option("--workers", type=int, default=None, help="Trials at once (default: the stored setting).")
+@click.option("--address", default=None, help="Join this Ray cluster.")
+def resume(name, storage, budget, workers, address):
+    """Continue an interrupted study to its budget, with the space and settings it stored."""
+    from autokd.search.driver import SearchRequest
+    from autokd.search.space_file import space_file_from_text
+    from autokd.search.storage import open_storage
+    from autokd.search.study import load_existing_study, read_settings
+
+    settings = read_settings(load_existing_study(name, open_storage(storage)))
+    space_file = space_file_from_text(settings.space_text, settings.space_source)
+    _run(space_file, SearchRequest(
+        name=name, sampler=settings.sampler, budget=budget or settings.budget,
+        workers=settings.workers if workers is None else workers, storage=storage, address=address,
+        seed=settings.seed, device=settings.device, pruning=settings.pruning))
+
+
+@click.command()
+@storage_option
+def studies(storage):
+    """List the studies in the storage: sampler, trials by state, best validation accuracy."""
+    from autokd.search.storage import open_storage
+    from autokd.search.study import counts, load_existing_study, read_settings, study_names
+
+    store = open_storage(storage)
+    names = study_names(store)
+    if not names:
+        click.echo("no studies yet (autokd search creates one)")
+        return
+    click.echo(f"{'study':<28} {'sampler':<7} {'done/budget':>11} {'complete':>8} {'pruned':>6} {'failed':>6} {'best val':>8}")
+    for name in names:
+        study = load_existing_study(name, store)
+        c = counts(study)
+        try:
+            s = read_settings(study)
+            sampler, budget = s.sampler, s.budget
+        except Exception:
+            sampler, budget = "?", "?"
+        best = max((t.value for t in study.get_trials(deepcopy=False) if t.value is not None), default=None)
+        click.echo(f"{name:<28} {sampler:<7} {str(c['finished']) + '/' + str(budget):>11} {c['complete']:>8} "
+                   f"{c['pruned']:>6} {c['failed']:>6} {(f'{best:.2f}%' if best is not None else '-'):>8}")
+
+
+@click.command()
+@click.argument("name")
+@storage_option
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
+def show(name, storage, top):
+    """Print a study's leaderboard, parameter importances and failed trials."""
+    from autokd.search.leaderboard import failures, format_leaderboard, importances, ranked
+    from autokd.search.storage import open_storage
+    from autokd.search.study import counts, load_existing_study, read_settings
+
+    study = load_existing_study(name, open_storage(storage))
+    c, s = counts(study), read_settings(study)
+    click.echo(f"study {name!r}: space {s.space_source}, sampler {s.sampler}, {c['finished']}/{s.budget} trials "
+               f"({c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed"
+               + (f", {c['interrupted']} interrupted and re-queued" if c["interrupted"] else "") + ")")
+    click.echo(format_leaderboard(ranked(study), top))
+    imp = importances(study)
+    if imp:
+        click.echo("\nparameter importances (Optuna's default evaluator):")
+        for param, value in list(imp.items())[:12]:
+            click.echo(f"  {param:<32} {value:6.3f}  {'#' * int(round(value * 40))}")
+    fails = failures(study)
+    if fails:
+        click.echo(f"\nfailed trials ({len(fails)}):")
+        for number, reason in fails[:20]:
+            click.echo(f"  trial {number}: {reason}")
+
+
+@click.command()
+@click.argument("name")
+@storage_option
+@click.option("--rank", type=int, default=1, show_default=True, help="Which strategy of the leaderboard.")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write here (default: print).")
+def export(name, storage, rank, out_path):
+    """Write a study's best (or rank-K) strategy as a config for autokd train."""
+    from autokd.search.export import export_config
+    from autokd.search.storage import open_storage
+    from autokd.search.study import load_existing_study
+
+    text = export_config(load_existing_study(name, open_storage(storage)), rank)
+    if out_path:
+        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(out_path).write_text(text)
+        click.echo(f"wrote {out_path}; train it with: autokd train --config {out_path}", err=True)
+    else:
+        click.echo(text, nl=False)

@@ -1,0 +1,41 @@
+"""Exporting a ranked strategy as a train config that ``autokd train --config`` accepts unchanged."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import yaml
+
+from autokd.config.strategy import strategy_from_dict, strategy_to_dict
+from autokd.config.yaml_io import dump_yaml
+from autokd.errors import AutokdError
+from autokd.search.leaderboard import ranked
+from autokd.search.space import FloatRange
+from autokd.search.space_file import space_file_from_text
+from autokd.search.study import read_settings
+
+
+def export_config(study, rank: int = 1) -> str:
+    """YAML text of the rank-``rank`` strategy with the task inline and the full-length recipe."""
+    settings = read_settings(study)
+    entries = ranked(study)
+    if not entries:
+        raise AutokdError(f"study {study.study_name!r} has no complete trial yet; nothing to export")
+    if not 1 <= rank <= len(entries):
+        raise AutokdError(f"--rank {rank} is beyond the leaderboard: study {study.study_name!r} has "
+                          f"{len(entries)} complete trial(s), so rank must be 1..{len(entries)}")
+    entry = entries[rank - 1]
+    space_file = space_file_from_text(settings.space_text, settings.space_source)
+    full = space_file.task.recipes.full
+    strategy = strategy_from_dict(entry.strategy)
+    if isinstance(space_file.space.lr, FloatRange):  # a searched learning rate travels with the strategy
+        full = replace(full, lr=strategy.recipe.lr)
+    strategy = replace(strategy, recipe=full)
+    task = yaml.safe_load(settings.space_text)["task"]
+    header = (
+        f"# Exported by autokd from study {study.study_name!r}, trial {entry.number} (rank {rank} of {len(entries)}):\n"
+        f"# validation accuracy {entry.value:.2f}% after the {space_file.task.recipes.proxy.epochs}-epoch proxy run.\n"
+        f"# Space: {settings.space_source}; sampler: {settings.sampler}. The recipe below is the task's full length.\n"
+        f"# Train it: autokd train --config THIS_FILE [--seeds 3]\n"
+    )
+    return header + dump_yaml({"task": task, "strategy": strategy_to_dict(strategy)})

@@ -1,0 +1,40 @@
+"""``--workers 0``: trials run one after another in this process, without Ray.
+
+For debugging, and the baseline Ray's overhead is measured against. Pruning uses Optuna's
+successive-halving pruner (the synchronous cousin of Tune's ASHA).
+"""
+
+from __future__ import annotations
+
+from autokd.config.strategy import strategy_to_dict
+from autokd.search.monitor import SearchMonitor
+from autokd.search.study import STRATEGY_ATTR, counts, fail_interrupted, mark_owner, record_result
+from autokd.search.trial import run_trial
+
+
+def run_local(study, space, prepared, teacher_cache, budget: int, monitor: SearchMonitor, pruning: bool = True) -> None:
+    import optuna
+
+    while counts(study)["finished"] + counts(study)["running"] < budget:
+        trial = study.ask()
+        mark_owner(study, trial._trial_id)
+        strategy = space.suggest(trial)
+        trial.set_user_attr(STRATEGY_ATTR, strategy_to_dict(strategy))
+        monitor.trial_started()
+
+        def report(stats, trial=trial):
+            trial.report(stats.val_acc, stats.epoch)
+            monitor.epoch()
+            if pruning and stats.epoch < stats.epochs and trial.should_prune():
+                raise optuna.TrialPruned()
+
+        try:
+            outcome = run_trial(prepared, strategy, teacher_cache, report)
+        except optuna.TrialPruned:
+            monitor.trial_finished(record_result(study, trial.number, pruned=True), None)
+            continue
+        except BaseException:  # Ctrl-C or a kill: record the trial as interrupted and re-queue it
+            fail_interrupted(study, study._storage.get_trial(trial._trial_id))
+            raise
+        state = record_result(study, trial.number, value=outcome.value, reason=outcome.reason)
+        monitor.trial_finished(state, outcome.value)

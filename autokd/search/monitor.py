@@ -1,0 +1,60 @@
+"""Live progress of a search: trials done / budget, running, pruned, failed, best, elapsed, ETA."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+from autokd.formatting import format_seconds
+from autokd.search.study import counts
+
+
+class SearchMonitor:
+    def __init__(self, study, budget: int, write: Callable[[str, bool], None]):
+        self.study = study
+        self.budget = budget
+        self.write = write  # write(text, force)
+        self.start = time.monotonic()
+        base = counts(study)
+        self.start_finished = base["finished"]
+        self.state = dict(base)
+        self.running = 0
+        self.best = _best_value(study)
+
+    def trial_started(self) -> None:
+        self.running += 1
+        self.show()
+
+    def epoch(self) -> None:
+        self.show()
+
+    def trial_finished(self, state: str, value: Optional[float]) -> None:
+        self.running = max(0, self.running - 1)
+        self.state[state] += 1
+        self.state["finished"] += 1
+        if value is not None and (self.best is None or value > self.best):
+            self.best = value
+        self.show(force=True)
+
+    def line(self) -> str:
+        s = self.state
+        elapsed = time.monotonic() - self.start
+        done_here = s["finished"] - self.start_finished
+        left = max(self.budget - s["finished"], 0)
+        eta = f"{format_seconds(elapsed / done_here * left)}" if done_here else "?"
+        best = f"{self.best:.2f}%" if self.best is not None else "-"
+        return (
+            f"trials {s['finished']}/{self.budget}  running {self.running}  pruned {s['pruned']}  "
+            f"failed {s['failed']}  best val {best}  elapsed {format_seconds(elapsed)}  eta {eta}"
+        )
+
+    def show(self, force: bool = False) -> None:
+        self.write(self.line(), force)
+
+
+def _best_value(study) -> Optional[float]:
+    from optuna.trial import TrialState
+
+    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    return max(values) if values else None
+

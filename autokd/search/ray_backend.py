@@ -1,0 +1,152 @@
+"""Trials as Ray Tune trials, with the Optuna study as the single source of truth.
+
+A small Tune ``Searcher`` asks the study for each trial (``study.ask``) and tells it the
+outcome: COMPLETE with the final validation accuracy, PRUNED when ASHA stopped it early
+(never COMPLETE with an early value), FAIL with the reason when the strategy broke training
+or the worker died. Data, teacher and cached teacher outputs reach the trials once through
+Ray's object store (``tune.with_parameters``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Optional
+
+from autokd.config.strategy import strategy_from_dict, strategy_to_dict
+from autokd.errors import AutokdError
+from autokd.search.monitor import SearchMonitor
+from autokd.search.study import STRATEGY_ATTR, counts, fail_interrupted, mark_owner, record_result
+
+METRIC = "val_acc"
+
+
+def _trainable(config: dict, prepared=None, teacher_cache=None) -> None:
+    """The Tune function trainable: one proxy training run, reporting every epoch."""
+    import torch
+    from ray import tune
+
+    from autokd.search.trial import run_trial
+
+    torch.set_num_threads(max(1, int(config.get("threads", 1))))
+    strategy = strategy_from_dict(config["strategy"])
+
+    def report(stats) -> None:
+        tune.report({METRIC: stats.val_acc, "epoch": stats.epoch, "train_loss": stats.train_loss})
+
+    outcome = run_trial(prepared, strategy, teacher_cache, report)
+    if outcome.failed:
+        tune.report({METRIC: 0.0, "failed": outcome.reason})
+
+
+def make_searcher(study, space, budget: int, epochs: int, monitor: SearchMonitor):
+    from ray.tune.search import Searcher
+
+    class StudySearcher(Searcher):
+        """Ask/tell between Tune and the Optuna study."""
+
+        def __init__(self):
+            super().__init__(metric=METRIC, mode="max")
+            self.live: dict[str, object] = {}
+            self.last_iteration: dict[str, int] = {}
+
+        def suggest(self, trial_id: str) -> Optional[dict]:
+            c = counts(study)
+            if c["finished"] + c["running"] >= budget:
+                return Searcher.FINISHED
+            trial = study.ask()
+            mark_owner(study, trial._trial_id)
+            strategy = space.suggest(trial)
+            trial.set_user_attr(STRATEGY_ATTR, strategy_to_dict(strategy))
+            self.live[trial_id] = trial
+            monitor.trial_started()
+            return {"strategy": strategy_to_dict(strategy), "number": trial.number}
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            trial = self.live.get(trial_id)
+            if trial is not None and "failed" not in result:
+                trial.report(result[METRIC], int(result["training_iteration"]))
+                monitor.epoch()
+
+        def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
+            trial = self.live.pop(trial_id, None)
+            if trial is None:
+                return
+            if error or not result:
+                state = record_result(study, trial.number, reason="the trial's worker failed or died (see the Ray logs)")
+                monitor.trial_finished(state, None)
+            elif "failed" in result:
+                monitor.trial_finished(record_result(study, trial.number, reason=str(result["failed"])), None)
+            elif int(result.get("training_iteration", 0)) < epochs:
+                monitor.trial_finished(record_result(study, trial.number, pruned=True), None)
+            else:
+                value = float(result[METRIC])
+                monitor.trial_finished(record_result(study, trial.number, value=value), value)
+
+        def interrupt_all(self) -> None:
+            """Record the trials still in flight as interrupted (Ctrl-C) and re-queue them."""
+            for trial in list(self.live.values()):
+                fail_interrupted(study, study._storage.get_trial(trial._trial_id))
+            self.live.clear()
+
+    return StudySearcher()
+
+
+def start_ray(address: Optional[str], workers: int) -> bool:
+    """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local Ray with ``workers`` CPUs.
+
+    Returns True when this process started Ray (and so must shut it down).
+    """
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # Ctrl-C reaches autokd, which re-queues trials
+    address = address or os.environ.get("RAY_ADDRESS")
+    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
+    if address:
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise AutokdError(f"cannot connect to the Ray cluster at {address!r}: {first}") from None
+        return False
+    ray.init(address="local", num_cpus=workers, **quiet)
+    return True
+
+
+def run_ray(study, space, prepared, teacher_cache, budget: int, workers: int, epochs: int,
+            monitor: SearchMonitor, pruning: bool = True) -> None:
+    """Run trials on the Ray cluster already started or joined by :func:`start_ray`."""
+    import ray
+    from ray import tune
+
+    from autokd.search.pruning import tune_scheduler
+
+    c = counts(study)
+    remaining = budget - c["finished"] - c["running"]
+    if remaining <= 0:
+        return
+    gpus = ray.cluster_resources().get("GPU", 0)
+    resources = {"cpu": 1, "gpu": min(1.0, gpus / workers)} if gpus else {"cpu": 1}
+    trainable = tune.with_resources(tune.with_parameters(_trainable, prepared=prepared, teacher_cache=teacher_cache), resources)
+    scheduler = tune_scheduler(epochs, pruning)
+    searcher = make_searcher(study, space, budget, epochs, monitor)
+    with tempfile.TemporaryDirectory(prefix="autokd-tune-") as tune_dir:
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"threads": 1},
+            tune_config=tune.TuneConfig(
+                metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler,
+                num_samples=remaining, max_concurrent_trials=workers, reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name="search", storage_path=tune_dir, verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            ),
+        )
+        try:
+            tuner.fit()
+        finally:
+            searcher.interrupt_all()

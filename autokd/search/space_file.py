@@ -1,0 +1,46 @@
+"""Reading a search-space file: the task and the space, validated together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+from autokd.config.files import resolve_space_path
+from autokd.config.task import TaskSpec, task_from_dict
+from autokd.config.yaml_io import dump_yaml, load_yaml_file, load_yaml_text
+from autokd.errors import ConfigError
+from autokd.search.space import SpaceSpec, space_from_dict
+
+SPACE_FILE_KEYS = ("task", "space")
+
+
+@dataclass
+class SpaceFile:
+    task: TaskSpec
+    space: SpaceSpec
+    text: str  # the normalised YAML of task + space, stored with the study
+    source: str
+
+
+def load_space_file(ref: Union[str, Path]) -> SpaceFile:
+    """A shipped space by name (``default``) or a path to a space file."""
+    path = resolve_space_path(ref)
+    return space_file_from_dict(load_yaml_file(path), source=str(path))
+
+
+def space_file_from_text(text: str, source: str) -> SpaceFile:
+    return space_file_from_dict(load_yaml_text(text, source), source)
+
+
+def space_file_from_dict(data: dict, source: str) -> SpaceFile:
+    name = Path(source).name
+    for key in data:
+        if key not in SPACE_FILE_KEYS:
+            raise ConfigError(f"{name}: unknown top-level key {key!r}; allowed: {', '.join(SPACE_FILE_KEYS)}")
+    if "task" not in data:
+        raise ConfigError(f"{name}: missing top-level key 'task'")
+    task = task_from_dict(data["task"], f"{name}: task")
+    space = space_from_dict(data.get("space"), f"{name}: space")
+    text = dump_yaml({"task": data["task"], "space": data.get("space") or {}})
+    return SpaceFile(task=task, space=space, text=text, source=source)

@@ -1,0 +1,54 @@
+"""One search trial: train the student with a proposed strategy for the proxy length.
+
+The same function runs in-process (``--workers 0``) and inside a Ray Tune trial; only the
+``report`` callback differs. A strategy that breaks training (non-finite or exploding loss,
+out of memory, an error inside a loss) is a FAIL with a readable reason, not a crash.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from autokd.training.fit import EpochStats, TrainingFailed
+from autokd.training.run import PreparedTask, train_strategy
+from autokd.training.teacher_cache import TeacherCache
+
+
+@dataclass
+class TrialOutcome:
+    value: Optional[float]  # final validation accuracy, None when failed
+    reason: Optional[str] = None  # why it failed
+
+    @property
+    def failed(self) -> bool:
+        return self.value is None
+
+
+def run_trial(
+    prepared: PreparedTask,
+    strategy,
+    teacher_cache: Optional[TeacherCache],
+    report: Callable[[EpochStats], None],
+) -> TrialOutcome:
+    """Train with ``strategy`` (its recipe is the proxy recipe); ``report`` sees every epoch.
+
+    Exceptions that stop a trial on purpose (Optuna's TrialPruned, Tune's SystemExit) pass through.
+    """
+    import optuna
+
+    try:
+        result = train_strategy(prepared, strategy, teacher_cache=teacher_cache, on_epoch=report, evaluate_test=False)
+    except optuna.TrialPruned:
+        raise
+    except TrainingFailed as exc:
+        return TrialOutcome(None, str(exc))
+    except torch.OutOfMemoryError:
+        return TrialOutcome(None, "out of memory")
+    except Exception as exc:  # a strategy that makes a loss raise must not end the search
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return TrialOutcome(None, f"{type(exc).__name__}: {exc} (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
+    return TrialOutcome(result.val_acc)

@@ -1,0 +1,130 @@
+"""Shared fixtures and helpers of autokd's tests.
+
+* ``autokd_cache`` (autouse): every test sees ``AUTOKD_CACHE`` pointing at ONE folder for the
+  whole session, so the tiny MNIST-1D data and the tiny teacher are generated once and reused
+  (also by CLI subprocesses, which inherit the environment).
+* ``TINY_TASK`` / ``write_space`` / ``tiny_space_file``: a task small enough to train in a
+  second or two on a CPU.
+* ``write_config``: a train config (``task`` + ``strategy``).
+* ``run_cli``: the real ``autokd`` command in a subprocess.
+
+Torch runs with one thread (``OMP_NUM_THREADS=1``, see below) so the suite stays fast on a
+small, shared CPU machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional, Union
+
+import pytest
+import yaml
+
+# One intra-op thread for torch, here and in CLI subprocesses (which inherit os.environ): the
+# models are tiny, and on a small shared machine two spinning threads per process slow every
+# step down by orders of magnitude when other processes compete for the cores. Set before any
+# test module imports torch; a value the user already set wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+TINY_TASK: dict = {
+    "name": "tiny-mnist1d",
+    "data": {
+        "name": "mnist1d",
+        "num_samples": 1200,
+        "test_fraction": 0.25,
+        "val_size": 200,
+        "train_size": 400,
+        "seed": 0,
+    },
+    "teacher": {
+        "model": "cnn1d",
+        "kwargs": {"channels": 16, "depth": 3},
+        "recipe": {"epochs": 3, "lr": 0.01, "batch_size": 64, "seed": 0},
+    },
+    "student": {"model": "cnn1d", "kwargs": {"channels": 4}},
+    "recipes": {
+        "full": {"epochs": 3, "optimizer": "adam", "lr": 0.01, "batch_size": 64, "seed": 0},
+        "proxy": {"epochs": 2},
+    },
+}
+
+
+def write_space(path: Union[str, Path], task: Optional[dict] = None, space: Optional[dict] = None) -> Path:
+    """Write a search-space file ``{task: ..., space: ...}`` (``space`` left out when None)."""
+    path = Path(path)
+    data: dict = {"task": copy.deepcopy(TINY_TASK if task is None else task)}
+    if space is not None:
+        data["space"] = space
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def write_config(path: Union[str, Path], strategy: dict, task_ref: Union[str, Path, dict]) -> Path:
+    """Write a train config ``{task: task_ref, strategy: strategy}``."""
+    path = Path(path)
+    ref = str(task_ref) if isinstance(task_ref, Path) else copy.deepcopy(task_ref)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"task": ref, "strategy": strategy}, sort_keys=False))
+    return path
+
+
+def run_cli(*args: str, cwd=None, env: Optional[dict] = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``autokd ARGS`` (this interpreter's installed package) and capture its text output.
+
+    The environment is inherited (so ``AUTOKD_CACHE`` etc. set by the fixtures apply);
+    ``env`` adds or overrides variables.
+    """
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "autokd.cli.main", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def _session_cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("autokd-cache")
+
+
+@pytest.fixture(autouse=True)
+def autokd_cache(_session_cache_dir, monkeypatch) -> Path:
+    """AUTOKD_CACHE -> one session-wide folder; non-interactive matplotlib; Ray without auth."""
+    monkeypatch.setenv("AUTOKD_CACHE", str(_session_cache_dir))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    return _session_cache_dir
+
+
+@pytest.fixture
+def tiny_space_file(tmp_path) -> Path:
+    """A space file holding only the tiny task."""
+    return write_space(tmp_path / "tiny.yaml")
+
+
+@pytest.fixture
+def tiny_task():
+    """The tiny task parsed (a TaskSpec)."""
+    from autokd.config import task_from_dict
+
+    return task_from_dict(copy.deepcopy(TINY_TASK))
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(_session_cache_dir):
+    """The tiny task prepared once per session (data loaded, teacher trained or read from cache, CPU)."""
+    from autokd.config import task_from_dict
+    from autokd.training.run import prepare_task
+
+    return prepare_task(task_from_dict(copy.deepcopy(TINY_TASK)), "cpu", cache_root=_session_cache_dir)

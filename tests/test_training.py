@@ -1,0 +1,192 @@
+"""Tests of autokd.training: the fit loop, divergence detection, the cached teacher, teacher
+checkpoints and end-to-end determinism, all on the tiny MNIST-1D task on the CPU."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import pytest
+import torch
+
+from autokd.config import Strategy, strategy_from_dict, task_from_dict
+from autokd.data import load_task_data
+from autokd.errors import AutokdError
+from autokd.models.registry import build_model
+from autokd.training.fit import TrainingFailed, accuracy, fit
+from autokd.training.run import build_distiller, check_strategy, train_strategy
+from autokd.training.teacher import get_teacher, teacher_cache_path
+
+from conftest import TINY_TASK
+
+CHANCE = 10.0  # percent, 10 classes
+
+
+def strategy(data: dict, prepared) -> Strategy:
+    return strategy_from_dict(data, base_recipe=prepared.task.recipes.full)
+
+
+@pytest.fixture(scope="module")
+def teacher_data(_session_cache_dir):
+    """The tiny task's teacher data (all of the training split, train_size not applied)."""
+    task = task_from_dict(copy.deepcopy(TINY_TASK))
+    return load_task_data(replace(task.data, train_size=None), _session_cache_dir)
+
+
+def test_fit_improves_over_chance_and_reports_every_epoch(tiny_prepared):
+    prepared = tiny_prepared
+    assert len(prepared.data.train) == 400 and len(prepared.data.val) == 200 and len(prepared.data.test) == 300
+    recipe = replace(prepared.task.recipes.full, epochs=4)
+    distiller = build_distiller(prepared, strategy({"alpha": 0.0}, prepared), seed=0)
+    before = accuracy(distiller.student, prepared.data, "val", "cpu")
+    seen = []
+    result = fit(distiller, prepared.data, recipe, "cpu", on_epoch=seen.append)
+    assert [s.epoch for s in seen] == [1, 2, 3, 4]
+    assert all(s.epochs == 4 for s in seen)
+    assert result.history == seen
+    assert result.val_acc == seen[-1].val_acc == accuracy(distiller.student, prepared.data, "val", "cpu")
+    assert seen[-1].train_loss < seen[0].train_loss
+    assert [s.seconds for s in seen] == sorted(s.seconds for s in seen)
+    assert result.val_acc > CHANCE + 5, (before, result.val_acc)
+    assert distiller.student.training  # fit leaves the student in train mode; accuracy() restores it
+
+
+def test_on_epoch_may_stop_training(tiny_prepared):
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def on_epoch(stats):
+        seen.append(stats.epoch)
+        if stats.epoch == 2:
+            raise Stop
+
+    distiller = build_distiller(tiny_prepared, strategy({"alpha": 0.9}, tiny_prepared), seed=0)
+    with pytest.raises(Stop):
+        fit(distiller, tiny_prepared.data, replace(tiny_prepared.task.recipes.full, epochs=5), "cpu", on_epoch=on_epoch)
+    assert seen == [1, 2]
+
+
+FITNET = {"teacher": "stages.1", "student": "stages.1", "loss": "fitnet"}
+
+
+@pytest.mark.parametrize(
+    "data,what",
+    [
+        ({"alpha": 0.5, "pairs": [{**FITNET, "weight": 3e38}]}, "inf"),  # a part overflows float32
+        ({"alpha": 0.5, "pairs": [{**FITNET, "weight": 1e38}]}, "inf"),  # the epoch's sum overflows
+        ({"alpha": 0.0, "relations": [{"loss": "rkd", "weight": 1e37}]}, "nan"),  # the weights blow up to NaN
+        ({"alpha": 0.5, "pairs": [{**FITNET, "weight": 1e30}]}, "e+30"),  # finite, but exploded
+        ({"alpha": 0.0, "recipe": {"lr": 1e6, "optimizer": "sgd"}}, "e+"),
+    ],
+)
+def test_training_failed_for_a_diverging_strategy(tiny_prepared, data, what):
+    seen = []
+    with pytest.raises(TrainingFailed) as info:
+        train_strategy(tiny_prepared, strategy(data, tiny_prepared), on_epoch=seen.append)
+    message = str(info.value)
+    assert "diverged" in message and "epoch 1" in message and what in message, message
+    assert "ce=" in message  # the last batch's parts are named
+    assert seen == []  # no epoch was reported as if it had worked
+    assert not isinstance(info.value, AutokdError)  # a property of the strategy, not a user error
+
+
+def test_teacher_is_trained_once_then_read_from_the_cache(tmp_path, teacher_data):
+    task = task_from_dict(copy.deepcopy(TINY_TASK))
+    root = tmp_path / "cache"
+    epochs = []
+    t1, info1 = get_teacher(task, teacher_data, "cpu", root, on_epoch=epochs.append)
+    assert info1.source == "trained" and len(epochs) == 3
+    assert info1.path == str(teacher_cache_path(task, root)) and teacher_cache_path(task, root).is_file()
+    assert not list((root / "teachers").glob("*.tmp"))
+    assert info1.val_acc > CHANCE + 5
+    t2, info2 = get_teacher(task, teacher_data, "cpu", root, on_epoch=epochs.append)
+    assert info2.source == "cache" and len(epochs) == 3  # no training the second time
+    assert (info2.val_acc, info2.test_acc) == (info1.val_acc, info1.test_acc)
+    s1, s2 = t1.state_dict(), t2.state_dict()
+    assert s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
+    assert not t2.training and not any(p.requires_grad for p in t2.parameters())
+    # a different teacher recipe is a different cache entry; train_size is not part of the key
+    other = replace(task, teacher=replace(task.teacher, recipe=replace(task.teacher.recipe, epochs=1)))
+    assert teacher_cache_path(other, root) != teacher_cache_path(task, root)
+    same = replace(task, data=replace(task.data, train_size=123))
+    assert teacher_cache_path(same, root) == teacher_cache_path(task, root)
+    # retrain ignores the cache
+    _, info3 = get_teacher(task, teacher_data, "cpu", root, retrain=True)
+    assert info3.source == "trained"
+
+
+def _task_with_checkpoint(path) -> "object":
+    data = copy.deepcopy(TINY_TASK)
+    data["teacher"]["checkpoint"] = str(path)
+    return task_from_dict(data)
+
+
+def test_teacher_from_a_checkpoint(tmp_path, teacher_data):
+    torch.manual_seed(5)
+    model = build_model("cnn1d", {"channels": 16, "depth": 3}, 10, (1, 40))
+    for i, (path, obj) in enumerate(
+        [
+            (tmp_path / "plain.pt", model.state_dict()),
+            (tmp_path / "wrapped.pth", {"state_dict": model.state_dict(), "epoch": 3}),
+        ]
+    ):
+        torch.save(obj, path)
+        teacher, info = get_teacher(_task_with_checkpoint(path), teacher_data, "cpu", tmp_path / "cache")
+        assert info.source == "checkpoint" and info.path == str(path)
+        loaded = teacher.state_dict()
+        assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+        assert not teacher.training
+    assert not (tmp_path / "cache" / "teachers").exists()  # nothing trained, nothing cached
+
+
+@pytest.mark.parametrize("kind", ["missing", "random_bytes", "other_architecture", "not_a_state_dict"])
+def test_bad_teacher_checkpoints_are_one_line_errors(tmp_path, teacher_data, kind):
+    path = tmp_path / "teacher.pt"
+    if kind == "random_bytes":
+        path.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+                         .numpy().tobytes())
+    elif kind == "other_architecture":
+        torch.save(build_model("cnn1d", {"channels": 8, "depth": 3}, 10, (1, 40)).state_dict(), path)
+    elif kind == "not_a_state_dict":
+        torch.save({"epochs": 3, "lr": 0.1}, path)
+    with pytest.raises(AutokdError) as info:
+        get_teacher(_task_with_checkpoint(path), teacher_data, "cpu", tmp_path / "cache")
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and len(message) < 500, message
+    expected = {
+        "missing": "not found",
+        "random_bytes": "not a loadable PyTorch checkpoint",
+        "other_architecture": "does not fit the teacher model",
+        "not_a_state_dict": "holds no state dict",
+    }[kind]
+    assert expected in message, message
+    if kind == "other_architecture":
+        assert "size mismatch" in message or "stages" in message
+
+
+def test_train_strategy_is_deterministic_for_a_fixed_seed(tiny_prepared):
+    data = {
+        "alpha": 0.7,
+        "temperature": 3.0,
+        "pairs": [{**FITNET, "weight": 2.0}],
+        "relations": [{"loss": "crd", "weight": 0.5, "params": {"feat_dim": 8, "num_negatives": 32}}],
+        "recipe": {"epochs": 2, "seed": 3},
+    }
+    s = strategy(data, tiny_prepared)
+    a = train_strategy(tiny_prepared, s)
+    b = train_strategy(tiny_prepared, s)
+    assert (a.val_acc, a.test_acc, a.seed, a.epochs) == (b.val_acc, b.test_acc, 3, 2)
+    assert [h.train_loss for h in a.history] == [h.train_loss for h in b.history]
+    assert a.test_acc is not None and 0 <= a.test_acc <= 100
+    other = train_strategy(tiny_prepared, s, recipe=replace(s.recipe, seed=4), evaluate_test=False)
+    assert other.test_acc is None and other.seed == 4
+    assert [h.train_loss for h in other.history] != [h.train_loss for h in a.history]
+
+
+def test_check_strategy_rejects_unknown_layers(tiny_prepared):
+    check_strategy(tiny_prepared, strategy({"alpha": 0.5, "pairs": [FITNET]}, tiny_prepared))
+    bad = strategy({"alpha": 0.5, "pairs": [{**FITNET, "student": "stage.1"}]}, tiny_prepared)
+    with pytest.raises(AutokdError, match=r"'stage\.1'.*did you mean 'stages\.1'"):
+        check_strategy(tiny_prepared, bad)
