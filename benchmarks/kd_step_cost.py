@@ -392,7 +392,9 @@ def write_markdown(path: Path, report: dict) -> None:
         "",
         f"Task `{report['task']}` (student batch {report['batch_size']}, Adam). "
         f"Date {report['date']}. Machine: {m['cpu_count']} CPUs ({m['affinity_cpus']} usable), "
-        f"{m['processor']}, {m['platform']}, Python {m['python']}, torch {m['torch']}.",
+        f"{m['processor']}, {m['platform']}, Python {m['python']}, torch {m['torch']}. "
+        f"Load average (1/5/15 min) at start {m['load_average_at_start']}, at end {m['load_average_at_end']}: "
+        "other work on the machine (more runnable threads than cores) shows as wide IQRs.",
         "",
         f"Command: `{report['command']}` (from the repository root)",
         "",
@@ -406,6 +408,8 @@ def write_markdown(path: Path, report: dict) -> None:
         lines += [
             "",
             f"## torch.set_num_threads({t})",
+            "",
+            f"(load average after this part: {res['load_average_after']})",
             "",
             f"Target {verdict(kd_ratio)}: cached-teacher KD step = {kd_ratio:.2f}x a CE step "
             f"(IQR {res['steps']['kd_cached']['ratio_q1']:.2f}-{res['steps']['kd_cached']['ratio_q3']:.2f}).",
@@ -431,6 +435,7 @@ def write_markdown(path: Path, report: dict) -> None:
 
 def main():
     args = parse_args()
+    load_at_start = load_average()
     torch.manual_seed(args.seed)
     task = load_task(args.task)
     start = time.perf_counter()
@@ -447,7 +452,8 @@ def main():
         steps = bench_steps(prepared, built, batches, recipe, args)
         epoch = bench_epoch(prepared, recipe, args)
         pieces = bench_pieces(prepared, built, batches, args)
-        res = {"threads": threads, "steps": steps, "epoch": epoch, "pieces": pieces}
+        res = {"threads": threads, "load_average_after": load_average(),
+               "steps": steps, "epoch": epoch, "pieces": pieces}
         results.append(res)
         print("\n".join(step_table(steps)), "", "\n".join(epoch_table(epoch)), "",
               "\n".join(piece_table(pieces, steps["ce"]["median_ms"])), "", "\n".join(accounting(res)), sep="\n")
@@ -465,7 +471,7 @@ def main():
         "batch_size": recipe.batch_size,
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": command_line(),
-        "machine": machine_info(),
+        "machine": {**machine_info(), "load_average_at_start": load_at_start, "load_average_at_end": load_average()},
         "method": (
             f"{args.warmup} warm-up steps per variant, then {args.rounds} rounds; each round runs every variant "
             f"for {args.steps} steps in a rotating order. A round's value is its mean ms per step; we report the "

@@ -76,6 +76,8 @@ def layers(model, kwarg_items, input_shape, num_classes, space):
         shape = _parse_shape(input_shape)
     elif model in MODELS:
         shape = tuple(MODELS[model].default_input_shape)
+    elif ":" not in model and not model.startswith("torchvision/"):  # a misspelt registry name
+        build_model(model, {}, num_classes, (1,))  # raises "unknown model ...; known: ..."
     else:
         raise AutokdError(f"--input-shape is needed for {model!r} (e.g. --input-shape 3,32,32)")
     net = build_model(model, _parse_kwargs(kwarg_items), num_classes, shape)

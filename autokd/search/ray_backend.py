@@ -48,7 +48,7 @@ def make_searcher(study, space, budget: int, epochs: int, monitor: SearchMonitor
         def __init__(self):
             super().__init__(metric=METRIC, mode="max")
             self.live: dict[str, object] = {}
-            self.last_iteration: dict[str, int] = {}
+            self.reported: dict[int, set[int]] = {}  # epochs already recorded, by trial number
 
         def suggest(self, trial_id: str) -> Optional[dict]:
             c = counts(study)
@@ -65,13 +65,22 @@ def make_searcher(study, space, budget: int, epochs: int, monitor: SearchMonitor
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             trial = self.live.get(trial_id)
             if trial is not None and "failed" not in result:
-                trial.report(result[METRIC], int(result["training_iteration"]))
+                self._report(trial, result)
                 monitor.epoch()
+
+        def _report(self, trial, result: dict) -> None:
+            step = int(result["training_iteration"])
+            if step not in self.reported.setdefault(trial.number, set()):
+                self.reported[trial.number].add(step)
+                trial.report(result[METRIC], step)
 
         def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
             trial = self.live.pop(trial_id, None)
             if trial is None:
                 return
+            if result and "failed" not in result and METRIC in result and not error:
+                self._report(trial, result)  # Tune hands the last result to this method only
+            self.reported.pop(trial.number, None)
             if error or not result:
                 state = record_result(study, trial.number, reason="the trial's worker failed or died (see the Ray logs)")
                 monitor.trial_finished(state, None)

@@ -1,0 +1,243 @@
+"""The ``autokd`` command run for real in subprocesses: ``--help`` (light), ``train``, ``teacher``,
+``layers``, and user mistakes (exit code 2, one ``error:`` line, no traceback).
+
+Each subprocess pays Python + torch start-up, so the commands of this module are started
+together (a few at a time) by module-scoped fixtures and the tests read their results.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from autokd.config import load_config, strategy_from_dict
+
+from conftest import TINY_TASK, run_cli, write_config, write_space
+
+HEAVY = ("torch", "ray", "optuna", "stable_baselines3", "pandas", "matplotlib", "mnist1d")
+FITNET_HINT = {
+    "temperature": 4.0,
+    "alpha": 0.5,
+    "pairs": [{"teacher": "stages.1", "student": "stages.1", "loss": "fitnet", "weight": 1.0}],
+}
+
+
+def _cli_env(cache_dir: Path) -> dict:
+    # module-scoped fixtures run before the autouse per-test fixture, so say it explicitly
+    return {"AUTOKD_CACHE": str(cache_dir), "MPLBACKEND": "Agg", "RAY_AUTH_MODE": "disabled"}
+
+
+def _run_all(commands: dict, cwd: Path, env: dict) -> dict:
+    """Run ``{name: args}`` as ``autokd ARGS`` concurrently; ``{name: CompletedProcess}``."""
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        futures = {name: pool.submit(run_cli, *args, cwd=cwd, env=env, timeout=300) for name, args in commands.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """A folder with the tiny space and train configs (in a subfolder, task given relative to it)."""
+    root = tmp_path_factory.mktemp("cli")
+    write_space(root / "tiny.yaml")
+    configs = root / "configs"
+    write_config(configs / "ce.yaml", {"alpha": 0.0}, "../tiny.yaml")
+    write_config(configs / "fitnets.yaml", FITNET_HINT, "../tiny.yaml")
+    write_config(configs / "unknown_loss.yaml", {"alpha": 0.5, "pairs": [{**FITNET_HINT["pairs"][0], "loss": "fitnett"}]},
+                 "../tiny.yaml")
+    write_config(configs / "unknown_layer.yaml",
+                 {"alpha": 0.5, "pairs": [{**FITNET_HINT["pairs"][0], "student": "stages.9"}]}, "../tiny.yaml")
+    write_config(configs / "alpha2.yaml", {"alpha": 2}, "../tiny.yaml")
+    bad_model = copy.deepcopy(TINY_TASK)
+    bad_model["student"]["model"] = "cnn2d"
+    write_config(configs / "unknown_model.yaml", {"alpha": 0.0}, bad_model)
+    bad_callable = copy.deepcopy(TINY_TASK)
+    bad_callable["student"]["model"] = "nosuch_pkg.nets:build"
+    write_config(configs / "bad_callable.yaml", {"alpha": 0.0}, bad_callable)
+    (configs / "syntax.yaml").write_text("task: ../tiny.yaml\nstrategy:\n  alpha: 0.5\n    temperature: 4\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def ok_runs(workspace, _session_cache_dir) -> dict:
+    return _run_all(
+        {
+            "ce": ["train", "--config", "configs/ce.yaml", "--seeds", "2", "--out", "out/result.json", "--device", "cpu"],
+            "fitnets": ["train", "--config", "configs/fitnets.yaml", "--epochs", "2"],
+            "teacher": ["teacher", "--space", "tiny.yaml", "--device", "cpu"],
+            "layers_model": ["layers", "cnn1d", "--kwarg", "channels=4"],
+            "layers_space": ["layers", "--space", "tiny.yaml"],
+        },
+        workspace,
+        _cli_env(_session_cache_dir),
+    )
+
+
+@pytest.fixture(scope="module")
+def error_runs(workspace, _session_cache_dir) -> dict:
+    return _run_all(
+        {
+            "missing_config": ["train", "--config", "configs/nope.yaml"],
+            "syntax": ["train", "--config", "configs/syntax.yaml"],
+            "unknown_loss": ["train", "--config", "configs/unknown_loss.yaml"],
+            "alpha2": ["train", "--config", "configs/alpha2.yaml"],
+            "epochs0": ["train", "--config", "configs/ce.yaml", "--epochs", "0"],
+            "cuda": ["train", "--config", "configs/ce.yaml", "--device", "cuda"],
+            "unknown_layer": ["train", "--config", "configs/unknown_layer.yaml"],
+            "unknown_model": ["train", "--config", "configs/unknown_model.yaml"],
+            "unknown_model_layers": ["layers", "cnn2d"],
+            "bad_callable": ["train", "--config", "configs/bad_callable.yaml"],
+        },
+        workspace,
+        _cli_env(_session_cache_dir),
+    )
+
+
+def _ok(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+    return proc.stdout
+
+
+def _accuracies(stdout: str) -> dict:
+    found = {}
+    for split in ("val", "test"):
+        match = re.search(rf"^\s+{split}\s+(\d+\.\d+) ± (\d+\.\d+) %", stdout, re.M)
+        assert match, f"no {split} accuracy in:\n{stdout}"
+        found[split] = (float(match.group(1)), float(match.group(2)))
+    return found
+
+
+# ----------------------------------------------------------------------------- help
+
+
+def test_help_works_and_loads_no_heavy_library(tmp_path):
+    code = (
+        "import json, sys\n"
+        "from autokd.cli.main import main\n"
+        "for argv in (['--help'], ['train', '--help'], ['teacher', '--help'], ['layers', '--help'],"
+        " ['search', '--help'], ['--version']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code in (0, None), (argv, exc.code)\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    out = _ok(proc)
+    assert "--config" in out and "--seeds" in out and "--space" in out and "0.1.0" in out
+    assert json.loads(out.strip().splitlines()[-1]) == [], "autokd --help imported heavy libraries"
+    # the installed console script and `python -m`
+    script = Path(sys.executable).with_name("autokd")
+    for argv in ([str(script), "--help"] if script.exists() else [], [sys.executable, "-m", "autokd.cli.main", "-h"]):
+        if argv:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+            out = _ok(proc)
+            for command in ("train", "teacher", "layers", "search"):
+                assert command in out
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def test_train_ce_only_with_two_seeds_writes_json(ok_runs, workspace):
+    out = _ok(ok_runs["ce"])
+    acc = _accuracies(out)
+    assert "ce only" in out and "(2 seeds)" in out
+    result = json.loads((workspace / "out" / "result.json").read_text())
+    assert result["task"] == TINY_TASK["name"]
+    assert [r["seed"] for r in result["runs"]] == [0, 1]
+    vals = [r["val_acc"] for r in result["runs"]]
+    tests = [r["test_acc"] for r in result["runs"]]
+    assert all(0 <= v <= 100 for v in vals + tests)
+    assert result["val_mean"] == pytest.approx(statistics.fmean(vals))
+    assert result["val_sd"] == pytest.approx(statistics.stdev(vals))
+    assert result["test_mean"] == pytest.approx(statistics.fmean(tests))
+    assert result["test_sd"] == pytest.approx(statistics.stdev(tests))
+    assert acc["val"] == (round(result["val_mean"], 2), round(result["val_sd"], 2))
+    assert acc["test"] == (round(result["test_mean"], 2), round(result["test_sd"], 2))
+    # the strategy written is the one trained: the config's, with the task's full recipe
+    config = load_config(workspace / "configs" / "ce.yaml")
+    assert strategy_from_dict(result["strategy"]) == config.strategy
+    assert set(result["teacher"]) == {"val_acc", "test_acc"}
+    assert "seed 0: val" in ok_runs["ce"].stderr and "seed 1: val" in ok_runs["ce"].stderr
+
+
+def test_train_fitnets_hint(ok_runs):
+    proc = ok_runs["fitnets"]
+    out = _ok(proc)
+    acc = _accuracies(out)
+    assert acc["val"][1] == 0.0 and acc["test"][1] == 0.0  # one seed: no spread
+    assert "fitnet(stages.1<-stages.1)" in out and "kd T=4 alpha=0.5" in out and "(1 seed)" in out
+    assert "recipe: 2 epochs" in proc.stderr  # --epochs overrides the recipe
+    assert "seed 0  epoch 3/" not in proc.stderr
+
+
+def test_teacher_command(ok_runs, workspace):
+    out = _ok(ok_runs["teacher"])
+    assert re.search(r"^\s+val\s+\d+\.\d+ %$", out, re.M) and re.search(r"^\s+test\s+\d+\.\d+ %$", out, re.M)
+    assert "teacher cnn1d" in out and "parameters" in out
+    weights = re.search(r"weights: (.+)$", out, re.M).group(1)
+    assert Path(weights).is_file() and Path(weights).suffix == ".pt"
+
+
+def test_layers_of_a_model_and_of_a_space(ok_runs):
+    out = _ok(ok_runs["layers_model"])
+    assert re.search(r"^\s+stages\.1\s+Sequential\s+4x10$", out, re.M), out
+    assert re.search(r"^\s+embedding\s+.*\s4$", out, re.M)
+    out = _ok(ok_runs["layers_space"])
+    assert re.search(r"^\s+stages\.1\s+Sequential\s+16x10$", out, re.M)  # teacher
+    assert re.search(r"^\s+stages\.1\s+Sequential\s+4x10$", out, re.M)  # student
+    pairs = out.split("automatic pairs")[1]
+    assert [line.strip() for line in pairs.splitlines()[1:] if line.strip()] == [
+        "stages.0 -> stages.0", "stages.1 -> stages.1", "stages.2 -> stages.2"]
+
+
+# ----------------------------------------------------------------------------- user errors
+
+ERRORS = [
+    # name, words the error line must hold, whether stderr is that line only
+    ("missing_config", ["file not found", "nope.yaml"], True),
+    ("syntax", ["YAML syntax error", "syntax.yaml", "line 4"], True),
+    ("unknown_loss", ["'fitnett'", "did you mean 'fitnet'", "known:"], True),
+    ("alpha2", ["strategy.alpha", "[0, 1]"], True),
+    ("cuda", ["'cuda'", "no CUDA GPU"], True),
+    ("unknown_layer", ["'stages.9'", "tappable:", "stages.1"], False),  # after the teacher is ready
+    ("unknown_model", ["unknown model 'cnn2d'", "did you mean 'cnn1d'"], False),
+    ("unknown_model_layers", ["unknown model 'cnn2d'", "cnn1d"], True),
+    ("bad_callable", ["nosuch_pkg.nets:build", "cannot import module"], False),
+]
+
+
+@pytest.mark.parametrize("name,needles,only_line", ERRORS, ids=[e[0] for e in ERRORS])
+def test_user_errors_exit_2_with_one_error_line(error_runs, name, needles, only_line):
+    if name == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    proc = error_runs[name]
+    assert proc.returncode == 2, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    assert proc.stdout == ""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr
+    if only_line:
+        assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
+
+
+def test_bad_flag_is_a_click_usage_error(error_runs):
+    proc = error_runs["epochs0"]
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert "Usage: autokd train" in proc.stderr
+    assert re.search(r"Error: Invalid value for '--epochs': 0 is not in the range", proc.stderr)

@@ -1,0 +1,340 @@
+"""The strategy search: spaces, samplers, Ray Tune and in-process trials, budgets, resume, export.
+
+Real Optuna storages (SQLite files), real Ray (local, fixed CPUs, no dashboard, no auth, shut
+down after each search), real training on the tiny MNIST-1D task.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from conftest import TINY_TASK, run_cli, write_space
+
+from autokd.errors import AutokdError
+from autokd.search.driver import SearchRequest, bind_space, run_search
+from autokd.search.space import FloatRange, space_from_dict
+from autokd.search.space_file import load_space_file
+from autokd.search.study import INTERRUPTED_ATTR, OWNER_ATTR, counts
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SPACE = {
+    "temperature": {"low": 1, "high": 8, "log": True},
+    "alpha": {"low": 0, "high": 1},
+    "logit_losses": ["kd", "dkd"],
+    "pairs": "auto",
+    "pair_losses": ["none", "fitnet", "at"],
+    "relation_losses": ["rkd", "pkt"],
+    "weight_scale": {"low": 0.01, "high": 1, "log": True},
+}
+
+
+@pytest.fixture
+def space_path(tmp_path) -> Path:
+    return write_space(tmp_path / "tiny.yaml", space=SPACE)
+
+
+def search(tmp_path, space_path, name, sampler="tpe", budget=4, workers=0, **kw):
+    request = SearchRequest(name=name, sampler=sampler, budget=budget, workers=workers,
+                            storage=str(tmp_path / "studies.db"), device="cpu", **kw)
+    return run_search(load_space_file(space_path), request, say=lambda _m: None, status=lambda _t, _f: None)
+
+
+def load(tmp_path, name):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'studies.db'}")
+
+
+# --- spaces -------------------------------------------------------------------------------
+
+
+def test_space_defaults_and_fixed_parameter_names(space_path):
+    space = bind_space(load_space_file(space_path))
+    assert space.pairs == [("stages.0", "stages.0"), ("stages.1", "stages.1"), ("stages.2", "stages.2")]
+    names = [d.name for d in space.dimensions()]
+    assert names == [
+        "temperature", "alpha", "logit_loss",
+        "pair[stages.0].loss", "pair[stages.0].scale", "pair[stages.1].loss", "pair[stages.1].scale",
+        "pair[stages.2].loss", "pair[stages.2].scale",
+        "relation[rkd].on", "relation[rkd].scale", "relation[pkt].on", "relation[pkt].scale",
+    ]
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"temperature": {"low": 8, "high": 1}}, "empty range, low 8"),
+        ({"alpha": {"low": 0, "high": 2}}, "alpha.high must be <= 1.0"),
+        ({"weight_scale": {"low": 0, "high": 1, "log": True}}, "weight_scale.low must be > 0"),
+        ({"pair_losses": ["none", "fitnett"]}, "did you mean 'fitnet'"),
+        ({"relation_losses": ["crd", "kd"]}, "unknown loss in space.relation_losses 'kd'"),
+        ({"logit_losses": []}, "must list at least one"),
+        ({"pairs": "everything"}, "pairs must be 'auto' or a non-empty list"),
+        ({"temprature": 3}, "unknown key space.temprature (did you mean 'temperature'?)"),
+        ({"alpha": "high"}, "space.alpha must be"),
+    ],
+)
+def test_space_validation_errors(space, message):
+    with pytest.raises(AutokdError) as err:
+        space_from_dict(space)
+    assert message in str(err.value)
+
+
+def test_unknown_pair_layer_lists_the_layers(tmp_path):
+    path = write_space(tmp_path / "s.yaml", space={"pairs": [{"teacher": "stages.9", "student": "stages.0"}]})
+    with pytest.raises(AutokdError) as err:
+        bind_space(load_space_file(path))
+    assert "stages.9" in str(err.value) and "stages.1" in str(err.value)
+
+
+def test_suggested_strategy_is_rebuilt_from_params(space_path):
+    """What a trial suggested can be rebuilt from its stored params (export relies on it)."""
+    space = bind_space(load_space_file(space_path))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3), direction="maximize")
+    for _ in range(25):
+        trial = study.ask()
+        strategy = space.suggest(trial)
+        assert space.strategy_from_params(trial.params) == strategy
+        for pair in strategy.pairs:  # weight = scale x the loss's published default
+            scale = trial.params[f"pair[{pair.teacher}].scale"]
+            assert pair.weight == pytest.approx(scale * {"fitnet": 100.0, "at": 1000.0}[pair.loss])
+        off = [p for p in ("stages.0", "stages.1", "stages.2") if trial.params[f"pair[{p}].loss"] == "none"]
+        for p in off:  # a weight whose loss is off is not suggested
+            assert f"pair[{p}].scale" not in trial.params
+        study.tell(trial, 50.0)
+
+
+def test_float_range_bins():
+    assert FloatRange(1, 16, log=True).bins(5) == pytest.approx([1, 2, 4, 8, 16])
+    assert FloatRange(0, 1).bins(3) == pytest.approx([0, 0.5, 1])
+
+
+# --- samplers on real trials ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sampler, workers", [("tpe", 2), ("random", 0), ("ppo", 1)])
+def test_each_sampler_completes_a_budget(tmp_path, space_path, sampler, workers):
+    search(tmp_path, space_path, f"t-{sampler}", sampler=sampler, budget=5, workers=workers)
+    study = load(tmp_path, f"t-{sampler}")
+    c = counts(study)
+    assert c["finished"] == 5 and c["running"] == 0 and c["waiting"] == 0
+    assert c["complete"] >= 1
+    for t in study.trials:
+        assert t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        assert "strategy" in t.user_attrs
+        assert len(t.intermediate_values) >= 1  # every epoch was reported
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.intermediate_values[max(t.intermediate_values)] == t.value
+            assert max(t.intermediate_values) == 2  # the proxy's epochs
+    assert study.user_attrs["autokd"]["sampler"] == sampler
+
+
+def test_ppo_controller_updates_and_replays_history(tmp_path, space_path):
+    from autokd.search.samplers.ppo import PPOSampler
+
+    space = bind_space(load_space_file(space_path))
+    before = {p.name for p in Path(tempfile.gettempdir()).glob("SB3-*")}
+    sampler = PPOSampler(space, seed=0, n_steps=4, batch_size=4)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    for i in range(9):
+        trial = study.ask()
+        strategy = space.suggest(trial)
+        # reward: prefers a low temperature, so the policy has something to learn
+        study.tell(trial, 100.0 - 10 * strategy.temperature)
+    assert sampler.updates == 2  # 9 trials, an update every 4
+    actions = {tuple(t.system_attrs["ppo_action"]) for t in study.trials}
+    assert len(actions) > 1  # the policy samples; it does not repeat one action
+    # a fresh controller on the same study (a resume) replays the history before asking
+    resumed = PPOSampler(space, seed=0, n_steps=4, batch_size=4)
+    study2 = optuna.load_study(study_name=study.study_name, storage=study._storage, sampler=resumed)
+    space.suggest(study2.ask())
+    assert resumed.updates == 2 and len(resumed._seen) == 9
+    assert {p.name for p in Path(tempfile.gettempdir()).glob("SB3-*")} == before  # no SB3 log folders
+
+
+# --- budget, states, resume ----------------------------------------------------------------
+
+
+def test_budget_is_total_and_rerun_adds_only_the_remainder(tmp_path, space_path):
+    search(tmp_path, space_path, "b", sampler="random", budget=3)
+    assert counts(load(tmp_path, "b"))["finished"] == 3
+    search(tmp_path, space_path, "b", sampler="random", budget=3)  # nothing left to do
+    assert len(load(tmp_path, "b").trials) == 3
+    search(tmp_path, space_path, "b", sampler="random", budget=5)
+    study = load(tmp_path, "b")
+    assert counts(study)["finished"] == 5 and len(study.trials) == 5
+    assert study.user_attrs["autokd"]["budget"] == 5
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_interrupted_trial_is_failed_and_requeued(tmp_path, space_path):
+    search(tmp_path, space_path, "r", sampler="random", budget=2)
+    study = load(tmp_path, "r")
+    trial = study.ask({"temperature": optuna.distributions.FloatDistribution(1, 8, log=True)})
+    study._storage.set_trial_system_attr(trial._trial_id, OWNER_ATTR, f"{os.uname().nodename}:{_dead_pid()}")
+    interrupted_temperature = trial.params["temperature"]
+    search(tmp_path, space_path, "r", sampler="random", budget=4)
+    study = load(tmp_path, "r")
+    c = counts(study)
+    assert c["finished"] == 4 and c["running"] == 0 and c["interrupted"] == 1
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert failed[0].user_attrs[INTERRUPTED_ATTR] is True
+    rerun = [t for t in study.trials if t.user_attrs.get("requeued_from") == failed[0].number]
+    assert rerun and rerun[0].params["temperature"] == interrupted_temperature
+
+
+def test_failing_strategies_are_recorded_and_search_goes_on(tmp_path):
+    space = {"alpha": 0.0, "temperature": 4.0, "logit_losses": ["kd"], "pair_losses": ["fitnet"],
+             "relation_losses": [], "weight_scale": 1.0e30}
+    path = write_space(tmp_path / "bad.yaml", space=space)
+    search(tmp_path, path, "f", sampler="random", budget=2)
+    study = load(tmp_path, "f")
+    assert counts(study)["failed"] == 2
+    for t in study.trials:
+        assert t.state == optuna.trial.TrialState.FAIL
+        assert "diverged" in t.user_attrs["fail_reason"]
+
+
+def test_ray_searcher_records_pruned_failed_and_complete_states(space_path):
+    """The Tune searcher maps what Tune reports to the study's states (without running Ray)."""
+    from autokd.search.monitor import SearchMonitor
+    from autokd.search.ray_backend import make_searcher
+
+    space = bind_space(load_space_file(space_path))
+    study = optuna.create_study(direction="maximize")
+    searcher = make_searcher(study, space, budget=10, epochs=2, monitor=SearchMonitor(study, 10, lambda *_: None))
+    for i in range(4):
+        assert searcher.suggest(f"t{i}")["number"] == i
+    searcher.on_trial_result("t0", {"val_acc": 40.0, "training_iteration": 1})
+    searcher.on_trial_complete("t0", {"val_acc": 40.0, "training_iteration": 1})  # stopped by ASHA
+    searcher.on_trial_complete("t1", {"val_acc": 61.5, "training_iteration": 2})
+    searcher.on_trial_complete("t2", {"val_acc": 0.0, "failed": "loss diverged", "training_iteration": 1})
+    searcher.on_trial_complete("t3", None, error=True)
+    states = [t.state.name for t in study.trials]
+    assert states == ["PRUNED", "COMPLETE", "FAIL", "FAIL"]
+    assert study.trials[0].intermediate_values == {1: 40.0}
+    assert study.trials[1].value == 61.5
+    assert study.trials[2].user_attrs["fail_reason"] == "loss diverged"
+    assert "worker" in study.trials[3].user_attrs["fail_reason"]
+
+
+def test_resume_refuses_a_changed_space(tmp_path, space_path):
+    storage = tmp_path / "cli.db"
+    first = run_cli("search", "--space", space_path, "--budget", "1", "--workers", "0", "--storage", storage, "--name", "c")
+    assert first.returncode == 0, first.stderr
+    changed = write_space(space_path, space={**SPACE, "alpha": 0.5})
+    again = run_cli("search", "--space", changed, "--budget", "2", "--workers", "0", "--storage", storage, "--name", "c")
+    assert again.returncode == 2
+    assert "different search space" in again.stderr and "Traceback" not in again.stderr
+    assert counts(optuna.load_study(study_name="c", storage=f"sqlite:///{storage}"))["finished"] == 1
+
+
+def test_cli_search_studies_show_resume_export_train(tmp_path, space_path):
+    storage = tmp_path / "cli.db"
+    out = run_cli("search", "--space", space_path, "--budget", "3", "--workers", "0", "--sampler", "random",
+                  "--storage", storage, "--name", "flow", "--no-pruning")
+    assert out.returncode == 0, out.stderr
+    assert "leaderboard of 'flow'" in out.stdout and "trials 3/3" in out.stderr
+    listing = run_cli("studies", "--storage", storage)
+    assert "flow" in listing.stdout and "3/3" in listing.stdout
+    resumed = run_cli("resume", "flow", "--storage", storage, "--budget", "4")
+    assert resumed.returncode == 0, resumed.stderr
+    study = optuna.load_study(study_name="flow", storage=f"sqlite:///{storage}")
+    assert counts(study)["finished"] == 4
+    shown = run_cli("show", "flow", "--storage", storage)
+    assert shown.returncode == 0 and "rank  trial" in shown.stdout
+    # export -> train: the exported config trains exactly the winner (at the proxy length it
+    # reproduces the trial's validation accuracy; the export itself carries the full recipe)
+    best = max((t for t in study.trials if t.value is not None), key=lambda t: (t.value, -t.number))
+    exported = tmp_path / "best.yaml"
+    assert run_cli("export", "flow", "--storage", storage, "-o", exported).returncode == 0
+    text = exported.read_text()
+    assert f"trial {best.number} (rank 1" in text
+    config = yaml.safe_load(text)
+    assert config["strategy"]["recipe"]["epochs"] == TINY_TASK["recipes"]["full"]["epochs"]
+    stored = copy.deepcopy(best.user_attrs["strategy"])
+    stored.pop("recipe"), config["strategy"].pop("recipe")
+    assert config["strategy"] == stored
+    trained = run_cli("train", "--config", exported, "--epochs", "2", "--out", tmp_path / "r.json")
+    assert trained.returncode == 0, trained.stderr
+    import json
+
+    assert json.loads((tmp_path / "r.json").read_text())["val_mean"] == pytest.approx(best.value, abs=0.01)
+    bad_rank = run_cli("export", "flow", "--storage", storage, "--rank", "99")
+    assert bad_rank.returncode == 2 and "--rank 99 is beyond the leaderboard" in bad_rank.stderr
+
+
+def _session_members(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == sid:
+                    pids.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                pass
+    return pids
+
+
+def _finished(db: Path, name: str) -> dict[int, tuple]:
+    if not db.exists():
+        return {}
+    with sqlite3.connect(db, timeout=30) as con:
+        try:
+            rows = con.execute(
+                "SELECT t.number, t.state, v.value FROM trials t JOIN studies s ON s.study_id = t.study_id "
+                "LEFT JOIN trial_values v ON v.trial_id = t.trial_id WHERE s.study_name = ? AND t.state != 'RUNNING' "
+                "AND t.state != 'WAITING'", (name,)).fetchall()
+        except sqlite3.OperationalError:
+            return {}
+    return {n: (s, v) for n, s, v in rows}
+
+
+def test_sigkill_mid_search_then_resume_loses_nothing(tmp_path, space_path):
+    """Kill the search process (SIGKILL) while Ray trials run; resume; exactly the budget, no RUNNING."""
+    db = tmp_path / "kill.db"
+    cmd = [sys.executable, "-m", "autokd.cli.main", "search", "--space", str(space_path), "--budget", "8",
+           "--workers", "1", "--storage", str(db), "--name", "k", "--sampler", "random"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(_finished(db, "k")) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        before = _finished(db, "k")
+        assert 2 <= len(before) < 8, "the search should be killed mid-run"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        # end what the killed search started (its Ray processes share its session), by pid
+        for pid in _session_members(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+    before = _finished(db, "k")
+    resumed = run_cli("resume", "k", "--storage", db, "--workers", "0")
+    assert resumed.returncode == 0, resumed.stderr
+    study = optuna.load_study(study_name="k", storage=f"sqlite:///{db}")
+    c = counts(study)
+    assert c["finished"] == 8 and c["running"] == 0 and c["waiting"] == 0
+    after = _finished(db, "k")
+    for number, (state, value) in before.items():  # no finished trial lost or changed
+        assert after[number] == (state, value)
+    assert not _session_members(proc.pid)
