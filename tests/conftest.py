@@ -128,3 +128,9 @@ def tiny_prepared(_session_cache_dir):
     from autokd.training.run import prepare_task
 
     return prepare_task(task_from_dict(copy.deepcopy(TINY_TASK)), "cpu", cache_root=_session_cache_dir)
+
+
+@pytest.fixture
+def tiny_config_file(tmp_path, tiny_space_file) -> Path:
+    """A cross-entropy-only train config on the tiny task (its space file referenced by path)."""
+    return write_config(tmp_path / "ce.yaml", {"alpha": 0.0}, tiny_space_file)

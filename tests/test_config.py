@@ -303,3 +303,18 @@ def test_shipped_example_configs_parse():
         assert cfg.strategy.recipe.epochs >= 1, path
     fitnets = load_config(examples / "fitnets_hint.yaml")
     assert [p.loss for p in fitnets.strategy.pairs] == ["fitnet"]
+
+
+def test_tiny_fixtures(tiny_config_file, tiny_space_file, tiny_task):
+    cfg = load_config(tiny_config_file)
+    assert cfg.task == tiny_task == load_task(tiny_space_file)
+    assert cfg.strategy.alpha == 0.0 and cfg.strategy.recipe == tiny_task.recipes.full
+    assert (tiny_task.recipes.full.epochs, tiny_task.recipes.proxy.epochs) == (3, 2)
+
+
+def test_yaml_reads_exponent_only_numbers_as_floats():
+    """YAML 1.1 (PyYAML's default) reads 1e-3 as a string; configs mean the number."""
+    from autokd.config.yaml_io import load_yaml_text
+
+    data = load_yaml_text("lr: 1e-3\nweight: 3E+2\nname: 1e-3x\nn: 7\n")
+    assert data == {"lr": 0.001, "weight": 300.0, "name": "1e-3x", "n": 7}

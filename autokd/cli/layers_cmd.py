@@ -8,14 +8,14 @@ from autokd.errors import AutokdError
 
 
 def _parse_kwargs(items) -> dict:
-    import yaml
+    from autokd.config.yaml_io import load_yaml_value
 
     kwargs = {}
     for item in items:
         if "=" not in item:
             raise AutokdError(f"--kwarg {item!r} must look like key=value")
         key, value = item.split("=", 1)
-        kwargs[key] = yaml.safe_load(value)
+        kwargs[key] = load_yaml_value(value)
     return kwargs
 
 

@@ -45,8 +45,9 @@ def _run(space_file, request) -> None:
               help="Total finished trials (complete + pruned + failed) the study should hold.")
 @click.option("--sampler", type=click.Choice(SAMPLER_CHOICES), default="tpe", show_default=True,
               help="tpe: Optuna TPE; random: random search; ppo: a PPO controller (stable-baselines3).")
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="Trials at once, each a Ray Tune trial on one CPU; 0 runs them in this process without Ray.")
+@click.option("--workers", type=int, default=None,
+              help="Trials at once, each a Ray Tune trial on one CPU (default: this machine's CPU count); "
+                   "0 runs them one by one in this process, without Ray.")
 @click.option("--name", default=None, help="Study name. Default: SPACE-SAMPLER (e.g. default-tpe).")
 @storage_option
 @click.option("--address", default=None, help="Join this Ray cluster (else RAY_ADDRESS, else a local Ray is started).")
@@ -58,8 +59,11 @@ def search(space, budget, sampler, workers, name, storage, address, seed, no_pru
     from autokd.search.driver import SearchRequest, default_study_name
     from autokd.search.space_file import load_space_file
 
+    import os
+
     space_file = load_space_file(space)
     name = name or default_study_name(space_file.source, sampler)
+    workers = (os.cpu_count() or 1) if workers is None else workers
     _run(space_file, SearchRequest(name=name, sampler=sampler, budget=budget, workers=workers, storage=storage,
                                    address=address, seed=seed, device=device, pruning=not no_pruning))
 

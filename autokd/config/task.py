@@ -9,7 +9,7 @@ The ``task`` section is shared by search-space files and train configs::
       student: {model: cnn1d, kwargs: {channels: 8}}
       recipes:
         full: {epochs: 20, optimizer: adam, lr: 0.01}
-        proxy: {epochs: 5}          # keys not given are taken from full
+        proxy: {epochs: 5}          # other keys come from full; epochs defaults to full // 4
 """
 
 from __future__ import annotations

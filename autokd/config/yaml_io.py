@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+import re
 from typing import Any
 
 import yaml
 
 from autokd.errors import ConfigError
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, reading YAML 1.2 numbers too: ``1e-3`` is a float, not the string '1e-3'."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"""),
+    list("-+0123456789"),
+)
 
 
 def load_yaml_file(path: str | Path) -> dict:
@@ -27,7 +39,7 @@ def load_yaml_file(path: str | Path) -> dict:
 def load_yaml_text(text: str, source: str = "<text>") -> dict:
     """Parse YAML text that must hold a mapping; syntax errors name the line."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else source
@@ -45,3 +57,8 @@ def load_yaml_text(text: str, source: str = "<text>") -> dict:
 def dump_yaml(data: Any) -> str:
     """Plain block-style YAML, keys in the order given."""
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def load_yaml_value(text: str) -> Any:
+    """Any YAML value (a scalar from the command line, or text autokd wrote itself)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass

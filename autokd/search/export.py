@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import yaml
-
 from autokd.config.strategy import strategy_from_dict, strategy_to_dict
-from autokd.config.yaml_io import dump_yaml
+from autokd.config.yaml_io import dump_yaml, load_yaml_value
 from autokd.errors import AutokdError
 from autokd.search.leaderboard import ranked
 from autokd.search.space import FloatRange
@@ -31,7 +29,7 @@ def export_config(study, rank: int = 1) -> str:
     if isinstance(space_file.space.lr, FloatRange):  # a searched learning rate travels with the strategy
         full = replace(full, lr=strategy.recipe.lr)
     strategy = replace(strategy, recipe=full)
-    task = yaml.safe_load(settings.space_text)["task"]
+    task = load_yaml_value(settings.space_text)["task"]
     header = (
         f"# Exported by autokd from study {study.study_name!r}, trial {entry.number} (rank {rank} of {len(entries)}):\n"
         f"# validation accuracy {entry.value:.2f}% after the {space_file.task.recipes.proxy.epochs}-epoch proxy run.\n"

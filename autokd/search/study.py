@@ -39,9 +39,9 @@ class StudySettings:
 
     @property
     def fingerprint(self) -> str:
-        import yaml
+        from autokd.config.yaml_io import load_yaml_value
 
-        data = yaml.safe_load(self.space_text)
+        data = load_yaml_value(self.space_text)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -1,0 +1,585 @@
+"""What does a search cost: Ray Tune's dispatch overhead, throughput, and `autokd search --budget 100`?
+
+Runs the real CLI (``python -m autokd.cli.main search ...``) as subprocesses, each with a fresh
+temporary ``--storage`` file; ``AUTOKD_CACHE`` is left as the user's, so data and teacher come
+from the cache (an untimed warm-up run first makes sure they exist). Three questions:
+
+1. Ray Tune's overhead against the in-process run. The SAME trials (``--sampler random --seed 0
+   --no-pruning``: every variant asks the same strategies and runs each to the end) with
+   ``--workers 0`` (in this process, no Ray) and ``--workers 1`` (one Ray Tune trial at a time),
+   budget N. For each run we time the whole command, and, from the study's timestamps, the trial
+   loop (first trial start -> last trial complete), so start-up (imports, teacher load, ``ray.init``)
+   and tear-down (``ray.shutdown``, leaderboard) are shown apart from the per-trial dispatch cost.
+   ``--workers 0`` runs torch with its default thread count (all cores) while a Ray trial is pinned
+   to one thread, so a thread-matched in-process baseline (``--workers 0`` with OMP_NUM_THREADS=1)
+   is measured too: only against it is the difference purely Ray's dispatch.
+2. Throughput: trials per minute with ``--workers 0``, ``1`` and ``2`` on those same trials.
+3. The headline: ``autokd search --budget 100`` with default settings (TPE, default workers,
+   pruning on): wall time and trials by state.
+
+Variants of 1-2 are repeated --repeats times, interleaved in rounds (each round runs every variant
+once, in an order rotated from round to round), so machine noise hits all of them alike; we report
+medians and min-max spreads. The load average is recorded before and after every run.
+
+Targets (from the issue): Ray Tune's overhead at most 10 % of wall time against the in-process
+run; ``autokd search --budget 100`` within 10 minutes on a 2-core machine.
+
+    .venv/bin/python benchmarks/search_cost.py                    # ~15-25 min on an idle 2-core machine
+    .venv/bin/python benchmarks/search_cost.py --budget 10 --repeats 1 --headline-budget 0   # quick look
+
+Writes reports/benchmarks/search_cost.json and reports/benchmarks/search_cost.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_OVERHEAD = 0.10  # Ray Tune's overhead, as a fraction of the in-process wall time
+TARGET_HEADLINE_S = 600.0  # autokd search --budget 100 on this machine
+
+# name -> (--workers value, extra environment, description)
+VARIANTS = {
+    "w0": (0, {}, "--workers 0: in-process, no Ray (torch's default threads)"),
+    "w0t1": (0, {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+             "--workers 0 with OMP_NUM_THREADS=1: in-process, 1 torch thread like a Ray trial"),
+    "w1": (1, {}, "--workers 1: one Ray Tune trial at a time"),
+    "w2": (2, {}, "--workers 2: two Ray Tune trials at a time"),
+}
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--budget", type=int, default=30, help="trials per run of the overhead/throughput variants")
+    p.add_argument("--repeats", type=int, default=2, help="interleaved rounds of the overhead/throughput variants")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                   help="which variants to run (w0t1 = --workers 0 with OMP_NUM_THREADS=1)")
+    p.add_argument("--space", default="default", help="search space (shipped name or YAML file)")
+    p.add_argument("--headline-budget", type=int, default=100, help="budget of the headline run; 0 skips it")
+    p.add_argument("--headline-repeats", type=int, default=1, help="how many headline runs")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds before a run is stopped")
+    p.add_argument("--out-dir", type=Path, default=REPO / "reports" / "benchmarks")
+    return p.parse_args()
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def ray_processes() -> list[tuple[int, str]]:
+    """(pid, command line) of every raylet / gcs_server / Ray worker on this machine, anyone's."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if re.search(r"raylet|gcs_server|ray::|ray/_private/|ray/dashboard|ray/autoscaler", cmd):
+            out.append((int(entry.name), cmd))
+    return sorted(out)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 30.0) -> None:
+    """SIGTERM the CLI (autokd's clean path: trials re-queued, Ray shut down), then SIGKILL its group."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    if group_alive(proc.pid):  # start_new_session=True: the group is this run's, and only this run's
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def run_cli(args: list[str], env_extra: dict, timeout: float) -> dict:
+    """Run ``autokd`` with ``args``; wall time, exit code, output tail, and what it left running."""
+    cmd = [sys.executable, "-m", "autokd.cli.main", *args]
+    env = {**os.environ, **env_extra}
+    before = {pid for pid, _ in ray_processes()}
+    load_before = load_average()
+    launched = time.time()
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            stop_group(proc)
+        except BaseException:  # Ctrl-C on the benchmark: leave nothing behind
+            stop_group(proc)
+            raise
+        wall = time.perf_counter() - start
+        exited = time.time()
+        log.seek(0)
+        output = log.read()
+    time.sleep(1.0)  # Ray's own processes exit shortly after the driver
+    leftover = [(pid, c) for pid, c in ray_processes() if pid not in before]
+    group_left = group_alive(proc.pid)
+    if group_left:
+        os.killpg(proc.pid, signal.SIGKILL)
+    return {
+        "command": shlex.join(["python", "-m", "autokd.cli.main", *args]),
+        "env": env_extra,
+        "returncode": proc.returncode,
+        "wall_s": wall,
+        "launched_at": launched,
+        "exited_at": exited,
+        "load_before": load_before,
+        "load_after": load_average(),
+        "cli_elapsed_s": progress_elapsed(output),
+        "output_tail": output[-3000:],
+        "ray_processes_left": leftover,
+        "process_group_left": group_left,
+    }
+
+
+def progress_elapsed(output: str):
+    """The ``elapsed`` of the CLI's last progress line, in seconds (None if absent)."""
+    found = re.findall(r"trials \d+/\d+ .*?elapsed (\d+h\d+m|\d+m\d+s|\d+s)", output)
+    if not found:
+        return None
+    m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", found[-1])
+    h, mnt, s = (int(x) if x else 0 for x in m.groups())
+    return 3600 * h + 60 * mnt + s
+
+
+# ----------------------------------------------------------------------------- studies
+
+
+def read_study(storage_path: Path, launched: float, exited: float) -> dict:
+    """Trial timings and states from the study the run wrote (the only study in its storage)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{storage_path}"
+    names = optuna.get_all_study_names(url)
+    study = optuna.load_study(study_name=names[0], storage=url)
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    states = {}
+    for t in trials:
+        key = t.state.name.lower()
+        if key == "fail" and t.user_attrs.get("interrupted"):
+            key = "interrupted"
+        states[key] = states.get(key, 0) + 1
+    timed = [t for t in trials if t.datetime_start and t.datetime_complete]
+    starts = [t.datetime_start.timestamp() for t in timed]  # naive local times, like time.time()
+    ends = [t.datetime_complete.timestamp() for t in timed]
+    out = {"study": names[0], "trials": len(trials), "states": states,
+           "params": [json.dumps(t.params, sort_keys=True) for t in trials],
+           "values": [t.value for t in trials]}
+    if not timed:
+        return out
+    first, last = min(starts), max(ends)
+    by_start = sorted(zip(starts, ends))
+    out.update({
+        "startup_s": first - launched,  # CLI launch -> first trial asked
+        "loop_s": last - first,  # first trial asked -> last trial told
+        "teardown_s": exited - last,  # last trial told -> CLI exit
+        "trial_s": [e - s for s, e in zip(starts, ends)],  # ask -> tell, by trial number
+        # between one trial's tell and the next trial's ask (one at a time only; negative = overlap)
+        "gap_s": [by_start[i + 1][0] - by_start[i][1] for i in range(len(by_start) - 1)],
+    })
+    return out
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def search_args(space: str, budget: int, storage: Path, workers=None, random_no_prune: bool = True) -> list[str]:
+    args = ["search", "--space", space, "--budget", str(budget), "--storage", str(storage)]
+    if random_no_prune:
+        args += ["--sampler", "random", "--seed", "0", "--no-pruning"]
+    if workers is not None:
+        args += ["--workers", str(workers)]
+    return args
+
+
+def one_run(label: str, args_for, env: dict, timeout: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="autokd-bench-") as tmp:
+        storage = Path(tmp) / "study.db"
+        res = run_cli(args_for(storage), env, timeout)
+        res["command"] = res["command"].replace(str(storage), "TMP/study.db")
+        res["variant"] = label
+        if res["returncode"] == 0 or storage.exists():
+            try:
+                res.update(read_study(storage, res["launched_at"], res["exited_at"]))
+            except Exception as exc:  # a run that failed before creating its study
+                res["study_error"] = f"{type(exc).__name__}: {exc}"
+    return res
+
+
+def warm_up(args) -> list[dict]:
+    """Untimed: make sure data and teacher are cached and the OS file cache holds torch and Ray."""
+    out = []
+    for workers in (0, 1):
+        res = one_run(f"warm-up w{workers}", lambda s, w=workers: search_args(args.space, 2, s, w), {}, args.timeout)
+        out.append({k: res.get(k) for k in ("variant", "command", "returncode", "wall_s")})
+        if res["returncode"] != 0:
+            sys.exit(f"warm-up failed (exit {res['returncode']}):\n{res['output_tail']}")
+    return out
+
+
+def say_run(i: int, total: int, res: dict) -> None:
+    loop = res.get("loop_s")
+    loop_text = f"loop {loop:6.1f} s  startup {res['startup_s']:5.1f} s  teardown {res['teardown_s']:4.1f} s" \
+        if loop is not None else "no trial timings"
+    print(f"[{i}/{total}] {res['variant']:<5} wall {res['wall_s']:6.1f} s  {loop_text}  "
+          f"states {res.get('states')}  load {res['load_before'][0]:.2f}->{res['load_after'][0]:.2f}"
+          + ("" if res["returncode"] == 0 else f"  EXIT {res['returncode']}"), flush=True)
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def spread(values):
+    values = [v for v in values if v is not None]
+    return (min(values), max(values)) if values else (None, None)
+
+
+def summarize(runs: list[dict], budget: int) -> dict:
+    """Per variant: medians and min-max over repeats of the run-level numbers."""
+    out = {}
+    for name in dict.fromkeys(r["variant"] for r in runs):
+        rs = [r for r in runs if r["variant"] == name]
+        fields = {
+            "wall_s": [r["wall_s"] for r in rs],
+            "startup_s": [r.get("startup_s") for r in rs],
+            "loop_s": [r.get("loop_s") for r in rs],
+            "teardown_s": [r.get("teardown_s") for r in rs],
+            "trials_per_min_loop": [60 * r["trials"] / r["loop_s"] if r.get("loop_s") else None for r in rs],
+            "trials_per_min_wall": [60 * r.get("trials", 0) / r["wall_s"] for r in rs],
+            "median_trial_s": [med(r.get("trial_s", [])) for r in rs],
+            "median_gap_s": [med(r.get("gap_s", [])) for r in rs],
+            "sum_trial_s": [sum(r.get("trial_s", [])) or None for r in rs],
+        }
+        out[name] = {k: {"median": med(v), "min": spread(v)[0], "max": spread(v)[1], "values": v}
+                     for k, v in fields.items()}
+        out[name]["states"] = [r.get("states") for r in rs]
+        out[name]["all_ok"] = all(r["returncode"] == 0 and r.get("trials") == budget for r in rs)
+    return out
+
+
+def overheads(runs: list[dict], base: str, ray: str) -> dict | None:
+    """(ray - base) / base for whole-command and trial-loop times, per round and on the medians."""
+    by = {(r["variant"], r["round"]): r for r in runs}
+    rounds = sorted({r["round"] for r in runs})
+    out = {}
+    for key in ("wall_s", "loop_s", "startup_s"):
+        pairs = [(by[(base, i)].get(key), by[(ray, i)].get(key)) for i in rounds if (base, i) in by and (ray, i) in by]
+        pairs = [(b, r) for b, r in pairs if b and r is not None]
+        if not pairs:
+            return None
+        per_round = [(r - b) / b for b, r in pairs]
+        mb, mr = med([b for b, _ in pairs]), med([r for _, r in pairs])
+        out[key] = {"per_round": per_round, "median_of_rounds": med(per_round), "min": min(per_round),
+                    "max": max(per_round), "of_medians": (mr - mb) / mb, "extra_s_median": mr - mb}
+    return out
+
+
+def same_trials(runs: list[dict]) -> bool:
+    params = [r.get("params") for r in runs]
+    return all(p == params[0] for p in params) and params[0] is not None
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def load_average():
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def machine_info() -> dict:
+    def version(pkg):
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "processor": platform.processor() or platform.machine(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **{pkg: version(pkg) for pkg in ("torch", "ray", "optuna", "autokd")},
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "AUTOKD_CACHE": os.environ.get("AUTOKD_CACHE"),
+    }
+
+
+def command_line() -> str:
+    exe = Path(sys.executable)
+    try:
+        exe = exe.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return shlex.join([str(exe), *sys.argv])
+
+
+def fmt(v, spec=".1f"):
+    return "-" if v is None else format(v, spec)
+
+
+def rng(d, spec=".1f"):
+    return f"{fmt(d['median'], spec)} ({fmt(d['min'], spec)}-{fmt(d['max'], spec)})"
+
+
+def pct(v):
+    return "-" if v is None else f"{100 * v:+.1f} %"
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+def variant_table(summary: dict) -> list[str]:
+    lines = ["| variant | wall s | start-up s | trial loop s | tear-down s | trials/min (loop) | trials/min (wall) "
+             "| median trial s | median gap s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, s in summary.items():
+        lines.append(f"| {name}: {VARIANTS[name][2]} | {rng(s['wall_s'])} | {rng(s['startup_s'])} | {rng(s['loop_s'])} "
+                     f"| {rng(s['teardown_s'])} | {rng(s['trials_per_min_loop'])} | {rng(s['trials_per_min_wall'])} "
+                     f"| {rng(s['median_trial_s'], '.2f')} | {rng(s['median_gap_s'], '.3f')} |")
+    return lines
+
+
+def overhead_table(over: dict) -> list[str]:
+    lines = ["| comparison | time | overhead, median of rounds (min-max) | overhead of medians | extra s (medians) |",
+             "|---|---|---:|---:|---:|"]
+    names = {"wall_s": "whole command", "loop_s": "trial loop", "startup_s": "start-up"}
+    for label, o in over.items():
+        if o is None:
+            continue
+        for key, d in o.items():
+            lines.append(f"| {label} | {names[key]} | {pct(d['median_of_rounds'])} ({pct(d['min'])} .. {pct(d['max'])}) "
+                         f"| {pct(d['of_medians'])} | {d['extra_s_median']:+.1f} |")
+    return lines
+
+
+def run_table(runs: list[dict]) -> list[str]:
+    lines = ["| round | variant | exit | wall s | start-up s | loop s | tear-down s | sum of trials s | states | load before -> after |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for r in runs:
+        lines.append(f"| {r.get('round', '-')} | {r['variant']} | {r['returncode']} | {r['wall_s']:.1f} | {fmt(r.get('startup_s'))} "
+                     f"| {fmt(r.get('loop_s'))} | {fmt(r.get('teardown_s'))} | {fmt(sum(r.get('trial_s', [])) or None)} "
+                     f"| {r.get('states')} | {r['load_before']} -> {r['load_after']} |")
+    return lines
+
+
+def write_markdown(path: Path, report: dict) -> None:
+    m, s = report["machine"], report["settings"]
+    lines = [
+        "# Search cost: Ray Tune's overhead, throughput, `autokd search --budget 100`",
+        "",
+        f"Date {report['date']}. Machine: {m['cpu_count']} CPUs ({m['affinity_cpus']} usable), {m['processor']}, "
+        f"{m['platform']}, Python {m['python']}, torch {m['torch']}, Ray {m['ray']}, Optuna {m['optuna']}. "
+        f"Load average (1/5/15 min) at start {report['load_average_at_start']}, at end {report['load_average_at_end']} "
+        "(above 2 = more runnable threads than cores: other work was competing). "
+        f"Total run time {report['total_s'] / 60:.1f} min.",
+        "",
+        f"Command: `{report['command']}` (from the repository root)",
+        "",
+        "## What was measured",
+        "",
+        report["method"],
+        "",
+        "## Targets",
+        "",
+    ]
+    lines += [f"- {v}" for v in report["verdicts"]]
+    lines += [
+        "",
+        f"## Overhead and throughput ({s['budget']} trials, `--sampler random --seed 0 --no-pruning`, "
+        f"{s['repeats']} interleaved rounds; median (min-max))",
+        "",
+        f"Identical trials in every run (same parameters by trial number): {report['same_trials']}.",
+        "",
+        *variant_table(report["summary"]),
+        "",
+        "Overhead = (Ray time - in-process time) / in-process time, per round, and on the medians:",
+        "",
+        *overhead_table(report["overhead"]),
+        "",
+        "Commands (TMP = a fresh temporary folder per run):",
+        "",
+        *[f"- {name}: `{(VARIANTS[name][1] and ' '.join(f'{k}={v}' for k, v in VARIANTS[name][1].items()) + ' ' or '')}"
+          f"{cmd}`" for name, cmd in report["variant_commands"].items()],
+        "",
+    ]
+    h = report.get("headline")
+    if h:
+        lines += ["## Headline: `autokd search --budget 100`, default settings", "",
+                  f"Command: `{h['command']}` (default space, TPE, workers = CPU count = {m['cpu_count']}, pruning on)", "",
+                  "| run | wall s | wall min | start-up s | trial loop s | trials/min (wall) | complete | pruned | failed | interrupted |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for i, r in enumerate(h["runs"]):
+            st = r.get("states") or {}
+            lines.append(f"| {i} | {r['wall_s']:.1f} | {r['wall_s'] / 60:.2f} | {fmt(r.get('startup_s'))} | {fmt(r.get('loop_s'))} "
+                         f"| {60 * r.get('trials', 0) / r['wall_s']:.1f} | {st.get('complete', 0)} | {st.get('pruned', 0)} "
+                         f"| {st.get('failed', 0)} | {st.get('interrupted', 0)} |")
+        lines.append("")
+    lines += ["## Every run", "", *run_table(report["runs"] + (h["runs"] if h else [])), "",
+              f"Ray processes left running after the runs (raylet, gcs_server, workers started during a run and alive "
+              f"after it): {report['leftover_summary']}.", ""]
+    path.write_text("\n".join(lines))
+
+
+METHOD = (
+    "Every run is the real CLI, `python -m autokd.cli.main search ...`, in a subprocess with a fresh temporary "
+    "SQLite `--storage`; data and teacher come from `AUTOKD_CACHE` (an untimed warm-up run of each back-end "
+    "comes first). *Wall* = launch to exit of the command. From the study's own timestamps (Optuna's "
+    "`datetime_start` is set when the trial is asked for, `datetime_complete` when its result is told): "
+    "*start-up* = launch -> first trial asked (Python imports, data and teacher load, teacher-output cache, "
+    "and for Ray `ray.init`, Tuner set-up, `tune.with_parameters` upload, the first actor); *trial loop* = "
+    "first trial asked -> last trial told; *tear-down* = last trial told -> exit (`ray.shutdown`, leaderboard). "
+    "*Trial* = ask -> tell of one trial (in Ray this includes handing the trial to an actor and its results "
+    "coming back); *gap* = one trial's tell -> the next trial's ask (one-at-a-time variants only). The overhead "
+    "variants run the same trials (`--sampler random --seed 0 --no-pruning`), interleaved in rounds with the "
+    "order rotated each round. `--workers 0` uses torch's default thread count (every core) while each Ray "
+    "trial sets `torch.set_num_threads(1)`; the `w0t1` row (OMP_NUM_THREADS=1) is the thread-matched in-process "
+    "baseline, so w1 vs w0t1 is Ray's dispatch cost alone and w1 vs w0 is what a user sees."
+)
+
+
+def main() -> None:
+    args = parse_args()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    report = {
+        "benchmark": "search_cost",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command_line(),
+        "machine": machine_info(),
+        "load_average_at_start": load_average(),
+        "ray_processes_at_start": ray_processes(),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "targets": {"ray_overhead_max": TARGET_OVERHEAD, "headline_max_s": TARGET_HEADLINE_S},
+        "method": METHOD,
+    }
+    print(f"load average at start {report['load_average_at_start']}; warm-up (untimed) ...", flush=True)
+    report["warm_up"] = warm_up(args)
+
+    runs = []
+    total = args.repeats * len(args.variants)
+    for rnd in range(args.repeats):
+        order = args.variants[rnd % len(args.variants):] + args.variants[:rnd % len(args.variants)]
+        for name in order:
+            workers, env, _ = VARIANTS[name]
+            res = one_run(name, lambda s, w=workers: search_args(args.space, args.budget, s, w), env, args.timeout)
+            res["round"] = rnd
+            runs.append(res)
+            say_run(len(runs), total, res)
+    report["runs"] = runs
+    report["variant_commands"] = {r["variant"]: r["command"] for r in runs}
+    report["same_trials"] = same_trials(runs)
+    report["summary"] = summarize(runs, args.budget)
+    report["overhead"] = {
+        f"{ray} vs {base}": overheads(runs, base, ray)
+        for base, ray in (("w0", "w1"), ("w0t1", "w1"), ("w0", "w2"), ("w0t1", "w2"))
+        if base in args.variants and ray in args.variants
+    }
+
+    headline = None
+    if args.headline_budget > 0:
+        hruns = []
+        for i in range(args.headline_repeats):
+            res = one_run("head", lambda s: search_args(args.space, args.headline_budget, s, None, random_no_prune=False),
+                          {}, args.timeout)
+            res["round"] = i
+            hruns.append(res)
+            say_run(i + 1, args.headline_repeats, res)
+        headline = {"budget": args.headline_budget, "command": hruns[0]["command"], "runs": hruns,
+                    "wall_s": {"median": med([r["wall_s"] for r in hruns]), "min": spread([r["wall_s"] for r in hruns])[0],
+                               "max": spread([r["wall_s"] for r in hruns])[1]}}
+    report["headline"] = headline
+
+    # verdicts
+    verdicts = []
+    o = report["overhead"].get("w1 vs w0")
+    if o:
+        ratio = o["wall_s"]["median_of_rounds"]
+        verdicts.append(
+            f"Target \"Ray Tune's overhead at most 10 % of wall time against the in-process run\": "
+            f"**{verdict(ratio <= TARGET_OVERHEAD)}** -- `--workers 1` vs `--workers 0` whole command "
+            f"{pct(ratio)} (rounds {pct(o['wall_s']['min'])} .. {pct(o['wall_s']['max'])}); trial loop only "
+            f"{pct(o['loop_s']['median_of_rounds'])}.")
+    o = report["overhead"].get("w1 vs w0t1")
+    if o:
+        verdicts.append(
+            f"Same target against the thread-matched in-process run (`--workers 0`, OMP_NUM_THREADS=1): "
+            f"**{verdict(o['wall_s']['median_of_rounds'] <= TARGET_OVERHEAD)}** -- whole command "
+            f"{pct(o['wall_s']['median_of_rounds'])} (rounds {pct(o['wall_s']['min'])} .. {pct(o['wall_s']['max'])}); "
+            f"trial loop only {pct(o['loop_s']['median_of_rounds'])}.")
+    if headline:
+        w = headline["wall_s"]["median"]
+        verdicts.append(
+            f"Target \"`autokd search --budget {headline['budget']}` within 10 minutes on this 2-core machine\": "
+            f"**{verdict(w <= TARGET_HEADLINE_S and all(r['returncode'] == 0 for r in headline['runs']))}** -- "
+            f"{w:.0f} s = {w / 60:.1f} min (median of {len(headline['runs'])} run(s)).")
+    report["verdicts"] = verdicts
+
+    all_runs = runs + (headline["runs"] if headline else [])
+    left = [p for r in all_runs for p in r["ray_processes_left"]]
+    groups = [r["variant"] for r in all_runs if r["process_group_left"]]
+    time.sleep(2.0)
+    still = [(pid, cmd) for pid, cmd in ray_processes() if pid in {p for p, _ in left}]
+    report["leftover_summary"] = (
+        "none" if not left and not groups else
+        f"{len(left)} new Ray process(es) seen right after a run, {len(still)} still alive at the end; "
+        f"process groups killed after: {groups or 'none'}")
+    report["ray_processes_at_end"] = ray_processes()
+    report["load_average_at_end"] = load_average()
+    report["total_s"] = time.perf_counter() - t0
+
+    (args.out_dir / "search_cost.json").write_text(json.dumps(report, indent=1, default=str))
+    write_markdown(args.out_dir / "search_cost.md", report)
+
+    print()
+    print("\n".join(variant_table(report["summary"])))
+    print()
+    print("\n".join(overhead_table(report["overhead"])))
+    if headline:
+        print(f"\nheadline: {headline['command']}: " + ", ".join(
+            f"{r['wall_s']:.0f} s {r.get('states')}" for r in headline["runs"]))
+    print()
+    print("\n".join(verdicts))
+    print(f"identical trials in every overhead run: {report['same_trials']}")
+    print(f"Ray processes left after the runs: {report['leftover_summary']}")
+    print(f"load average at start {report['load_average_at_start']}, at end {report['load_average_at_end']}; "
+          f"total {report['total_s'] / 60:.1f} min")
+    print(f"wrote {args.out_dir / 'search_cost.json'} and {args.out_dir / 'search_cost.md'}")
+
+
+if __name__ == "__main__":
+    main()
