@@ -80,7 +80,7 @@ def parse_args():
 
 
 def ray_processes() -> list[tuple[int, str]]:
-    """(pid, command line) of every raylet / gcs_server / Ray worker on this machine, anyone's."""
+    """(pid, command line) of every raylet / gcs_server / Ray worker on this machine, anyone's (like pgrep -f raylet)."""
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -94,59 +94,81 @@ def ray_processes() -> list[tuple[int, str]]:
     return sorted(out)
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+def session_processes(sid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes in session ``sid``: a CLI run started with
+    start_new_session=True leads its own session, and Ray's gcs_server, raylet and workers stay in it."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            if int(fields[3]) != sid:
+                continue
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, IndexError, ValueError):
+            continue
+        out.append((int(entry.name), cmd))
+    return sorted(out)
 
 
-def stop_group(proc: subprocess.Popen, grace: float = 30.0) -> None:
-    """SIGTERM the CLI (autokd's clean path: trials re-queued, Ray shut down), then SIGKILL its group."""
+def end_session(sid: int, grace: float = 10.0) -> list[tuple[int, str]]:
+    """SIGTERM, then SIGKILL, what is left in a run's session (only that run's processes); returns what was found."""
+    found = session_processes(sid)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid, _ in session_processes(sid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while session_processes(sid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    return found
+
+
+def stop_run(proc: subprocess.Popen, grace: float = 30.0) -> None:
+    """SIGTERM the CLI (autokd's clean path: trials re-queued, Ray shut down), then end its session."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(grace)
         except subprocess.TimeoutExpired:
-            pass
-    if group_alive(proc.pid):  # start_new_session=True: the group is this run's, and only this run's
-        os.killpg(proc.pid, signal.SIGKILL)
+            proc.kill()
+            proc.wait()
+    end_session(proc.pid)
 
 
 def run_cli(args: list[str], env_extra: dict, timeout: float) -> dict:
     """Run ``autokd`` with ``args``; wall time, exit code, output tail, and what it left running."""
     cmd = [sys.executable, "-m", "autokd.cli.main", *args]
     env = {**os.environ, **env_extra}
-    before = {pid for pid, _ in ray_processes()}
     load_before = load_average()
     launched = time.time()
     start = time.perf_counter()
+    timed_out = False
     with tempfile.TemporaryFile("w+") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            stop_group(proc)
+            timed_out = True
+            stop_run(proc)
         except BaseException:  # Ctrl-C on the benchmark: leave nothing behind
-            stop_group(proc)
+            stop_run(proc)
             raise
         wall = time.perf_counter() - start
         exited = time.time()
         log.seek(0)
         output = log.read()
-    time.sleep(1.0)  # Ray's own processes exit shortly after the driver
-    leftover = [(pid, c) for pid, c in ray_processes() if pid not in before]
-    group_left = group_alive(proc.pid)
-    if group_left:
-        os.killpg(proc.pid, signal.SIGKILL)
+    time.sleep(1.0)  # give Ray's processes the moment they need to exit after the driver
+    leftover = end_session(proc.pid)  # normally empty: the CLI shuts its own Ray down
     return {
         "command": shlex.join(["python", "-m", "autokd.cli.main", *args]),
         "env": env_extra,
         "returncode": proc.returncode,
+        "timed_out": timed_out,
         "wall_s": wall,
         "launched_at": launched,
         "exited_at": exited,
@@ -154,8 +176,7 @@ def run_cli(args: list[str], env_extra: dict, timeout: float) -> dict:
         "load_after": load_average(),
         "cli_elapsed_s": progress_elapsed(output),
         "output_tail": output[-3000:],
-        "ray_processes_left": leftover,
-        "process_group_left": group_left,
+        "processes_left": leftover,
     }
 
 
@@ -439,7 +460,7 @@ def write_markdown(path: Path, report: dict) -> None:
     ]
     h = report.get("headline")
     if h:
-        lines += ["## Headline: `autokd search --budget 100`, default settings", "",
+        lines += [f"## Headline: `autokd search --budget {h['budget']}`, default settings", "",
                   f"Command: `{h['command']}` (default space, TPE, workers = CPU count = {m['cpu_count']}, pruning on)", "",
                   "| run | wall s | wall min | start-up s | trial loop s | trials/min (wall) | complete | pruned | failed | interrupted |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -450,8 +471,9 @@ def write_markdown(path: Path, report: dict) -> None:
                          f"| {st.get('failed', 0)} | {st.get('interrupted', 0)} |")
         lines.append("")
     lines += ["## Every run", "", *run_table(report["runs"] + (h["runs"] if h else [])), "",
-              f"Ray processes left running after the runs (raylet, gcs_server, workers started during a run and alive "
-              f"after it): {report['leftover_summary']}.", ""]
+              f"Processes left behind by the runs (each run leads its own session; anything of it alive 1 s after the CLI "
+              f"exited): {report['leftover_summary']}. Ray processes on the machine (anyone's) at the start: "
+              f"{len(report['ray_processes_at_start'])}, at the end: {len(report['ray_processes_at_end'])}.", ""]
     path.write_text("\n".join(lines))
 
 
@@ -550,14 +572,11 @@ def main() -> None:
     report["verdicts"] = verdicts
 
     all_runs = runs + (headline["runs"] if headline else [])
-    left = [p for r in all_runs for p in r["ray_processes_left"]]
-    groups = [r["variant"] for r in all_runs if r["process_group_left"]]
-    time.sleep(2.0)
-    still = [(pid, cmd) for pid, cmd in ray_processes() if pid in {p for p, _ in left}]
+    left = [(r["variant"], r.get("round"), p) for r in all_runs for p in r["processes_left"]]
     report["leftover_summary"] = (
-        "none" if not left and not groups else
-        f"{len(left)} new Ray process(es) seen right after a run, {len(still)} still alive at the end; "
-        f"process groups killed after: {groups or 'none'}")
+        "none (no process of any run's session was alive 1 s after its CLI exited)" if not left else
+        f"{len(left)} process(es) of finished runs were still alive 1 s after their CLI exited and were ended: "
+        + "; ".join(f"{v} round {i}: pid {pid} {cmd[:80]}" for v, i, (pid, cmd) in left))
     report["ray_processes_at_end"] = ray_processes()
     report["load_average_at_end"] = load_average()
     report["total_s"] = time.perf_counter() - t0
@@ -575,7 +594,9 @@ def main() -> None:
     print()
     print("\n".join(verdicts))
     print(f"identical trials in every overhead run: {report['same_trials']}")
-    print(f"Ray processes left after the runs: {report['leftover_summary']}")
+    print(f"processes left behind by the runs: {report['leftover_summary']}")
+    print(f"Ray processes on the machine (anyone's) at the start: {len(report['ray_processes_at_start'])}, "
+          f"at the end: {len(report['ray_processes_at_end'])} {[pid for pid, _ in report['ray_processes_at_end']]}")
     print(f"load average at start {report['load_average_at_start']}, at end {report['load_average_at_end']}; "
           f"total {report['total_s'] / 60:.1f} min")
     print(f"wrote {args.out_dir / 'search_cost.json'} and {args.out_dir / 'search_cost.md'}")

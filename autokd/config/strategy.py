@@ -121,10 +121,10 @@ class Strategy:
 
     def describe(self) -> str:
         """One readable line, e.g. ``kd T=4 alpha=0.9 + fitnet(stages.1)x100 + rkd x1``."""
-        parts = ["ce only" if self.alpha == 0 else f"{self.logit_loss} T={self.temperature:.3g} alpha={self.alpha:.3g}"]
+        parts = ["ce" if self.alpha == 0 else f"{self.logit_loss} T={self.temperature:.3g} alpha={self.alpha:.3g}"]
         parts += [f"{p.loss}({p.student}<-{p.teacher})x{p.weight:.3g}" for p in self.pairs]
         parts += [f"{r.loss}x{r.weight:.3g}" for r in self.relations]
-        return " + ".join(parts)
+        return "ce only" if parts == ["ce"] else " + ".join(parts)
 
 
 def _check_weight(weight: float, where: str) -> None:

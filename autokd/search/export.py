@@ -13,6 +13,20 @@ from autokd.search.space_file import space_file_from_text
 from autokd.search.study import read_settings
 
 
+def full_length_strategy(space_file, stored: dict, epochs=None):
+    """A trial's strategy (as stored with it) with the task's full-length recipe.
+
+    A learning rate the space searched travels with the strategy; ``epochs`` overrides the length.
+    """
+    full = space_file.task.recipes.full
+    strategy = strategy_from_dict(stored)
+    if isinstance(space_file.space.lr, FloatRange):
+        full = replace(full, lr=strategy.recipe.lr)
+    if epochs is not None:
+        full = replace(full, epochs=epochs)
+    return replace(strategy, recipe=full)
+
+
 def export_config(study, rank: int = 1) -> str:
     """YAML text of the rank-``rank`` strategy with the task inline and the full-length recipe."""
     settings = read_settings(study)
@@ -24,11 +38,7 @@ def export_config(study, rank: int = 1) -> str:
                           f"{len(entries)} complete trial(s), so rank must be 1..{len(entries)}")
     entry = entries[rank - 1]
     space_file = space_file_from_text(settings.space_text, settings.space_source)
-    full = space_file.task.recipes.full
-    strategy = strategy_from_dict(entry.strategy)
-    if isinstance(space_file.space.lr, FloatRange):  # a searched learning rate travels with the strategy
-        full = replace(full, lr=strategy.recipe.lr)
-    strategy = replace(strategy, recipe=full)
+    strategy = full_length_strategy(space_file, entry.strategy)
     task = load_yaml_value(settings.space_text)["task"]
     header = (
         f"# Exported by autokd from study {study.study_name!r}, trial {entry.number} (rank {rank} of {len(entries)}):\n"

@@ -15,7 +15,7 @@ from autokd.search.trial import run_trial
 def run_local(study, space, prepared, teacher_cache, budget: int, monitor: SearchMonitor, pruning: bool = True) -> None:
     import optuna
 
-    while counts(study)["finished"] + counts(study)["running"] < budget:
+    while _started_or_done(study) < budget:
         trial = study.ask()
         mark_owner(study, trial._trial_id)
         strategy = space.suggest(trial)
@@ -38,3 +38,8 @@ def run_local(study, space, prepared, teacher_cache, budget: int, monitor: Searc
             raise
         state = record_result(study, trial.number, value=outcome.value, reason=outcome.reason)
         monitor.trial_finished(state, outcome.value)
+
+
+def _started_or_done(study) -> int:
+    c = counts(study)
+    return c["finished"] + c["running"]

@@ -76,7 +76,7 @@ class PPOSampler(BaseSampler):
 
     def sample_relative(self, study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         self._replay(study)
-        if trial.params:  # an enqueued trial (re-queued after an interruption): keep its params
+        if trial.system_attrs.get("fixed_params"):  # re-queued after an interruption: keep its params
             return {}
         with self._own_rng(), torch.no_grad():
             obs, _ = self.model.policy.obs_to_tensor(self._obs)

@@ -1,0 +1,77 @@
+"""Hand-tuned baselines as data, adapted to a task's layer pairs.
+
+A baseline is a strategy whose pairs name a position among the task's pairs (``all``,
+``first``, ``middle``, ``last``) instead of module paths, so one file serves every task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Optional, Union
+
+from autokd.config.strategy import Recipe, Strategy, strategy_from_dict
+from autokd.config.yaml_io import load_yaml_file
+from autokd.errors import ConfigError
+
+POSITIONS = ("all", "first", "middle", "last")
+
+
+@dataclass
+class Baseline:
+    name: str
+    description: str
+    strategy: Strategy
+
+
+def default_baselines_path() -> Path:
+    return Path(str(resources.files("autokd.search_spaces") / "baselines.yaml"))
+
+
+def load_baselines(path: Union[str, Path, None], pairs: list[tuple[str, str]], recipe: Recipe) -> list[Baseline]:
+    """Baselines from ``path`` (default: the shipped file) adapted to ``pairs``, trained with ``recipe``."""
+    path = Path(path).expanduser() if path else default_baselines_path()
+    data = load_yaml_file(path)
+    if set(data) != {"baselines"} or not isinstance(data["baselines"], dict) or not data["baselines"]:
+        raise ConfigError(f"{path}: expected one top-level key 'baselines' mapping names to strategies")
+    return [adapt(name, entry, pairs, recipe, where=f"{path.name}: baselines.{name}")
+            for name, entry in data["baselines"].items()]
+
+
+def adapt(name: str, entry: dict, pairs: list[tuple[str, str]], recipe: Recipe, where: str) -> Baseline:
+    """One baseline entry as a concrete strategy on ``pairs``."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a mapping (a strategy)")
+    entry = dict(entry)
+    description = str(entry.pop("description", name))
+    warmup_fraction = entry.pop("warmup_fraction", None)
+    concrete = []
+    for i, pair in enumerate(entry.pop("pairs", []) or []):
+        if not isinstance(pair, dict) or "at" not in pair:
+            raise ConfigError(f"{where}.pairs[{i}] must be a mapping with 'at' ({', '.join(POSITIONS)}), 'loss' and 'weight'")
+        pair = dict(pair)
+        for teacher, student in select(pair.pop("at"), pairs, f"{where}.pairs[{i}].at"):
+            concrete.append({"teacher": teacher, "student": student, **pair})
+    entry["pairs"] = concrete
+    if warmup_fraction is not None:
+        if isinstance(warmup_fraction, bool) or not isinstance(warmup_fraction, (int, float)) or not 0 <= warmup_fraction <= 1:
+            raise ConfigError(f"{where}.warmup_fraction must be a number in [0, 1], got {warmup_fraction!r}")
+        entry["logit_params"] = {**(entry.get("logit_params") or {}), "warmup": max(1, round(warmup_fraction * recipe.epochs))}
+    strategy = strategy_from_dict(entry, base_recipe=recipe, where=where)
+    return Baseline(name, description, replace(strategy, recipe=recipe))
+
+
+def select(position: str, pairs: list[tuple[str, str]], where: str) -> list[tuple[str, str]]:
+    if position not in POSITIONS:
+        raise ConfigError(f"{where} is {position!r}; allowed: {', '.join(POSITIONS)}")
+    if not pairs:
+        raise ConfigError(f"{where}: the task has no layer pairs to put this loss on")
+    if position == "all":
+        return list(pairs)
+    index = {"first": 0, "middle": (len(pairs) - 1) // 2, "last": len(pairs) - 1}[position]
+    return [pairs[index]]
+
+
+def find_baseline(baselines: list[Baseline], name: str) -> Optional[Baseline]:
+    return next((b for b in baselines if b.name == name), None)
