@@ -122,19 +122,23 @@ def test_markdown_and_html_tables_show_the_numbers(tmp_path):
         se, val = f"{s.test_se:.2f}", f"{s.val_mean:.2f}"
         gap = "—" if s.gap_closed is None else f"{100 * s.gap_closed:.1f}%"
         proxy = "—" if s.proxy_val is None else f"{s.proxy_val:.2f}"
-        (md_row,) = [line for line in md.splitlines() if re.match(r"\| \d+ \| ", line) and f"| {s.name} |" in line]
+        (md_row,) = [line for line in md.splitlines()
+                     if re.match(r"\| \d+ \| ", line) and line.split("|")[2].strip(" *") == s.name]
         cells = [x.strip() for x in md_row.strip("|").split(" | ")]
+        highlighted = s.name in ("trial 12", "kd")  # the paired comparison's pair: bold
+        assert cells[1] == (f"**{s.name}**" if highlighted else s.name)
+        cells[1] = s.name
         assert cells[1:8] == [s.name, s.kind, mean_sd, se, val, gap, proxy], md_row
         for text in (mean_sd, se, val, gap, proxy):
             assert f'<td class="num">{text}</td>' in page, (s.name, text)
     # rank order in the markdown table, the best found and best baseline highlighted in HTML
     names = [re.match(r"\| (\d+) \| ([^|]+) \|", line) for line in md.splitlines()]
-    assert [(m.group(1), m.group(2).strip()) for m in names if m] == [(str(i + 1), n) for i, n in enumerate(RANK_ORDER)]
+    assert [(m.group(1), m.group(2).strip(" *")) for m in names if m] == [(str(i + 1), n) for i, n in enumerate(RANK_ORDER)]
     assert re.search(r'<tr class="best-found"><td class="num">1</td><td><span class="name">trial 12</span>', page)
     assert re.search(r'<tr class="best-baseline"><td class="num">2</td><td><span class="name">kd</span>', page)
     # task, search, paired, fidelity, exported, reproduce
     for text in ("123.5k parameters", "4.3k parameters", "94.00%", "tpe", "12m34s", "23m52s", "5 epochs",
-                 "11 complete, 2 pruned, 1 failed", "trial 12 beats kd by 1.8 points", "ρ = 0.50",
+                 "11 complete, 2 pruned, 1 failed", "trial 12 beats kd by 1.8 points (3.5 standard errors).", "ρ = 0.50",
                  "autokd compare demo-tpe --seeds 3", "autokd search --sampler tpe --budget 14 --name demo-tpe"):
         assert text in md, text
         assert text in page, text
@@ -145,8 +149,9 @@ def test_markdown_and_html_tables_show_the_numbers(tmp_path):
 
 
 def test_html_is_self_contained_and_escaped(tmp_path):
-    write_report(make_comparison(), tmp_path)
+    write_report(make_comparison(task_name="<b>tiny</b> & co"), tmp_path)
     page = (tmp_path / "report.html").read_text()
+    assert "<b>" not in page and "&lt;b&gt;tiny&lt;/b&gt; &amp; co" in page
     assert page.count('src="data:image/png;base64,') == 4
     assert not re.search(r'(src|href)\s*=\s*["\']?\s*(https?:|//)', page)
     assert "@import" not in page and "<link" not in page and "url(" not in page
@@ -184,3 +189,17 @@ def test_format_table_lists_strategies_in_rank_order():
     assert lines[6].rstrip().endswith("-")  # the student: no gap closed, no proxy value
     # columns line up: every "±" in the same column
     assert len({line.index("±") for line in lines[1:7]}) == 1
+
+
+def test_degenerate_comparison_still_writes_a_report(tmp_path):
+    """One seed (sd 0), no paired comparison, no history, no proxy values, no importances."""
+    summaries = [StrategySummary("trial 0", FOUND, "kd T=2 alpha=0.5", 1, 81.0, 0.0, 0.0, 82.0, None),
+                 StrategySummary("kd", BASELINE, "kd T=4 alpha=0.9", 1, 82.5, 0.0, 0.0, 83.0, None)]
+    runs = [RunRecord("trial 0", FOUND, 0, 82.0, 81.0, 3.0, "a"), RunRecord("kd", BASELINE, 0, 83.0, 82.5, 3.0, "b")]
+    c = make_comparison(seeds=[0], summaries=summaries, runs=runs, paired=None, history=[], importances={},
+                        fidelity=Fidelity(None, None, 1), search={}, teacher={}, student={}, recipe={}, exported="")
+    written = write_report(c, tmp_path)
+    assert set(written) == {"results.csv", "summary.csv", "comparison.png", "report.md", "report.html"}
+    md = (tmp_path / "report.md").read_text()
+    assert "81.00 ± 0.00" in md and "No paired comparison" in md and "No strategy was exported" in md
+    assert format_table(c).splitlines()[1].split()[1] == "kd"

@@ -226,11 +226,17 @@ def test_ray_searcher_records_pruned_failed_and_complete_states(space_path):
     searcher.on_trial_complete("t2", {"val_acc": 0.0, "failed": "loss diverged", "training_iteration": 1})
     searcher.on_trial_complete("t3", None, error=True)
     states = [t.state.name for t in study.trials]
-    assert states == ["PRUNED", "COMPLETE", "FAIL", "FAIL"]
+    assert states == ["PRUNED", "COMPLETE", "FAIL", "FAIL", "WAITING"]  # a dead worker's trial is retried once
     assert study.trials[0].intermediate_values == {1: 40.0}
-    assert study.trials[1].value == 61.5
+    assert study.trials[1].value == 61.5 and study.trials[1].intermediate_values == {2: 61.5}
     assert study.trials[2].user_attrs["fail_reason"] == "loss diverged"
-    assert "worker" in study.trials[3].user_attrs["fail_reason"]
+    assert study.trials[3].user_attrs["fail_reason"] == "the trial's worker died; retrying it once"
+    retry = searcher.suggest("t4")
+    assert retry["number"] == 4 and study.trials[4].user_attrs["retry_of"] == 3
+    assert study.trials[4].params == study.trials[3].params
+    searcher.on_trial_complete("t4", None, error=True)  # dies again: recorded, not retried a second time
+    assert study.trials[4].user_attrs["fail_reason"] == "the trial's worker died again; not retried"
+    assert len(study.trials) == 5
 
 
 def test_resume_refuses_a_changed_space(tmp_path, space_path):

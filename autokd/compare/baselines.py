@@ -44,7 +44,7 @@ def adapt(name: str, entry: dict, pairs: list[tuple[str, str]], recipe: Recipe, 
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be a mapping (a strategy)")
     entry = dict(entry)
-    description = str(entry.pop("description", name))
+    description = entry.pop("description", None)
     warmup_fraction = entry.pop("warmup_fraction", None)
     concrete = []
     for i, pair in enumerate(entry.pop("pairs", []) or []):
@@ -59,7 +59,7 @@ def adapt(name: str, entry: dict, pairs: list[tuple[str, str]], recipe: Recipe, 
             raise ConfigError(f"{where}.warmup_fraction must be a number in [0, 1], got {warmup_fraction!r}")
         entry["logit_params"] = {**(entry.get("logit_params") or {}), "warmup": max(1, round(warmup_fraction * recipe.epochs))}
     strategy = strategy_from_dict(entry, base_recipe=recipe, where=where)
-    return Baseline(name, description, replace(strategy, recipe=recipe))
+    return Baseline(name, str(description or strategy.describe()), replace(strategy, recipe=recipe))
 
 
 def select(position: str, pairs: list[tuple[str, str]], where: str) -> list[tuple[str, str]]:

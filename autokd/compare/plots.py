@@ -102,13 +102,27 @@ def optimization_history(history: Sequence[tuple[int, str, Optional[float]]], pa
     elif not complete and not pruned_vals:
         ax.text(0.5, 0.5, "no trial reported a value", transform=ax.transAxes, ha="center", va="center",
                 color="#666")
+    numbers = [int(t[0]) for t in history]
+    if numbers:  # a little room at both ends, even with one or two trials
+        pad = max(0.5, 0.02 * (max(numbers) - min(numbers)))
+        ax.set_xlim(min(numbers) - pad, max(numbers) + pad)
+    values = [v for _, v in complete] + [v for _, v in pruned_vals]
+    if values:  # at least two points of accuracy on the y axis, the dots clear of the frame
+        lo, hi = min(values), max(values)
+        span = max(hi - lo, 2.0)
+        mid = (lo + hi) / 2 if hi - lo < 2.0 else None
+        if mid is not None:
+            lo, hi = mid - span / 2, mid + span / 2
+        ax.set_ylim(lo - 0.06 * span, hi + 0.06 * span)
     ax.set_xlabel("trial number")
     ax.set_ylabel("proxy validation accuracy (%)")
     ax.set_title("Search history", fontsize=11)
     ax.grid(True, axis="y", alpha=0.3)
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if not values:
+        ax.set_yticks([])
     if history:
         fig.legend(fontsize=8, loc="outside lower center", ncol=4, frameon=False)
     return _save(fig, path)
@@ -160,8 +174,9 @@ def comparison(bars: Sequence[tuple[str, str, float, float]], path: Path, teache
     lo = min(lows + refs, default=0.0)
     hi = max(highs + refs, default=100.0)
     span = max(hi - lo, 0.5)
-    left = max(0.0, lo - 0.25 * span)
-    right = min(100.0, hi + 0.30 * span) if hi <= 100 else hi + 0.30 * span  # room for the value labels
+    left = max(0.0, lo - 0.15 * span)
+    # room right of the longest bar for its "mean ± sd" label; a little past the reference lines
+    right = max(max(highs, default=hi) + 0.24 * span, max(refs, default=hi) + 0.05 * span)
 
     ax.barh(y, [m - left if math.isfinite(m) else 0 for m in means], left=left, color=colors, height=0.62,
             xerr=sds, error_kw={"ecolor": "#333", "elinewidth": 1, "capsize": 3}, zorder=2)
@@ -178,7 +193,7 @@ def comparison(bars: Sequence[tuple[str, str, float, float]], path: Path, teache
     ax.set_yticks(y, names)
     ax.set_xlim(left, right)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    seeds = f" over {n_seeds} seeds" if n_seeds else ""
+    seeds = f" over {n_seeds} seed{'s' if n_seeds != 1 else ''}" if n_seeds else ""
     ax.set_xlabel(f"test accuracy (%): mean, error bars ± 1 sd{seeds}")
     ax.set_title("Full-length retraining: found strategies vs baselines", fontsize=11)
     ax.grid(True, axis="x", alpha=0.3)

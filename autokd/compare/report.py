@@ -163,10 +163,15 @@ def paired_sentence(comparison: Comparison) -> Optional[str]:
     d, se = p.diff_mean, p.diff_se
     if not _finite(d):
         return f"{p.found} vs {p.baseline}: no paired difference could be computed."
-    if p.n < 2 or not _finite(se) or se <= 0:
-        why = "a single paired seed" if p.n < 2 else "no spread between seeds"
-        return (f"{p.found} vs {p.baseline}: {d:+.1f} points, but with {why} there is no standard error, "
-                f"so this does not show that either is better.")
+    if p.n < 2 or not _finite(se):
+        return (f"{p.found} vs {p.baseline}: {d:+.1f} points, but with a single paired seed there is no "
+                f"standard error, so this does not show that either is better.")
+    if se <= 0:  # the same difference on every seed
+        if d == 0:
+            return f"{p.found} and {p.baseline} tie on every one of the {p.n} seeds."
+        verb = "beats" if d > 0 else "does not beat"
+        return (f"{p.found} {verb} {p.baseline}: {abs(d):.1f} points {'better' if d > 0 else 'worse'} on every one "
+                f"of the {p.n} seeds alike (no seed-to-seed spread).")
     k = d / se
     if d > 0 and k >= 2:
         return f"{p.found} beats {p.baseline} by {d:.1f} points ({k:.1f} standard errors)."
@@ -257,6 +262,8 @@ def _md_inline(inline: Inline, in_table: bool = False) -> str:
                 continue
             if tag == "name":
                 out.append(_md_escape(text))
+            elif tag == "name-hl":  # a highlighted row's name: bold in Markdown
+                out.append(f"**{_md_escape(text)}**")
             elif tag == "code":
                 s = _md_code(text)
                 out.append(s.replace("|", "\\|") if in_table else s)
@@ -278,7 +285,7 @@ def _html_inline(inline: Inline) -> str:
             if tag == "key":  # a colour swatch, HTML only
                 out.append(f'<span class="key {html.escape(str(text))}"></span>')
                 continue
-            if tag == "name":
+            if tag in ("name", "name-hl"):
                 out.append(f'<span class="name">{html.escape(str(text))}</span>')
                 continue
             tag = {"b": "strong"}.get(tag, tag)
@@ -419,7 +426,7 @@ p { margin: 8px 0; }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", "DejaVu Sans Mono", monospace; }
 code { font-size: 0.88em; background: #f2f4f6; padding: 1px 4px; border-radius: 4px; }
 pre { background: #f6f8fa; border: 1px solid var(--line); border-radius: 6px; padding: 12px 14px;
-      font-size: 13px; line-height: 1.45; overflow-x: auto; }
+      font-size: 13px; line-height: 1.45; white-space: pre-wrap; overflow-wrap: anywhere; }
 pre code { background: none; padding: 0; font-size: inherit; }
 .scroll { overflow-x: auto; margin: 10px 0; }
 table { border-collapse: collapse; }
@@ -467,6 +474,8 @@ FIG_WIDTH = {"optimization_history.png": 820, "importances.png": 680, "compariso
 
 def _model_line(info: dict) -> list:
     info = info or {}
+    if not info.get("model"):
+        return ["unknown"]
     kwargs = info.get("kwargs") or {}
     model = str(info.get("model", "?")) + (f"({_fmt_value(kwargs)})" if kwargs else "")
     return [("code", model), f", {fmt_params(info.get('parameters'))}"]
@@ -505,8 +514,9 @@ def _build(comparison: Comparison, plots: dict[str, Path], notes: dict[str, str]
         ratio = f" ({teacher['parameters'] / student['parameters']:.1f}x fewer than the teacher)"
     doc.facts([
         ("task", [("code", c.task_name)]),
-        ("teacher", _model_line(teacher) + [f"; validation {fmt_acc(teacher.get('val_acc'))}%, "
-                                            f"test {fmt_acc(teacher.get('test_acc'))}%"]),
+        ("teacher", _model_line(teacher) + ([f"; validation {fmt_acc(teacher.get('val_acc'))}%, "
+                                             f"test {fmt_acc(teacher.get('test_acc'))}%"]
+                                            if _finite(teacher.get("test_acc")) else [])),
         ("student", _model_line(student) + [ratio]),
     ])
 
@@ -520,6 +530,8 @@ def _build(comparison: Comparison, plots: dict[str, Path], notes: dict[str, str]
     budget = search.get("budget")
     trials_text = f"{finished} finished" + (f" of a budget of {budget}" if budget is not None else "")
     trials_text += (": " + ", ".join(parts)) if parts else ""
+    if not counts and budget is None:
+        trials_text = DASH
     wall, cpu = search.get("wall_seconds"), search.get("cpu_seconds")
     cpu_text = _fmt_seconds(cpu)
     if _finite(cpu) and _finite(wall) and wall > 0:
@@ -531,10 +543,15 @@ def _build(comparison: Comparison, plots: dict[str, Path], notes: dict[str, str]
         ("trials", trials_text),
         ("wall time", _fmt_seconds(wall)),
         ("CPU time", cpu_text),
-        ("proxy run", f"{search.get('proxy_epochs', DASH)} epochs per trial, ranked by validation accuracy"),
+        ("proxy run", f"{search['proxy_epochs']} epochs per trial, ranked by validation accuracy"
+                      if search.get("proxy_epochs") is not None else DASH),
     ]
     known = {"sampler", "space", "budget", "counts", "trials", "states", "wall_seconds", "cpu_seconds", "proxy_epochs",
              "complete", "pruned", "failed", "interrupted", "finished", "running", "waiting"}
+    if search.get("workers") is not None:
+        w = search["workers"]
+        facts.append(("workers", "0 (trials one by one, in process)" if w == 0 else f"{w} trials at once"))
+    known.add("workers")
     facts += [(str(k), _fmt_value(v)) for k, v in search.items() if k not in known]
     doc.facts(facts)
     _figure_or_note(doc, "optimization_history.png", "search history", plots, notes)
@@ -555,12 +572,12 @@ def _build(comparison: Comparison, plots: dict[str, Path], notes: dict[str, str]
 
     # -- comparison table
     doc.h2("Comparison")
-    headers = ["rank", "strategy", "kind", "test mean ± sd (%)", "se", "val mean (%)", "gap closed",
-               "proxy val (%)", "strategy in full"]
+    headers = ["rank", "strategy", "kind", "test mean ± sd", "se", "val mean", "gap closed", "proxy val", "strategy in full"]
     table_rows, classes = [], []
     for r, s in zip(ranks, rows):
+        hl_row = (s.name == best_found and s.kind == FOUND) or (s.name == best_base and s.kind == BASELINE)
         table_rows.append([
-            str(r) if r is not None else DASH, [("name", s.name)], s.kind, fmt_mean_sd(s.test_mean, s.test_sd), fmt_acc(s.test_se),
+            str(r) if r is not None else DASH, [("name-hl" if hl_row else "name", s.name)], s.kind, fmt_mean_sd(s.test_mean, s.test_sd), fmt_acc(s.test_se),
             fmt_acc(s.val_mean), fmt_gap(s.gap_closed), fmt_acc(s.proxy_val) if s.kind == FOUND else DASH,
             [("code", s.description)] if s.description else DASH,
         ])
@@ -573,11 +590,12 @@ def _build(comparison: Comparison, plots: dict[str, Path], notes: dict[str, str]
             hl += [("key", "found"), f"best found strategy ({best_found})"]
         if best_base:
             hl += [" and " if hl else "", ("key", "baseline"), f"best baseline ({best_base})"]
-        doc.p([f"Ranked by full-length test accuracy (mean over {n_seeds} seed{'s' if n_seeds != 1 else ''}; "
+        doc.p([f"Accuracies in %. Ranked by full-length test accuracy (mean over {n_seeds} seed{'s' if n_seeds != 1 else ''}; "
                f"sd across seeds, se = sd/√n). Gap closed = (test mean − student) / (teacher − student): "
                f"0% is the student trained alone with cross-entropy, 100% the teacher. Proxy val is the found "
                f"strategy's validation accuracy in the short search run."]
-              + ([" Highlighted: "] + hl + [", the pair compared below."] if hl else []), "note")
+              + ([" Highlighted (bold in Markdown): "] + hl
+               + [", the pair compared below." if c.paired is not None else ", by test mean."] if hl else []), "note")
     else:
         doc.p("No strategies were compared.", "note")
     _figure_or_note(doc, "comparison.png", "comparison plot", plots, notes)
@@ -721,7 +739,8 @@ def write_report(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
     rows = ranked(c)
     summary_cols = ["rank"] + [f.name for f in fields(StrategySummary)]
     summary = pd.DataFrame([{"rank": r, **asdict(s)} for r, s in zip(_rank_numbers(rows), rows)], columns=summary_cols)
-    summary["rank"] = summary["rank"].astype("Int64")
+    for col in ("rank", "trial_number"):
+        summary[col] = summary[col].astype("Int64")
     written["summary.csv"] = out_dir / "summary.csv"
     summary.to_csv(written["summary.csv"], index=False)
 

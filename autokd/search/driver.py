@@ -6,6 +6,7 @@ trials left RUNNING by a crashed process are marked FAIL and re-queued first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from dataclasses import dataclass
@@ -47,7 +48,26 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
         pairs = [(p.teacher, p.student) for p in spec.pairs]
         FeatureTaps(teacher, [t for t, _ in pairs]).remove()  # unknown paths raise, listing the layers
         FeatureTaps(student, [s for _, s in pairs]).remove()
+    _check_projectable(spec, pairs, teacher, student, shape)
     return SearchSpace(spec, pairs, task.recipes.proxy)
+
+
+def _check_projectable(spec, pairs, teacher, student, shape) -> None:
+    """Every pair a projector-needing loss (FitNets) may use must map student to teacher shape."""
+    from autokd.losses import PAIR_LOSSES
+    from autokd.models.projectors import make_projector
+    from autokd.models.taps import list_layers
+
+    needing = [loss for loss in spec.pair_losses if loss in PAIR_LOSSES and PAIR_LOSSES[loss].needs_projector]
+    if not needing or not pairs:
+        return
+    t_shapes = {i.path: i.output_shape for i in list_layers(teacher, shape)}
+    s_shapes = {i.path: i.output_shape for i in list_layers(student, shape)}
+    for t, s in pairs:
+        try:
+            make_projector(s_shapes[s], t_shapes[t])
+        except AutokdError as exc:
+            raise AutokdError(f"pair {t} -> {s} cannot take {needing[0]}: {exc}; drop the pair or the loss") from None
 
 
 @dataclass
@@ -97,27 +117,38 @@ def run_search(space_file: SpaceFile, request: SearchRequest, say: Say, status: 
         return study
     say(f"space: {len(space.dimensions())} parameters, pairs {', '.join(f'{t}->{s}' for t, s in space.pairs) or 'none'}; "
         f"sampler {request.sampler}; proxy {epochs} epochs")
-    prepared = prepare_task(space_file.task, request.device, progress=say)
-    cache = teacher_cache_for(prepared, space.teacher_paths())
-    monitor = SearchMonitor(study, request.budget, status)
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), _ray_session(request):  # Ray first: a bad --address fails before any training
+        prepared = prepare_task(space_file.task, request.device, progress=say)
+        cache = teacher_cache_for(prepared, space.teacher_paths())
+        monitor = SearchMonitor(study, request.budget, status)
         if request.workers == 0:
             from autokd.search.local_backend import run_local
 
             run_local(study, space, prepared, cache, request.budget, monitor, request.pruning)
         else:
-            from autokd.search.ray_backend import run_ray, start_ray
+            from autokd.search.ray_backend import run_ray
 
-            import ray
-
-            started = start_ray(request.address, request.workers)
-            try:
-                run_ray(study, space, prepared, cache, request.budget, request.workers, epochs, monitor, request.pruning)
-            finally:
-                if started:
-                    ray.shutdown()
+            run_ray(study, space, prepared, cache, request.budget, request.workers, epochs, monitor, request.pruning)
     monitor.show(force=True)
     return study
+
+
+@contextlib.contextmanager
+def _ray_session(request: SearchRequest):
+    """Join or start Ray for ``workers > 0``; shut down at the end what this process started."""
+    if request.workers == 0:
+        yield
+        return
+    import ray
+
+    from autokd.search.ray_backend import start_ray
+
+    started = start_ray(request.address, request.workers)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 class _sigterm_as_interrupt:

@@ -82,8 +82,11 @@ def make_searcher(study, space, budget: int, epochs: int, monitor: SearchMonitor
                 self._report(trial, result)  # Tune hands the last result to this method only
             self.reported.pop(trial.number, None)
             if error or not result:
-                state = record_result(study, trial.number, reason="the trial's worker failed or died (see the Ray logs)")
-                monitor.trial_finished(state, None)
+                retry = "retry_of" not in trial.user_attrs
+                reason = "the trial's worker died" + ("; retrying it once" if retry else " again; not retried")
+                monitor.trial_finished(record_result(study, trial.number, reason=reason), None)
+                if retry:  # a dead worker says nothing about the strategy: give it a second chance
+                    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
             elif "failed" in result:
                 monitor.trial_finished(record_result(study, trial.number, reason=str(result["failed"])), None)
             elif int(result.get("training_iteration", 0)) < epochs:
@@ -115,6 +118,7 @@ def start_ray(address: Optional[str], workers: int) -> bool:
     address = address or os.environ.get("RAY_ADDRESS")
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
     if address:
+        _probe(address)
         try:
             ray.init(address=address, log_to_driver=False, logging_level="ERROR")
         except Exception as exc:
@@ -123,6 +127,23 @@ def start_ray(address: Optional[str], workers: int) -> bool:
         return False
     ray.init(address="local", num_cpus=workers, **quiet)
     return True
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds on an address nothing listens on (``ray.init`` would wait for minutes)."""
+    import socket
+
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise AutokdError(f"Ray address {address!r} must look like HOST:PORT (or ray://HOST:PORT, or auto)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise AutokdError(f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}") from None
 
 
 def run_ray(study, space, prepared, teacher_cache, budget: int, workers: int, epochs: int,

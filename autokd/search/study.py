@@ -91,7 +91,10 @@ def open_study(name: str, storage, settings: StudySettings, sampler, pruner=None
         if old.budget != settings.budget or old.workers != settings.workers:
             study.set_user_attr(META_KEY, asdict(settings))
         return study, False
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize")
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize")
+    except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
+        return open_study(name, storage, settings, sampler, pruner)
     study.set_user_attr(META_KEY, asdict(settings))
     return study, True
 
