@@ -43,7 +43,10 @@ def run_compare(
 ) -> Comparison:
     from autokd.training.run import prepare_task
 
+    from autokd.training.run import resolve_device
+
     check_workers(workers, address)
+    resolve_device(device)
     settings = read_settings(study)
     space_file = space_file_from_text(settings.space_text, settings.space_source)
     task = space_file.task

@@ -97,7 +97,14 @@ def run_search(space_file: SpaceFile, request: SearchRequest, say: Say, status: 
     from autokd.search.storage import open_storage
     from autokd.training.run import prepare_task, teacher_cache_for
 
+    from autokd.training.run import resolve_device
+
     check_workers(request.workers, request.address)
+    resolve_device(request.device)  # bad input fails here, before the study is touched
+    if request.workers and (request.address or os.environ.get("RAY_ADDRESS")):
+        from autokd.search.ray_backend import check_address
+
+        check_address(request.address or os.environ["RAY_ADDRESS"])
     space = bind_space(space_file)
     storage = open_storage(request.storage)
     settings = StudySettings(

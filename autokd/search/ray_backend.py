@@ -118,7 +118,7 @@ def start_ray(address: Optional[str], workers: int) -> bool:
     address = address or os.environ.get("RAY_ADDRESS")
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
     if address:
-        _probe(address)
+        check_address(address)
         try:
             ray.init(address=address, log_to_driver=False, logging_level="ERROR")
         except Exception as exc:
@@ -129,7 +129,7 @@ def start_ray(address: Optional[str], workers: int) -> bool:
     return True
 
 
-def _probe(address: str, timeout: float = 5.0) -> None:
+def check_address(address: str, timeout: float = 5.0) -> None:
     """Fail in seconds on an address nothing listens on (``ray.init`` would wait for minutes)."""
     import socket
 

@@ -1,0 +1,63 @@
+"""Student models that break training on purpose, for the fault tests (``faulty_models:NAME``).
+
+They behave like a tiny cnn1d during autokd's dummy forwards (batch 2, eval mode) and break only
+in training, so the search's set-up succeeds and the fault hits inside a trial.
+"""
+
+import os
+import signal
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from autokd.models.mnist1d_nets import CNN1d
+
+
+class _Faulty(CNN1d):
+    def __init__(self, num_classes=10, channels=4):
+        super().__init__(num_classes=num_classes, channels=channels)
+
+    def forward(self, x):
+        out = super().forward(x)
+        if self.training and x.shape[0] > 2:
+            return self.fault(out)
+        return out
+
+    def fault(self, out):
+        raise NotImplementedError
+
+
+class NanNet(_Faulty):
+    """Logits become NaN: the loss is NaN."""
+
+    def fault(self, out):
+        return out * float("nan")
+
+
+class RaisingNet(_Faulty):
+    """A forward that raises."""
+
+    def fault(self, out):
+        raise ValueError("this layer is broken on purpose")
+
+
+class OomNet(_Faulty):
+    """Runs out of (pretend GPU) memory."""
+
+    def fault(self, out):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+class DyingNet(_Faulty):
+    """Kills its own process (a Ray worker) the first time it trains, then trains normally.
+
+    The marker file named by AUTOKD_TEST_MARKER records that it died once.
+    """
+
+    def fault(self, out):
+        marker = Path(os.environ["AUTOKD_TEST_MARKER"])
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return out

@@ -1,0 +1,196 @@
+"""Faults: Ctrl-C, kills during teacher training, two searches on one study, failing trials,
+a dying Ray worker. Real processes, real Ray, real storages, the tiny task."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import TINY_TASK, run_cli, write_space
+
+from autokd.search.driver import SearchRequest, run_search
+from autokd.search.space_file import load_space_file
+from autokd.search.study import counts
+
+TESTS = Path(__file__).parent
+SPACE = {"pair_losses": ["none", "fitnet"], "relation_losses": ["rkd"], "weight_scale": {"low": 0.01, "high": 1, "log": True}}
+TERMINAL = ("COMPLETE", "PRUNED", "FAIL")
+
+
+def _cli(*args) -> list[str]:
+    return [sys.executable, "-m", "autokd.cli.main", *map(str, args)]
+
+
+def _session_members(sid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == sid and int(entry.name) != sid:
+                    members.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                pass
+    return members
+
+
+def _end_session(proc: subprocess.Popen) -> None:
+    """End what a test's subprocess started (its session), by pid."""
+    for pid in _session_members(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _study(storage: str, name: str):
+    if storage.endswith(".journal"):
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = optuna.storages.JournalStorage(JournalFileBackend(storage))
+    else:
+        storage = f"sqlite:///{storage}"
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _wait_for(condition, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the process ended early with code {proc.returncode}")
+        time.sleep(0.3)
+    raise AssertionError("timed out waiting")
+
+
+def _finished_count(db: Path, name: str) -> int:
+    try:
+        return counts(_study(str(db), name))["finished"]
+    except Exception:  # the study does not exist yet
+        return 0
+
+
+def test_ctrl_c_stops_within_seconds_requeues_and_shuts_ray_down(tmp_path):
+    space = write_space(tmp_path / "s.yaml", space=SPACE)
+    db = tmp_path / "int.db"
+    proc = subprocess.Popen(_cli("search", "--space", space, "--budget", "500", "--workers", "2", "--storage", db,
+                                 "--name", "int", "--sampler", "random"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_for(lambda: _finished_count(db, "int") >= 3, 240, proc)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        stopped_after = time.monotonic() - sent
+    finally:
+        _end_session(proc)
+    assert stopped_after < 20, f"took {stopped_after:.1f} s to stop"
+    assert proc.returncode == 130
+    assert "autokd resume int" in err and "Traceback" not in err
+    study = _study(str(db), "int")
+    c = counts(study)
+    assert c["running"] == 0 and 3 <= c["finished"] < 500
+    assert c["waiting"] == c["interrupted"]  # every interrupted trial is queued again
+    time.sleep(2)
+    assert not _session_members(proc.pid), "Ray processes were left behind"
+    # resuming runs the re-queued trials first and ends exactly at the new budget
+    target = c["finished"] + c["interrupted"] + 1
+    resumed = run_cli("resume", "int", "--storage", db, "--budget", target, "--workers", "0")
+    assert resumed.returncode == 0, resumed.stderr
+    c2 = counts(_study(str(db), "int"))
+    assert c2["finished"] == target and c2["running"] == 0 and c2["waiting"] == 0
+
+
+def test_kill_during_teacher_training_then_resume(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOKD_CACHE", str(tmp_path / "fresh-cache"))  # the teacher must be trained
+    task = copy.deepcopy(TINY_TASK)
+    task["teacher"]["recipe"]["epochs"] = 250  # long enough to be killed in the middle
+    space = write_space(tmp_path / "s.yaml", task=task, space=SPACE)
+    db = tmp_path / "k.db"
+    proc = subprocess.Popen(_cli("search", "--space", space, "--budget", "2", "--workers", "0", "--storage", db, "--name", "k"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(lambda: (tmp_path / "fresh-cache" / "mnist1d").exists() and db.exists(), 120, proc)
+        time.sleep(3)  # inside teacher training now
+        assert not list((tmp_path / "fresh-cache").glob("teachers/*.pt")), "the teacher finished too early"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        _end_session(proc)
+    assert counts(_study(str(db), "k"))["finished"] == 0
+    resumed = run_cli("resume", "k", "--storage", db, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    c = counts(_study(str(db), "k"))
+    assert c["finished"] == 2 and c["running"] == 0
+    assert len(list((tmp_path / "fresh-cache").glob("teachers/*.pt"))) == 1
+
+
+def test_two_searches_on_one_journal_study(tmp_path):
+    space = write_space(tmp_path / "s.yaml", space=SPACE)
+    journal = tmp_path / "shared.journal"
+    args = ("search", "--space", space, "--budget", "12", "--workers", "0", "--storage", journal, "--name", "both",
+            "--sampler", "random")
+    procs = [subprocess.Popen(_cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True) for _ in range(2)]
+    try:
+        errors = [p.communicate(timeout=600)[1] for p in procs]
+    finally:
+        for p in procs:
+            _end_session(p)
+    assert [p.returncode for p in procs] == [0, 0], errors
+    study = _study(str(journal), "both")
+    c = counts(study)
+    assert c["running"] == 0 and c["waiting"] == 0
+    assert 12 <= c["finished"] <= 13  # the budget, plus at most the one trial the other process had in flight
+    owners = {t.system_attrs.get("autokd_owner") for t in study.trials}
+    assert len(owners) == 2  # both processes contributed
+    assert len({t.number for t in study.trials}) == len(study.trials)
+
+
+@pytest.mark.parametrize(
+    "model, reason",
+    [
+        ("faulty_models:NanNet", "loss diverged to nan"),
+        ("faulty_models:RaisingNet", "ValueError: this layer is broken on purpose"),
+        ("faulty_models:OomNet", "out of memory"),
+    ],
+)
+def test_failing_trials_are_recorded_with_reasons_and_shown(tmp_path, model, reason):
+    task = copy.deepcopy(TINY_TASK)
+    task["student"] = {"model": model, "kwargs": {"channels": 4}}
+    space = write_space(tmp_path / "s.yaml", task=task, space=SPACE)
+    request = SearchRequest(name="f", sampler="random", budget=2, workers=0, storage=str(tmp_path / "f.db"), device="cpu")
+    run_search(load_space_file(space), request, lambda _m: None, lambda _t, _f: None)  # the search goes on
+    study = _study(str(tmp_path / "f.db"), "f")
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
+    assert all(reason in t.user_attrs["fail_reason"] for t in study.trials)
+    shown = run_cli("show", "f", "--storage", tmp_path / "f.db", env={"PYTHONPATH": str(TESTS)})
+    assert shown.returncode == 0 and "failed trials (2)" in shown.stdout and reason in shown.stdout
+
+
+def test_a_dying_ray_worker_fails_the_trial_and_it_is_retried_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))  # Ray workers import faulty_models
+    monkeypatch.setenv("AUTOKD_TEST_MARKER", str(tmp_path / "died-once"))
+    task = copy.deepcopy(TINY_TASK)
+    task["student"] = {"model": "faulty_models:DyingNet", "kwargs": {"channels": 4}}
+    space = write_space(tmp_path / "s.yaml", task=task, space=SPACE)
+    request = SearchRequest(name="d", sampler="random", budget=2, workers=1, storage=str(tmp_path / "d.db"),
+                            device="cpu", pruning=False)
+    run_search(load_space_file(space), request, lambda _m: None, lambda _t, _f: None)
+    study = _study(str(tmp_path / "d.db"), "d")
+    first, retry = study.trials
+    assert (tmp_path / "died-once").exists()
+    assert first.state.name == "FAIL" and "worker died" in first.user_attrs["fail_reason"]
+    assert retry.state.name == "COMPLETE" and retry.user_attrs["retry_of"] == first.number
+    assert retry.params == first.params
+    assert counts(study)["finished"] == 2
