@@ -77,7 +77,7 @@ def test_space_defaults_and_fixed_parameter_names(space_path):
         ({"alpha": {"low": 0, "high": 2}}, "alpha.high must be <= 1.0"),
         ({"weight_scale": {"low": 0, "high": 1, "log": True}}, "weight_scale.low must be > 0"),
         ({"pair_losses": ["none", "fitnett"]}, "did you mean 'fitnet'"),
-        ({"relation_losses": ["crd", "kd"]}, "unknown loss in space.relation_losses 'kd'"),
+        ({"relation_losses": ["crd", "kd"]}, "space.relation_losses: unknown loss 'kd'"),
         ({"logit_losses": []}, "must list at least one"),
         ({"pairs": "everything"}, "pairs must be 'auto' or a non-empty list"),
         ({"temprature": 3}, "unknown key space.temprature (did you mean 'temperature'?)"),

@@ -27,7 +27,7 @@ from typing import Any, Optional, Union
 
 from autokd.config.parse import convert, from_mapping, to_mapping
 from autokd.config.strategy import PairLoss, Recipe, RelationLoss, Strategy
-from autokd.errors import ConfigError, unknown
+from autokd.errors import ConfigError, did_you_mean
 from autokd.losses import EMBEDDING_LOSSES, LOGIT_LOSSES, PAIR_LOSSES
 
 NONE = "none"
@@ -122,7 +122,7 @@ def _check_choices(choices: list[str], known, where: str, allow_empty: bool = Fa
         raise ConfigError(f"{where} must list at least one of {', '.join(known)}")
     for name in choices:
         if name not in known:
-            raise unknown(f"loss in {where}", name, known)
+            raise ConfigError(f"{where}: unknown loss {name!r}{did_you_mean(name, known)}; known: {', '.join(sorted(known))}")
     if len(set(choices)) != len(choices):
         raise ConfigError(f"{where} lists a loss twice: {choices}")
 
