@@ -14,3 +14,16 @@ space_option = click.option(
     show_default=True,
     help="A shipped search space by name (default, cifar100_resnet32x4_resnet8x4) or a path to a space file.",
 )
+
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="Torch CPU threads (default: torch's choice, every core). Small models train fastest on 1; "
+         "on a busy machine more threads than free cores can slow training a hundredfold.",
+)
+
+
+def apply_threads(threads) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)

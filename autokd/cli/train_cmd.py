@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from autokd.cli.options import device_option, space_option
+from autokd.cli.options import apply_threads, device_option, space_option, threads_option
 from autokd.cli.progress import Progress
 from autokd.formatting import format_seconds
 
@@ -31,11 +31,13 @@ def _teacher_epoch_printer(progress: Progress):
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Train this many seeds (recipe seed, +1, ...).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
 @device_option
-def train(config_path, epochs, seeds, out_path, device):
+@threads_option
+def train(config_path, epochs, seeds, out_path, device, threads):
     """Train a student with the strategy in a config; print validation and test accuracy."""
     from autokd.config import load_config
     from autokd.training.run import check_strategy, prepare_task, train_strategy
 
+    apply_threads(threads)
     progress = Progress()
     config = load_config(config_path)
     strategy = config.strategy
@@ -91,8 +93,10 @@ def train(config_path, epochs, seeds, out_path, device):
 @space_option
 @click.option("--retrain", is_flag=True, help="Train again even if a cached teacher exists.")
 @device_option
-def teacher(space, retrain, device):
+@threads_option
+def teacher(space, retrain, device, threads):
     """Train (or load) and cache the task's teacher; print its validation and test accuracy."""
+    apply_threads(threads)
     from autokd.config import load_task
     from autokd.data import cache_dir, describe, load_task_data
     from autokd.training.run import resolve_device

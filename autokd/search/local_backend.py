@@ -1,7 +1,8 @@
 """``--workers 0``: trials run one after another in this process, without Ray.
 
-For debugging, and the baseline Ray's overhead is measured against. Pruning uses Optuna's
-successive-halving pruner (the synchronous cousin of Tune's ASHA).
+For debugging, and the baseline Ray's overhead is measured against: each trial runs on one
+torch thread, as a Ray trial does on its one CPU. Pruning uses Optuna's successive-halving
+pruner (the synchronous cousin of Tune's ASHA).
 """
 
 from __future__ import annotations
@@ -13,6 +14,18 @@ from autokd.search.trial import run_trial
 
 
 def run_local(study, space, prepared, teacher_cache, budget: int, monitor: SearchMonitor, pruning: bool = True) -> None:
+    """Trials one by one in this process, each on one torch thread like a Ray trial's one CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _run(study, space, prepared, teacher_cache, budget, monitor, pruning)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(study, space, prepared, teacher_cache, budget, monitor, pruning) -> None:
     import optuna
 
     while _started_or_done(study) < budget:
