@@ -93,6 +93,19 @@ def run_cli(*args: str, cwd=None, env: Optional[dict] = None, timeout: float = 3
     )
 
 
+def session_members(sid: int) -> list[int]:
+    """Pids of the processes in session ``sid`` other than its leader (what a test's process started)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != sid:
+            try:
+                if os.getsid(int(entry.name)) == sid:
+                    members.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                pass
+    return members
+
+
 @pytest.fixture(scope="session")
 def _session_cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("autokd-cache")

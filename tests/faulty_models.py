@@ -9,7 +9,6 @@ import signal
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from autokd.models.mnist1d_nets import CNN1d
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 
-import optuna
 import pandas as pd
 import pytest
 from conftest import run_cli, write_space

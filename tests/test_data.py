@@ -3,7 +3,6 @@ image folders and torchvision sets (offline), spec validation. Runs in a few sec
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import autokd.data.mnist1d as m1d
 from autokd.data import (
     DataSpec,
     Split,
-    TaskData,
     cache_dir,
     describe,
     iterate_batches,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import TINY_TASK, run_cli, write_space
+from conftest import TINY_TASK, run_cli, session_members, write_space
 
 from autokd.search.driver import SearchRequest, run_search
 from autokd.search.space_file import load_space_file
@@ -28,21 +28,9 @@ def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "autokd.cli.main", *map(str, args)]
 
 
-def _session_members(sid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getsid(int(entry.name)) == sid and int(entry.name) != sid:
-                    members.append(int(entry.name))
-            except (ProcessLookupError, PermissionError):
-                pass
-    return members
-
-
 def _end_session(proc: subprocess.Popen) -> None:
     """End what a test's subprocess started (its session), by pid."""
-    for pid in _session_members(proc.pid):
+    for pid in session_members(proc.pid):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -102,7 +90,7 @@ def test_ctrl_c_stops_within_seconds_requeues_and_shuts_ray_down(tmp_path):
     assert c["running"] == 0 and 3 <= c["finished"] < 500
     assert c["waiting"] == c["interrupted"]  # every interrupted trial is queued again
     time.sleep(2)
-    assert not _session_members(proc.pid), "Ray processes were left behind"
+    assert not session_members(proc.pid), "Ray processes were left behind"
     # resuming runs the re-queued trials first and ends exactly at the new budget
     target = c["finished"] + c["interrupted"] + 1
     resumed = run_cli("resume", "int", "--storage", db, "--budget", target, "--workers", "0")

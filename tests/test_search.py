@@ -19,7 +19,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import TINY_TASK, run_cli, write_space
+from conftest import TINY_TASK, run_cli, session_members, write_space
 
 from autokd.errors import AutokdError
 from autokd.search.driver import SearchRequest, bind_space, run_search
@@ -285,18 +285,6 @@ def test_cli_search_studies_show_resume_export_train(tmp_path, space_path):
     assert bad_rank.returncode == 2 and "--rank 99 is beyond the leaderboard" in bad_rank.stderr
 
 
-def _session_members(sid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getsid(int(entry.name)) == sid:
-                    pids.append(int(entry.name))
-            except (ProcessLookupError, PermissionError):
-                pass
-    return pids
-
-
 def _finished(db: Path, name: str) -> dict[int, tuple]:
     if not db.exists():
         return {}
@@ -327,7 +315,7 @@ def test_sigkill_mid_search_then_resume_loses_nothing(tmp_path, space_path):
         proc.wait()
     finally:
         # end what the killed search started (its Ray processes share its session), by pid
-        for pid in _session_members(proc.pid):
+        for pid in session_members(proc.pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -343,4 +331,4 @@ def test_sigkill_mid_search_then_resume_loses_nothing(tmp_path, space_path):
     after = _finished(db, "k")
     for number, (state, value) in before.items():  # no finished trial lost or changed
         assert after[number] == (state, value)
-    assert not _session_members(proc.pid)
+    assert not session_members(proc.pid)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 from autokd.config.strategy import Recipe, Strategy, strategy_from_dict
 from autokd.config.yaml_io import load_yaml_file
@@ -71,7 +71,3 @@ def select(position: str, pairs: list[tuple[str, str]], where: str) -> list[tupl
         return list(pairs)
     index = {"first": 0, "middle": (len(pairs) - 1) // 2, "last": len(pairs) - 1}[position]
     return [pairs[index]]
-
-
-def find_baseline(baselines: list[Baseline], name: str) -> Optional[Baseline]:
-    return next((b for b in baselines if b.name == name), None)

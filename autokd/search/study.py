@@ -167,15 +167,6 @@ def fail_interrupted(study, frozen_trial, requeue: bool = True) -> None:
         study.enqueue_trial(frozen_trial.params, user_attrs={"requeued_from": frozen_trial.number}, skip_if_exists=False)
 
 
-def elapsed_seconds(study) -> float:
-    """Wall time spent in trials so far (sum over finished trials)."""
-    total = 0.0
-    for t in study.get_trials(deepcopy=False):
-        if t.datetime_start and t.datetime_complete:
-            total += (t.datetime_complete - t.datetime_start).total_seconds()
-    return total
-
-
 def record_result(study, number: int, *, value: Optional[float] = None, pruned: bool = False,
                   reason: Optional[str] = None) -> str:
     """Tell the study how a trial ended; returns the state name used by the monitor."""
