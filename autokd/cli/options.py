@@ -27,3 +27,9 @@ def apply_threads(threads) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+download_option = click.option(
+    "--download", is_flag=True,
+    help="Let torchvision fetch a missing data set (CIFAR, MNIST, FashionMNIST) into data.root. Off by default: "
+         "autokd never downloads unless asked.",
+)

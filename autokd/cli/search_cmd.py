@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from autokd.cli.options import device_option, space_option
+from autokd.cli.options import device_option, download_option, space_option
 from autokd.cli.progress import Progress
 
 storage_option = click.option(
@@ -54,7 +54,8 @@ def _run(space_file, request) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler.")
 @click.option("--no-pruning", is_flag=True, help="Run every trial to the end of the proxy.")
 @device_option
-def search(space, budget, sampler, workers, name, storage, address, seed, no_pruning, device):
+@download_option
+def search(space, budget, sampler, workers, name, storage, address, seed, no_pruning, device, download):
     """Search distillation strategies on a task; re-running it continues the study to its budget."""
     from autokd.search.driver import SearchRequest, default_study_name
     from autokd.search.space_file import load_space_file
@@ -62,6 +63,7 @@ def search(space, budget, sampler, workers, name, storage, address, seed, no_pru
     import os
 
     space_file = load_space_file(space)
+    space_file.task.data.download = space_file.task.data.download or download
     name = name or default_study_name(space_file.source, sampler)
     workers = (os.cpu_count() or 1) if workers is None else workers
     _run(space_file, SearchRequest(name=name, sampler=sampler, budget=budget, workers=workers, storage=storage,

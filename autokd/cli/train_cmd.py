@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from autokd.cli.options import apply_threads, device_option, space_option, threads_option
+from autokd.cli.options import apply_threads, device_option, download_option, space_option, threads_option
 from autokd.cli.progress import Progress
 from autokd.formatting import format_seconds
 
@@ -32,7 +32,8 @@ def _teacher_epoch_printer(progress: Progress):
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
 @device_option
 @threads_option
-def train(config_path, epochs, seeds, out_path, device, threads):
+@download_option
+def train(config_path, epochs, seeds, out_path, device, threads, download):
     """Train a student with the strategy in a config; print validation and test accuracy."""
     from autokd.config import load_config
     from autokd.training.run import check_strategy, prepare_task, train_strategy
@@ -40,6 +41,7 @@ def train(config_path, epochs, seeds, out_path, device, threads):
     apply_threads(threads)
     progress = Progress()
     config = load_config(config_path)
+    config.task.data.download = config.task.data.download or download
     strategy = config.strategy
     if epochs is not None:
         strategy = replace(strategy, recipe=replace(strategy.recipe, epochs=epochs))
@@ -94,7 +96,8 @@ def train(config_path, epochs, seeds, out_path, device, threads):
 @click.option("--retrain", is_flag=True, help="Train again even if a cached teacher exists.")
 @device_option
 @threads_option
-def teacher(space, retrain, device, threads):
+@download_option
+def teacher(space, retrain, device, threads, download):
     """Train (or load) and cache the task's teacher; print its validation and test accuracy."""
     apply_threads(threads)
     from autokd.config import load_task
@@ -104,6 +107,7 @@ def teacher(space, retrain, device, threads):
 
     progress = Progress()
     task = load_task(space)
+    task.data.download = task.data.download or download
     data = load_task_data(replace(task.data, train_size=None), cache_dir(), progress=progress.say)
     progress.say(describe(data))
     model, info = get_teacher(task, data, resolve_device(device), cache_dir(), on_epoch=_teacher_epoch_printer(progress), retrain=retrain)

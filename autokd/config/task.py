@@ -63,7 +63,8 @@ class TaskSpec:
         payload = {
             "model": self.teacher.model,
             "kwargs": self.teacher.kwargs,
-            "data": {**to_mapping(self.data), "train_size": None},
+            # the teacher trains on all of train; whether files may be fetched does not change them
+            "data": {**to_mapping(self.data), "train_size": None, "download": False},
             "recipe": to_mapping(self.teacher.recipe),
             "format": 1,
         }
