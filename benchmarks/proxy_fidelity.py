@@ -118,7 +118,7 @@ def plot(path: Path, rows: list[dict], ceiling: Optional[float], chosen: Optiona
     if ceiling is not None:
         ax.axhline(ceiling, color="grey", ls=":", label=f"full val vs full test ({ceiling:.2f})")
     if chosen is not None:
-        ax.axvline(chosen, color="green", alpha=0.3, lw=6, label=f"task proxy: {chosen} epochs")
+        ax.axvline(chosen, color="green", alpha=0.5, lw=2, label=f"task proxy: {chosen} epochs")
     ax.set_xlabel("proxy epochs")
     ax.set_ylabel("Spearman rho")
     ax.set_ylim(min(0.0, *(r["rho"] or 0 for r in rows)) - 0.05, 1.0)
