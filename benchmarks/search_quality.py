@@ -84,6 +84,8 @@ def parse_args(argv: Optional[Iterable[str]] = None):
     p.add_argument("--keep", action="store_true",
                    help="reuse the studies and runs already in --work-dir (default: start afresh)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds before one search is stopped")
+    p.add_argument("--note", action="append", default=[],
+                   help="a line for the report's notes (e.g. about an earlier, interrupted invocation); repeatable")
     p.add_argument("--out-dir", type=Path, default=REPO / "reports" / "benchmarks")
     p.add_argument("--name", default="search_quality", help="report file stem")
     args = p.parse_args(argv)
@@ -934,7 +936,7 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
         "targets": {"vs_best_baseline_points": TARGET_VS_BASELINE, "vs_ce_points": TARGET_VS_CE,
                     "standard_errors": TARGET_SE, "trials_fraction_of_budget": TARGET_TRIALS_FRACTION},
         "method": METHOD,
-        "notes": [],
+        "notes": list(args.note),
     }
     print(f"space {space_file.source} (sha {space_sha[:12]}), task {task.name}: proxy {task.recipes.proxy.epochs} "
           f"epochs, full {task.recipes.full.epochs}; work folder {work}; load {report['load_average_at_start']}", flush=True)

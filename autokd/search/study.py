@@ -80,7 +80,7 @@ def open_study(name: str, storage, settings: StudySettings, sampler, pruner=None
     exists = name in study_names(storage)
     if exists:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-        old = read_settings(study)
+        old = _settings_of_new_study(study)
         if old.fingerprint != settings.fingerprint:
             raise AutokdError(
                 f"study {name!r} was made with a different search space ({old.space_source}); "
@@ -97,6 +97,17 @@ def open_study(name: str, storage, settings: StudySettings, sampler, pruner=None
         return open_study(name, storage, settings, sampler, pruner)
     study.set_user_attr(META_KEY, asdict(settings))
     return study, True
+
+
+def _settings_of_new_study(study, wait: float = 10.0) -> StudySettings:
+    """Settings of an existing study; another process may have created it a moment ago and be
+    about to store them, so wait a little before calling it foreign."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while META_KEY not in study.user_attrs and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return read_settings(study)
 
 
 def counts(study) -> dict[str, int]:
