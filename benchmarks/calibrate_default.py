@@ -32,9 +32,6 @@ import datetime
 import json
 import math
 import multiprocessing
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -43,6 +40,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import command_line, load_average, machine_info  # noqa: E402  (shared with the other benchmark scripts)
+
+from autokd.compare.stats import mean_sd_se  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_SD = 0.7  # points of test accuracy, seed sd at full length
@@ -125,36 +127,6 @@ def run_jobs(ref: str, jobs: list[tuple], workers: int, threads: int = 1, label:
         for res in pool.map(_train, jobs, chunksize=1):
             note(res)
     return results
-
-
-def mean_sd_se(values: list[float]) -> tuple[float, float, float]:
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return mean, sd, sd / math.sqrt(len(values))
-
-
-def load_average() -> Optional[list[float]]:
-    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def machine_info() -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "processor": platform.processor() or platform.machine(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
-
-
-def command_line() -> str:
-    exe = Path(sys.executable)
-    try:
-        exe = exe.relative_to(Path.cwd())
-    except ValueError:
-        pass
-    return shlex.join([str(exe), *sys.argv])
 
 
 def task_summary(space_file) -> dict:

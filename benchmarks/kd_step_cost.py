@@ -32,9 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -44,6 +41,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import command_line, load_average, machine_info  # noqa: E402  (shared with the other benchmark scripts)
 from autokd.config import CE_ONLY, PairLoss, Strategy, load_task
 from autokd.losses import fitnet, kd
 from autokd.training.fit import fit, make_optimizer
@@ -359,30 +358,6 @@ def accounting(res: dict) -> list[str]:
         f"{m['hint_proj_mse_fwd_bwd']:.3f} + extra Adam work "
         f"{m['adam_step_student_and_projector'] - m['adam_step_student']:.3f} ms.",
     ]
-
-
-def load_average() -> list[float] | None:
-    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def machine_info() -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "processor": platform.processor() or platform.machine(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
-
-
-def command_line() -> str:
-    exe = Path(sys.executable)
-    try:
-        exe = exe.relative_to(Path.cwd())
-    except ValueError:
-        pass
-    return shlex.join([str(exe), *sys.argv])
 
 
 def write_markdown(path: Path, report: dict) -> None:

@@ -41,9 +41,8 @@ from typing import Iterable, Optional
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate_default import (  # noqa: E402  (the shared worker pool and report helpers)
-    command_line, load_average, machine_info, prepare, run_jobs, task_line, task_summary,
-)
+from calibrate_default import prepare, run_jobs, task_line, task_summary  # noqa: E402  (its worker pool)
+from common import command_line, load_average, machine_info, rho  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_RHO = 0.7
@@ -90,14 +89,6 @@ def describe(strategy) -> str:
     for r in strategy.relations:
         parts.append(f"{r.loss} x{r.weight:.3g}")
     return ", ".join(parts) or "CE only"
-
-
-def spearman(x: list[float], y: list[float]) -> Optional[float]:
-    from scipy.stats import spearmanr
-
-    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
-        return None
-    return float(spearmanr(x, y).statistic)
 
 
 def acc(run: dict, field: str) -> float:
@@ -164,9 +155,9 @@ def write_markdown(path: Path, report: dict) -> None:
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["rows"]:
-        rho = f"{r['rho']:.3f}" if r["rho"] is not None else "-"
+        rho_text = f"{r['rho']:.3f}" if r["rho"] is not None else "-"
         pv = f"{r['p_value']:.2g}" if r["p_value"] is not None else "-"
-        lines.append(f"| {r['epochs']} | {rho} | {pv} | {r['failed']} | {r['seconds_median']:.2f} | {r['seconds_mean']:.2f} |")
+        lines.append(f"| {r['epochs']} | {rho_text} | {pv} | {r['failed']} | {r['seconds_median']:.2f} | {r['seconds_mean']:.2f} |")
     ref = report["references"]
     lines += [
         "",
@@ -244,9 +235,9 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
         rows.append({"epochs": e, "rho": float(res.statistic) if res else None, "p_value": float(res.pvalue) if res else None,
                      "failed": sum(s["proxy_failed"][str(e)] for s in strategies),
                      "seconds_median": statistics.median(secs), "seconds_mean": statistics.fmean(secs)})
-    references = {"full-length val vs full-length test": spearman([s["full_val_mean"] for s in strategies], truth)}
+    references = {"full-length val vs full-length test": rho([s["full_val_mean"] for s in strategies], truth)}
     if len(seeds) > 1:
-        references["full test seed 0 vs seed 1"] = spearman([s["full_test"][0] for s in strategies],
+        references["full test seed 0 vs seed 1"] = rho([s["full_test"][0] for s in strategies],
                                                               [s["full_test"][1] for s in strategies])
     chosen = proxy.epochs
     chosen_rho = next((r["rho"] for r in rows if r["epochs"] == chosen), None)
@@ -267,8 +258,8 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
     print()
     print("proxy epochs | rho    | diverged | s/trial (median)")
     for r in rows:
-        rho = f"{r['rho']:.3f}" if r["rho"] is not None else "  -  "
-        print(f"{r['epochs']:>12} | {rho:>6} | {r['failed']:>8} | {r['seconds_median']:.2f}")
+        rho_text = f"{r['rho']:.3f}" if r["rho"] is not None else "  -  "
+        print(f"{r['epochs']:>12} | {rho_text:>6} | {r['failed']:>8} | {r['seconds_median']:.2f}")
     for k, v in references.items():
         print(f"reference {k}: rho {v:.3f}" if v is not None else f"reference {k}: -")
     print(f"full-length runs diverged: {report['full_failed']}")

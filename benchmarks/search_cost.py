@@ -36,7 +36,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import shlex
 import signal
@@ -45,9 +44,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import command_line, end_session, load_average, machine_info, session_processes  # noqa: E402  (shared with the other benchmark scripts)
 REPO = Path(__file__).resolve().parents[1]
 TARGET_OVERHEAD = 0.10  # Ray Tune's overhead, as a fraction of the in-process wall time
 TARGET_HEADLINE_S = 600.0  # autokd search --budget 100 on this machine
@@ -95,39 +95,6 @@ def ray_processes() -> list[tuple[int, str]]:
         if re.search(r"raylet|gcs_server|ray::|ray/_private/|ray/dashboard|ray/autoscaler", cmd):
             out.append((int(entry.name), cmd))
     return sorted(out)
-
-
-def session_processes(sid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of the processes in session ``sid``: a CLI run started with
-    start_new_session=True leads its own session, and Ray's gcs_server, raylet and workers stay in it."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-            if int(fields[3]) != sid:
-                continue
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except (OSError, IndexError, ValueError):
-            continue
-        out.append((int(entry.name), cmd))
-    return sorted(out)
-
-
-def end_session(sid: int, grace: float = 10.0) -> list[tuple[int, str]]:
-    """SIGTERM, then SIGKILL, what is left in a run's session (only that run's processes); returns what was found."""
-    found = session_processes(sid)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid, _ in session_processes(sid):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace
-        while session_processes(sid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-    return found
 
 
 def stop_run(proc: subprocess.Popen, grace: float = 30.0) -> None:
@@ -369,38 +336,6 @@ def same_trials(runs: list[dict]) -> bool:
 
 
 # ----------------------------------------------------------------------------- report
-
-
-def load_average():
-    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def machine_info() -> dict:
-    def version(pkg):
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "processor": platform.processor() or platform.machine(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        **{pkg: version(pkg) for pkg in ("torch", "ray", "optuna", "autokd")},
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "AUTOKD_CACHE": os.environ.get("AUTOKD_CACHE"),
-    }
-
-
-def command_line() -> str:
-    exe = Path(sys.executable)
-    try:
-        exe = exe.relative_to(Path.cwd())
-    except ValueError:
-        pass
-    return shlex.join([str(exe), *sys.argv])
 
 
 def fmt(v, spec=".1f"):

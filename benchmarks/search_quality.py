@@ -44,7 +44,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import shlex
 import shutil
 import signal
@@ -52,10 +51,11 @@ import statistics
 import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Optional
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import command_line, end_session, load_average, machine_info, rho  # noqa: E402  (shared with the other benchmark scripts)
 REPO = Path(__file__).resolve().parents[1]
 SAMPLERS = ("tpe", "random", "ppo")
 TARGET_VS_BASELINE = 1.5  # points of test accuracy, TPE's winner over the best hand-tuned baseline
@@ -96,68 +96,6 @@ def parse_args(argv: Optional[Iterable[str]] = None):
 
 
 # ----------------------------------------------------------------------------- machine and processes
-
-
-def load_average():
-    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def machine_info() -> dict:
-    def version(pkg):
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "processor": platform.processor() or platform.machine(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        **{pkg: version(pkg) for pkg in ("torch", "ray", "optuna", "stable_baselines3", "autokd")},
-        "AUTOKD_CACHE": os.environ.get("AUTOKD_CACHE"),
-    }
-
-
-def command_line() -> str:
-    exe = Path(sys.executable)
-    try:
-        exe = exe.relative_to(Path.cwd())
-    except ValueError:
-        pass
-    return shlex.join([str(exe), *sys.argv])
-
-
-def session_processes(sid: int) -> list[int]:
-    """Pids in session ``sid``: a search started with start_new_session=True leads its own session,
-    and the Ray processes it starts stay in it."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-            if int(fields[3]) == sid:
-                out.append(int(entry.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return out
-
-
-def end_session(sid: int, grace: float = 10.0) -> int:
-    """SIGTERM, then SIGKILL, what is left of one search's session (only its processes)."""
-    found = len(session_processes(sid))
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in session_processes(sid):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace
-        while session_processes(sid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-    return found
 
 
 # ----------------------------------------------------------------------------- searches
@@ -203,7 +141,7 @@ def run_search_cli(cli_args: list[str], log_path: Path, timeout: float) -> dict:
             raise
     wall = time.perf_counter() - t0
     time.sleep(1.0)
-    left = end_session(proc.pid)  # normally nothing: the CLI shuts its own Ray down
+    left = len(end_session(proc.pid))  # normally nothing: the CLI shuts its own Ray down
     return {"returncode": proc.returncode, "timed_out": timed_out, "wall_s": wall, "started": started,
             "load_before": load_before, "load_after": load_average(), "processes_left": left,
             "output_tail": log_path.read_text()[-2000:]}
@@ -533,14 +471,6 @@ def proxy_runs(studies: dict, storage: Path, work: Path, seeds: int, baselines: 
     return {"epochs": proxy.epochs, "seeds": seed_list, "strategies": out, "wall_s": time.perf_counter() - t0}
 
 
-def spearman(x: list[float], y: list[float]) -> Optional[float]:
-    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
-        return None
-    from scipy import stats
-
-    return float(stats.spearmanr(x, y).statistic)
-
-
 def diagnostics(report: dict) -> dict:
     """Evidence for why a target is missed: proxy vs full length, pruning, selection luck, PPO, seed noise."""
     from autokd.search.pruning import grace_period
@@ -557,7 +487,7 @@ def diagnostics(report: dict) -> dict:
             "pruned_share": sum(t["state"] == "PRUNED" for t in trials) / max(1, len(trials)),
             "failed_share": sum(t["state"] == "FAIL" for t in trials) / max(1, len(trials)),
             # how well the value at the grace epoch (where ASHA first cuts) predicts the final proxy value
-            "rho_grace_vs_final": spearman([a for a, _ in early], [b for _, b in early]),
+            "rho_grace_vs_final": rho([a for a, _ in early], [b for _, b in early]),
             "grace_epoch": grace,
             "top5_proxy_val": vals[:5],
             "median_complete_val": statistics.median(vals) if vals else None,
@@ -588,7 +518,7 @@ def diagnostics(report: dict) -> dict:
                 rows.append({"name": label, "kind": "baseline", "proxy_val_search": None, "proxy_val_mean": p["mean"],
                              "proxy_val_se": p["se"], "full_val": b["val_mean"], "test_mean": b["mean"], "test_se": b["se"]})
         out["proxy_vs_full"] = rows
-        out["rho_proxy_val_vs_full_test"] = spearman([r["proxy_val_mean"] for r in rows], [r["test_mean"] for r in rows])
+        out["rho_proxy_val_vs_full_test"] = rho([r["proxy_val_mean"] for r in rows], [r["test_mean"] for r in rows])
         found = [r for r in rows if r["kind"] == "found"]
         out["winners_selection_optimism"] = (statistics.fmean(r["proxy_val_search"] - r["proxy_val_mean"] for r in found)
                                              if found else None)

@@ -1,0 +1,97 @@
+"""What every benchmark script records about its run, and how it ends the processes it started.
+
+Imported by the scripts in this folder (each puts this folder on ``sys.path`` first, so they run
+as plain ``python benchmarks/NAME.py`` from the repository root).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import signal
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Optional, Sequence
+
+PACKAGES = ("torch", "ray", "optuna", "stable_baselines3", "autokd")
+
+
+def load_average() -> Optional[list[float]]:
+    """The 1, 5 and 15 minute load averages (above the CPU count: other work competed for the CPUs)."""
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def _version(package: str) -> Optional[str]:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info(packages: Sequence[str] = PACKAGES) -> dict:
+    """CPUs, platform, Python and the versions of ``packages``, for a report's header."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "processor": platform.processor() or platform.machine(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **{package: _version(package) for package in packages},
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "AUTOKD_CACHE": os.environ.get("AUTOKD_CACHE"),
+    }
+
+
+def command_line() -> str:
+    """The command that is running, with the interpreter relative to the working folder when it can be."""
+    exe = Path(sys.executable)
+    try:
+        exe = exe.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return shlex.join([str(exe), *sys.argv])
+
+
+def session_processes(sid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes in session ``sid``: a CLI run started with
+    ``start_new_session=True`` leads its own session, and the Ray processes it starts stay in it."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            if int(fields[3]) != sid:
+                continue
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, IndexError, ValueError):
+            continue
+        out.append((int(entry.name), cmd))
+    return sorted(out)
+
+
+def end_session(sid: int, grace: float = 10.0) -> list[tuple[int, str]]:
+    """SIGTERM, then SIGKILL, what is left in one run's session (only that run's processes).
+
+    Returns what was found there before the first signal."""
+    found = session_processes(sid)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid, _ in session_processes(sid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while session_processes(sid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    return found
+
+
+def rho(x: Sequence[float], y: Sequence[float]) -> Optional[float]:
+    """Spearman's rho of two rankings (autokd's own statistic), None with < 3 points or a constant input."""
+    from autokd.compare.stats import spearman
+
+    return spearman(x, y).rho
