@@ -85,7 +85,11 @@ def _init_worker(ref: str, threads: int) -> None:
 
 
 def _train(job: tuple) -> dict:
-    """One run: job = (key, strategy, recipe, evaluate_test). Diverged runs come back failed."""
+    """One run: job = (key, strategy, recipe, evaluate_test). Diverged runs come back failed.
+
+    A full-length run (evaluate_test) validates once, at the end, like ``autokd compare``; a proxy
+    run validates where a search trial does (the pruning rung and the end)."""
+    from autokd.search.pruning import report_epochs
     from autokd.training.fit import TrainingFailed
     from autokd.training.run import train_strategy
 
@@ -93,7 +97,8 @@ def _train(job: tuple) -> dict:
     start = time.perf_counter()
     try:
         result = train_strategy(_WORKER["prepared"], strategy, recipe=recipe, teacher_cache=_WORKER["cache"],
-                                evaluate_test=evaluate_test)
+                                evaluate_test=evaluate_test,
+                                validate_at=() if evaluate_test else report_epochs(recipe.epochs))
     except TrainingFailed as exc:
         return {"key": key, "failed": True, "reason": str(exc), "val_acc": None, "test_acc": None,
                 "seconds": time.perf_counter() - start}

@@ -13,7 +13,7 @@ hand-tuned baseline (CE-only included). Each strategy is trained
 
 For each proxy length: Spearman's rho (scipy.stats.spearmanr) between proxy validation accuracy and
 full-length test accuracy over all strategies, and the time of one proxy trial (median over the
-strategies, 1 torch thread; includes validation after every epoch, as in a search trial). A strategy
+strategies, 1 torch thread; validation at the pruning rung and the end, as in a search trial). A strategy
 whose run diverges counts as 0 % accuracy in the ranking it is in (how many did is reported). Two
 reference rows bound what any proxy can reach: full-length VALIDATION vs full-length test (same runs),
 and with --seeds 2, full-length test of seed 0 vs seed 1 (how reproducible the ground truth is).

@@ -122,6 +122,16 @@ def test_float_range_bins():
 # --- samplers on real trials ---------------------------------------------------------------
 
 
+def test_trials_report_at_the_pruning_rungs_only():
+    from autokd.search.pruning import REDUCTION_FACTOR, grace_period, report_epochs
+
+    assert REDUCTION_FACTOR == 3
+    assert report_epochs(15) == [7] and grace_period(15) == 7
+    assert report_epochs(60) == [30] and report_epochs(2) == [1]
+    assert report_epochs(1) == [] and report_epochs(15, enabled=False) == []
+    assert report_epochs(40) == [20]
+
+
 @pytest.mark.parametrize("sampler, workers", [("tpe", 2), ("random", 0), ("ppo", 1)])
 def test_each_sampler_completes_a_budget(tmp_path, space_path, sampler, workers):
     search(tmp_path, space_path, f"t-{sampler}", sampler=sampler, budget=5, workers=workers)
@@ -132,7 +142,7 @@ def test_each_sampler_completes_a_budget(tmp_path, space_path, sampler, workers)
     for t in study.trials:
         assert t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         assert "strategy" in t.user_attrs
-        assert len(t.intermediate_values) >= 1  # every epoch was reported
+        assert len(t.intermediate_values) >= 1  # the rung (grace period) and the last epoch were reported
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert t.intermediate_values[max(t.intermediate_values)] == t.value
             assert max(t.intermediate_values) == 2  # the proxy's epochs
@@ -220,10 +230,10 @@ def test_ray_searcher_records_pruned_failed_and_complete_states(space_path):
     searcher = make_searcher(study, space, budget=10, epochs=2, monitor=SearchMonitor(study, 10, lambda *_: None))
     for i in range(4):
         assert searcher.suggest(f"t{i}")["number"] == i
-    searcher.on_trial_result("t0", {"val_acc": 40.0, "training_iteration": 1})
-    searcher.on_trial_complete("t0", {"val_acc": 40.0, "training_iteration": 1})  # stopped by ASHA
-    searcher.on_trial_complete("t1", {"val_acc": 61.5, "training_iteration": 2})
-    searcher.on_trial_complete("t2", {"val_acc": 0.0, "failed": "loss diverged", "training_iteration": 1})
+    searcher.on_trial_result("t0", {"val_acc": 40.0, "epoch": 1})
+    searcher.on_trial_complete("t0", {"val_acc": 40.0, "epoch": 1})  # stopped by ASHA
+    searcher.on_trial_complete("t1", {"val_acc": 61.5, "epoch": 2})
+    searcher.on_trial_complete("t2", {"val_acc": 0.0, "failed": "loss diverged", "epoch": 1})
     searcher.on_trial_complete("t3", None, error=True)
     states = [t.state.name for t in study.trials]
     assert states == ["PRUNED", "COMPLETE", "FAIL", "FAIL", "WAITING"]  # a dead worker's trial is retried once

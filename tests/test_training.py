@@ -51,6 +51,25 @@ def test_fit_improves_over_chance_and_reports_every_epoch(tiny_prepared):
     assert distiller.student.training  # fit leaves the student in train mode; accuracy() restores it
 
 
+def test_fit_validates_only_where_asked_and_trains_the_same(tiny_prepared):
+    prepared = tiny_prepared
+    recipe = replace(prepared.task.recipes.full, epochs=5)
+    every = fit(build_distiller(prepared, strategy({"alpha": 0.0}, prepared), seed=0), prepared.data, recipe, "cpu")
+    seen = []
+    some = fit(build_distiller(prepared, strategy({"alpha": 0.0}, prepared), seed=0), prepared.data, recipe, "cpu",
+               on_epoch=seen.append, validate_at={2})
+    assert [s.epoch for s in seen] == [2, 5]  # the asked epoch, and always the last
+    assert some.history == seen
+    # validation does not touch training: same losses and accuracies at the epochs both measured
+    by_epoch = {s.epoch: s for s in every.history}
+    for s in seen:
+        assert (s.train_loss, s.val_acc) == (by_epoch[s.epoch].train_loss, by_epoch[s.epoch].val_acc)
+    assert some.val_acc == every.val_acc
+    only_last = fit(build_distiller(prepared, strategy({"alpha": 0.0}, prepared), seed=0), prepared.data, recipe, "cpu",
+                    validate_at=())
+    assert [s.epoch for s in only_last.history] == [5] and only_last.val_acc == every.val_acc
+
+
 def test_on_epoch_may_stop_training(tiny_prepared):
     class Stop(Exception):
         pass

@@ -31,7 +31,7 @@ def _train(prepared, strategy: Strategy, threads: Optional[int] = None) -> tuple
 
     if threads:
         torch.set_num_threads(threads)
-    result = train_strategy(prepared, strategy)
+    result = train_strategy(prepared, strategy, validate_at=())  # validation only at the end: it is all a run reports
     return result.val_acc, result.test_acc, result.seconds
 
 

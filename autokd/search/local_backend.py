@@ -8,6 +8,7 @@ pruner (the synchronous cousin of Tune's ASHA).
 from __future__ import annotations
 
 from autokd.config.strategy import strategy_to_dict
+from autokd.search.pruning import report_epochs
 from autokd.search.monitor import SearchMonitor
 from autokd.search.study import STRATEGY_ATTR, counts, fail_interrupted, mark_owner, record_result
 from autokd.search.trial import run_trial
@@ -42,7 +43,7 @@ def _run(study, space, prepared, teacher_cache, budget, monitor, pruning) -> Non
                 raise optuna.TrialPruned()
 
         try:
-            outcome = run_trial(prepared, strategy, teacher_cache, report)
+            outcome = run_trial(prepared, strategy, teacher_cache, report, report_epochs(strategy.recipe.epochs, pruning))
         except optuna.TrialPruned:
             monitor.trial_finished(record_result(study, trial.number, pruned=True), None)
             continue

@@ -22,7 +22,7 @@ METRIC = "val_acc"
 
 
 def _trainable(config: dict, prepared=None, teacher_cache=None) -> None:
-    """The Tune function trainable: one proxy training run, reporting every epoch."""
+    """The Tune function trainable: one proxy training run, reporting at the pruning rungs and the end."""
     import torch
     from ray import tune
 
@@ -34,7 +34,7 @@ def _trainable(config: dict, prepared=None, teacher_cache=None) -> None:
     def report(stats) -> None:
         tune.report({METRIC: stats.val_acc, "epoch": stats.epoch, "train_loss": stats.train_loss})
 
-    outcome = run_trial(prepared, strategy, teacher_cache, report)
+    outcome = run_trial(prepared, strategy, teacher_cache, report, config.get("report_at"))
     if outcome.failed:
         tune.report({METRIC: 0.0, "failed": outcome.reason})
 
@@ -69,7 +69,7 @@ def make_searcher(study, space, budget: int, epochs: int, monitor: SearchMonitor
                 monitor.epoch()
 
         def _report(self, trial, result: dict) -> None:
-            step = int(result["training_iteration"])
+            step = int(result["epoch"])
             if step not in self.reported.setdefault(trial.number, set()):
                 self.reported[trial.number].add(step)
                 trial.report(result[METRIC], step)
@@ -89,7 +89,7 @@ def make_searcher(study, space, budget: int, epochs: int, monitor: SearchMonitor
                     study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
             elif "failed" in result:
                 monitor.trial_finished(record_result(study, trial.number, reason=str(result["failed"])), None)
-            elif int(result.get("training_iteration", 0)) < epochs:
+            elif int(result.get("epoch", 0)) < epochs:
                 monitor.trial_finished(record_result(study, trial.number, pruned=True), None)
             else:
                 value = float(result[METRIC])
@@ -152,7 +152,7 @@ def run_ray(study, space, prepared, teacher_cache, budget: int, workers: int, ep
     import ray
     from ray import tune
 
-    from autokd.search.pruning import tune_scheduler
+    from autokd.search.pruning import report_epochs, tune_scheduler
 
     c = counts(study)
     remaining = budget - c["finished"] - c["running"]
@@ -166,7 +166,7 @@ def run_ray(study, space, prepared, teacher_cache, budget: int, workers: int, ep
     with tempfile.TemporaryDirectory(prefix="autokd-tune-") as tune_dir:
         tuner = tune.Tuner(
             trainable,
-            param_space={"threads": 1},
+            param_space={"threads": 1, "report_at": report_epochs(epochs, pruning)},
             tune_config=tune.TuneConfig(
                 metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler,
                 num_samples=remaining, max_concurrent_trials=workers, reuse_actors=True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Collection, Optional
 
 import torch
 
@@ -33,15 +33,18 @@ def run_trial(
     strategy,
     teacher_cache: Optional[TeacherCache],
     report: Callable[[EpochStats], None],
+    report_at: Optional[Collection[int]] = None,
 ) -> TrialOutcome:
-    """Train with ``strategy`` (its recipe is the proxy recipe); ``report`` sees every epoch.
+    """Train with ``strategy`` (its recipe is the proxy recipe); ``report`` sees the validation
+    accuracy after each epoch in ``report_at`` and after the last (``None``: every epoch).
 
     Exceptions that stop a trial on purpose (Optuna's TrialPruned, Tune's SystemExit) pass through.
     """
     import optuna
 
     try:
-        result = train_strategy(prepared, strategy, teacher_cache=teacher_cache, on_epoch=report, evaluate_test=False)
+        result = train_strategy(prepared, strategy, teacher_cache=teacher_cache, on_epoch=report, evaluate_test=False,
+                                validate_at=report_at)
     except optuna.TrialPruned:
         raise
     except TrainingFailed as exc:

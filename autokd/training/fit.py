@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Collection, Optional
 
 import torch
 
@@ -76,11 +76,16 @@ def fit(
     device,
     teacher_cache: Optional[TeacherCache] = None,
     on_epoch: Optional[Callable[[EpochStats], None]] = None,
+    validate_at: Optional[Collection[int]] = None,
 ) -> FitResult:
-    """Train ``distiller``'s student on ``data.train`` for ``recipe.epochs``; validate every epoch.
+    """Train ``distiller``'s student on ``data.train`` for ``recipe.epochs``.
 
-    ``on_epoch`` sees each epoch's stats (a search trial reports them; it may raise to stop).
-    Raises :class:`TrainingFailed` when the loss becomes non-finite or explodes.
+    Validation accuracy is measured after each epoch in ``validate_at`` and after the last one
+    (``None``: after every epoch, for progress displays). On a small training set validation can
+    cost more than the epoch itself, so callers that only need some epochs (a search trial: its
+    pruning rungs; a full-length run: the end) say which. ``on_epoch`` sees the stats of each
+    validated epoch (a search trial reports them; it may raise to stop). Raises
+    :class:`TrainingFailed` when the loss becomes non-finite or explodes.
     """
     optimizer = make_optimizer(distiller.trainable_parameters(), recipe)
     scheduler = make_scheduler(optimizer, recipe)
@@ -105,6 +110,8 @@ def fit(
         if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS:
             parts = ", ".join(f"{k}={v.item():.4g}" for k, v in out.parts.items())
             raise TrainingFailed(f"loss diverged to {train_loss:.4g} in epoch {epoch} (last batch: {parts})")
+        if validate_at is not None and epoch != recipe.epochs and epoch not in validate_at:
+            continue
         val_acc = accuracy(distiller.student, data, "val", device)
         stats = EpochStats(epoch, recipe.epochs, train_loss, val_acc, time.perf_counter() - start)
         history.append(stats)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Collection, Optional
 
 import torch
 from torch import nn
@@ -115,11 +115,13 @@ def train_strategy(
     teacher_cache: Optional[TeacherCache] = None,
     on_epoch: Optional[Callable[[EpochStats], None]] = None,
     evaluate_test: bool = True,
+    validate_at: Optional[Collection[int]] = None,
 ) -> RunResult:
     """Train one student with ``strategy`` (and ``recipe``, default the strategy's own).
 
     ``teacher_cache`` may hold more features than the strategy needs; when None and the data
-    allow it, the teacher's outputs are computed once here.
+    allow it, the teacher's outputs are computed once here. ``validate_at``: the epochs after
+    which validation accuracy is measured besides the last (``None``: every epoch; see ``fit``).
     """
     recipe = recipe or strategy.recipe
     start = time.perf_counter()
@@ -128,6 +130,7 @@ def train_strategy(
     if strategy.needs_teacher and can_cache(prepared.data):
         cache = teacher_cache or teacher_cache_for(prepared, distiller.teacher_paths)
         cache = cache.subset(distiller.teacher_paths)
-    result = fit(distiller, prepared.data, recipe, prepared.device, teacher_cache=cache, on_epoch=on_epoch)
+    result = fit(distiller, prepared.data, recipe, prepared.device, teacher_cache=cache, on_epoch=on_epoch,
+                 validate_at=validate_at)
     test_acc = accuracy(distiller.student, prepared.data, "test", prepared.device) if evaluate_test else None
     return RunResult(result.val_acc, test_acc, recipe.seed, recipe.epochs, time.perf_counter() - start, result.history)
