@@ -149,6 +149,17 @@ def test_each_sampler_completes_a_budget(tmp_path, space_path, sampler, workers)
     assert study.user_attrs["autokd"]["sampler"] == sampler
 
 
+def test_space_can_turn_pruning_off(tmp_path):
+    """`pruning: false` in the space: no trial is pruned and each reports only its last epoch."""
+    path = write_space(tmp_path / "no_prune.yaml", space={**SPACE, "pruning": False})
+    search(tmp_path, path, "np", sampler="random", budget=4, workers=0)
+    study = load(tmp_path, "np")
+    assert counts(study)["complete"] == 4
+    assert all(list(t.intermediate_values) == [2] for t in study.trials)  # the proxy's 2 epochs
+    with pytest.raises(AutokdError, match=r"space.pruning.*true or false"):
+        bind_space(load_space_file(write_space(tmp_path / "bad.yaml", space={**SPACE, "pruning": "no"})))
+
+
 def test_ppo_controller_updates_and_replays_history(tmp_path, space_path):
     from autokd.search.samplers.ppo import PPOSampler
 

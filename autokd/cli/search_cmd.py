@@ -52,7 +52,7 @@ def _run(space_file, request) -> None:
 @storage_option
 @click.option("--address", default=None, help="Join this Ray cluster (else RAY_ADDRESS, else a local Ray is started).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler.")
-@click.option("--no-pruning", is_flag=True, help="Run every trial to the end of the proxy.")
+@click.option("--no-pruning", is_flag=True, help="Run every trial to the end of the proxy (as a space with `pruning: false` does).")
 @device_option
 @download_option
 def search(space, budget, sampler, workers, name, storage, address, seed, no_pruning, device, download):

@@ -93,7 +93,7 @@ def check_workers(workers: int, address: Optional[str]) -> None:
 
 def run_search(space_file: SpaceFile, request: SearchRequest, say: Say, status: Status):
     """Run ``request`` on ``space_file``'s task; returns the study."""
-    from autokd.search.pruning import optuna_pruner
+    from autokd.search.pruning import grace_period, optuna_pruner
     from autokd.search.storage import open_storage
     from autokd.training.run import prepare_task, teacher_cache_for
 
@@ -114,7 +114,8 @@ def run_search(space_file: SpaceFile, request: SearchRequest, say: Say, status: 
     )
     sampler = make_sampler(request.sampler, space, seed=request.seed)
     epochs = space.base_recipe.epochs
-    study, created = open_study(request.name, storage, settings, sampler, optuna_pruner(epochs, request.pruning))
+    pruning = request.pruning and space.spec.pruning  # --no-pruning or the space's `pruning: false`
+    study, created = open_study(request.name, storage, settings, sampler, optuna_pruner(epochs, pruning))
     recovered = recover_interrupted(study)
     c = counts(study)
     say(f"study {request.name!r} ({'new' if created else 'resumed'}): {c['finished']}/{request.budget} trials done"
@@ -123,7 +124,8 @@ def run_search(space_file: SpaceFile, request: SearchRequest, say: Say, status: 
         say("budget already reached; raise --budget to run more trials")
         return study
     say(f"space: {len(space.dimensions())} parameters, pairs {', '.join(f'{t}->{s}' for t, s in space.pairs) or 'none'}; "
-        f"sampler {request.sampler}; proxy {epochs} epochs")
+        f"sampler {request.sampler}; proxy {epochs} epochs; "
+        + (f"pruning at epoch {grace_period(epochs)}" if pruning and epochs > 1 else "no pruning"))
     with _sigterm_as_interrupt(), _ray_session(request):  # Ray first: a bad --address fails before any training
         prepared = prepare_task(space_file.task, request.device, progress=say)
         cache = teacher_cache_for(prepared, space.teacher_paths())
@@ -131,11 +133,11 @@ def run_search(space_file: SpaceFile, request: SearchRequest, say: Say, status: 
         if request.workers == 0:
             from autokd.search.local_backend import run_local
 
-            run_local(study, space, prepared, cache, request.budget, monitor, request.pruning)
+            run_local(study, space, prepared, cache, request.budget, monitor, pruning)
         else:
             from autokd.search.ray_backend import run_ray
 
-            run_ray(study, space, prepared, cache, request.budget, request.workers, epochs, monitor, request.pruning)
+            run_ray(study, space, prepared, cache, request.budget, request.workers, epochs, monitor, pruning)
     monitor.show(force=True)
     return study
 

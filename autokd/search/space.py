@@ -79,6 +79,9 @@ class SpaceSpec:
     relation_losses: list[str] = field(default_factory=lambda: ["rkd", "pkt", "sp"])
     weight_scale: Knob = field(default_factory=lambda: FloatRange(0.01, 10.0, log=True))
     lr: Optional[Knob] = None
+    # stop weak trials early at the grace period (half the proxy); off where early epochs rank
+    # strategies unlike the end of the proxy (measure with benchmarks/proxy_fidelity.py)
+    pruning: bool = True
 
 
 def space_from_dict(data: Optional[dict], where: str = "space") -> SpaceSpec:
