@@ -1,7 +1,7 @@
 """What does distillation cost per training step, compared with plain cross-entropy?
 
-On the default task (MNIST-1D, cnn1d teacher with 64 channels -> cnn1d student with 8 channels,
-batch 128, Adam), time ONE training step -- cached-teacher lookup when the variant uses one,
+On the default task (MNIST-1D, cnn1d teacher -> cnn1d student, the task's full recipe: its
+batch size and optimizer), time ONE training step -- cached-teacher lookup when the variant uses one,
 ``Distiller`` forward (student + losses), ``zero_grad``, backward, ``optimizer.step`` -- for:
 
   ce          cross-entropy only (CE_ONLY, no teacher)
@@ -24,7 +24,7 @@ Target: a cached-teacher KD step costs <= 1.3x a CE step.
     .venv/bin/python benchmarks/kd_step_cost.py                # 1 thread (a search trial's share), ~30 s
     .venv/bin/python benchmarks/kd_step_cost.py --threads 1 2  # and 2 threads, ~1 min on an idle machine
 
-Writes reports/benchmarks/kd_step_cost.json and reports/benchmarks/kd_step_cost.md.
+Writes reports/benchmarks/kd_step_cost.json, kd_step_cost.md and kd_step_cost.png (bars: ms per step).
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def build_variants(prepared, recipe, seed):
 
 
 def full_batches(prepared, batch_size, seed):
-    """One shuffled epoch of the real training split, full batches only (31 of 128 here)."""
+    """One shuffled epoch of the real training split, full batches only."""
     gen = torch.Generator().manual_seed(seed)
     return list(prepared.data.batches("train", batch_size, shuffle=True, generator=gen, drop_last=True))
 
@@ -202,7 +202,7 @@ def bench_steps(prepared, built, batches, recipe, args) -> dict:
 
 
 def bench_epoch(prepared, recipe, args) -> dict:
-    """Wall time of ``fit`` for one epoch (all 32 batches + validation), CE vs cached KD."""
+    """Wall time of ``fit`` for one epoch (every batch + validation), CE vs cached KD."""
     one_epoch = replace(recipe, epochs=1)
     s = strategies()
     kd_distiller = build_distiller(prepared, s["kd_cached"], args.seed)
@@ -360,6 +360,37 @@ def accounting(res: dict) -> list[str]:
     ]
 
 
+def plot(path: Path, report: dict) -> None:
+    """Median ms per step of each variant (IQR as error bars), one group of bars per thread count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = report["results"]
+    names = list(results[0]["steps"])
+    width = 0.8 / len(results)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for i, res in enumerate(results):
+        steps = res["steps"]
+        xs = [k + (i - (len(results) - 1) / 2) * width for k in range(len(names))]
+        med = [steps[n]["median_ms"] for n in names]
+        err = [[steps[n]["median_ms"] - steps[n]["q1_ms"] for n in names], [steps[n]["q3_ms"] - steps[n]["median_ms"] for n in names]]
+        ax.bar(xs, med, width, yerr=err, capsize=3, label=f"{res['threads']} thread(s)")
+        for x, n in zip(xs, names):
+            ax.annotate(f"{steps[n]['ratio']:.2f}x", (x, steps[n]["q3_ms"]), ha="center", va="bottom", fontsize=7)
+    ce = results[0]["steps"]["ce"]["median_ms"]
+    ax.axhline(ce * report["target_ratio"], color="red", ls="--", lw=1,
+               label=f"target: {report['target_ratio']}x CE ({results[0]['threads']} thread(s))")
+    ax.set_xticks(range(len(names)), names, fontsize=8)
+    ax.set_ylabel("ms per training step (median, IQR)")
+    ax.set_title(f"KD step cost on {report['task']} (batch {report['batch_size']}); labels: ratio to CE")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write_markdown(path: Path, report: dict) -> None:
     m = report["machine"]
     lines = [
@@ -372,6 +403,8 @@ def write_markdown(path: Path, report: dict) -> None:
         "other work on the machine (more runnable threads than cores) shows as wide IQRs.",
         "",
         f"Command: `{report['command']}` (from the repository root)",
+        "",
+        "![ms per step](kd_step_cost.png)",
         "",
         f"Target: **cached-teacher KD step <= {TARGET_RATIO}x a CE step.**",
         "",
@@ -460,8 +493,9 @@ def main():
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "kd_step_cost.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(args.out_dir / "kd_step_cost.png", report)
     write_markdown(args.out_dir / "kd_step_cost.md", report)
-    print(f"\nwrote {args.out_dir / 'kd_step_cost.json'} and {args.out_dir / 'kd_step_cost.md'}")
+    print(f"\nwrote {args.out_dir / 'kd_step_cost.json'}, {args.out_dir / 'kd_step_cost.md'} and {args.out_dir / 'kd_step_cost.png'}")
 
 
 if __name__ == "__main__":

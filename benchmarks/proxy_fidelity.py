@@ -165,7 +165,7 @@ def write_markdown(path: Path, report: dict) -> None:
         + "; ".join(f"{k}: rho {v:.3f}" if v is not None else f"{k}: -" for k, v in ref.items()) + ".",
         f"Full-length runs diverged: {report['full_failed']} of {len(report['strategies']) * len(report['seeds'])}.",
         "",
-        "![rho against proxy epochs](proxy_fidelity.png)" if report["name"] == "proxy_fidelity" else "",
+        f"![rho against proxy epochs]({report['name']}.png)",
         "",
         "## Strategies",
         "",

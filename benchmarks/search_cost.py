@@ -27,7 +27,7 @@ run; ``autokd search --budget 100`` within 10 minutes on a 2-core machine.
     .venv/bin/python benchmarks/search_cost.py                    # ~15 min on an idle 2-core machine
     .venv/bin/python benchmarks/search_cost.py --budget 10 --repeats 1 --headline-budget 0   # quick look
 
-Writes reports/benchmarks/search_cost.json and reports/benchmarks/search_cost.md.
+Writes reports/benchmarks/search_cost.json, search_cost.md and search_cost.png (wall time split, throughput).
 """
 
 from __future__ import annotations
@@ -388,6 +388,42 @@ def run_table(runs: list[dict]) -> list[str]:
     return lines
 
 
+def plot(path: Path, report: dict) -> None:
+    """Left: each variant's wall time split into start-up, trial loop and tear-down (medians; the
+    min-max of the whole command as an error bar). Right: trials per minute of the trial loop."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = report["summary"]
+    names = list(summary)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    bottom = [0.0] * len(names)
+    for part, color in (("startup_s", "#bbbbbb"), ("loop_s", "#4c72b0"), ("teardown_s", "#dd8452")):
+        vals = [summary[n][part]["median"] for n in names]
+        ax.bar(names, vals, bottom=bottom, color=color, label=part[:-2].replace("_", " "))
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    walls = [summary[n]["wall_s"] for n in names]
+    ax.errorbar(names, [w["median"] for w in walls], fmt="none", ecolor="black", capsize=4,
+                yerr=[[w["median"] - w["min"] for w in walls], [w["max"] - w["median"] for w in walls]])
+    over = (report.get("overhead") or {}).get("w1 vs w0")
+    title = f"{report['settings']['budget']} identical trials per run"
+    if over:
+        title += f"; Ray (w1) vs in-process (w0): {over['wall_s']['median_of_rounds'] * 100:+.1f} % wall"
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("seconds (median over rounds)")
+    ax.legend(fontsize=8)
+    tpm = [summary[n]["trials_per_min_loop"] for n in names]
+    bx.bar(names, [t["median"] for t in tpm], color="#55a868",
+           yerr=[[t["median"] - t["min"] for t in tpm], [t["max"] - t["median"] for t in tpm]], capsize=4)
+    bx.set_ylabel("trials per minute (trial loop)")
+    bx.set_title("Throughput", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write_markdown(path: Path, report: dict) -> None:
     m, s = report["machine"], report["settings"]
     lines = [
@@ -401,6 +437,7 @@ def write_markdown(path: Path, report: dict) -> None:
         "",
         f"Command: `{report['command']}` (from the repository root)",
         "",
+        *(["![wall time and throughput](search_cost.png)", ""] if report["summary"] else []),
         "## What was measured",
         "",
         report["method"],
@@ -573,6 +610,8 @@ def main() -> None:
     report["total_s"] = time.perf_counter() - t0
 
     (args.out_dir / "search_cost.json").write_text(json.dumps(report, indent=1, default=str))
+    if report["summary"]:
+        plot(args.out_dir / "search_cost.png", report)
     write_markdown(args.out_dir / "search_cost.md", report)
 
     print()
@@ -590,7 +629,7 @@ def main() -> None:
           f"at the end: {len(report['ray_processes_at_end'])} {[pid for pid, _ in report['ray_processes_at_end']]}")
     print(f"load average at start {report['load_average_at_start']}, at end {report['load_average_at_end']}; "
           f"total {report['total_s'] / 60:.1f} min")
-    print(f"wrote {args.out_dir / 'search_cost.json'} and {args.out_dir / 'search_cost.md'}")
+    print(f"wrote {args.out_dir / 'search_cost.json'}, {args.out_dir / 'search_cost.md'} and {args.out_dir / 'search_cost.png'}")
 
 
 if __name__ == "__main__":
