@@ -20,10 +20,13 @@ class SearchMonitor:
         self.state = dict(base)
         self.running = 0
         self.best = _best_value(study)
+        self._news = False  # a trial finished since the last line was forced out
 
     def trial_started(self) -> None:
         self.running += 1
-        self.show()
+        # a finished trial's line goes out when its successor has started, so "running" counts
+        # the busy workers rather than dipping by one at every finish
+        self.show(force=self._news)
 
     def epoch(self) -> None:
         self.show()
@@ -34,7 +37,8 @@ class SearchMonitor:
         self.state["finished"] += 1
         if value is not None and (self.best is None or value > self.best):
             self.best = value
-        self.show(force=True)
+        self._news = True
+        self.show()
 
     def line(self) -> str:
         s = self.state
@@ -49,6 +53,8 @@ class SearchMonitor:
         )
 
     def show(self, force: bool = False) -> None:
+        if force:
+            self._news = False
         self.write(self.line(), force)
 
 
