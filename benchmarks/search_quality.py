@@ -471,6 +471,16 @@ def proxy_runs(studies: dict, storage: Path, work: Path, seeds: int, baselines: 
     return {"epochs": proxy.epochs, "seeds": seed_list, "strategies": out, "wall_s": time.perf_counter() - t0}
 
 
+def pruning_text(report: dict) -> str:
+    """Whether the searches pruned: --no-pruning, or the space's own `pruning: false`, turns it off."""
+    from autokd.search.space_file import space_file_from_text
+
+    if report["settings"]["no_pruning"]:
+        return "off (--no-pruning)"
+    space = space_file_from_text(report["space"]["text"], report["space"]["source"])
+    return "on (as the space ships)" if space.space.pruning else "off (the space's `pruning: false`)"
+
+
 def diagnostics(report: dict) -> dict:
     """Evidence for why a target is missed: proxy vs full length, pruning, selection luck, PPO, seed noise."""
     from autokd.search.pruning import grace_period
@@ -773,7 +783,7 @@ def write_markdown(path: Path, report: dict) -> None:
         f"proxy {report['task']['proxy_epochs']} epochs, full length {report['task']['full_epochs']} epochs; teacher test "
         f"{fmt(report['task'].get('teacher_test'))}%). Settings: budget B = {s['budget']}, repeats R = {s['repeats']}, "
         f"seeds S = {s['seeds']}, samplers {', '.join(s['samplers'])}, workers W = {s['workers']}, "
-        f"pruning {'off' if s['no_pruning'] else 'on'}."
+        f"pruning {pruning_text(report)}."
         + (f" **The space file changed during the run** (now {report['space']['sha256_at_end'][:16]}...); "
            "the benchmark used the copy taken at the start." if report["space"]["changed_during_run"] else ""),
         "",
