@@ -426,7 +426,8 @@ def write_markdown(path: Path, report: dict) -> None:
             "",
             *step_table(res["steps"]),
             "",
-            "### One epoch through `fit` (31 batches of 128 + 1 of 32, then validation on 2000 samples)",
+            f"### One epoch through `fit` (every batch of {report.get('train_samples', '?')} training samples in batches of "
+            f"{report['batch_size']}, then validation on {report.get('val_samples', '?')} samples)",
             "",
             *epoch_table(res["epoch"]),
             "",
@@ -477,6 +478,8 @@ def main():
         "target_met": {str(r["threads"]): r["steps"]["kd_cached"]["ratio"] <= TARGET_RATIO for r in results},
         "task": task.name,
         "batch_size": recipe.batch_size,
+        "train_samples": len(prepared.data.train),
+        "val_samples": len(prepared.data.val),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": command_line(),
         "machine": {**machine_info(), "load_average_at_start": load_at_start, "load_average_at_end": load_average()},
