@@ -42,7 +42,7 @@ from typing import Callable, Iterable, Optional
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, load_average, machine_info  # noqa: E402  (shared with the other benchmark scripts)
+from common import command_line, load_average, machine_info, machine_text  # noqa: E402  (shared with the other benchmark scripts)
 
 from autokd.compare.stats import mean_sd_se  # noqa: E402
 
@@ -267,8 +267,7 @@ def write_markdown(path: Path, report: dict) -> None:
         "",
         f"Task {task_line(report['task'])}.",
         "",
-        f"Date {report['date']}. Machine: {m['cpu_count']} CPUs, {m['processor']}, Python {m['python']}, "
-        f"torch {m['torch']}; {report['workers']} worker process(es) x {report['threads']} torch thread(s). "
+        f"Date {report['date']}. Machine: {machine_text(m)}; {report['workers']} worker process(es) x {report['threads']} torch thread(s). "
         f"Load average at start {report['load_average_at_start']}, at end {report['load_average_at_end']}. "
         f"Wall time {report['wall_s']:.0f} s.",
         "",

@@ -45,6 +45,18 @@ def machine_info(packages: Sequence[str] = PACKAGES) -> dict:
     }
 
 
+PACKAGE_NAMES = {"torch": "torch", "ray": "Ray", "optuna": "Optuna", "stable_baselines3": "stable-baselines3"}
+
+
+def machine_text(machine: dict, packages: Sequence[str] = ("torch",)) -> str:
+    """A report's machine line from :func:`machine_info`'s dict: CPUs, processor, platform,
+    Python and the versions of ``packages``."""
+    usable = f" ({machine['affinity_cpus']} usable)" if machine.get("affinity_cpus") is not None else ""
+    versions = "".join(f", {PACKAGE_NAMES.get(p, p)} {machine.get(p)}" for p in packages)
+    return (f"{machine['cpu_count']} CPUs{usable}, {machine['processor']}, {machine['platform']}, "
+            f"Python {machine['python']}{versions}")
+
+
 def command_line() -> str:
     """The command that is running, with the interpreter relative to the working folder when it can be."""
     exe = Path(sys.executable)

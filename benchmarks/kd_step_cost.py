@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, load_average, machine_info  # noqa: E402  (shared with the other benchmark scripts)
+from common import command_line, load_average, machine_info, machine_text  # noqa: E402  (shared with the other benchmark scripts)
 from autokd.config import CE_ONLY, PairLoss, Strategy, load_task
 from autokd.losses import fitnet, kd
 from autokd.training.fit import fit, make_optimizer
@@ -397,8 +397,7 @@ def write_markdown(path: Path, report: dict) -> None:
         "# KD step cost",
         "",
         f"Task `{report['task']}` (student batch {report['batch_size']}, Adam). "
-        f"Date {report['date']}. Machine: {m['cpu_count']} CPUs ({m['affinity_cpus']} usable), "
-        f"{m['processor']}, {m['platform']}, Python {m['python']}, torch {m['torch']}. "
+        f"Date {report['date']}. Machine: {machine_text(m)}. "
         f"Load average (1/5/15 min) at start {m['load_average_at_start']}, at end {m['load_average_at_end']}: "
         "other work on the machine (more runnable threads than cores) shows as wide IQRs.",
         "",

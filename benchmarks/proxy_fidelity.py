@@ -42,7 +42,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_default import prepare, run_jobs, task_line, task_summary  # noqa: E402  (its worker pool)
-from common import command_line, load_average, machine_info, rho  # noqa: E402
+from common import command_line, load_average, machine_info, machine_text, rho  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_RHO = 0.7
@@ -134,8 +134,7 @@ def write_markdown(path: Path, report: dict) -> None:
         "",
         f"Task {task_line(report['task'])}.",
         "",
-        f"Date {report['date']}. Machine: {m['cpu_count']} CPUs, {m['processor']}, Python {m['python']}, "
-        f"torch {m['torch']}; {report['workers']} worker process(es) x {report['threads']} torch thread(s). "
+        f"Date {report['date']}. Machine: {machine_text(m)}; {report['workers']} worker process(es) x {report['threads']} torch thread(s). "
         f"Load average at start {report['load_average_at_start']}, at end {report['load_average_at_end']} "
         f"(times per trial grow with it). Wall time {report['wall_s']:.0f} s.",
         "",

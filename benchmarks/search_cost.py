@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, end_session, load_average, machine_info, session_processes  # noqa: E402  (shared with the other benchmark scripts)
+from common import command_line, end_session, load_average, machine_info, machine_text, session_processes  # noqa: E402  (shared with the other benchmark scripts)
 REPO = Path(__file__).resolve().parents[1]
 TARGET_OVERHEAD = 0.10  # Ray Tune's overhead, as a fraction of the in-process wall time
 TARGET_HEADLINE_S = 600.0  # autokd search --budget 100 on this machine
@@ -429,8 +429,7 @@ def write_markdown(path: Path, report: dict) -> None:
     lines = [
         "# Search cost: Ray Tune's overhead, throughput, `autokd search --budget 100`",
         "",
-        f"Date {report['date']}. Machine: {m['cpu_count']} CPUs ({m['affinity_cpus']} usable), {m['processor']}, "
-        f"{m['platform']}, Python {m['python']}, torch {m['torch']}, Ray {m['ray']}, Optuna {m['optuna']}. "
+        f"Date {report['date']}. Machine: {machine_text(m, ('torch', 'ray', 'optuna'))}. "
         f"Load average (1/5/15 min) at start {report['load_average_at_start']}, at end {report['load_average_at_end']} "
         "(above 2 = more runnable threads than cores: other work was competing). "
         f"Total run time {report['total_s'] / 60:.1f} min.",

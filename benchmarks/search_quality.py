@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, end_session, load_average, machine_info, rho  # noqa: E402  (shared with the other benchmark scripts)
+from common import command_line, end_session, load_average, machine_info, machine_text, rho  # noqa: E402  (shared with the other benchmark scripts)
 REPO = Path(__file__).resolve().parents[1]
 SAMPLERS = ("tpe", "random", "ppo")
 TARGET_VS_BASELINE = 1.5  # points of test accuracy, TPE's winner over the best hand-tuned baseline
@@ -412,7 +412,7 @@ def proxy_runs(studies: dict, storage: Path, work: Path, seeds: int, baselines: 
     seeds, validation accuracy: how the proxy ranks them, and how much of a winner's proxy score was the
     luck of seed 0 (a winner is the best of many noisy proxy runs). Kept in WORK/compare/proxy_runs.jsonl."""
     from autokd.compare.baselines import load_baselines
-    from autokd.compare.execute import Job, run_in_process, run_on_ray, with_seed
+    from autokd.compare.execute import Job, run_jobs, with_seed
     from autokd.compare.results import RunRecord
     from autokd.compare.store import RunStore, run_key
     from autokd.config.strategy import strategy_from_dict
@@ -451,19 +451,7 @@ def proxy_runs(studies: dict, storage: Path, work: Path, seeds: int, baselines: 
             done += 1
             say(f"proxy runs {done}/{len(todo)}: {j.name} seed {j.strategy.recipe.seed} val {result.val_acc:.2f}%")
 
-        if workers == 0:
-            run_in_process(prepared, todo, on_done)
-        else:
-            import ray
-
-            from autokd.search.ray_backend import start_ray
-
-            started = start_ray(None, workers)
-            try:
-                run_on_ray(prepared, todo, workers, on_done)
-            finally:
-                if started:
-                    ray.shutdown()
+        run_jobs(prepared, todo, workers, on_done)
     out = {label: {"kind": kind, "val_by_seed": {seed: store.runs[jobs[(label, seed)].key].val_acc for seed in seed_list}}
            for label, (kind, _) in named.items()}
     for d in out.values():
@@ -769,9 +757,7 @@ def write_markdown(path: Path, report: dict) -> None:
     lines = [
         "# Search quality: TPE, random search and PPO against each other and the hand-tuned baselines",
         "",
-        f"Date {report['date']}. Machine: {m['cpu_count']} CPUs ({m['affinity_cpus']} usable), {m['processor']}, "
-        f"{m['platform']}, Python {m['python']}, torch {m['torch']}, Ray {m['ray']}, Optuna {m['optuna']}, "
-        f"stable-baselines3 {m['stable_baselines3']}. Load average (1/5/15 min) at start {report['load_average_at_start']}, "
+        f"Date {report['date']}. Machine: {machine_text(m, ('torch', 'ray', 'optuna', 'stable_baselines3'))}. Load average (1/5/15 min) at start {report['load_average_at_start']}, "
         f"at end {report['load_average_at_end']} (above {m['cpu_count']} = other work was competing for the CPUs; "
         "it slows the searches down but does not change what they measure). "
         f"Total run time {report['total_s'] / 60:.1f} min (searches {report['search_total_s'] / 60:.1f} min, "

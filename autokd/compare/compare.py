@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from autokd.compare.baselines import load_baselines
-from autokd.compare.execute import Job, JobResult, run_in_process, run_on_ray, with_seed
+from autokd.compare.execute import Job, JobResult, run_jobs, with_seed
 from autokd.compare.results import BASELINE, FOUND, Comparison, RunRecord, StrategySummary
 from autokd.compare.stats import gap_closed, mean_sd_se, paired, spearman
 from autokd.compare.store import RunStore, run_key
@@ -90,19 +90,7 @@ def _execute(prepared, todo: list[Job], store: RunStore, workers: int, address, 
         status(f"runs {done}/{len(todo)}  last: {j.name} seed {j.strategy.recipe.seed} test {result.test_acc:.2f}%  "
                f"elapsed {format_seconds(elapsed)}  eta {format_seconds(elapsed / done * (len(todo) - done))}", True)
 
-    if workers == 0:
-        run_in_process(prepared, todo, on_done)
-        return
-    import ray
-
-    from autokd.search.ray_backend import start_ray
-
-    started = start_ray(address, workers)
-    try:
-        run_on_ray(prepared, todo, workers, on_done)
-    finally:
-        if started:
-            ray.shutdown()
+    run_jobs(prepared, todo, workers, on_done, address)
 
 
 def summarise(study, settings, space_file, prepared, found, baselines, records, recipe, seed_list) -> Comparison:

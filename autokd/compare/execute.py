@@ -61,5 +61,24 @@ def run_on_ray(prepared, jobs: list[Job], workers: int, on_done: Callable[[JobRe
             ray.cancel(ref, force=True)
 
 
+def run_jobs(prepared, jobs: list[Job], workers: int, on_done: Callable[[JobResult], None],
+             address: Optional[str] = None) -> None:
+    """``workers`` 0: the jobs one by one in this process; else as Ray tasks on the cluster at
+    ``address`` (or ``RAY_ADDRESS``), or on a local Ray of ``workers`` CPUs started and shut down here."""
+    if workers == 0:
+        run_in_process(prepared, jobs, on_done)
+        return
+    import ray
+
+    from autokd.search.ray_backend import start_ray
+
+    started = start_ray(address, workers)
+    try:
+        run_on_ray(prepared, jobs, workers, on_done)
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def with_seed(strategy: Strategy, seed: int) -> Strategy:
     return replace(strategy, recipe=replace(strategy.recipe, seed=seed))
