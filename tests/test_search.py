@@ -203,6 +203,25 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+def test_an_interruption_fails_only_this_process_running_trials(tmp_path):
+    """Ctrl-C records by owner: a trial asked but not yet started is not left RUNNING, another
+    process's trial is left alone."""
+    from autokd.search.study import interrupt_own_trials, mark_owner
+
+    study = optuna.create_study(study_name="own", storage=f"sqlite:///{tmp_path / 'own.db'}")
+    dist = {"temperature": optuna.distributions.FloatDistribution(1, 8, log=True)}
+    mine, theirs = study.ask(dist), study.ask(dist)
+    mark_owner(study, mine._trial_id)
+    study._storage.set_trial_system_attr(theirs._trial_id, OWNER_ATTR, "elsewhere:1")
+    assert interrupt_own_trials(study) == 1
+    states = {t.number: t.state for t in study.trials}
+    assert states[mine.number] == optuna.trial.TrialState.FAIL
+    assert states[theirs.number] == optuna.trial.TrialState.RUNNING
+    assert study.trials[mine.number].user_attrs["interrupted"] is True
+    waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert [t.user_attrs.get("requeued_from") for t in waiting] == [mine.number]  # its params queued again
+
+
 def test_interrupted_trial_is_failed_and_requeued(tmp_path, space_path):
     search(tmp_path, space_path, "r", sampler="random", budget=2)
     study = load(tmp_path, "r")

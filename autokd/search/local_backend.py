@@ -10,7 +10,7 @@ from __future__ import annotations
 from autokd.config.strategy import strategy_to_dict
 from autokd.search.pruning import report_epochs
 from autokd.search.monitor import SearchMonitor
-from autokd.search.study import STRATEGY_ATTR, counts, fail_interrupted, mark_owner, record_result
+from autokd.search.study import STRATEGY_ATTR, counts, interrupt_own_trials, mark_owner, record_result
 from autokd.search.trial import run_trial
 
 
@@ -22,6 +22,9 @@ def run_local(study, space, prepared, teacher_cache, budget: int, monitor: Searc
     torch.set_num_threads(1)
     try:
         _run(study, space, prepared, teacher_cache, budget, monitor, pruning)
+    except BaseException:  # Ctrl-C or a kill: this process's unfinished trial is interrupted and re-queued
+        interrupt_own_trials(study)
+        raise
     finally:
         torch.set_num_threads(threads)
 
@@ -47,9 +50,6 @@ def _run(study, space, prepared, teacher_cache, budget, monitor, pruning) -> Non
         except optuna.TrialPruned:
             monitor.trial_finished(record_result(study, trial.number, pruned=True), None)
             continue
-        except BaseException:  # Ctrl-C or a kill: record the trial as interrupted and re-queue it
-            fail_interrupted(study, study._storage.get_trial(trial._trial_id))
-            raise
         state = record_result(study, trial.number, value=outcome.value, reason=outcome.reason)
         monitor.trial_finished(state, outcome.value)
 

@@ -16,7 +16,7 @@ from typing import Optional
 from autokd.config.strategy import strategy_from_dict, strategy_to_dict
 from autokd.errors import AutokdError
 from autokd.search.monitor import SearchMonitor
-from autokd.search.study import STRATEGY_ATTR, counts, fail_interrupted, mark_owner, record_result
+from autokd.search.study import STRATEGY_ATTR, counts, interrupt_own_trials, mark_owner, record_result
 
 METRIC = "val_acc"
 
@@ -97,8 +97,7 @@ def make_searcher(study, space, budget: int, epochs: int, monitor: SearchMonitor
 
         def interrupt_all(self) -> None:
             """Record the trials still in flight as interrupted (Ctrl-C) and re-queue them."""
-            for trial in list(self.live.values()):
-                fail_interrupted(study, study._storage.get_trial(trial._trial_id))
+            interrupt_own_trials(study)
             self.live.clear()
 
     return StudySearcher()

@@ -167,6 +167,22 @@ def recover_interrupted(study) -> int:
     return recovered
 
 
+def interrupt_own_trials(study) -> int:
+    """Record every RUNNING trial of this process as interrupted and queue its params again.
+
+    For Ctrl-C and SIGTERM: by owner, not by a back-end's list of live trials, so a trial the
+    interruption caught between ``study.ask`` and its start, or between its end and the record of
+    it, is not left RUNNING. Returns how many there were."""
+    from optuna.trial import TrialState
+
+    me, n = owner_tag(), 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.system_attrs.get(OWNER_ATTR) == me:
+            fail_interrupted(study, t)
+            n += 1
+    return n
+
+
 def fail_interrupted(study, frozen_trial, requeue: bool = True) -> None:
     """Record a trial cut short by an interruption and queue its parameters again."""
     from optuna.trial import TrialState
