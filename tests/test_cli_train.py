@@ -241,3 +241,103 @@ def test_bad_flag_is_a_click_usage_error(error_runs):
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert "Usage: autokd train" in proc.stderr
     assert re.search(r"Error: Invalid value for '--epochs': 0 is not in the range", proc.stderr)
+
+
+# ----------------------------------------------------------------------------- hardening
+
+BOMB = "".join(
+    [f"l0: &l0 [{', '.join(['lol'] * 9)}]\n"]
+    + [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)]
+)
+
+
+@pytest.fixture(scope="module")
+def hardening_runs(workspace, _session_cache_dir) -> dict:
+    configs = workspace / "configs"
+    (workspace / "a_folder").mkdir()
+    (workspace / "a_file").write_text("x")
+    write_config(configs / "diverge.yaml", {"alpha": 0.0, "recipe": {"lr": 1e6, "optimizer": "sgd", "epochs": 1}},
+                 "../tiny.yaml")
+    write_config(configs / "last_seed.yaml", {"alpha": 0.0, "recipe": {"seed": 2**32 - 1}}, "../tiny.yaml")
+    (configs / "nan.yaml").write_text("task: ../tiny.yaml\nstrategy:\n  alpha: .nan\n")
+    (configs / "dup.yaml").write_text("task: ../tiny.yaml\nstrategy:\n  alpha: 0.5\n  temperature: 2\n  alpha: 0.3\n")
+    (configs / "bomb.yaml").write_text(BOMB + "task: ../tiny.yaml\nstrategy: {alpha: 0.5, logit_params: *l8}\n")
+    diverging_teacher = copy.deepcopy(TINY_TASK)
+    diverging_teacher["teacher"]["recipe"].update(lr=1e6, optimizer="sgd", epochs=1)
+    write_space(workspace / "diverging_teacher.yaml", task=diverging_teacher)
+    env = _cli_env(_session_cache_dir)
+    runs = _run_all(
+        {
+            "out_is_folder": ["train", "--config", "configs/ce.yaml", "--out", "a_folder"],
+            "out_under_a_file": ["train", "--config", "configs/ce.yaml", "--out", "a_file/result.json"],
+            "diverging_student": ["train", "--config", "configs/diverge.yaml", "--seeds", "2"],
+            "diverging_teacher": ["teacher", "--space", "diverging_teacher.yaml"],
+            "seeds_past_the_last": ["train", "--config", "configs/last_seed.yaml", "--seeds", "2"],
+            "nan": ["train", "--config", "configs/nan.yaml"],
+            "duplicate_key": ["train", "--config", "configs/dup.yaml"],
+            "alias_bomb": ["train", "--config", "configs/bomb.yaml"],
+            "bad_device": ["train", "--config", "configs/ce.yaml", "--device", "cuda:first"],
+            "layers_bad_kwarg_yaml": ["layers", "cnn1d", "--kwarg", "channels=[4"],
+            "layers_huge_shape": ["layers", "cnn1d", "--input-shape", "1,100000000"],
+            "layers_huge_model": ["layers", "cnn1d", "--kwarg", "channels=200000"],
+        },
+        workspace,
+        env,
+    )
+    blocked = workspace / "cache_is_a_file"
+    blocked.write_text("x")
+    runs["unwritable_cache"] = run_cli("teacher", "--space", "tiny.yaml", "--device", "cpu", cwd=workspace,
+                                       env={**env, "AUTOKD_CACHE": str(blocked)})
+    return runs
+
+
+HARDENING_ERRORS = [
+    ("out_is_folder", ["--out", "a_folder", "is a directory"]),  # click's own check
+    ("out_under_a_file", ["a_file", "it is a file, not a folder"]),
+    ("diverging_student", ["student diverged with seed 0", "strategy.recipe.lr (now 1e+06)", "loss weights"]),
+    ("diverging_teacher", ["teacher 'cnn1d' diverged", "task.teacher.recipe.lr (now 1e+06)"]),
+    ("seeds_past_the_last", ["--seeds 2 from seed 4294967295", "at most 1 seeds"]),
+    ("nan", ["strategy.alpha must be a finite number", "nan"]),
+    ("duplicate_key", ["duplicate key 'alpha'", "line 5", "first at line 3"]),
+    ("alias_bomb", ["expands to more than 100,000 values"]),
+    ("bad_device", ["unknown device 'cuda:first'", "cuda:N"]),
+    ("layers_bad_kwarg_yaml", ["YAML syntax error in --kwarg channels"]),
+    ("layers_huge_shape", ["--input-shape '1,100000000' is too large", "16,777,216"]),
+    ("layers_huge_model", ["'cnn1d' has 400,004,200,010 parameters", "at most 2,000,000,000"]),
+]
+
+
+@pytest.mark.parametrize("name,needles", HARDENING_ERRORS, ids=[e[0] for e in HARDENING_ERRORS])
+def test_hardening_errors_exit_2_with_one_error_line(hardening_runs, name, needles):
+    proc = hardening_runs[name]
+    assert proc.returncode == 2, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    errors = [line for line in proc.stderr.splitlines() if line.startswith(("error:", "Error:"))]
+    assert len(errors) == 1 and proc.stderr.rstrip().splitlines()[-1] == errors[0], proc.stderr
+    assert len(errors[0]) < 500, errors[0]
+    for needle in needles:
+        assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
+    if name in ("out_is_folder", "out_under_a_file"):  # refused before anything trains
+        assert "seed 0" not in proc.stderr and "generating" not in proc.stderr
+
+
+def test_an_unwritable_cache_keeps_the_teacher_for_the_run(hardening_runs):
+    proc = hardening_runs["unwritable_cache"]
+    out = _ok(proc)
+    assert "weights: not saved" in out and "(1,000" not in out
+    warnings_seen = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings_seen) == 2, proc.stderr  # once for the MNIST-1D cache, once for the teacher
+    assert "MNIST-1D cache" in warnings_seen[0] and "trained teacher" in warnings_seen[1]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_out_into_a_read_only_folder(workspace, _session_cache_dir):
+    folder = workspace / "read_only"
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o555)
+    try:
+        proc = run_cli("train", "--config", "configs/ce.yaml", "--out", "read_only/r.json", cwd=workspace,
+                       env=_cli_env(_session_cache_dir))
+    finally:
+        folder.chmod(0o755)
+    assert proc.returncode == 2 and "not writable" in proc.stderr and "Traceback" not in proc.stderr

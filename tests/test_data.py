@@ -411,3 +411,115 @@ def test_bad_spec_values(cache, kwargs, field):
 def test_unknown_dataset_name(cache):
     with pytest.raises(AutokdError, match=r"unknown dataset 'cifar-10'.*did you mean 'cifar10'"):
         load_task_data(DataSpec(name="cifar-10"))
+
+
+# ----------------------------------------------------------------------------- hardening
+
+
+def test_unwritable_mnist1d_cache_keeps_the_data_in_memory_and_warns_once(tmp_path, gen_counter):
+    blocked = tmp_path / "cache-is-a-file"
+    blocked.write_text("not a folder")  # works as root too, unlike a read-only folder
+    messages = []
+    first = load_task_data(small_spec(), cache_dir=blocked, progress=messages.append)
+    warnings_seen = [m for m in messages if m.startswith("warning:")]
+    assert len(warnings_seen) == 1 and "MNIST-1D cache" in warnings_seen[0] and "in memory" in warnings_seen[0]
+    second = load_task_data(small_spec(train_size=100), cache_dir=blocked, progress=messages.append)
+    assert len(gen_counter) == 1 and len([m for m in messages if m.startswith("warning:")]) == 1
+    assert torch.equal(first.test.x, second.test.x)
+
+
+def test_unwritable_mnist1d_cache_without_progress_is_a_warning(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    with pytest.warns(RuntimeWarning, match="in memory for this run only"):
+        data = load_task_data(small_spec(seed=7), cache_dir=blocked)
+    assert len(data.train) > 0
+
+
+def _png_bytes(size=(32, 32)) -> bytes:
+    """A PNG of noise (incompressible: its image data is most of the file)."""
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        (b"this is not an image at all", "not an image PIL can identify"),
+        (_png_bytes()[:1500], "cannot read image"),  # truncated in the middle of the image data
+        (_png_bytes()[:33] + b"\x00" * 40, "cannot read image"),  # a header, then garbage chunks
+    ],
+    ids=["garbage", "truncated", "broken-chunks"],
+)
+def test_a_corrupt_image_is_an_error_naming_the_file(tmp_path, cache, content, needle):
+    root = make_image_folder(tmp_path / "imgs")
+    bad = root / "train" / "dog" / "broken.png"
+    bad.write_bytes(content)
+    with pytest.raises(AutokdError) as err:
+        load_task_data(DataSpec(name="imagefolder", root=str(root), image_size=8, val_size=2))
+    message = str(err.value)
+    assert str(bad) in message and needle in message and "\n" not in message, message
+
+
+def _declared_huge_png(width=60_000, height=60_000) -> bytes:
+    """A PNG header declaring a 3.6-gigapixel image (a few bytes that would decode to 10 GB)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_a_png_declaring_a_huge_size_is_refused_before_decoding(tmp_path, cache):
+    root = make_image_folder(tmp_path / "imgs")
+    bomb = root / "test" / "frog" / "bomb.png"
+    bomb.write_bytes(_declared_huge_png())
+    with pytest.raises(AutokdError) as err:
+        load_task_data(DataSpec(name="imagefolder", root=str(root), image_size=8, val_size=2))
+    assert str(bomb) in str(err.value) and "decompression bomb" in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("limit", [100, 50])
+def test_a_decompression_bomb_is_an_error_naming_the_file(tmp_path, cache, monkeypatch, limit):
+    from PIL import Image
+
+    root = make_image_folder(tmp_path / "imgs")  # 10x12 = 120 pixels each
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)  # over the limit: a warning; over twice: an error
+    with pytest.raises(AutokdError) as err:
+        load_task_data(DataSpec(name="imagefolder", root=str(root), image_size=8, val_size=2))
+    message = str(err.value)
+    assert "possible decompression bomb" in message and "/train/cat/0." in message, message
+    assert "120 pixels" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "kwargs,needles",
+    [
+        (dict(num_samples=5_000_001), ["data.num_samples", "5,000,000"]),
+        (dict(seed=2**32), ["data.seed", "[0, 2**32 - 1]"]),
+        (dict(val_size=3e9), ["data.val_size", "1,000,000,000"]),
+        (dict(val_size=float("nan")), ["data.val_size"]),
+        (dict(name="imagefolder", root="/nowhere", image_size=4096), ["data.image_size", "1 to 1024"]),
+    ],
+)
+def test_spec_bounds(cache, kwargs, needles):
+    kwargs = {"num_samples": N, **kwargs}
+    with pytest.raises(AutokdError) as err:
+        load_task_data(DataSpec(**kwargs))
+    for needle in needles:
+        assert needle in str(err.value), str(err.value)
+
+
+def test_largest_seed_is_accepted():
+    from autokd.data import validate_spec
+
+    validate_spec(small_spec(seed=2**32 - 1))

@@ -22,7 +22,6 @@ from autokd.losses import (
     dkd,
     dkd_warmup,
     fitnet,
-    get_loss,
     kd,
     nst,
     pkt,
@@ -529,20 +528,6 @@ def test_registry_params_match_function_defaults():
                     continue  # applied by the caller through dkd_warmup
                 assert key in sig, (name, key)
                 assert sig[key].default == default, (name, key)
-
-
-def test_get_loss_returns_info_and_lists_known_ones():
-    assert get_loss("at", "pair").fn is at
-    assert get_loss("crd", "embedding").fn is crd
-    assert get_loss("kd", "logit").fn is kd
-    with pytest.raises(AutokdError) as err:
-        get_loss("rkd", "pair")
-    assert "'rkd'" in str(err.value) and "at, fitnet, nst, sp" in str(err.value)
-    with pytest.raises(AutokdError) as err:
-        get_loss("pk", "embedding")
-    assert "did you mean 'pkt'" in str(err.value) and "crd, pkt, rkd, sp" in str(err.value)
-    with pytest.raises(AutokdError, match="embedding, logit, pair"):
-        get_loss("kd", "logits-level")
 
 
 def test_import_is_light():

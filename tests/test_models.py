@@ -330,3 +330,136 @@ def test_auto_pairs_partial_and_empty():
     student = build_model("cnn1d", {"depth": 2}, 10, SIGNAL)
     assert auto_pairs(teacher, student, SIGNAL) == [("stages.0", "stages.0"), ("stages.1", "stages.1")]
     assert auto_pairs(teacher, build_model("mlp1d", None, 10, SIGNAL), SIGNAL) == []
+
+
+# --- hardening: sys.exit, size bound, forward output ---------------------------------------
+
+EXITING_MODULE = '''
+import sys
+sys.exit(3)
+'''
+
+ODD_MODULE = '''
+import sys
+import torch
+import torch.nn as nn
+
+
+def exits(num_classes):
+    sys.exit("no model today")
+
+
+class Tupled(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.fc = nn.Linear(40, num_classes)
+
+    def forward(self, x):
+        logits = self.fc(x.flatten(1))
+        return logits, x.flatten(1)
+
+
+class Dicted(Tupled):
+    def forward(self, x):
+        return {"logits": self.fc(x.flatten(1)), "features": x}
+
+
+class Narrow(Tupled):
+    def forward(self, x):
+        return self.fc(x.flatten(1))[:, :3]
+
+
+class Raising(Tupled):
+    def forward(self, x):
+        raise RuntimeError("forward is broken")
+
+
+class NeedsRealTensors(nn.Module):
+    """Builds only with real tensors (reads a value in __init__): the meta count gives up."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.fc = nn.Linear(40, num_classes)
+        self.scale = float(torch.ones(1).item())
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)) * self.scale
+'''
+
+
+@pytest.fixture
+def odd_module(tmp_path, monkeypatch):
+    name = f"autokd_odd_models_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(ODD_MODULE))
+    (tmp_path / f"{name}_exit.py").write_text(textwrap.dedent(EXITING_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_sys_exit_in_a_user_model_is_an_autokd_error(odd_module):
+    with pytest.raises(AutokdError, match=r"cannot import module .*it called sys\.exit\(3\)"):
+        build_model(f"{odd_module}_exit:make", None, 10, SIGNAL)
+    with pytest.raises(AutokdError, match=r"exits.*failed: it called sys\.exit\('no model today'\)"):
+        build_model(f"{odd_module}:exits", None, 10, SIGNAL)
+
+
+def test_a_model_beyond_the_parameter_bound_is_refused_without_allocating():
+    import time
+
+    from autokd.models.registry import MAX_PARAMETERS, meta_parameter_count
+
+    start = time.perf_counter()
+    with pytest.raises(AutokdError) as info:
+        build_model("cnn1d", {"channels": 200_000}, 10, SIGNAL)  # 400e9 parameters, 1.6 TB
+    message = str(info.value)
+    assert "'cnn1d'" in message and "400,004,200,010 parameters" in message and f"{MAX_PARAMETERS:,}" in message
+    assert time.perf_counter() - start < 5
+    assert meta_parameter_count(lambda: build_model("cnn1d", {"channels": 4}, 10, SIGNAL)) == n_params(
+        build_model("cnn1d", {"channels": 4}, 10, SIGNAL))
+
+
+def test_a_model_that_cannot_be_built_on_meta_still_builds(odd_module):
+    from autokd.models.registry import meta_parameter_count
+
+    assert meta_parameter_count(lambda: build_model(f"{odd_module}:NeedsRealTensors", None, 10, SIGNAL)) is None
+    model = build_model(f"{odd_module}:NeedsRealTensors", None, 10, SIGNAL)
+    assert model(torch.zeros(2, 1, 40)).shape == (2, 10)
+
+
+def test_kwargs_in_build_errors_are_cut_short():
+    with pytest.raises(AutokdError) as info:
+        build_model("mlp1d", {"width": ["wide"] * 100_000}, 10, SIGNAL)
+    assert "cannot build model 'mlp1d'" in str(info.value) and len(str(info.value)) < 600
+
+
+@pytest.mark.parametrize(
+    "attr,needles",
+    [
+        ("Tupled", ["a tuple of 2 (tensor (2, 10), tensor (2, 40))", "(2, 10)"]),
+        ("Dicted", ["a dict with keys 'logits', 'features'"]),
+        ("Narrow", ["a tensor of shape (2, 3)", "(batch, num_classes) = (2, 10)"]),
+        ("Raising", ["forward pass on a dummy batch of shape (2, 1, 40) failed", "forward is broken"]),
+    ],
+)
+def test_check_logits_names_the_model_and_what_it_returned(odd_module, attr, needles):
+    from autokd.models.checks import check_logits
+
+    name = f"{odd_module}:{attr}"
+    model = build_model(name, None, 10, SIGNAL)
+    model.train()
+    with pytest.raises(AutokdError) as info:
+        check_logits(model, name, "student", SIGNAL, 10)
+    message = str(info.value)
+    assert message.startswith(f"student model {name!r}") and "\n" not in message, message
+    for needle in needles:
+        assert needle in message, message
+    assert model.training  # the mode is restored
+
+
+def test_check_logits_accepts_a_classifier_and_leaves_the_rng_alone():
+    from autokd.models.checks import check_logits
+
+    model = build_model("cnn1d", {"channels": 4}, 10, SIGNAL)
+    state = torch.get_rng_state()
+    check_logits(model, "cnn1d", "teacher", SIGNAL, 10)
+    assert torch.equal(state, torch.get_rng_state())

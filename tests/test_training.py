@@ -209,3 +209,150 @@ def test_check_strategy_rejects_unknown_layers(tiny_prepared):
     bad = strategy({"alpha": 0.5, "pairs": [{**FITNET, "student": "stage.1"}]}, tiny_prepared)
     with pytest.raises(AutokdError, match=r"'stage\.1'.*did you mean 'stages\.1'"):
         check_strategy(tiny_prepared, bad)
+
+
+# ----------------------------------------------------------------------------- hardening
+
+
+def _tiny_task(**teacher_recipe):
+    data = copy.deepcopy(TINY_TASK)
+    data["teacher"]["recipe"].update(teacher_recipe)
+    return task_from_dict(data)
+
+
+def test_a_diverging_teacher_is_an_error_naming_the_knob(tmp_path, teacher_data):
+    task = _tiny_task(lr=1e6, optimizer="sgd", epochs=1)
+    with pytest.raises(AutokdError) as info:
+        get_teacher(task, teacher_data, "cpu", tmp_path / "cache")
+    message = str(info.value)
+    assert "teacher 'cnn1d' diverged" in message and "epoch 1" in message, message
+    assert "lower task.teacher.recipe.lr (now 1e+06)" in message and "\n" not in message
+    assert not teacher_cache_path(task, tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("content", ["garbage", "wrong_mapping", "wrong_shapes"])
+def test_a_corrupt_cached_teacher_is_trained_again_saying_why(tmp_path, teacher_data, content):
+    task = _tiny_task(epochs=1)
+    root = tmp_path / "cache"
+    path = teacher_cache_path(task, root)
+    path.parent.mkdir(parents=True)
+    if content == "garbage":
+        path.write_bytes(b"\x00not a zip" * 50)
+    elif content == "wrong_mapping":
+        torch.save({"weights": [1, 2, 3]}, path)
+    else:
+        torch.save({"state_dict": build_model("cnn1d", {"channels": 3}, 10, (1, 40)).state_dict()}, path)
+    messages, epochs = [], []
+    model, info = get_teacher(task, teacher_data, "cpu", root, on_epoch=epochs.append, progress=messages.append)
+    assert info.source == "trained" and len(epochs) == 1
+    assert len(messages) == 1 and str(path) in messages[0] and "training it again" in messages[0], messages
+    # the file is whole again: the next call reads it
+    _, again = get_teacher(task, teacher_data, "cpu", root, on_epoch=epochs.append, progress=messages.append)
+    assert again.source == "cache" and len(epochs) == 1 and len(messages) == 1
+    assert again.fingerprint == info.fingerprint
+
+
+def test_an_unwritable_teacher_cache_keeps_the_teacher_in_memory_and_warns_once(tmp_path, teacher_data):
+    task = _tiny_task(epochs=1, seed=11)
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")  # unwritable, also as root
+    messages, epochs = [], []
+    first, info = get_teacher(task, teacher_data, "cpu", blocked, on_epoch=epochs.append, progress=messages.append)
+    assert info.source == "trained" and info.path == "" and len(epochs) == 1
+    assert len(messages) == 1 and messages[0].startswith("warning: ") and "in memory for this run" in messages[0]
+    second, again = get_teacher(task, teacher_data, "cpu", blocked, on_epoch=epochs.append, progress=messages.append)
+    assert again.source == "memory" and len(epochs) == 1 and len(messages) == 1  # not trained, not warned again
+    assert again.fingerprint == info.fingerprint and (again.val_acc, again.test_acc) == (info.val_acc, info.test_acc)
+
+
+def test_an_unwritable_teacher_cache_without_progress_is_a_warning(tmp_path, teacher_data):
+    blocked = tmp_path / "cache"
+    blocked.write_text("x")
+    with pytest.warns(RuntimeWarning, match="kept in memory"):
+        _, info = get_teacher(_tiny_task(epochs=1, seed=12), teacher_data, "cpu", blocked)
+    assert info.source == "trained"
+
+
+def test_teacher_fingerprint_follows_the_weights():
+    from autokd.training.teacher import teacher_fingerprint
+
+    torch.manual_seed(0)
+    model = build_model("cnn1d", {"channels": 4}, 10, (1, 40))
+    fingerprint = teacher_fingerprint(model)
+    assert len(fingerprint) == 16 and int(fingerprint, 16) >= 0
+    copy_of = build_model("cnn1d", {"channels": 4}, 10, (1, 40))
+    copy_of.load_state_dict(model.state_dict())
+    assert teacher_fingerprint(copy_of) == fingerprint
+    with torch.no_grad():
+        next(copy_of.parameters()).view(-1)[0] += 1e-6
+    assert teacher_fingerprint(copy_of) != fingerprint
+    assert teacher_fingerprint(model.double()) != fingerprint  # the dtype is part of it
+
+
+def test_get_teacher_fills_the_fingerprint(tiny_prepared):
+    from autokd.training.teacher import teacher_fingerprint
+
+    assert tiny_prepared.teacher_info.fingerprint == teacher_fingerprint(tiny_prepared.teacher)
+
+
+NOT_LOGITS = '''
+import torch.nn as nn
+
+class PairNet(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.fc = nn.Linear(40, num_classes)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)), x
+'''
+
+
+def test_prepare_task_refuses_a_model_without_logits_before_training(tmp_path, monkeypatch):
+    from autokd.training.run import prepare_task
+
+    module = f"autokd_pairnet_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{module}.py").write_text(NOT_LOGITS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = copy.deepcopy(TINY_TASK)
+    data["student"] = {"model": f"{module}:PairNet"}
+    epochs = []
+    with pytest.raises(AutokdError) as info:
+        prepare_task(task_from_dict(data), "cpu", on_teacher_epoch=epochs.append, cache_root=tmp_path / "cache")
+    message = str(info.value)
+    assert message.startswith(f"student model '{module}:PairNet': forward returned a tuple of 2"), message
+    assert "(batch, num_classes) = (2, 10)" in message
+    assert epochs == [] and not (tmp_path / "cache" / "teachers").exists()
+
+
+@pytest.mark.parametrize("name,needle", [("gpu", "unknown device 'gpu'"), ("cuda:x", "unknown device 'cuda:x'"),
+                                         ("cuda:" + "9" * 5000, "unknown device 'cuda:999")])
+def test_resolve_device_refuses_unknown_names(name, needle):
+    from autokd.training.run import resolve_device
+
+    with pytest.raises(AutokdError) as info:
+        resolve_device(name)
+    assert needle in str(info.value) and "cuda:N" in str(info.value) and len(str(info.value)) < 200
+
+
+def test_resolve_device_refuses_a_gpu_index_the_machine_lacks():
+    from autokd.training.run import resolve_device
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    expected = "no CUDA GPU" if count == 0 else f"this machine has {count} CUDA GPU"
+    with pytest.raises(AutokdError, match=expected):
+        resolve_device(f"cuda:{count}")
+    if count:
+        assert resolve_device(f"cuda:{count - 1}") == torch.device(f"cuda:{count - 1}")
+
+
+def test_get_teacher_refuses_a_teacher_without_logits_before_training(tmp_path, monkeypatch, teacher_data):
+    module = f"autokd_pairnet_t_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{module}.py").write_text(NOT_LOGITS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = copy.deepcopy(TINY_TASK)
+    data["teacher"] = {"model": f"{module}:PairNet", "recipe": {"epochs": 1}}
+    epochs = []
+    with pytest.raises(AutokdError, match=r"^teacher model .*PairNet': forward returned a tuple of 2"):
+        get_teacher(task_from_dict(data), teacher_data, "cpu", tmp_path / "cache", on_epoch=epochs.append)
+    assert epochs == []

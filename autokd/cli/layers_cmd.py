@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
-from autokd.errors import AutokdError
+from autokd.errors import AutokdError, short_repr
+
+
+MAX_SAMPLE_ELEMENTS = 2**24  # one dummy sample of at most 64 MB (float32)
 
 
 def _parse_kwargs(items) -> dict:
@@ -13,9 +16,11 @@ def _parse_kwargs(items) -> dict:
     kwargs = {}
     for item in items:
         if "=" not in item:
-            raise AutokdError(f"--kwarg {item!r} must look like key=value")
+            raise AutokdError(f"--kwarg {short_repr(item)} must look like key=value")
         key, value = item.split("=", 1)
-        kwargs[key] = load_yaml_value(value)
+        if not key.isidentifier():
+            raise AutokdError(f"--kwarg {short_repr(item)}: {short_repr(key, 40)} is not a keyword name")
+        kwargs[key] = load_yaml_value(value, source=f"--kwarg {key}")
     return kwargs
 
 
@@ -23,9 +28,17 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise AutokdError(f"--input-shape {text!r} must be integers separated by commas, e.g. 1,40 or 3,32,32") from None
+        raise AutokdError(
+            f"--input-shape {short_repr(text)} must be integers separated by commas, e.g. 1,40 or 3,32,32"
+        ) from None
     if not shape or any(v < 1 for v in shape):
-        raise AutokdError(f"--input-shape {text!r} must be positive integers, e.g. 1,40 or 3,32,32")
+        raise AutokdError(f"--input-shape {short_repr(text)} must be positive integers, e.g. 1,40 or 3,32,32")
+    elements = 1
+    for v in shape:
+        elements *= v
+    if len(shape) > 4 or elements > MAX_SAMPLE_ELEMENTS:
+        raise AutokdError(f"--input-shape {short_repr(text)} is too large: at most 4 numbers and "
+                          f"{MAX_SAMPLE_ELEMENTS:,} values in all per sample")
     return shape
 
 
@@ -45,7 +58,7 @@ def _print_layers(title: str, model, input_shape) -> None:
 @click.argument("model", required=False)
 @click.option("--kwarg", "kwarg_items", multiple=True, metavar="KEY=VALUE", help="Model keyword argument (repeatable).")
 @click.option("--input-shape", default=None, help="One sample's shape, e.g. 1,40 (MNIST-1D) or 3,32,32 (CIFAR).")
-@click.option("--num-classes", type=click.IntRange(min=2), default=10, show_default=True)
+@click.option("--num-classes", type=click.IntRange(min=2, max=1_000_000), default=10, show_default=True)
 @click.option("--space", default=None, help="Instead of MODEL: list the teacher's and student's layers of this space and the automatic pairs.")
 def layers(model, kwarg_items, input_shape, num_classes, space):
     """List the tappable module paths of MODEL (or of a space's teacher and student) with output shapes.
@@ -79,7 +92,7 @@ def layers(model, kwarg_items, input_shape, num_classes, space):
     elif ":" not in model and not model.startswith("torchvision/"):  # a misspelt registry name
         build_model(model, {}, num_classes, (1,))  # raises "unknown model ...; known: ..."
     else:
-        raise AutokdError(f"--input-shape is needed for {model!r} (e.g. --input-shape 3,32,32)")
+        raise AutokdError(f"--input-shape is needed for {short_repr(model, 80)} (e.g. --input-shape 3,32,32)")
     net = build_model(model, _parse_kwargs(kwarg_items), num_classes, shape)
     n_params = sum(p.numel() for p in net.parameters())
     _print_layers(f"{model} ({n_params:,} parameters), input {shape}", net, shape)

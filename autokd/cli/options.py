@@ -16,7 +16,7 @@ space_option = click.option(
 )
 
 threads_option = click.option(
-    "--threads", type=click.IntRange(min=1), default=None,
+    "--threads", type=click.IntRange(min=1, max=1024), default=None,
     help="Torch CPU threads (default: torch's choice, every core). Small models train fastest on 1; "
          "on a busy machine more threads than free cores can slow training a hundredfold.",
 )

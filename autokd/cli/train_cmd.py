@@ -11,7 +11,11 @@ import click
 
 from autokd.cli.options import apply_threads, device_option, download_option, space_option, threads_option
 from autokd.cli.progress import Progress
+from autokd.errors import AutokdError
 from autokd.formatting import format_seconds
+
+MAX_EPOCHS = 100_000  # as a recipe's epochs (autokd.config.strategy.MAX_EPOCHS; not imported: --help stays light)
+MAX_SEEDS = 1000
 
 
 def _teacher_epoch_printer(progress: Progress):
@@ -27,8 +31,8 @@ def _teacher_epoch_printer(progress: Progress):
 
 @click.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Train config (YAML): task + strategy.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's number of epochs.")
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Train this many seeds (recipe seed, +1, ...).")
+@click.option("--epochs", type=click.IntRange(min=1, max=MAX_EPOCHS), default=None, help="Override the recipe's number of epochs.")
+@click.option("--seeds", type=click.IntRange(min=1, max=MAX_SEEDS), default=1, show_default=True, help="Train this many seeds (recipe seed, +1, ...).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
 @device_option
 @threads_option
@@ -36,7 +40,7 @@ def _teacher_epoch_printer(progress: Progress):
 def train(config_path, epochs, seeds, out_path, device, threads, download):
     """Train a student with the strategy in a config; print validation and test accuracy."""
     from autokd.config import load_config
-    from autokd.training.run import check_strategy, prepare_task, train_strategy
+    from autokd.training.run import check_strategy, prepare_task
 
     apply_threads(threads)
     progress = Progress()
@@ -45,50 +49,88 @@ def train(config_path, epochs, seeds, out_path, device, threads, download):
     strategy = config.strategy
     if epochs is not None:
         strategy = replace(strategy, recipe=replace(strategy.recipe, epochs=epochs))
+    _check_seeds(strategy.recipe.seed, seeds)
+    if out_path:
+        _check_out(out_path)  # before training: a bad --out must not cost a training run
     prepared = prepare_task(config.task, device, progress=progress.say, on_teacher_epoch=_teacher_epoch_printer(progress))
     check_strategy(prepared, strategy)
     progress.say(f"strategy: {strategy.describe()}")
     progress.say(f"recipe: {strategy.recipe.epochs} epochs, {strategy.recipe.optimizer} lr {strategy.recipe.lr:g}, "
                  f"{strategy.recipe.schedule}, batch {strategy.recipe.batch_size}")
-    runs = []
-    for i in range(seeds):
-        seed = strategy.recipe.seed + i
-        recipe = replace(strategy.recipe, seed=seed)
-
-        def show(stats, seed=seed):
-            progress.status(
-                f"seed {seed}  epoch {stats.epoch}/{stats.epochs}  loss {stats.train_loss:.3f}  "
-                f"val {stats.val_acc:.2f}%  [{format_seconds(stats.seconds)}]"
-            )
-
-        result = train_strategy(prepared, strategy, recipe=recipe, on_epoch=show)
-        progress.say(f"seed {seed}: val {result.val_acc:.2f}%  test {result.test_acc:.2f}%  ({format_seconds(result.seconds)})")
-        runs.append(result)
-    summary = {
-        "val_mean": statistics.fmean(r.val_acc for r in runs),
-        "val_sd": statistics.stdev(r.val_acc for r in runs) if len(runs) > 1 else 0.0,
-        "test_mean": statistics.fmean(r.test_acc for r in runs),
-        "test_sd": statistics.stdev(r.test_acc for r in runs) if len(runs) > 1 else 0.0,
-    }
+    runs = [_train_seed(prepared, strategy, strategy.recipe.seed + i, progress) for i in range(seeds)]
+    summary = _summary(runs)
     click.echo(
         f"{config.task.name}: {strategy.describe()}\n"
         f"  val  {summary['val_mean']:.2f} ± {summary['val_sd']:.2f} %\n"
         f"  test {summary['test_mean']:.2f} ± {summary['test_sd']:.2f} %   ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
     )
     if out_path:
-        from autokd.config import strategy_to_dict
-
-        payload = {
-            "config": str(config_path),
-            "task": config.task.name,
-            "strategy": strategy_to_dict(strategy),
-            "teacher": {"val_acc": prepared.teacher_info.val_acc, "test_acc": prepared.teacher_info.test_acc},
-            "runs": [{"seed": r.seed, "val_acc": r.val_acc, "test_acc": r.test_acc, "seconds": r.seconds} for r in runs],
-            **summary,
-        }
-        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_path).write_text(json.dumps(payload, indent=2))
+        _write_results(out_path, config_path, config.task.name, strategy, prepared, runs, summary)
         progress.say(f"results written to {out_path}")
+
+
+def _check_seeds(first: int, seeds: int) -> None:
+    from autokd.config.strategy import MAX_SEED
+
+    if first + seeds - 1 > MAX_SEED:
+        raise AutokdError(f"--seeds {seeds} from seed {first} goes past the largest seed, 2**32 - 1 = {MAX_SEED}; "
+                          f"use at most {MAX_SEED - first + 1} seeds or a smaller strategy.recipe.seed")
+
+
+def _check_out(out_path) -> None:
+    """``--out`` must name a file in a folder that exists (or can be made) and is writable."""
+    from autokd.outputs import make_folder
+
+    target = Path(out_path).expanduser()
+    if target.is_dir():
+        raise AutokdError(f"--out {target} is a folder; name a file, e.g. {target / 'result.json'}")
+    make_folder(target.parent, "the results (--out)")
+
+
+def _train_seed(prepared, strategy, seed: int, progress: Progress):
+    """One student run; a diverging one is an error line naming the seed and the knobs to turn."""
+    from autokd.training.fit import TrainingFailed
+    from autokd.training.run import train_strategy
+
+    def show(stats):
+        progress.status(
+            f"seed {seed}  epoch {stats.epoch}/{stats.epochs}  loss {stats.train_loss:.3f}  "
+            f"val {stats.val_acc:.2f}%  [{format_seconds(stats.seconds)}]"
+        )
+
+    try:
+        result = train_strategy(prepared, strategy, recipe=replace(strategy.recipe, seed=seed), on_epoch=show)
+    except TrainingFailed as exc:
+        raise AutokdError(
+            f"the student diverged with seed {seed}: {exc}; lower strategy.recipe.lr (now {strategy.recipe.lr:g}) "
+            f"or the loss weights (alpha, pairs[].weight, relations[].weight)"
+        ) from None
+    progress.say(f"seed {seed}: val {result.val_acc:.2f}%  test {result.test_acc:.2f}%  ({format_seconds(result.seconds)})")
+    return result
+
+
+def _summary(runs) -> dict:
+    return {
+        "val_mean": statistics.fmean(r.val_acc for r in runs),
+        "val_sd": statistics.stdev(r.val_acc for r in runs) if len(runs) > 1 else 0.0,
+        "test_mean": statistics.fmean(r.test_acc for r in runs),
+        "test_sd": statistics.stdev(r.test_acc for r in runs) if len(runs) > 1 else 0.0,
+    }
+
+
+def _write_results(out_path, config_path, task_name: str, strategy, prepared, runs, summary: dict) -> None:
+    from autokd.config import strategy_to_dict
+    from autokd.outputs import write_text
+
+    payload = {
+        "config": str(config_path),
+        "task": task_name,
+        "strategy": strategy_to_dict(strategy),
+        "teacher": {"val_acc": prepared.teacher_info.val_acc, "test_acc": prepared.teacher_info.test_acc},
+        "runs": [{"seed": r.seed, "val_acc": r.val_acc, "test_acc": r.test_acc, "seconds": r.seconds} for r in runs],
+        **summary,
+    }
+    write_text(out_path, json.dumps(payload, indent=2), "the results (--out)", create_folder=True)
 
 
 @click.command()
@@ -110,9 +152,11 @@ def teacher(space, retrain, device, threads, download):
     task.data.download = task.data.download or download
     data = load_task_data(replace(task.data, train_size=None), cache_dir(), progress=progress.say)
     progress.say(describe(data))
-    model, info = get_teacher(task, data, resolve_device(device), cache_dir(), on_epoch=_teacher_epoch_printer(progress), retrain=retrain)
+    model, info = get_teacher(task, data, resolve_device(device), cache_dir(), on_epoch=_teacher_epoch_printer(progress),
+                              retrain=retrain, progress=progress.say)
     n_params = sum(p.numel() for p in model.parameters())
     click.echo(
         f"teacher {task.teacher.model} {task.teacher.kwargs or ''} ({n_params:,} parameters, {info.source})\n"
-        f"  val  {info.val_acc:.2f} %\n  test {info.test_acc:.2f} %\n  weights: {info.path}"
+        f"  val  {info.val_acc:.2f} %\n  test {info.test_acc:.2f} %\n"
+        f"  weights: {info.path or 'not saved (the cache folder could not be written)'}"
     )

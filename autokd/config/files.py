@@ -15,7 +15,7 @@ from typing import Union
 from autokd.config.strategy import Strategy, strategy_from_dict
 from autokd.config.task import TaskSpec, task_from_dict
 from autokd.config.yaml_io import load_yaml_file
-from autokd.errors import ConfigError, unknown
+from autokd.errors import ConfigError, short_repr, unknown
 
 CONFIG_KEYS = ("task", "strategy")
 
@@ -33,6 +33,8 @@ def shipped_spaces() -> dict[str, Path]:
 def resolve_space_path(ref: Union[str, Path]) -> Path:
     """A shipped space name (``default``) or a path to a YAML file."""
     ref_str = str(ref)
+    if len(ref_str) > 4096 or "\0" in ref_str:
+        raise ConfigError(f"{short_repr(ref_str)} is not a space name or a path (at most 4096 characters, no NUL bytes)")
     spaces = shipped_spaces()
     if ref_str in spaces:
         return spaces[ref_str]
@@ -71,7 +73,7 @@ def load_config(path: Union[str, Path]) -> Config:
     data = load_yaml_file(path)
     for key in data:
         if key not in CONFIG_KEYS:
-            raise ConfigError(f"{path}: unknown top-level key {key!r}; allowed: {', '.join(CONFIG_KEYS)}")
+            raise ConfigError(f"{path}: unknown top-level key {short_repr(key, 60)}; allowed: {', '.join(CONFIG_KEYS)}")
     for key in CONFIG_KEYS:
         if key not in data:
             raise ConfigError(f"{path}: missing top-level key {key!r}")
@@ -81,7 +83,10 @@ def load_config(path: Union[str, Path]) -> Config:
     elif isinstance(task_ref, str):
         rel = Path(task_ref).expanduser()
         task = load_task(rel if rel.is_absolute() else Path(path).expanduser().parent / rel)
-    else:
+    elif isinstance(task_ref, dict):
         task = load_task(task_ref, where=f"{Path(path).name}: task")
+    else:
+        raise ConfigError(f"{path}: task must be a shipped space name, a path to a space file or a mapping, "
+                          f"got {short_repr(task_ref, 60)}")
     strategy = strategy_from_dict(data["strategy"], base_recipe=task.recipes.full, where=f"{Path(path).name}: strategy")
     return Config(task=task, strategy=strategy, source=str(path))

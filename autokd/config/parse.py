@@ -7,11 +7,12 @@ path (``task.data.num_samples``) and what is allowed. Values are not evaluated.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Union
 
-from autokd.errors import ConfigError, did_you_mean
+from autokd.errors import ConfigError, did_you_mean, key_text, short_repr
 
 
 def from_mapping(cls: type, data: Any, where: str) -> Any:
@@ -22,7 +23,7 @@ def from_mapping(cls: type, data: Any, where: str) -> Any:
     for key in data:
         if key not in fields:
             raise ConfigError(
-                f"unknown key {where}.{key}{did_you_mean(key, fields)}; allowed: {', '.join(fields)}"
+                f"unknown key {where}.{key_text(key)}{did_you_mean(key, fields)}; allowed: {', '.join(fields)}"
             )
     hints = typing.get_type_hints(cls)
     kwargs = {}
@@ -52,6 +53,8 @@ def convert(hint: Any, value: Any, where: str) -> Any:
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
+        if float in options and isinstance(value, (int, float)) and not isinstance(value, bool):
+            finite_float(value, where)  # NaN is "not a finite number", not "not an integer or a number"
         errors = []
         for option in options:
             if option is type(None):
@@ -85,12 +88,23 @@ def convert(hint: Any, value: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {_describe(value)}")
-        return float(value)
+        return finite_float(value, where)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, got {_describe(value)}")
         return value
     raise TypeError(f"unsupported type hint {hint!r} at {where}")  # a bug in autokd, not user input
+
+
+def finite_float(value: Any, where: str) -> float:
+    """``value`` as a float; NaN, infinities and ints beyond the float range are a ConfigError."""
+    try:
+        number = float(value)
+    except OverflowError:  # an int of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{where} must be a finite number, got {short_repr(value)}")
+    return number
 
 
 def _type_name(hint: Any) -> str:
@@ -105,4 +119,4 @@ def _type_name(hint: Any) -> str:
 def _describe(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return f"a {'mapping' if isinstance(value, dict) else 'list'}"
-    return f"{value!r} ({type(value).__name__})"
+    return f"{short_repr(value)} ({type(value).__name__})"

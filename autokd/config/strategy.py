@@ -15,11 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from autokd.config.parse import from_mapping, to_mapping
-from autokd.errors import ConfigError, unknown
+from autokd.config.parse import finite_float, from_mapping, to_mapping
+from autokd.errors import ConfigError, key_text, short_repr, unknown
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 2**20
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -38,12 +41,13 @@ class Recipe:
     seed: int = 0
 
     def validate(self, where: str = "recipe") -> "Recipe":
-        if self.epochs < 1:
-            raise ConfigError(f"{where}.epochs must be at least 1, got {self.epochs}")
+        _check_count(self.epochs, 1, MAX_EPOCHS, f"{where}.epochs")
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"{where}.optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+            raise ConfigError(f"{where}.optimizer {short_repr(self.optimizer)} is not one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
-            raise ConfigError(f"{where}.schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+            raise ConfigError(f"{where}.schedule {short_repr(self.schedule)} is not one of {', '.join(SCHEDULES)}")
+        for name in ("lr", "weight_decay", "momentum", "gamma"):  # a Recipe built in code skips the parser's check
+            finite_float(getattr(self, name), f"{where}.{name}")
         if not self.lr > 0:
             raise ConfigError(f"{where}.lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
@@ -52,11 +56,23 @@ class Recipe:
             raise ConfigError(f"{where}.momentum must be in [0, 1), got {self.momentum}")
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"{where}.gamma must be in (0, 1], got {self.gamma}")
-        if self.batch_size < 1:
-            raise ConfigError(f"{where}.batch_size must be at least 1, got {self.batch_size}")
-        if any(m < 1 for m in self.milestones):
-            raise ConfigError(f"{where}.milestones must be epochs >= 1, got {self.milestones}")
+        _check_count(self.batch_size, 1, MAX_BATCH_SIZE, f"{where}.batch_size")
+        for i, milestone in enumerate(self.milestones):
+            _check_count(milestone, 1, MAX_EPOCHS, f"{where}.milestones[{i}]", what="an epoch")
+        check_seed(self.seed, f"{where}.seed")
         return self
+
+
+def _check_count(value: int, low: int, high: int, where: str, what: str = "a whole number") -> None:
+    """``value`` must be an int in [low, high]; the message names both bounds."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{where} must be {what} at least {low} and at most {high:,}, got {short_repr(value)}")
+
+
+def check_seed(seed: int, where: str) -> None:
+    """A seed is a whole number in [0, 2**32 - 1] (what every RNG autokd seeds accepts)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{where} must be a whole number in [0, 2**32 - 1] (0 to {MAX_SEED}), got {short_repr(seed)}")
 
 
 @dataclass
@@ -97,6 +113,7 @@ class Strategy:
         """Check ranges and loss names (layer paths are checked against the models elsewhere)."""
         from autokd.losses import EMBEDDING_LOSSES, LOGIT_LOSSES, PAIR_LOSSES
 
+        finite_float(self.temperature, f"{where}.temperature")
         if not self.temperature > 0:
             raise ConfigError(f"{where}.temperature must be > 0, got {self.temperature}")
         if not 0 <= self.alpha <= 1:
@@ -104,18 +121,23 @@ class Strategy:
         if self.logit_loss not in LOGIT_LOSSES:
             raise unknown(f"{where}.logit_loss", self.logit_loss, LOGIT_LOSSES)
         _check_params(self.logit_params, LOGIT_LOSSES[self.logit_loss], f"{where}.logit_params")
+        seen: dict = {}
         for i, pair in enumerate(self.pairs):
             at = f"{where}.pairs[{i}]"
             if pair.loss not in PAIR_LOSSES:
                 raise unknown(f"{at}.loss", pair.loss, PAIR_LOSSES)
             _check_weight(pair.weight, at)
             _check_params(pair.params, PAIR_LOSSES[pair.loss], f"{at}.params")
+            _check_once(seen, (pair.teacher, pair.student, pair.loss), i, at, "pairs",
+                        f"the same teacher {short_repr(pair.teacher, 40)}, student {short_repr(pair.student, 40)} and loss {pair.loss!r}")
+        seen = {}
         for i, rel in enumerate(self.relations):
             at = f"{where}.relations[{i}]"
             if rel.loss not in EMBEDDING_LOSSES:
                 raise unknown(f"{at}.loss", rel.loss, EMBEDDING_LOSSES)
             _check_weight(rel.weight, at)
             _check_params(rel.params, EMBEDDING_LOSSES[rel.loss], f"{at}.params")
+            _check_once(seen, rel.loss, i, at, "relations", f"the relation loss {rel.loss!r}")
         self.recipe.validate(f"{where}.recipe")
         return self
 
@@ -125,6 +147,16 @@ class Strategy:
         parts += [f"{p.loss}({p.student}<-{p.teacher})x{p.weight:.3g}" for p in self.pairs]
         parts += [f"{r.loss}x{r.weight:.3g}" for r in self.relations]
         return "ce only" if parts == ["ce"] else " + ".join(parts)
+
+
+def _check_once(seen: dict, key, index: int, where: str, kind: str, what: str) -> None:
+    """Each entry of a list once: a repeat names its index (``where``) and the first one's."""
+    try:
+        first = seen.setdefault(key, index)
+    except TypeError:  # an unhashable layer path: the models' check reports it
+        return
+    if first != index:
+        raise ConfigError(f"{where} repeats {kind}[{first}] ({what}); list each once, with its weight")
 
 
 def _check_weight(weight: float, where: str) -> None:
@@ -138,9 +170,15 @@ def _check_params(params: dict, info, where: str) -> None:
             raise ConfigError(f"{where}.temperature: set the strategy's temperature instead")
         if key not in info.params:
             allowed = ", ".join(info.params) or "none"
-            raise ConfigError(f"unknown parameter {where}.{key} for loss {info.name!r}; allowed: {allowed}")
+            raise ConfigError(f"unknown parameter {where}.{key_text(key)} for loss {info.name!r}; allowed: {allowed}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}.{key} must be a number, got {value!r}")
+            raise ConfigError(f"{where}.{key} must be a number, got {short_repr(value)}")
+        number = finite_float(value, f"{where}.{key}")
+        if key in info.limits:
+            low, high, whole = info.limits[key]
+            if not low <= number <= high or (whole and not number.is_integer()):
+                raise ConfigError(f"{where}.{key} must be {'a whole number' if whole else 'a number'} "
+                                  f"from {low:,g} to {high:,g}, got {short_repr(value)}")
 
 
 def strategy_from_dict(data: dict, base_recipe: Optional[Recipe] = None, where: str = "strategy") -> Strategy:
@@ -150,7 +188,7 @@ def strategy_from_dict(data: dict, base_recipe: Optional[Recipe] = None, where: 
     full-length recipe), so a config only states what differs.
     """
     if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping")
+        raise ConfigError(f"{where} must be a mapping, got {short_repr(data, 60)}")
     data = dict(data)
     recipe_data = data.pop("recipe", None)
     strategy = from_mapping(Strategy, data, where)

@@ -22,7 +22,7 @@ from typing import Optional
 from autokd.config.parse import convert, from_mapping, to_mapping
 from autokd.config.strategy import Recipe, recipe_from_dict
 from autokd.data.spec import DataSpec
-from autokd.errors import ConfigError
+from autokd.errors import ConfigError, key_text, short_repr
 
 
 @dataclass
@@ -74,7 +74,7 @@ class TaskSpec:
 def task_from_dict(data: dict, where: str = "task") -> TaskSpec:
     """Parse and validate a ``task`` mapping; recipes may be partial (proxy inherits from full)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping")
+        raise ConfigError(f"{where} must be a mapping, got {short_repr(data, 60)}")
     data = dict(data)
     for key in ("data", "teacher", "student"):
         if key not in data:
@@ -89,25 +89,59 @@ def task_from_dict(data: dict, where: str = "task") -> TaskSpec:
         raise ConfigError(f"{where}.recipes must be a mapping with keys full and proxy")
     for key in recipes:
         if key not in ("full", "proxy"):
-            raise ConfigError(f"unknown key {where}.recipes.{key}; allowed: full, proxy")
+            raise ConfigError(f"unknown key {where}.recipes.{key_text(key)}; allowed: full, proxy")
     full = recipe_from_dict(recipes.get("full") or {}, where=f"{where}.recipes.full")
     proxy_data = recipes.get("proxy") or {}
     proxy = recipe_from_dict(proxy_data, base=full, where=f"{where}.recipes.proxy")
     if "epochs" not in proxy_data:
         proxy.epochs = max(1, full.epochs // 4)
     task.recipes = Recipes(full=full, proxy=proxy)
-    _validate_data(task.data, f"{where}.data")
-    convert(str, task.name, f"{where}.name")
+    _check_values(task, where)
     return task
 
 
-def task_to_dict(task: TaskSpec) -> dict:
-    return to_mapping(task)
+def _check_values(task: TaskSpec, where: str) -> None:
+    """What the parser's types do not say: data bounds, paths, model kwargs as plain data."""
+    from autokd.data.validate import check_path_text
+
+    _validate_data(task.data, f"{where}.data")
+    convert(str, task.name, f"{where}.name")
+    if task.teacher.checkpoint is not None:
+        check_path_text(task.teacher.checkpoint, f"{where}.teacher.checkpoint")
+    for role, spec in (("teacher", task.teacher), ("student", task.student)):
+        convert(str, spec.model, f"{where}.{role}.model")
+        for key, value in spec.kwargs.items():
+            if not isinstance(key, str) or not key.isidentifier():
+                raise ConfigError(f"{where}.{role}.kwargs: {short_repr(key, 60)} is not a keyword name; "
+                                  f"kwargs are name: value pairs")
+            _check_plain(value, f"{where}.{role}.kwargs.{key}")
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _check_plain(value, where: str) -> None:
+    """Model kwargs are plain data (numbers, strings, lists, mappings): they key the teacher cache as JSON."""
+    stack = [(value, where)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(k, str) for k in item):
+                raise ConfigError(f"{at}: mapping keys must be strings, got {short_repr(list(item), 60)}")
+            stack.extend((v, f"{at}.{k}") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{at}[{i}]") for i, v in enumerate(item))
+        elif not isinstance(item, _PLAIN):
+            raise ConfigError(f"{at} must be a number, string, list or mapping, got {short_repr(item)} "
+                              f"({type(item).__name__})")
 
 
 def _validate_data(data: DataSpec, where: str) -> None:
+    """The data section's values and bounds, checked before anything is read or generated."""
     from autokd.data.spec import DATASETS
+    from autokd.data.validate import validate_spec
     from autokd.errors import unknown
 
     if data.name not in DATASETS:
         raise unknown(f"{where}.name", data.name, DATASETS)
+    validate_spec(data, where)

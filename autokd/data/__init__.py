@@ -5,7 +5,8 @@
 """
 
 from .batches import Split, iterate_batches, random_crop, random_hflip, standard_augment
-from .loading import TaskData, cache_dir, describe, load_task_data, validate_spec
+from .loading import TaskData, cache_dir, describe, load_task_data
+from .validate import validate_spec
 from .spec import DATASETS, DataSpec
 from .splits import split_indices
 

@@ -7,6 +7,7 @@ Images are converted to RGB, resized to ``image_size`` square and stored as uint
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -41,13 +42,32 @@ def _read_part(folder: Path, image_size: int, progress: Optional[Callable[[str],
     x = torch.empty((n, 3, image_size, image_size), dtype=torch.uint8)
     y = torch.empty(n, dtype=torch.long)
     for i in range(n):
-        try:
-            img, label = ds[i]
-        except OSError as exc:
-            raise AutokdError(f"cannot read image {ds.samples[i][0]}: {exc}") from exc
-        x[i] = img
-        y[i] = label
+        x[i], y[i] = read_image(ds, i)
     return x, y, list(ds.classes)
+
+
+def read_image(ds, i: int):
+    """Sample ``i`` of the ImageFolder ``ds`` as (uint8 image, label); a corrupt, truncated or
+    over-large image (a decompression bomb: PIL's warning counts as an error here) is an
+    AutokdError naming the file."""
+    from PIL import Image
+
+    file = ds.samples[i][0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return ds[i]
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise AutokdError(f"image {file} is refused as a possible decompression bomb: {_first_line(exc)}") from None
+    except Image.UnidentifiedImageError:
+        raise AutokdError(f"cannot read image {file}: not an image PIL can identify (corrupt, or another format)") from None
+    except Exception as exc:  # truncated data, broken chunks (SyntaxError / ValueError), unreadable file...
+        raise AutokdError(f"cannot read image {file}: {type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] + ("..." if len(text) > 200 else "")
 
 
 def load_image_folder(

@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,16 +14,16 @@ from typing import Callable, Iterator, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from ..errors import AutokdError, unknown
+from ..errors import unknown
 from .batches import Split, iterate_batches, standard_augment
-from .spec import DATASETS, DataSpec
+from .spec import DataSpec
 from .splits import split_indices
+from .validate import validate_spec
 
 Progress = Optional[Callable[[str], None]]
 
 # data sets whose standard augmentation (crop + flip) is on unless the spec says otherwise
 AUGMENT_BY_DEFAULT = ("cifar10", "cifar100", "imagefolder")
-MIN_MNIST1D_SAMPLES = 100  # 10 samples for each of the 10 classes
 
 
 def cache_dir() -> Path:
@@ -81,65 +79,6 @@ class TaskData:
             normalize=self.normalize,
             device=device,
             drop_last=drop_last,
-        )
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def validate_spec(spec: DataSpec) -> None:
-    """Raise an AutokdError naming the first bad field of ``spec``, its value and what is allowed."""
-    if spec.name not in DATASETS:
-        raise unknown("dataset", spec.name, DATASETS)
-    if not isinstance(spec.download, bool):
-        raise AutokdError(f"data.download must be true or false; got {spec.download!r}")
-    if spec.augment is not None and not isinstance(spec.augment, bool):
-        raise AutokdError(f"data.augment must be true, false or null (default); got {spec.augment!r}")
-    if spec.name == "mnist1d" and spec.augment:
-        raise AutokdError(
-            "data.augment: true is not defined for mnist1d (1-D signals have no crop / flip "
-            "augmentation); use false or leave it unset"
-        )
-    if not _is_int(spec.seed) or not 0 <= spec.seed < 2**32:
-        raise AutokdError(f"data.seed must be a whole number in [0, 2**32); got {spec.seed!r}")
-    vs = spec.val_size
-    if not _is_number(vs) or not math.isfinite(vs) or vs <= 0 or (vs >= 1 and vs != int(vs)):
-        raise AutokdError(f"data.val_size must be a fraction in (0, 1) or a whole count >= 1; got {vs!r}")
-    if spec.train_size is not None and (not _is_int(spec.train_size) or spec.train_size < 1):
-        raise AutokdError(
-            f"data.train_size must be a whole number >= 1 (or null for all); got {spec.train_size!r}"
-        )
-    if spec.name == "mnist1d":
-        _validate_mnist1d(spec)
-    if spec.name == "imagefolder" and (not _is_int(spec.image_size) or spec.image_size < 1):
-        raise AutokdError(f"data.image_size must be a whole number >= 1 (pixels); got {spec.image_size!r}")
-
-
-def _validate_mnist1d(spec: DataSpec) -> None:
-    """num_samples and test_fraction must give at least one train and one test sample."""
-    n = spec.num_samples
-    if not _is_int(n) or n < MIN_MNIST1D_SAMPLES:
-        raise AutokdError(
-            f"data.num_samples must be a whole number >= {MIN_MNIST1D_SAMPLES} "
-            f"(10 samples for each of the 10 classes); got {n!r}"
-        )
-    tf = spec.test_fraction
-    if not _is_number(tf) or not 0 < tf < 1:
-        raise AutokdError(f"data.test_fraction must be a number strictly between 0 and 1; got {tf!r}")
-    total = (n // 10) * 10
-    n_train = int(total * (1.0 - tf))
-    if n_train < 2 or n_train >= total:
-        raise AutokdError(
-            f"data.test_fraction {tf!r} of {total} samples leaves {n_train} for training and "
-            f"{total - n_train} for test; both need samples"
         )
 
 

@@ -2,7 +2,8 @@
 
 Never downloads: only ``mnist1d.data.make_dataset`` is used. The generated arrays are cached
 under ``<cache>/mnist1d/`` (see :func:`cache_path`), written atomically (temp file, then
-``os.replace``); an unreadable cache file is regenerated.
+``os.replace``); an unreadable cache file is regenerated, an unwritable cache folder keeps the
+data in memory for this process.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional
 
 import numpy as np
 import torch
+
+from ..errors import AutokdError
 
 NUM_CLASSES = 10
 INPUT_SHAPE = (1, 40)
@@ -87,18 +90,20 @@ def read_cache(path: Path) -> Optional[Dict[str, np.ndarray]]:
 
 
 def write_cache(path: Path, data: Dict[str, np.ndarray]) -> None:
-    """Write ``data`` to ``path`` atomically: a temp file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    """Write ``data`` to ``path`` atomically (a temp file in the same folder, then a rename);
+    any failure is one AutokdError line (see :mod:`autokd.outputs`)."""
+    from ..outputs import write_atomic
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
             np.savez(handle, **data)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is ordinary shared data
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+
+    write_atomic(path, write, "the MNIST-1D cache", create_folder=True)
+
+
+# Generated data that could not be cached, kept for the rest of this process: path -> arrays.
+_KEPT_IN_MEMORY: Dict[Path, Dict[str, np.ndarray]] = {}
 
 
 def load_mnist1d(
@@ -111,19 +116,25 @@ def load_mnist1d(
     """MNIST-1D as tensors: ``x``/``x_test`` float32 (N, 1, 40), ``y``/``y_test`` int64 (N,).
 
     Read from the cache when present and valid, else generated (reporting through
-    ``progress``) and cached.
+    ``progress``) and cached. When the cache cannot be written the data are kept in memory for
+    the rest of this process and a warning is given once (through ``progress``, else
+    :func:`warnings.warn`).
     """
     path = cache_path(cache_root, num_samples, test_fraction, seed)
-    data = read_cache(path)
+    data = _KEPT_IN_MEMORY.get(path) or read_cache(path)
     if data is None:
         if progress is not None:
             progress(f"generating MNIST-1D ({int(num_samples)} samples)...")
         data = generate(num_samples, test_fraction, seed)
         try:
             write_cache(path, data)
-        except OSError as exc:  # an unwritable cache only costs regeneration next time
+        except AutokdError as exc:  # an unwritable cache costs only memory for this run
+            _KEPT_IN_MEMORY[path] = data
+            message = f"warning: {exc}; the data are kept in memory for this run only"
             if progress is not None:
-                progress(f"could not cache MNIST-1D at {path}: {exc}")
+                progress(message)
+            else:
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
     return {
         "x": torch.from_numpy(data["x"]).unsqueeze(1),
         "y": torch.from_numpy(data["y"]),

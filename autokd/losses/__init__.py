@@ -15,7 +15,6 @@ from autokd.losses.registry import (
     LOGIT_LOSSES,
     PAIR_LOSSES,
     LossInfo,
-    get_loss,
 )
 from autokd.losses.relations import pkt, rkd, sp
 
@@ -24,5 +23,5 @@ __all__ = [
     "fitnet", "at", "nst",
     "sp", "rkd", "pkt",
     "crd", "CRDMemory",
-    "LossInfo", "LOGIT_LOSSES", "PAIR_LOSSES", "EMBEDDING_LOSSES", "LEVELS", "get_loss",
+    "LossInfo", "LOGIT_LOSSES", "PAIR_LOSSES", "EMBEDDING_LOSSES", "LEVELS",
 ]

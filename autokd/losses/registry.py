@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Dict
 
-from autokd import errors
 from autokd.losses.crd import crd
 from autokd.losses.features import at, fitnet, nst
 from autokd.losses.logits import dkd, kd
@@ -36,6 +35,8 @@ class LossInfo:
     params: dict = field(default_factory=dict)
     needs_projector: bool = False
     description: str = ""
+    # allowed values of params: name -> (low, high, whole number?); both ends included
+    limits: dict = field(default_factory=dict)
 
 
 LOGIT_LOSSES: Dict[str, LossInfo] = {
@@ -47,6 +48,7 @@ LOGIT_LOSSES: Dict[str, LossInfo] = {
     "dkd": LossInfo(
         name="dkd", fn=dkd, level="logit", default_weight=1.0,
         params={"alpha": 1.0, "beta": 8.0, "temperature": 4.0, "warmup": 20},
+        limits={"alpha": (0.0, 1e4, False), "beta": (0.0, 1e4, False), "warmup": (0, 100_000, True)},
         description="Decoupled KD: alpha * target-class KL + beta * non-target-class KL (CVPR 2022).",
     ),
 }
@@ -59,7 +61,7 @@ PAIR_LOSSES: Dict[str, LossInfo] = {
     ),
     "at": LossInfo(
         name="at", fn=at, level="pair", default_weight=1000.0,
-        params={"p": 2},
+        params={"p": 2}, limits={"p": (0.5, 16.0, False)},
         description="Attention transfer: MSE between normalised spatial attention maps.",
     ),
     "nst": LossInfo(
@@ -83,6 +85,7 @@ EMBEDDING_LOSSES: Dict[str, LossInfo] = {
     "rkd": LossInfo(
         name="rkd", fn=rkd, level="embedding", default_weight=1.0,
         params={"distance_weight": 25.0, "angle_weight": 50.0},
+        limits={"distance_weight": (0.0, 1e6, False), "angle_weight": (0.0, 1e6, False)},
         description="Relational KD: match normalised pairwise distances and triplet angles.",
     ),
     "pkt": LossInfo(
@@ -93,27 +96,9 @@ EMBEDDING_LOSSES: Dict[str, LossInfo] = {
     "crd": LossInfo(
         name="crd", fn=crd, level="embedding", default_weight=0.8,
         params={"feat_dim": 128, "num_negatives": 4096, "nce_t": 0.07, "momentum": 0.5},
+        # the memory banks hold num_samples x feat_dim; a batch gathers batch x num_negatives x feat_dim
+        limits={"feat_dim": (1, 4096, True), "num_negatives": (1, 65_536, True), "nce_t": (1e-3, 100.0, False),
+                "momentum": (0.0, 1.0, False)},
         description="Contrastive representation distillation: two-way NCE against memory banks.",
     ),
 }
-
-_BY_LEVEL: Dict[str, Dict[str, LossInfo]] = {
-    "logit": LOGIT_LOSSES,
-    "pair": PAIR_LOSSES,
-    "embedding": EMBEDDING_LOSSES,
-}
-
-
-def get_loss(name: str, level: str) -> LossInfo:
-    """The :class:`LossInfo` registered as ``name`` at ``level`` ("logit", "pair" or "embedding").
-
-    Raises :class:`~autokd.errors.AutokdError` for an unknown level or an unknown name, listing
-    the known ones.
-    """
-    table = _BY_LEVEL.get(level)
-    if table is None:
-        raise errors.unknown("loss level", level, LEVELS)
-    info = table.get(name)
-    if info is None:
-        raise errors.unknown("loss", name, table)
-    return info

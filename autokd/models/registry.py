@@ -14,6 +14,10 @@ A model name takes one of three forms:
 Registry builders take ``num_classes`` and ``input_shape`` (the per-sample shape, e.g.
 ``(1, 40)`` for MNIST-1D signals, ``(3, 32, 32)`` for CIFAR) and derive input
 channels / features from it; their other keyword arguments are the kwargs a config may set.
+
+Every model is first built on PyTorch's ``meta`` device (shapes only, no memory) to count its
+parameters, so ``channels: 100000`` is refused at once instead of filling the memory; a user
+callable is therefore called twice (a meta build that fails is ignored: the real build decides).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any, Callable, Optional
 
 from torch import nn
 
-from autokd.errors import AutokdError, unknown
+from autokd.errors import AutokdError, short_repr, unknown
 from autokd.models import cifar_resnet, mnist1d_nets, wrn
 
 TORCHVISION_PREFIX = "torchvision/"
@@ -60,6 +64,8 @@ MODELS: dict[str, ModelEntry] = {
 
 # Builder parameters filled in by autokd, never by a config's kwargs.
 _RESERVED = ("num_classes", "input_shape")
+# Larger than any model autokd could train here (a 2e9-parameter model needs 8 GB for its weights alone).
+MAX_PARAMETERS = 2_000_000_000
 
 
 def list_models() -> list[str]:
@@ -73,20 +79,28 @@ def build_model(
     """Build the model ``name`` (see the module docstring for the name forms).
 
     ``kwargs`` are the architecture arguments from the config; ``num_classes`` and
-    ``input_shape`` (per sample, without batch) come from the task's data. Raises
-    :class:`AutokdError` for an unknown name, a bad kwarg or a model that cannot be built.
+    ``input_shape`` (per sample, without batch) come from the task's data. The model is built
+    on the ``meta`` device first to count its parameters without allocating them: more than
+    :data:`MAX_PARAMETERS` is refused. Raises :class:`AutokdError` for an unknown name, a bad
+    kwarg, a model that cannot be built or one that is too large.
     """
     kwargs = dict(kwargs or {})
     input_shape = tuple(int(s) for s in input_shape)
     if not isinstance(name, str) or not name:
-        raise AutokdError(f"model name must be a non-empty string, got {name!r}")
+        raise AutokdError(f"model name must be a non-empty string, got {short_repr(name)}")
     for key in _RESERVED:
         if key in kwargs:
-            raise AutokdError(f"model {name!r}: do not set {key!r} in model kwargs; it comes from the task's data")
+            raise AutokdError(f"model {_named(name)}: do not set {key!r} in model kwargs; it comes from the task's data")
     if name.startswith(TORCHVISION_PREFIX):
-        return _build_torchvision(name[len(TORCHVISION_PREFIX) :], kwargs, num_classes, input_shape)
-    if ":" in name:
-        return _build_user(name, kwargs, num_classes, input_shape)
+        make = _torchvision_maker(name[len(TORCHVISION_PREFIX) :], kwargs, num_classes, input_shape)
+    elif ":" in name:
+        make = _user_maker(name, kwargs, num_classes, input_shape)
+    else:
+        make = _registry_maker(name, kwargs, num_classes, input_shape)
+    return _build_bounded(name, make)
+
+
+def _registry_maker(name: str, kwargs: dict, num_classes: int, input_shape: tuple[int, ...]) -> Callable[[], nn.Module]:
     if name not in MODELS:
         raise unknown("model", name, list_models() + ["torchvision/<name>", "package.module:callable"])
     fn = MODELS[name].fn
@@ -94,22 +108,58 @@ def build_model(
     for key in kwargs:
         if key not in allowed:
             raise AutokdError(
-                f"model {name!r} has no kwarg {key!r}; allowed: {', '.join(allowed) if allowed else '(none)'}"
+                f"model {name!r} has no kwarg {short_repr(key, 60)}; allowed: {', '.join(allowed) if allowed else '(none)'}"
             )
+
+    def make() -> nn.Module:
+        try:
+            return fn(num_classes=num_classes, input_shape=input_shape, **kwargs)
+        except AutokdError:
+            raise
+        except Exception as exc:  # a bad kwarg value: TypeError, ValueError, ...
+            raise AutokdError(f"cannot build model {name!r} with kwargs {short_repr(kwargs)}: {_one_line(exc)}") from exc
+
+    return make
+
+
+def _build_bounded(name: str, make: Callable[[], nn.Module]) -> nn.Module:
+    """``make()``, after a build on the meta device has shown the model is not too large."""
+    count = meta_parameter_count(make)
+    if count is not None and count > MAX_PARAMETERS:
+        raise AutokdError(
+            f"model {_named(name)} has {count:,} parameters; autokd builds models of at most "
+            f"{MAX_PARAMETERS:,} (check its kwargs)"
+        )
+    return make()
+
+
+def meta_parameter_count(make: Callable[[], nn.Module]) -> Optional[int]:
+    """The parameter count of ``make()`` built on the meta device (no memory), or None when
+    that build fails (some models need real tensors to be built; the normal build decides)."""
+    import torch
+
     try:
-        return fn(num_classes=num_classes, input_shape=input_shape, **kwargs)
-    except AutokdError:
-        raise
-    except Exception as exc:  # a bad kwarg value: TypeError, ValueError, ...
-        raise AutokdError(f"cannot build model {name!r} with kwargs {kwargs}: {_one_line(exc)}") from exc
+        with torch.device("meta"):
+            model = make()
+        return sum(p.numel() for p in model.parameters())
+    except (Exception, SystemExit):  # a user model may do anything on the meta device
+        return None
+
+
+def _named(name: Any) -> str:
+    return short_repr(name, 80)
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({short_repr(exc.code, 40)})"
     text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _build_torchvision(tv_name: str, kwargs: dict, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+def _torchvision_maker(tv_name: str, kwargs: dict, num_classes: int, input_shape: tuple[int, ...]):
     import torchvision
 
     known = torchvision.models.list_models(module=torchvision.models)
@@ -124,33 +174,22 @@ def _build_torchvision(tv_name: str, kwargs: dict, num_classes: int, input_shape
         raise AutokdError(
             f"model 'torchvision/{tv_name}' takes 3-channel images (3, H, W), got input shape {input_shape}"
         )
-    try:
-        return torchvision.models.get_model(tv_name, weights=None, num_classes=num_classes, **kwargs)
-    except Exception as exc:
-        raise AutokdError(
-            f"cannot build model 'torchvision/{tv_name}' with kwargs {kwargs}: {_one_line(exc)}"
-        ) from exc
+
+    def make() -> nn.Module:
+        try:
+            return torchvision.models.get_model(tv_name, weights=None, num_classes=num_classes, **kwargs)
+        except Exception as exc:
+            raise AutokdError(
+                f"cannot build model 'torchvision/{tv_name}' with kwargs {short_repr(kwargs)}: {_one_line(exc)}"
+            ) from exc
+
+    return make
 
 
-def _build_user(spec: str, kwargs: dict, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
-    """Import ``package.module:callable`` and call it; every failure is a one-line AutokdError."""
-    module_name, _, attr_path = spec.partition(":")
-    if not module_name or not attr_path or ":" in attr_path:
-        raise AutokdError(f"model {spec!r}: a user model is written 'package.module:callable'")
-    # A console script does not put the working directory on sys.path; users expect it there.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())
-    try:
-        obj = importlib.import_module(module_name)
-    except Exception as exc:
-        raise AutokdError(f"model {spec!r}: cannot import module {module_name!r}: {_one_line(exc)}") from exc
-    for part in attr_path.split("."):
-        if not hasattr(obj, part):
-            raise AutokdError(f"model {spec!r}: module {module_name!r} has no attribute {attr_path!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise AutokdError(f"model {spec!r}: {attr_path!r} is not callable (got {type(obj).__name__})")
-
+def _user_maker(spec: str, kwargs: dict, num_classes: int, input_shape: tuple[int, ...]):
+    """Import ``package.module:callable``; the returned builder calls it. Every failure, a
+    ``sys.exit`` included, is a one-line AutokdError."""
+    obj = _import_callable(spec)
     call_kwargs = dict(kwargs)
     try:
         params = inspect.signature(obj).parameters
@@ -161,10 +200,43 @@ def _build_user(spec: str, kwargs: dict, num_classes: int, input_shape: tuple[in
         call_kwargs["num_classes"] = num_classes
     if "input_shape" in params:
         call_kwargs["input_shape"] = input_shape
+
+    def make() -> nn.Module:
+        try:
+            model = obj(**call_kwargs)
+        except (Exception, SystemExit) as exc:
+            raise AutokdError(
+                f"model {_named(spec)}: calling it with {short_repr(call_kwargs)} failed: {_one_line(exc)}"
+            ) from None
+        if not isinstance(model, nn.Module):
+            raise AutokdError(f"model {_named(spec)}: returned {type(model).__name__}, not a torch.nn.Module")
+        return model
+
+    return make
+
+
+def _import_callable(spec: str) -> Callable:
+    module_name, _, attr_path = spec.partition(":")
+    if not module_name or not attr_path or ":" in attr_path:
+        raise AutokdError(f"model {_named(spec)}: a user model is written 'package.module:callable'")
+    # A console script does not put the working directory on sys.path; users expect it there.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
     try:
-        model = obj(**call_kwargs)
-    except Exception as exc:
-        raise AutokdError(f"model {spec!r}: calling it with {call_kwargs} failed: {_one_line(exc)}") from exc
-    if not isinstance(model, nn.Module):
-        raise AutokdError(f"model {spec!r}: returned {type(model).__name__}, not a torch.nn.Module")
-    return model
+        obj = importlib.import_module(module_name)
+    except (Exception, SystemExit) as exc:
+        raise AutokdError(
+            f"model {_named(spec)}: cannot import module {short_repr(module_name)}: {_one_line(exc)}"
+        ) from None
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AutokdError(
+                f"model {_named(spec)}: module {short_repr(module_name)} has no attribute {short_repr(attr_path)}"
+            ) from None
+        except (Exception, SystemExit) as exc:
+            raise AutokdError(f"model {_named(spec)}: reading {short_repr(attr_path)} failed: {_one_line(exc)}") from None
+    if not callable(obj):
+        raise AutokdError(f"model {_named(spec)}: {short_repr(attr_path)} is not callable (got {type(obj).__name__})")
+    return obj

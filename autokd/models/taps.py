@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional
 import torch
 from torch import nn
 
-from autokd.errors import AutokdError, did_you_mean
+from autokd.errors import AutokdError, did_you_mean, short_repr
 
 EMBEDDING = "embedding"
 
@@ -71,9 +71,11 @@ class FeatureTaps:
             else:
                 self.remove()
                 allowed = tappable_paths(model)
+                listing = ", ".join(allowed[:40]) + (f", ... ({len(allowed)} in all: autokd layers lists them)"
+                                                     if len(allowed) > 40 else "")
                 raise AutokdError(
-                    f"{type(model).__name__} has no layer {path!r}{did_you_mean(path, allowed)}; "
-                    f"tappable: {', '.join(allowed)}"
+                    f"{type(model).__name__} has no layer {short_repr(path, 80)}{did_you_mean(path, allowed)}; "
+                    f"tappable: {listing}"
                 )
 
     def _hook(self, path: str):

@@ -6,6 +6,7 @@ per call (one seed). Search trials, ``autokd train`` and ``autokd compare`` all 
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,27 +18,31 @@ from torch import nn
 from autokd.config.strategy import Recipe, Strategy
 from autokd.config.task import TaskSpec
 from autokd.data import cache_dir, load_task_data
-from autokd.errors import AutokdError
+from autokd.errors import AutokdError, short_repr
 from autokd.models.registry import build_model
 from autokd.training.distiller import Distiller
 from autokd.training.fit import EpochStats, accuracy, fit
-from autokd.training.teacher import TeacherInfo, build_teacher_model, get_teacher
+from autokd.training.teacher import TeacherInfo, get_teacher
 from autokd.training.teacher_cache import TeacherCache, can_cache, compute_teacher_cache
 
 Progress = Callable[[str], None]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N`` (N a GPU of this machine)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise AutokdError(f"device {name!r} asked for, but this machine has no CUDA GPU; use --device cpu or auto")
-        return torch.device(name)
-    raise AutokdError(f"unknown device {name!r}; allowed: auto, cpu, cuda, cuda:N")
+    if not isinstance(name, str) or not re.fullmatch(r"cuda(:[0-9]{1,4})?", name):
+        raise AutokdError(f"unknown device {short_repr(name, 60)}; allowed: auto, cpu, cuda, cuda:N")
+    if not torch.cuda.is_available():
+        raise AutokdError(f"device {name!r} asked for, but this machine has no CUDA GPU; use --device cpu or auto")
+    count = torch.cuda.device_count()
+    if ":" in name and int(name.split(":")[1]) >= count:
+        raise AutokdError(f"device {name!r}: this machine has {count} CUDA GPU{'s' if count != 1 else ''} "
+                          f"(cuda:0 to cuda:{count - 1})")
+    return torch.device(name)
 
 
 @dataclass
@@ -62,19 +67,24 @@ def prepare_task(
     device = resolve_device(device) if isinstance(device, str) else device
     cache_root = cache_root or cache_dir()
     say = progress or (lambda _msg: None)
-    data = load_task_data(task.data, cache_root, progress=say)
-    teacher_data = data if task.data.train_size is None else load_task_data(replace(task.data, train_size=None), cache_root)
+    data = load_task_data(task.data, cache_root, progress=progress)  # None: cache warnings go to warnings.warn
+    teacher_data = (data if task.data.train_size is None
+                    else load_task_data(replace(task.data, train_size=None), cache_root, progress=progress))
     check_models(task, data)
     say(f"teacher {task.teacher.model}: loading or training")
-    teacher, info = get_teacher(task, teacher_data, device, cache_root, on_epoch=on_teacher_epoch)
+    teacher, info = get_teacher(task, teacher_data, device, cache_root, on_epoch=on_teacher_epoch, progress=progress)
     say(f"teacher {task.teacher.model} ({info.source}): val {info.val_acc:.2f}%  test {info.test_acc:.2f}%")
     return PreparedTask(task, data, teacher, info, device)
 
 
 def check_models(task: TaskSpec, data) -> None:
-    """Build both models once so that a bad model spec fails before any training."""
-    build_teacher_model(task, data)
-    build_model(task.student.model, task.student.kwargs, data.num_classes, data.input_shape)
+    """Build both models and run one dummy forward through each, so that a bad model spec or a
+    model whose forward does not return logits (batch, num_classes) fails before any training."""
+    from autokd.models.checks import check_logits
+
+    for role, spec in (("teacher", task.teacher), ("student", task.student)):
+        model = build_model(spec.model, spec.kwargs, data.num_classes, data.input_shape)
+        check_logits(model, spec.model, role, data.input_shape, data.num_classes)
 
 
 def check_strategy(prepared: PreparedTask, strategy: Strategy) -> None:

@@ -1,9 +1,14 @@
-"""The teacher: loaded from a user checkpoint, or trained by autokd and cached by key."""
+"""The teacher: loaded from a user checkpoint, or trained by autokd and cached by key.
+
+The cache lives under ``<cache>/teachers/``. A cached file that cannot be read is trained again
+(saying why); a cache folder that cannot be written keeps the trained teacher in memory for the
+rest of this process (saying so once) instead of failing or training it again.
+"""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -13,18 +18,39 @@ from torch import nn
 
 from autokd.config.strategy import CE_ONLY
 from autokd.config.task import TaskSpec
-from autokd.errors import AutokdError
+from autokd.errors import AutokdError, short_repr
+from autokd.models.checks import check_logits
 from autokd.models.registry import build_model
+from autokd.outputs import write_atomic
 from autokd.training.distiller import Distiller
-from autokd.training.fit import EpochStats, accuracy, fit
+from autokd.training.fit import EpochStats, TrainingFailed, accuracy, fit
+
+Progress = Callable[[str], None]
+
+# Teachers trained in this process whose cache file could not be written: cache path -> state dict.
+_KEPT_IN_MEMORY: dict[str, dict] = {}
 
 
 @dataclass
 class TeacherInfo:
-    source: str  # "checkpoint", "cache" or "trained"
-    path: str
+    source: str  # "checkpoint", "cache", "trained" or "memory" (trained earlier in this process, not cached)
+    path: str  # the checkpoint or cache file; "" when the cache could not be written
     val_acc: float
     test_acc: float
+    fingerprint: str = ""  # teacher_fingerprint of the weights: equal weights, equal fingerprint
+
+
+def teacher_fingerprint(model: nn.Module) -> str:
+    """16 hex digits of a SHA-256 over the state dict: names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        if not isinstance(value, torch.Tensor):
+            digest.update(f"{name}\0{type(value).__name__}\0".encode())
+            continue
+        tensor = value.detach().to("cpu").contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()[:16]
 
 
 def build_teacher_model(task: TaskSpec, data) -> nn.Module:
@@ -35,6 +61,8 @@ def load_checkpoint(model: nn.Module, path: str) -> None:
     """Load a state dict saved with ``torch.save`` (safely: ``weights_only=True``) into ``model``."""
     file = Path(path).expanduser()
     if not file.is_file():
+        if file.exists():
+            raise AutokdError(f"teacher checkpoint {file} is not a regular file (a folder, a FIFO or a device?)")
         raise AutokdError(f"teacher checkpoint not found: {file}")
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
@@ -74,45 +102,97 @@ def get_teacher(
     cache_root: Path,
     on_epoch: Optional[Callable[[EpochStats], None]] = None,
     retrain: bool = False,
+    progress: Optional[Progress] = None,
 ) -> tuple[nn.Module, TeacherInfo]:
     """The task's teacher on ``device`` in eval mode, with its validation and test accuracy.
 
     ``data`` must be the teacher's data (all of the training split). A checkpoint named in the
     task wins; otherwise a cached teacher with the same key is reused, else one is trained.
+    ``progress`` hears why a cached teacher is trained again, or that the cache could not be
+    written (default: :func:`warnings.warn`). A teacher whose training diverges is an AutokdError.
     """
-    model = build_teacher_model(task, data).to(device)
+    say = progress or _warn
     if task.teacher.checkpoint:
+        model = build_teacher_model(task, data)
+        check_logits(model, task.teacher.model, "teacher", data.input_shape, data.num_classes)
         load_checkpoint(model, task.teacher.checkpoint)
-        model.to(device)
         source, path = "checkpoint", str(Path(task.teacher.checkpoint).expanduser())
     else:
-        path = teacher_cache_path(task, cache_root)
-        if path.is_file() and not retrain:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            _load_state(model, state["state_dict"], path)
-            model.to(device)
-            source = "cache"
-        else:
-            torch.manual_seed(task.teacher.recipe.seed)
-            model = build_teacher_model(task, data).to(device)
-            distiller = Distiller(None, model, CE_ONLY, data.input_shape)
-            fit(distiller, data, task.teacher.recipe, device, on_epoch=on_epoch)
-            _save_atomic({"state_dict": model.state_dict(), "task": task.name}, path)
-            source = "trained"
-        path = str(path)
-    model.eval().requires_grad_(False)
-    info = TeacherInfo(source, path, accuracy(model, data, "val", device), accuracy(model, data, "test", device))
+        model, source, path = _cached_or_trained(task, data, device, Path(cache_root), on_epoch, retrain, say)
+    model.to(device).eval().requires_grad_(False)
+    info = TeacherInfo(source, path, accuracy(model, data, "val", device), accuracy(model, data, "test", device),
+                       teacher_fingerprint(model))
     return model, info
 
 
-def _save_atomic(obj, path: Path) -> None:
-    """Write to a temporary file and rename, so a killed process never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
+def _cached_or_trained(task, data, device, cache_root: Path, on_epoch, retrain: bool, say: Progress):
+    """(model, source, path): from this process's memory, the cache file, or trained now."""
+    path = teacher_cache_path(task, cache_root)
+    if not retrain:
+        kept = _KEPT_IN_MEMORY.get(str(path))
+        if kept is not None:
+            model = build_teacher_model(task, data)
+            model.load_state_dict(kept)
+            return model, "memory", ""
+        model = _read_cached(task, data, path, say)
+        if model is not None:
+            return model, "cache", str(path)
+    model = train_teacher(task, data, device, on_epoch)
+    return model, "trained", str(path) if _save_teacher(model, task, path, say) else ""
+
+
+def _read_cached(task: TaskSpec, data, path: Path, say: Progress) -> Optional[nn.Module]:
+    """The cached teacher at ``path``; None when there is none or it cannot be read (said why)."""
+    if not path.is_file():
+        return None
+    model = build_teacher_model(task, data)
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        _load_state(model, state["state_dict"], path)
+    except Exception as exc:  # truncated zip, not a mapping, no state_dict, wrong shapes, ...
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        say(f"the cached teacher {path} cannot be read ({type(exc).__name__}: {reason}); training it again")
+        return None
+    return model
+
+
+def train_teacher(task: TaskSpec, data, device, on_epoch=None) -> nn.Module:
+    """Train the task's teacher from its recipe; divergence is an AutokdError naming the knob."""
+    recipe = task.teacher.recipe
+    torch.manual_seed(recipe.seed)
+    model = build_teacher_model(task, data)
+    check_logits(model, task.teacher.model, "teacher", data.input_shape, data.num_classes)  # the RNG is untouched
+    model.to(device)
+    distiller = Distiller(None, model, CE_ONLY, data.input_shape)
+    try:
+        fit(distiller, data, recipe, device, on_epoch=on_epoch)
+    except TrainingFailed as exc:
+        raise AutokdError(
+            f"the teacher {short_repr(task.teacher.model, 80)} diverged while training: {exc}; lower task.teacher.recipe.lr "
+            f"(now {recipe.lr:g}) or change its optimizer or schedule"
+        ) from None
+    return model
+
+
+def _save_teacher(model: nn.Module, task: TaskSpec, path: Path, say: Progress) -> bool:
+    """Cache the trained teacher atomically; when that fails keep it in memory for this process
+    and say so (once: the next request in this process finds it in memory)."""
+    payload = {"state_dict": model.state_dict(), "task": task.name}
+
+    def write(tmp: Path) -> None:
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:  # torch's zip writer reports a full disk as a RuntimeError
+            raise OSError(" ".join(str(exc).split())[:200]) from None
+
+    try:
+        write_atomic(path, write, "the trained teacher", create_folder=True)
+        return True
+    except AutokdError as exc:
+        _KEPT_IN_MEMORY[str(path)] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        say(f"warning: {exc}; the teacher is kept in memory for this run only")
+        return False
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
