@@ -22,10 +22,12 @@ import yaml
 from conftest import TINY_TASK, run_cli, session_members, write_space
 
 from autokd.errors import AutokdError
-from autokd.search.driver import SearchRequest, bind_space, run_search
+from autokd.search.driver import bind_space, run_search
+from autokd.search.ledger import INTERRUPTED_ATTR, OWNER_ATTR, counts
+from autokd.search.settings import SearchSettings
 from autokd.search.space import FloatRange, space_from_dict
 from autokd.search.space_file import load_space_file
-from autokd.search.study import INTERRUPTED_ATTR, OWNER_ATTR, counts
+from autokd.search.study import read_settings
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -46,9 +48,10 @@ def space_path(tmp_path) -> Path:
 
 
 def search(tmp_path, space_path, name, sampler="tpe", budget=4, workers=0, **kw):
-    request = SearchRequest(name=name, sampler=sampler, budget=budget, workers=workers,
-                            storage=str(tmp_path / "studies.db"), device="cpu", **kw)
-    return run_search(load_space_file(space_path), request, say=lambda _m: None, status=lambda _t, _f: None)
+    space_file = load_space_file(space_path)
+    settings = SearchSettings(space_file.text, space_file.source, sampler=sampler, budget=budget, workers=workers,
+                              device="cpu", **kw)
+    return run_search(space_file, settings, name, str(tmp_path / "studies.db"), say=lambda _m: None)
 
 
 def load(tmp_path, name):
@@ -97,14 +100,12 @@ def test_unknown_pair_layer_lists_the_layers(tmp_path):
     assert "stages.9" in str(err.value) and "stages.1" in str(err.value)
 
 
-def test_suggested_strategy_is_rebuilt_from_params(space_path):
-    """What a trial suggested can be rebuilt from its stored params (export relies on it)."""
+def test_suggested_weights_scale_published_defaults_and_follow_their_loss(space_path):
     space = bind_space(load_space_file(space_path))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3), direction="maximize")
     for _ in range(25):
         trial = study.ask()
         strategy = space.suggest(trial)
-        assert space.strategy_from_params(trial.params) == strategy
         for pair in strategy.pairs:  # weight = scale x the loss's published default
             scale = trial.params[f"pair[{pair.teacher}].scale"]
             assert pair.weight == pytest.approx(scale * {"fitnet": 100.0, "at": 1000.0}[pair.loss])
@@ -137,8 +138,8 @@ def test_each_sampler_completes_a_budget(tmp_path, space_path, sampler, workers)
     search(tmp_path, space_path, f"t-{sampler}", sampler=sampler, budget=5, workers=workers)
     study = load(tmp_path, f"t-{sampler}")
     c = counts(study)
-    assert c["finished"] == 5 and c["running"] == 0 and c["waiting"] == 0
-    assert c["complete"] >= 1
+    assert c.finished == 5 and c.running == 0 and c.waiting == 0 and c.void == 0
+    assert c.complete >= 1
     for t in study.trials:
         assert t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         assert "strategy" in t.user_attrs
@@ -146,7 +147,7 @@ def test_each_sampler_completes_a_budget(tmp_path, space_path, sampler, workers)
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert t.intermediate_values[max(t.intermediate_values)] == t.value
             assert max(t.intermediate_values) == 2  # the proxy's epochs
-    assert study.user_attrs["autokd"]["sampler"] == sampler
+    assert read_settings(study).sampler == sampler
 
 
 def test_space_can_turn_pruning_off(tmp_path):
@@ -154,7 +155,7 @@ def test_space_can_turn_pruning_off(tmp_path):
     path = write_space(tmp_path / "no_prune.yaml", space={**SPACE, "pruning": False})
     search(tmp_path, path, "np", sampler="random", budget=4, workers=0)
     study = load(tmp_path, "np")
-    assert counts(study)["complete"] == 4
+    assert counts(study).complete == 4
     assert all(list(t.intermediate_values) == [2] for t in study.trials)  # the proxy's 2 epochs
     with pytest.raises(AutokdError, match=r"space.pruning.*true or false"):
         bind_space(load_space_file(write_space(tmp_path / "bad.yaml", space={**SPACE, "pruning": "no"})))
@@ -188,13 +189,13 @@ def test_ppo_controller_updates_and_replays_history(tmp_path, space_path):
 
 def test_budget_is_total_and_rerun_adds_only_the_remainder(tmp_path, space_path):
     search(tmp_path, space_path, "b", sampler="random", budget=3)
-    assert counts(load(tmp_path, "b"))["finished"] == 3
+    assert counts(load(tmp_path, "b")).finished == 3
     search(tmp_path, space_path, "b", sampler="random", budget=3)  # nothing left to do
     assert len(load(tmp_path, "b").trials) == 3
     search(tmp_path, space_path, "b", sampler="random", budget=5)
     study = load(tmp_path, "b")
-    assert counts(study)["finished"] == 5 and len(study.trials) == 5
-    assert study.user_attrs["autokd"]["budget"] == 5
+    assert counts(study).finished == 5 and len(study.trials) == 5
+    assert read_settings(study).budget == 5
 
 
 def _dead_pid() -> int:
@@ -206,7 +207,7 @@ def _dead_pid() -> int:
 def test_an_interruption_fails_only_this_process_running_trials(tmp_path):
     """Ctrl-C records by owner: a trial asked but not yet started is not left RUNNING, another
     process's trial is left alone."""
-    from autokd.search.study import interrupt_own_trials, mark_owner
+    from autokd.search.ledger import interrupt_own_trials, mark_owner
 
     study = optuna.create_study(study_name="own", storage=f"sqlite:///{tmp_path / 'own.db'}")
     dist = {"temperature": optuna.distributions.FloatDistribution(1, 8, log=True)}
@@ -231,7 +232,7 @@ def test_interrupted_trial_is_failed_and_requeued(tmp_path, space_path):
     search(tmp_path, space_path, "r", sampler="random", budget=4)
     study = load(tmp_path, "r")
     c = counts(study)
-    assert c["finished"] == 4 and c["running"] == 0 and c["interrupted"] == 1
+    assert c.finished == 4 and c.running == 0 and c.void == 1
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert failed[0].user_attrs[INTERRUPTED_ATTR] is True
     rerun = [t for t in study.trials if t.user_attrs.get("requeued_from") == failed[0].number]
@@ -240,11 +241,11 @@ def test_interrupted_trial_is_failed_and_requeued(tmp_path, space_path):
 
 def test_failing_strategies_are_recorded_and_search_goes_on(tmp_path):
     space = {"alpha": 0.0, "temperature": 4.0, "logit_losses": ["kd"], "pair_losses": ["fitnet"],
-             "relation_losses": [], "weight_scale": 1.0e30}
+             "relation_losses": [], "weight_scale": {"low": 1.0e29, "high": 1.0e30, "log": True}}
     path = write_space(tmp_path / "bad.yaml", space=space)
     search(tmp_path, path, "f", sampler="random", budget=2)
     study = load(tmp_path, "f")
-    assert counts(study)["failed"] == 2
+    assert counts(study).failed == 2
     for t in study.trials:
         assert t.state == optuna.trial.TrialState.FAIL
         assert "diverged" in t.user_attrs["fail_reason"]
@@ -267,6 +268,7 @@ def test_ray_searcher_records_pruned_failed_and_complete_states(space_path):
     searcher.on_trial_complete("t3", None, error=True)
     states = [t.state.name for t in study.trials]
     assert states == ["PRUNED", "COMPLETE", "FAIL", "FAIL", "WAITING"]  # a dead worker's trial is retried once
+    assert counts(study).void == 1 and counts(study).failed == 1  # the dead worker's trial does not count
     assert study.trials[0].intermediate_values == {1: 40.0}
     assert study.trials[1].value == 61.5 and study.trials[1].intermediate_values == {2: 61.5}
     assert study.trials[2].user_attrs["fail_reason"] == "loss diverged"
@@ -287,7 +289,7 @@ def test_resume_refuses_a_changed_space(tmp_path, space_path):
     again = run_cli("search", "--space", changed, "--budget", "2", "--workers", "0", "--storage", storage, "--name", "c")
     assert again.returncode == 2
     assert "different search space" in again.stderr and "Traceback" not in again.stderr
-    assert counts(optuna.load_study(study_name="c", storage=f"sqlite:///{storage}"))["finished"] == 1
+    assert counts(optuna.load_study(study_name="c", storage=f"sqlite:///{storage}")).finished == 1
 
 
 def test_cli_search_studies_show_resume_export_train(tmp_path, space_path):
@@ -301,7 +303,7 @@ def test_cli_search_studies_show_resume_export_train(tmp_path, space_path):
     resumed = run_cli("resume", "flow", "--storage", storage, "--budget", "4")
     assert resumed.returncode == 0, resumed.stderr
     study = optuna.load_study(study_name="flow", storage=f"sqlite:///{storage}")
-    assert counts(study)["finished"] == 4
+    assert counts(study).finished == 4
     shown = run_cli("show", "flow", "--storage", storage)
     assert shown.returncode == 0 and "rank  trial" in shown.stdout
     # export -> train: the exported config trains exactly the winner (at the proxy length it
@@ -367,7 +369,7 @@ def test_sigkill_mid_search_then_resume_loses_nothing(tmp_path, space_path):
     assert resumed.returncode == 0, resumed.stderr
     study = optuna.load_study(study_name="k", storage=f"sqlite:///{db}")
     c = counts(study)
-    assert c["finished"] == 8 and c["running"] == 0 and c["waiting"] == 0
+    assert c.finished == 8 and c.running == 0 and c.waiting == 0
     after = _finished(db, "k")
     for number, (state, value) in before.items():  # no finished trial lost or changed
         assert after[number] == (state, value)

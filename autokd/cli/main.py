@@ -44,13 +44,28 @@ def main(argv=None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except AutokdError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_one_line(str(exc))}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # the machine refused: a read-only folder, a full disk, a missing file
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        click.echo(f"error: {_one_line(exc.strerror or str(exc))}{where}", err=True)
+        sys.exit(2)
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] != "sqlalchemy":
+            raise
+        # the study storage refused a read or write (read-only database, locked, lost connection)
+        click.echo(f"error: the study storage failed: {_one_line(str(getattr(exc, 'orig', None) or exc))}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+def _one_line(text: str, limit: int = 2000) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 if __name__ == "__main__":

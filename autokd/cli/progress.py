@@ -1,7 +1,9 @@
-"""Progress lines on stderr: one line rewritten in place on a terminal, plain lines otherwise."""
+"""Progress lines on stderr: one line rewritten in place on a terminal (cut to its width), plain
+lines otherwise."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 
@@ -19,7 +21,7 @@ class Progress:
 
     def status(self, text: str, force: bool = False) -> None:
         if self.tty:
-            self.stream.write("\r\033[K" + text)
+            self.stream.write("\r\033[K" + _fit(text))
             self.stream.flush()
             self._open = True
         elif force or time.monotonic() - self._last >= self.every:
@@ -32,3 +34,10 @@ class Progress:
             self._open = False
         print(text, file=self.stream, flush=True)
 
+
+
+def _fit(text: str) -> str:
+    """``text`` cut to the terminal's width, so a rewritten line never wraps (a wrapped line would
+    be left behind on the screen at every update)."""
+    width = shutil.get_terminal_size(fallback=(80, 24)).columns
+    return text if len(text) < width else text[: max(width - 2, 1)] + "…"

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from autokd.cli.options import device_option, download_option, space_option
 from autokd.cli.progress import Progress
+from autokd.search.settings import MAX_SEED, SAMPLERS
 
 storage_option = click.option(
     "--storage", default=None,
     help="Optuna storage: a URL (sqlite:///x.db, postgresql://...) or a file (.db SQLite, .journal journal). "
          "Default: studies/autokd.db under the current folder.",
 )
-SAMPLER_CHOICES = ("tpe", "random", "ppo")
 
 
 def _finish(study, progress: Progress, top: int = 10) -> None:
@@ -26,15 +24,28 @@ def _finish(study, progress: Progress, top: int = 10) -> None:
     click.echo(f"\nnext: autokd export {study.study_name} -o best.yaml && autokd train --config best.yaml")
 
 
-def _run(space_file, request) -> None:
+def _resume_hint(name: str, storage, address) -> str:
+    import shlex
+
+    words = ["autokd", "resume", name] + (["--storage", storage] if storage else []) + (["--address", address] if address else [])
+    return shlex.join(words)
+
+
+def _run(space_file, settings, name: str, storage, address) -> None:
     from autokd.search.driver import run_search
+    from autokd.search.storage import open_storage, storage_exists
+    from autokd.search.study import find_study
 
     progress = Progress(every=10.0)
     try:
-        study = run_search(space_file, request, progress.say, lambda text, force: progress.status(text, force))
+        study = run_search(space_file, settings, name, storage, address, progress.say,
+                           lambda text, force: progress.status(text, force))
     except KeyboardInterrupt:
-        progress.say(f"\ninterrupted: running trials were recorded as interrupted and will run again on resume.\n"
-                     f"resume with: autokd resume {request.name}" + (f" --storage {request.storage}" if request.storage else ""))
+        if storage_exists(storage) and find_study(name, open_storage(storage)) is not None:
+            progress.say("\ninterrupted: running trials were recorded as interrupted and will run again on resume.\n"
+                         f"resume with: {_resume_hint(name, storage, address)}")
+        else:
+            progress.say("\ninterrupted before the study was created: nothing was recorded; run the same command again")
         raise SystemExit(130)
     _finish(study, progress)
 
@@ -43,31 +54,30 @@ def _run(space_file, request) -> None:
 @space_option
 @click.option("--budget", type=click.IntRange(min=1), default=100, show_default=True,
               help="Total finished trials (complete + pruned + failed) the study should hold.")
-@click.option("--sampler", type=click.Choice(SAMPLER_CHOICES), default="tpe", show_default=True,
+@click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe", show_default=True,
               help="tpe: Optuna TPE; random: random search; ppo: a PPO controller (stable-baselines3).")
 @click.option("--workers", type=int, default=None,
-              help="Trials at once, each a Ray Tune trial on one CPU (default: this machine's CPU count); "
-                   "0 runs them one by one in this process, without Ray.")
-@click.option("--name", default=None, help="Study name. Default: SPACE-SAMPLER (e.g. default-tpe).")
+              help="Trials at once, each a Ray Tune trial on one CPU (default: every CPU of this machine, or of "
+                   "the cluster with --address); 0 runs them one by one in this process, without Ray.")
+@click.option("--name", default=None, help="Study name (letters, digits, '.', '_', '-'). Default: SPACE-SAMPLER (e.g. default-tpe).")
 @storage_option
 @click.option("--address", default=None, help="Join this Ray cluster (else RAY_ADDRESS, else a local Ray is started).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+              help="Seed of the sampler's first run on a new study (later runs continue with streams of their own).")
 @click.option("--no-pruning", is_flag=True, help="Run every trial to the end of the proxy (as a space with `pruning: false` does).")
 @device_option
 @download_option
 def search(space, budget, sampler, workers, name, storage, address, seed, no_pruning, device, download):
     """Search distillation strategies on a task; re-running it continues the study to its budget."""
-    from autokd.search.driver import SearchRequest, default_study_name
+    from autokd.search.settings import SearchSettings, default_study_name
     from autokd.search.space_file import load_space_file
-
-    import os
 
     space_file = load_space_file(space)
     space_file.task.data.download = space_file.task.data.download or download
-    name = name or default_study_name(space_file.source, sampler)
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    _run(space_file, SearchRequest(name=name, sampler=sampler, budget=budget, workers=workers, storage=storage,
-                                   address=address, seed=seed, device=device, pruning=not no_pruning))
+    name = name if name is not None else default_study_name(space_file.source, sampler)
+    settings = SearchSettings(space_text=space_file.text, space_source=space_file.source, sampler=sampler,
+                              budget=budget, workers=workers, seed=seed, device=device, pruning=not no_pruning)
+    _run(space_file, settings, name, storage, address)
 
 
 @click.command()
@@ -78,26 +88,30 @@ def search(space, budget, sampler, workers, name, storage, address, seed, no_pru
 @click.option("--address", default=None, help="Join this Ray cluster.")
 def resume(name, storage, budget, workers, address):
     """Continue an interrupted study to its budget, with the space and settings it stored."""
-    from autokd.search.driver import SearchRequest
+    from dataclasses import replace
+
     from autokd.search.space_file import space_file_from_text
     from autokd.search.storage import open_storage
     from autokd.search.study import load_existing_study, read_settings
 
-    settings = read_settings(load_existing_study(name, open_storage(storage)))
+    settings = read_settings(load_existing_study(name, open_storage(storage, create=False)))
     space_file = space_file_from_text(settings.space_text, settings.space_source)
-    _run(space_file, SearchRequest(
-        name=name, sampler=settings.sampler, budget=budget or settings.budget,
-        workers=settings.workers if workers is None else workers, storage=storage, address=address,
-        seed=settings.seed, device=settings.device, pruning=settings.pruning))
+    settings = replace(settings, budget=budget or settings.budget,
+                       workers=settings.workers if workers is None else workers)
+    _run(space_file, settings, name, storage, address)
 
 
 @click.command()
 @storage_option
 def studies(storage):
     """List the studies in the storage: sampler, trials by state, best validation accuracy."""
-    from autokd.search.storage import open_storage
+    from autokd.errors import AutokdError
+    from autokd.search.storage import open_storage, storage_exists
     from autokd.search.study import counts, load_existing_study, read_settings, study_names
 
+    if not storage_exists(storage):
+        click.echo("no studies yet (autokd search creates one)")
+        return
     store = open_storage(storage)
     names = study_names(store)
     if not names:
@@ -110,11 +124,11 @@ def studies(storage):
         try:
             s = read_settings(study)
             sampler, budget = s.sampler, s.budget
-        except Exception:
+        except AutokdError:  # a study some other tool made in the same storage
             sampler, budget = "?", "?"
         best = max((t.value for t in study.get_trials(deepcopy=False) if t.value is not None), default=None)
-        click.echo(f"{name:<28} {sampler:<7} {str(c['finished']) + '/' + str(budget):>11} {c['complete']:>8} "
-                   f"{c['pruned']:>6} {c['failed']:>6} {(f'{best:.2f}%' if best is not None else '-'):>8}")
+        click.echo(f"{name:<28} {sampler:<7} {str(c.finished) + '/' + str(budget):>11} {c.complete:>8} "
+                   f"{c.pruned:>6} {c.failed:>6} {(f'{best:.2f}%' if best is not None else '-'):>8}")
 
 
 @click.command()
@@ -127,11 +141,12 @@ def show(name, storage, top):
     from autokd.search.storage import open_storage
     from autokd.search.study import counts, load_existing_study, read_settings
 
-    study = load_existing_study(name, open_storage(storage))
+    study = load_existing_study(name, open_storage(storage, create=False))
     c, s = counts(study), read_settings(study)
-    click.echo(f"study {name!r}: space {s.space_source}, sampler {s.sampler}, {c['finished']}/{s.budget} trials "
-               f"({c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed"
-               + (f", {c['interrupted']} interrupted and re-queued" if c["interrupted"] else "") + ")")
+    click.echo(f"study {name!r}: space {s.space_source}, sampler {s.sampler}, {c.finished}/{s.budget} trials "
+               f"({c.complete} complete, {c.pruned} pruned, {c.failed} failed"
+               + (f"; {c.void} void: interrupted and re-queued, or duplicates not trained again" if c.void else "")
+               + (f"; {c.running} running" if c.running else "") + ")")
     click.echo(format_leaderboard(ranked(study), top))
     imp = importances(study)
     if imp:
@@ -156,10 +171,11 @@ def export(name, storage, rank, out_path):
     from autokd.search.storage import open_storage
     from autokd.search.study import load_existing_study
 
-    text = export_config(load_existing_study(name, open_storage(storage)), rank)
+    text = export_config(load_existing_study(name, open_storage(storage, create=False)), rank)
     if out_path:
-        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_path).write_text(text)
+        from autokd.outputs import write_text
+
+        write_text(out_path, text, "the exported config")
         click.echo(f"wrote {out_path}; train it with: autokd train --config {out_path}", err=True)
     else:
         click.echo(text, nl=False)

@@ -1,7 +1,9 @@
-"""A search from start to end: space, study, teacher, trials, leaderboard.
+"""A search from start to end: checks, set-up, study, trials.
 
+Everything that can be wrong with the input is checked before the storage is written: flags,
+space, models, data, teacher. Only then is the study created (or its new budget stored).
 Re-running the same search (or ``autokd resume NAME``) continues the study to its budget:
-trials left RUNNING by a crashed process are marked FAIL and re-queued first.
+trials left RUNNING by a process that died are recorded as interrupted and re-queued first.
 """
 
 from __future__ import annotations
@@ -9,173 +11,129 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
-from autokd.data.spec import nominal_shape
-from autokd.errors import AutokdError
+from autokd.search.binding import bind_space
+from autokd.search.ledger import counts, recover_interrupted
 from autokd.search.monitor import SearchMonitor
-from autokd.search.samplers import make_sampler
-from autokd.search.space import SearchSpace
+from autokd.search.owner import current_owner
+from autokd.search.samplers import make_sampler, run_seed
+from autokd.search.settings import SearchSettings, check_study_name, check_workers  # noqa: F401 (compare uses check_workers)
 from autokd.search.space_file import SpaceFile
-from autokd.search.study import StudySettings, counts, open_study, recover_interrupted
+from autokd.search.study import check_same_search, check_same_teacher, find_study, open_study
 
 Say = Callable[[str], None]
 Status = Callable[[str, bool], None]
 
 
-def default_study_name(space_source: str, sampler: str) -> str:
-    from pathlib import Path
+def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, storage: Optional[str] = None,
+               address: Optional[str] = None, say: Say = print, status: Status = lambda _t, _f: None):
+    """Run the search ``settings`` describe on ``space_file``'s task, in the study ``name``; returns the study."""
+    from autokd.search.pruning import optuna_pruner
+    from autokd.search.storage import open_storage, storage_exists
+    from autokd.training.run import prepare_task, resolve_device, teacher_cache_for
 
-    return f"{Path(space_source).stem}-{sampler}"
-
-
-def bind_space(space_file: SpaceFile) -> SearchSpace:
-    """Resolve the space's layer pairs on the task's models (``auto``: equal-resolution stages)."""
-    from autokd.models.pairs import auto_pairs
-    from autokd.models.registry import build_model
-    from autokd.models.taps import FeatureTaps
-
-    task, spec = space_file.task, space_file.space
-    shape, classes = nominal_shape(task.data)
-    teacher = build_model(task.teacher.model, task.teacher.kwargs, classes, shape)
-    student = build_model(task.student.model, task.student.kwargs, classes, shape)
-    if spec.pairs == "auto":
-        pairs = auto_pairs(teacher, student, shape)
-        if not pairs and spec.pair_losses != ["none"]:
-            raise AutokdError("pairs: auto found no teacher/student stages of equal resolution; list the pairs in the space file")
-    else:
-        pairs = [(p.teacher, p.student) for p in spec.pairs]
-        FeatureTaps(teacher, [t for t, _ in pairs]).remove()  # unknown paths raise, listing the layers
-        FeatureTaps(student, [s for _, s in pairs]).remove()
-    _check_projectable(spec, pairs, teacher, student, shape)
-    return SearchSpace(spec, pairs, task.recipes.proxy)
-
-
-def _check_projectable(spec, pairs, teacher, student, shape) -> None:
-    """Every pair a projector-needing loss (FitNets) may use must map student to teacher shape."""
-    from autokd.losses import PAIR_LOSSES
-    from autokd.models.projectors import make_projector
-    from autokd.models.taps import list_layers
-
-    needing = [loss for loss in spec.pair_losses if loss in PAIR_LOSSES and PAIR_LOSSES[loss].needs_projector]
-    if not needing or not pairs:
-        return
-    t_shapes = {i.path: i.output_shape for i in list_layers(teacher, shape)}
-    s_shapes = {i.path: i.output_shape for i in list_layers(student, shape)}
-    for t, s in pairs:
-        try:
-            make_projector(s_shapes[s], t_shapes[t])
-        except AutokdError as exc:
-            raise AutokdError(f"pair {t} -> {s} cannot take {needing[0]}: {exc}; drop the pair or the loss") from None
-
-
-@dataclass
-class SearchRequest:
-    name: str
-    sampler: str = "tpe"
-    budget: int = 100
-    workers: int = 1
-    storage: Optional[str] = None
-    address: Optional[str] = None
-    seed: int = 0
-    device: str = "auto"
-    pruning: bool = True
-
-
-def check_workers(workers: int, address: Optional[str]) -> None:
-    cpus = os.cpu_count() or 1
-    if workers < 0:
-        raise AutokdError(f"--workers must be >= 0 (0 runs trials in this process without Ray), got {workers}")
-    if workers > cpus and not (address or os.environ.get("RAY_ADDRESS")):
-        raise AutokdError(f"--workers {workers} is more than this machine's {cpus} CPUs; use at most {cpus} (or --address to use a cluster)")
-
-
-def run_search(space_file: SpaceFile, request: SearchRequest, say: Say, status: Status):
-    """Run ``request`` on ``space_file``'s task; returns the study."""
-    from autokd.search.pruning import grace_period, optuna_pruner
-    from autokd.search.storage import open_storage
-    from autokd.training.run import prepare_task, teacher_cache_for
-
-    from autokd.training.run import resolve_device
-
-    check_workers(request.workers, request.address)
-    resolve_device(request.device)  # bad input fails here, before the study is touched
-    if request.workers and (request.address or os.environ.get("RAY_ADDRESS")):
+    check_study_name(name)
+    check_workers(settings.workers, address)
+    resolve_device(settings.device)
+    if settings.workers != 0 and (address or os.environ.get("RAY_ADDRESS")):
         from autokd.search.ray_backend import check_address
 
-        check_address(request.address or os.environ["RAY_ADDRESS"])
+        check_address(address or os.environ["RAY_ADDRESS"])
     space = bind_space(space_file)
-    storage = open_storage(request.storage)
-    settings = StudySettings(
-        space_text=space_file.text, space_source=space_file.source, sampler=request.sampler,
-        budget=request.budget, workers=request.workers, seed=request.seed, device=request.device,
-        pruning=request.pruning,
-    )
-    sampler = make_sampler(request.sampler, space, seed=request.seed)
-    epochs = space.base_recipe.epochs
-    pruning = request.pruning and space.spec.pruning  # --no-pruning or the space's `pruning: false`
-    study, created = open_study(request.name, storage, settings, sampler, optuna_pruner(epochs, pruning))
-    recovered = recover_interrupted(study)
-    c = counts(study)
-    say(f"study {request.name!r} ({'new' if created else 'resumed'}): {c['finished']}/{request.budget} trials done"
-        + (f", {recovered} interrupted trial(s) re-queued" if recovered else ""))
-    if c["finished"] >= request.budget:
-        say("budget already reached; raise --budget to run more trials")
-        return study
-    say(f"space: {len(space.dimensions())} parameters, pairs {', '.join(f'{t}->{s}' for t, s in space.pairs) or 'none'}; "
-        f"sampler {request.sampler}; proxy {epochs} epochs; "
-        + (f"pruning at epoch {grace_period(epochs)}" if pruning and epochs > 1 else "no pruning"))
-    with _sigterm_as_interrupt(), _ray_session(request):  # Ray first: a bad --address fails before any training
-        prepared = prepare_task(space_file.task, request.device, progress=say)
+    store = open_storage(storage) if storage_exists(storage) else None  # a new file is made only to write
+    existing = find_study(name, store) if store is not None else None
+    if existing is not None:
+        check_same_search(existing, settings)
+    with interrupts_as_keyboard():
+        prepared = prepare_task(space_file.task, settings.device, progress=say)
+        if existing is not None:
+            check_same_teacher(existing, prepared.teacher_info)
         cache = teacher_cache_for(prepared, space.teacher_paths())
-        monitor = SearchMonitor(study, request.budget, status)
-        if request.workers == 0:
+        study, created = open_study(name, store or open_storage(storage), settings, prepared.teacher_info)  # first write
+        epochs = space.base_recipe.epochs
+        pruning = settings.pruning and space.spec.pruning  # --no-pruning or the space's `pruning: false`
+        study.sampler = make_sampler(settings.sampler, space, run_seed(settings.seed, created, current_owner().tag()))
+        study.pruner = optuna_pruner(epochs, pruning)
+        if not _announce(study, settings, space, created, pruning, say):
+            return study
+        monitor = SearchMonitor(study, settings.budget, status)
+        if settings.workers == 0:
             from autokd.search.local_backend import run_local
 
-            run_local(study, space, prepared, cache, request.budget, monitor, pruning)
+            note = run_local(study, space, prepared, cache, settings.budget, monitor, pruning)
         else:
             from autokd.search.ray_backend import run_ray
 
-            run_ray(study, space, prepared, cache, request.budget, request.workers, epochs, monitor, pruning)
+            with ray_session(address, settings.workers) as workers:
+                note = run_ray(study, space, prepared, cache, settings.budget, workers, epochs, monitor, pruning)
     monitor.show(force=True)
+    _explain_shortfall(study, settings.budget, note, say)
     return study
 
 
-@contextlib.contextmanager
-def _ray_session(request: SearchRequest):
-    """Join or start Ray for ``workers > 0``; shut down at the end what this process started."""
-    if request.workers == 0:
-        yield
+def _announce(study, settings: SearchSettings, space, created: bool, pruning: bool, say: Say) -> bool:
+    """Recover interrupted trials and say where the study stands; False when nothing is left to do."""
+    from autokd.search.pruning import grace_period
+
+    recovered = recover_interrupted(study)
+    c = counts(study)
+    say(f"study {study.study_name!r} ({'new' if created else 'resumed'}): {c.finished}/{settings.budget} trials done"
+        + (f", {recovered} interrupted trial(s) re-queued" if recovered else ""))
+    if c.finished >= settings.budget:
+        say("budget already reached; raise --budget to run more trials")
+        return False
+    epochs = space.base_recipe.epochs
+    say(f"space: {len(space.dimensions())} parameters, pairs {', '.join(f'{t}->{s}' for t, s in space.pairs) or 'none'}; "
+        f"sampler {settings.sampler}; proxy {epochs} epochs; "
+        + (f"pruning at epoch {grace_period(epochs)}" if pruning and epochs > 1 else "no pruning"))
+    return True
+
+
+def _explain_shortfall(study, budget: int, note: Optional[str], say: Say) -> None:
+    """Say why a search ended before its budget was finished."""
+    c = counts(study)
+    if c.finished >= budget:
         return
+    if note:
+        say(f"stopped at {c.finished}/{budget} trials: {note}")
+    elif c.running:
+        say(f"stopped at {c.finished}/{budget} trials: {c.running} trial(s) still running in other processes "
+            "hold the remaining budget")
+
+
+@contextlib.contextmanager
+def ray_session(address: Optional[str], workers: Optional[int]) -> Iterator[int]:
+    """Join the cluster at ``address`` (or RAY_ADDRESS) or start a local Ray; yields the number of
+    workers (``None``: every CPU of the cluster) and shuts down at the end what it started.
+
+    Ray installs its own SIGTERM handler when it starts; autokd's is put back after it."""
     import ray
 
     from autokd.search.ray_backend import start_ray
 
-    started = start_ray(request.address, request.workers)
+    started = start_ray(address, workers)
     try:
-        yield
+        with interrupts_as_keyboard():
+            yield workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     finally:
         if started:
             ray.shutdown()
 
 
-class _sigterm_as_interrupt:
-    """SIGTERM takes the same clean path as Ctrl-C (trials re-queued, Ray shut down)."""
+@contextlib.contextmanager
+def interrupts_as_keyboard() -> Iterator[None]:
+    """SIGTERM takes the same clean path as Ctrl-C (trials re-queued, Ray shut down, exit 130)."""
 
-    def __enter__(self):
-        self.previous = signal.getsignal(signal.SIGTERM)
-        try:
-            signal.signal(signal.SIGTERM, self._raise)
-        except ValueError:  # not the main thread
-            self.previous = None
-        return self
-
-    @staticmethod
-    def _raise(signum, frame):
+    def raise_interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
-        return False
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

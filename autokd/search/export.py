@@ -41,9 +41,17 @@ def export_config(study, rank: int = 1) -> str:
     strategy = full_length_strategy(space_file, entry.strategy)
     task = load_yaml_value(settings.space_text)["task"]
     header = (
-        f"# Exported by autokd from study {study.study_name!r}, trial {entry.number} (rank {rank} of {len(entries)}):\n"
+        f"# Exported by autokd from study {comment_safe(study.study_name)!r}, trial {entry.number} "
+        f"(rank {rank} of {len(entries)}):\n"
         f"# validation accuracy {entry.value:.2f}% after the {space_file.task.recipes.proxy.epochs}-epoch proxy run.\n"
-        f"# Space: {settings.space_source}; sampler: {settings.sampler}. The recipe below is the task's full length.\n"
+        f"# Space: {comment_safe(settings.space_source)}; sampler: {comment_safe(settings.sampler)}. "
+        f"The recipe below is the task's full length.\n"
         f"# Train it: autokd train --config THIS_FILE [--seeds 3]\n"
     )
     return header + dump_yaml({"task": task, "strategy": strategy_to_dict(strategy)})
+
+
+def comment_safe(text: str) -> str:
+    """``text`` on one line: characters that could end a YAML comment line (newlines, line and
+    paragraph separators) or that do not print are written as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))

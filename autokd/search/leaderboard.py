@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from autokd.search.study import FAIL_REASON_ATTR, INTERRUPTED_ATTR, STRATEGY_ATTR
+from autokd.search.ledger import FAIL_REASON_ATTR, STRATEGY_ATTR, is_void
 
 
 @dataclass
@@ -31,13 +31,13 @@ def ranked(study) -> list[Entry]:
 
 
 def failures(study) -> list[tuple[int, str]]:
-    """Failed trials (not the interrupted ones) with their reasons."""
+    """Failed trials (not the void ones: interrupted, duplicates) with their reasons."""
     from optuna.trial import TrialState
 
     return [
         (t.number, t.user_attrs.get(FAIL_REASON_ATTR, "unknown"))
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if not t.user_attrs.get(INTERRUPTED_ATTR)
+        if not is_void(t)
     ]
 
 

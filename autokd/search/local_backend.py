@@ -7,21 +7,24 @@ pruner (the synchronous cousin of Tune's ASHA).
 
 from __future__ import annotations
 
-from autokd.config.strategy import strategy_to_dict
-from autokd.search.pruning import report_epochs
+from typing import Optional
+
+from autokd.search.claims import NoNewStrategy, claim_trial
+from autokd.search.ledger import interrupt_own_trials, record_result
 from autokd.search.monitor import SearchMonitor
-from autokd.search.study import STRATEGY_ATTR, counts, interrupt_own_trials, mark_owner, record_result
+from autokd.search.pruning import report_epochs
 from autokd.search.trial import run_trial
 
 
-def run_local(study, space, prepared, teacher_cache, budget: int, monitor: SearchMonitor, pruning: bool = True) -> None:
-    """Trials one by one in this process, each on one torch thread like a Ray trial's one CPU."""
+def run_local(study, space, prepared, teacher_cache, budget: int, monitor: SearchMonitor,
+              pruning: bool = True) -> Optional[str]:
+    """Trials one by one until the budget is taken; returns why it stopped early, if it did."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        _run(study, space, prepared, teacher_cache, budget, monitor, pruning)
+        return _run(study, space, prepared, teacher_cache, budget, monitor, pruning)
     except BaseException:  # Ctrl-C or a kill: this process's unfinished trial is interrupted and re-queued
         interrupt_own_trials(study)
         raise
@@ -29,14 +32,17 @@ def run_local(study, space, prepared, teacher_cache, budget: int, monitor: Searc
         torch.set_num_threads(threads)
 
 
-def _run(study, space, prepared, teacher_cache, budget, monitor, pruning) -> None:
+def _run(study, space, prepared, teacher_cache, budget, monitor, pruning) -> Optional[str]:
     import optuna
 
-    while _started_or_done(study) < budget:
-        trial = study.ask()
-        mark_owner(study, trial._trial_id)
-        strategy = space.suggest(trial)
-        trial.set_user_attr(STRATEGY_ATTR, strategy_to_dict(strategy))
+    while True:
+        try:
+            claim = claim_trial(study, space, budget)
+        except NoNewStrategy as exc:
+            return str(exc)
+        if claim is None:
+            return None
+        trial = claim.trial
         monitor.trial_started()
 
         def report(stats, trial=trial):
@@ -46,14 +52,10 @@ def _run(study, space, prepared, teacher_cache, budget, monitor, pruning) -> Non
                 raise optuna.TrialPruned()
 
         try:
-            outcome = run_trial(prepared, strategy, teacher_cache, report, report_epochs(strategy.recipe.epochs, pruning))
+            outcome = run_trial(prepared, claim.strategy, teacher_cache, report,
+                                report_epochs(claim.strategy.recipe.epochs, pruning))
         except optuna.TrialPruned:
             monitor.trial_finished(record_result(study, trial.number, pruned=True), None)
             continue
         state = record_result(study, trial.number, value=outcome.value, reason=outcome.reason)
         monitor.trial_finished(state, outcome.value)
-
-
-def _started_or_done(study) -> int:
-    c = counts(study)
-    return c["finished"] + c["running"]

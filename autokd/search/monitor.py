@@ -6,7 +6,7 @@ import time
 from typing import Callable, Optional
 
 from autokd.formatting import format_seconds
-from autokd.search.study import counts
+from autokd.search.ledger import counts
 
 
 class SearchMonitor:
@@ -15,9 +15,8 @@ class SearchMonitor:
         self.budget = budget
         self.write = write  # write(text, force)
         self.start = time.monotonic()
-        base = counts(study)
-        self.start_finished = base["finished"]
-        self.state = dict(base)
+        self.state = counts(study)
+        self.start_finished = self.state.finished
         self.running = 0
         self.best = _best_value(study)
         self._news = False  # a trial finished since the last line was forced out
@@ -33,8 +32,7 @@ class SearchMonitor:
 
     def trial_finished(self, state: str, value: Optional[float]) -> None:
         self.running = max(0, self.running - 1)
-        self.state[state] += 1
-        self.state["finished"] += 1
+        self.state.add(state)
         if value is not None and (self.best is None or value > self.best):
             self.best = value
         self._news = True
@@ -43,13 +41,13 @@ class SearchMonitor:
     def line(self) -> str:
         s = self.state
         elapsed = time.monotonic() - self.start
-        done_here = s["finished"] - self.start_finished
-        left = max(self.budget - s["finished"], 0)
+        done_here = s.finished - self.start_finished
+        left = max(self.budget - s.finished, 0)
         eta = f"{format_seconds(elapsed / done_here * left)}" if done_here else "?"
         best = f"{self.best:.2f}%" if self.best is not None else "-"
         return (
-            f"trials {s['finished']}/{self.budget}  running {self.running}  pruned {s['pruned']}  "
-            f"failed {s['failed']}  best val {best}  elapsed {format_seconds(elapsed)}  eta {eta}"
+            f"trials {s.finished}/{self.budget}  running {self.running}  pruned {s.pruned}  "
+            f"failed {s.failed}  best val {best}  elapsed {format_seconds(elapsed)}  eta {eta}"
         )
 
     def show(self, force: bool = False) -> None:

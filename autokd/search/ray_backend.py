@@ -15,8 +15,9 @@ from typing import Optional
 
 from autokd.config.strategy import strategy_from_dict, strategy_to_dict
 from autokd.errors import AutokdError
+from autokd.search.claims import NoNewStrategy, claim_trial
+from autokd.search.ledger import interrupt_own_trials, record_result, void_trial
 from autokd.search.monitor import SearchMonitor
-from autokd.search.study import STRATEGY_ATTR, counts, interrupt_own_trials, mark_owner, record_result
 
 METRIC = "val_acc"
 
@@ -29,11 +30,15 @@ def _trainable(config: dict, prepared=None, teacher_cache=None) -> None:
     from autokd.search.trial import run_trial
 
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
-    strategy = strategy_from_dict(config["strategy"])
 
     def report(stats) -> None:
         tune.report({METRIC: stats.val_acc, "epoch": stats.epoch, "train_loss": stats.train_loss})
 
+    try:
+        strategy = strategy_from_dict(config["strategy"])
+    except AutokdError as exc:  # an invalid strategy fails its trial with the reason, not as a dead worker
+        tune.report({METRIC: 0.0, "failed": f"invalid strategy: {exc}"})
+        return
     outcome = run_trial(prepared, strategy, teacher_cache, report, config.get("report_at"))
     if outcome.failed:
         tune.report({METRIC: 0.0, "failed": outcome.reason})
@@ -48,19 +53,22 @@ def make_searcher(study, space, budget: int, epochs: int, monitor: SearchMonitor
         def __init__(self):
             super().__init__(metric=METRIC, mode="max")
             self.live: dict[str, object] = {}
+            self.stopped: Optional[str] = None  # why no more trials are asked for ("" once the budget is taken)
             self.reported: dict[int, set[int]] = {}  # epochs already recorded, by trial number
 
         def suggest(self, trial_id: str) -> Optional[dict]:
-            c = counts(study)
-            if c["finished"] + c["running"] >= budget:
+            if self.stopped is not None:
                 return Searcher.FINISHED
-            trial = study.ask()
-            mark_owner(study, trial._trial_id)
-            strategy = space.suggest(trial)
-            trial.set_user_attr(STRATEGY_ATTR, strategy_to_dict(strategy))
-            self.live[trial_id] = trial
+            try:
+                claim = claim_trial(study, space, budget)
+            except NoNewStrategy as exc:
+                claim, self.stopped = None, str(exc)
+            if claim is None:
+                self.stopped = self.stopped or ""
+                return Searcher.FINISHED
+            self.live[trial_id] = claim.trial
             monitor.trial_started()
-            return {"strategy": strategy_to_dict(strategy), "number": trial.number}
+            return {"strategy": strategy_to_dict(claim.strategy), "number": claim.trial.number}
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             trial = self.live.get(trial_id)
@@ -82,11 +90,7 @@ def make_searcher(study, space, budget: int, epochs: int, monitor: SearchMonitor
                 self._report(trial, result)  # Tune hands the last result to this method only
             self.reported.pop(trial.number, None)
             if error or not result:
-                retry = "retry_of" not in trial.user_attrs
-                reason = "the trial's worker died" + ("; retrying it once" if retry else " again; not retried")
-                monitor.trial_finished(record_result(study, trial.number, reason=reason), None)
-                if retry:  # a dead worker says nothing about the strategy: give it a second chance
-                    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+                self._worker_died(trial)
             elif "failed" in result:
                 monitor.trial_finished(record_result(study, trial.number, reason=str(result["failed"])), None)
             elif int(result.get("epoch", 0)) < epochs:
@@ -94,6 +98,17 @@ def make_searcher(study, space, budget: int, epochs: int, monitor: SearchMonitor
             else:
                 value = float(result[METRIC])
                 monitor.trial_finished(record_result(study, trial.number, value=value), value)
+
+        def _worker_died(self, trial) -> None:
+            """A dead worker says nothing about the strategy: the trial is void and runs once more;
+            dying a second time, it counts as failed."""
+            if "retry_of" in trial.user_attrs:
+                reason = "the trial's worker died again; not retried"
+                monitor.trial_finished(record_result(study, trial.number, reason=reason), None)
+                return
+            frozen = study._storage.get_trial(trial._trial_id)
+            void_trial(study, frozen, "the trial's worker died; retrying it once", requeue={"retry_of": trial.number})
+            monitor.trial_finished("void", None)
 
         def interrupt_all(self) -> None:
             """Record the trials still in flight as interrupted (Ctrl-C) and re-queue them."""
@@ -103,11 +118,10 @@ def make_searcher(study, space, budget: int, epochs: int, monitor: SearchMonitor
     return StudySearcher()
 
 
-def start_ray(address: Optional[str], workers: int) -> bool:
-    """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local Ray with ``workers`` CPUs.
-
-    Returns True when this process started Ray (and so must shut it down).
-    """
+def start_ray(address: Optional[str], workers: Optional[int]) -> bool:
+    """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local Ray with ``workers`` CPUs
+    (None: every CPU of this machine). Returns True when this process started Ray (and so must
+    shut it down)."""
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -124,7 +138,7 @@ def start_ray(address: Optional[str], workers: int) -> bool:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise AutokdError(f"cannot connect to the Ray cluster at {address!r}: {first}") from None
         return False
-    ray.init(address="local", num_cpus=workers, **quiet)
+    ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, **quiet)
     return True
 
 
@@ -146,29 +160,25 @@ def check_address(address: str, timeout: float = 5.0) -> None:
 
 
 def run_ray(study, space, prepared, teacher_cache, budget: int, workers: int, epochs: int,
-            monitor: SearchMonitor, pruning: bool = True) -> None:
-    """Run trials on the Ray cluster already started or joined by :func:`start_ray`."""
+            monitor: SearchMonitor, pruning: bool = True) -> Optional[str]:
+    """Run trials on the Ray cluster already started or joined (:func:`start_ray`) until the budget
+    is taken; returns why it stopped early, if it did."""
     import ray
     from ray import tune
 
     from autokd.search.pruning import report_epochs, tune_scheduler
 
-    c = counts(study)
-    remaining = budget - c["finished"] - c["running"]
-    if remaining <= 0:
-        return
     gpus = ray.cluster_resources().get("GPU", 0)
     resources = {"cpu": 1, "gpu": min(1.0, gpus / workers)} if gpus else {"cpu": 1}
     trainable = tune.with_resources(tune.with_parameters(_trainable, prepared=prepared, teacher_cache=teacher_cache), resources)
-    scheduler = tune_scheduler(epochs, pruning)
     searcher = make_searcher(study, space, budget, epochs, monitor)
     with tempfile.TemporaryDirectory(prefix="autokd-tune-") as tune_dir:
         tuner = tune.Tuner(
             trainable,
             param_space={"threads": 1, "report_at": report_epochs(epochs, pruning)},
             tune_config=tune.TuneConfig(
-                metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler,
-                num_samples=remaining, max_concurrent_trials=workers, reuse_actors=True,
+                metric=METRIC, mode="max", search_alg=searcher, scheduler=tune_scheduler(epochs, pruning),
+                num_samples=-1, max_concurrent_trials=workers, reuse_actors=True,  # the searcher says when to stop
             ),
             run_config=tune.RunConfig(
                 name="search", storage_path=tune_dir, verbose=0,
@@ -179,3 +189,4 @@ def run_ray(study, space, prepared, teacher_cache, budget: int, workers: int, ep
             tuner.fit()
         finally:
             searcher.interrupt_all()
+    return searcher.stopped or None

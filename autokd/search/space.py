@@ -19,13 +19,13 @@ choice lists are fixed for a study; a weight whose loss is off is simply not sug
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import json
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Union
 
-from autokd.config.parse import convert, from_mapping, to_mapping
+from autokd.config.parse import convert, from_mapping
 from autokd.config.strategy import PairLoss, Recipe, RelationLoss, Strategy
 from autokd.errors import ConfigError, did_you_mean
 from autokd.losses import EMBEDDING_LOSSES, LOGIT_LOSSES, PAIR_LOSSES
@@ -99,6 +99,7 @@ def space_from_dict(data: Optional[dict], where: str = "space") -> SpaceSpec:
         if not isinstance(pairs, list) or not pairs:
             raise ConfigError(f"{where}.pairs must be 'auto' or a non-empty list of {{teacher, student}} mappings")
         spec.pairs = [from_mapping(PairSpec, p, f"{where}.pairs[{i}]") for i, p in enumerate(pairs)]
+        _check_distinct_pairs(spec.pairs, f"{where}.pairs")
     _check_knob(spec.temperature, f"{where}.temperature", positive=True)
     _check_knob(spec.alpha, f"{where}.alpha", upper=1.0)
     _check_knob(spec.weight_scale, f"{where}.weight_scale", positive=True)
@@ -108,6 +109,15 @@ def space_from_dict(data: Optional[dict], where: str = "space") -> SpaceSpec:
     _check_choices(spec.pair_losses, [NONE, *PAIR_LOSSES], f"{where}.pair_losses")
     _check_choices(spec.relation_losses, EMBEDDING_LOSSES, f"{where}.relation_losses", allow_empty=True)
     return spec
+
+
+def _check_distinct_pairs(pairs: list[PairSpec], where: str) -> None:
+    seen: dict[tuple[str, str], int] = {}
+    for i, p in enumerate(pairs):
+        if (p.teacher, p.student) in seen:
+            raise ConfigError(f"{where}[{i}] repeats {where}[{seen[p.teacher, p.student]}] "
+                              f"(teacher {p.teacher}, student {p.student}); list each layer pair once")
+        seen[p.teacher, p.student] = i
 
 
 def _check_knob(knob: Knob, where: str, positive: bool = False, upper: Optional[float] = None) -> None:
@@ -171,10 +181,6 @@ class SearchSpace:
             dims.append(Dimension("lr", range=s.lr))
         return dims
 
-    def fingerprint(self) -> str:
-        payload = {"spec": to_mapping(self.spec), "pairs": self.pairs}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
     # --- Optuna -------------------------------------------------------------------------
     def suggest(self, trial) -> Strategy:
         """Ask an Optuna trial for every active parameter; return the strategy they make."""
@@ -189,10 +195,6 @@ class SearchSpace:
             return trial.suggest_float(name, dim.range.low, dim.range.high, log=dim.range.log)
 
         return self._build(pick)
-
-    def strategy_from_params(self, params: dict) -> Strategy:
-        """The strategy of a finished trial (its ``params``); missing params take fixed values."""
-        return self._build(lambda name, default: params.get(name, default))
 
     def _build(self, pick) -> Strategy:
         s = self.spec
@@ -221,6 +223,28 @@ class SearchSpace:
             temperature=float(temperature), alpha=float(alpha), logit_loss=logit_loss, logit_params=logit_params,
             pairs=pairs, relations=relations, recipe=replace(recipe),
         )
+
+    def size(self, limit: int = 100_000) -> Optional[int]:
+        """How many distinct strategies the space holds; None when it is continuous or too large to count.
+
+        Counted by enumerating every choice and keeping the parameters each strategy really asks
+        for (a weight whose loss is off is not asked, so it does not multiply the count)."""
+        dims = self.dimensions()
+        if any(d.choices is None for d in dims) or math.prod(len(d.choices) for d in dims) > limit:
+            return None
+        keys = set()
+        for combo in itertools.product(*(d.choices for d in dims)):
+            values, used = dict(zip((d.name for d in dims), combo)), {}
+
+            def pick(name: str, default: Any) -> Any:
+                if name not in values:
+                    return default
+                used[name] = values[name]
+                return values[name]
+
+            self._build(pick)
+            keys.add(json.dumps(used, sort_keys=True, default=str))
+        return len(keys)
 
     def teacher_paths(self) -> list[str]:
         """Every teacher feature any strategy of this space can need (for the teacher cache)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from autokd.errors import AutokdError
+from autokd.outputs import make_folder
 
 DEFAULT_STORAGE_DIR = "studies"
 DEFAULT_STORAGE_FILE = "autokd.db"
@@ -24,33 +25,97 @@ def default_storage_url() -> str:
     return f"sqlite:///{folder / DEFAULT_STORAGE_FILE}"
 
 
-def open_storage(spec: Optional[str] = None):
-    """An Optuna storage object for ``spec`` (None: the default SQLite file)."""
+def _resolve(spec: Optional[str]) -> tuple[str, str]:
+    """``("journal", path)`` or ``("rdb", url)`` for a storage spec (None: the default SQLite file)."""
+    spec = spec or default_storage_url()
+    if spec.endswith((".journal", ".log")) and "://" not in spec:
+        return "journal", str(Path(spec).expanduser())
+    if "://" not in spec:
+        if not spec.endswith((".db", ".sqlite", ".sqlite3")):
+            raise AutokdError(
+                f"storage {spec!r} is neither a URL (sqlite:///..., postgresql://...) nor a file ending "
+                "in .db/.sqlite (SQLite) or .journal/.log (journal file)"
+            )
+        spec = f"sqlite:///{Path(spec).expanduser()}"
+    return "rdb", spec
+
+
+def storage_file(spec: Optional[str]) -> Optional[Path]:
+    """The local file a storage lives in (SQLite, journal), None for a database server."""
+    kind, target = _resolve(spec)
+    if kind == "journal":
+        return Path(target)
+    if target.startswith("sqlite:///"):
+        return Path(target[len("sqlite:///"):]).expanduser()
+    return None
+
+
+def storage_exists(spec: Optional[str]) -> bool:
+    """False when the storage is a local file not created yet (opening it would create it)."""
+    file = storage_file(spec)
+    return file is None or file.exists()
+
+
+def open_storage(spec: Optional[str] = None, create: bool = True):
+    """An Optuna storage object for ``spec`` (None: the default SQLite file).
+
+    ``create``: make a missing local file (and its folder); else a missing file is an AutokdError,
+    so commands that only read never leave an empty storage behind."""
     import optuna
 
-    spec = spec or default_storage_url()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" lines in normal output
+    kind, target = _resolve(spec)
+    file = storage_file(spec)
+    if not create and file is not None and not file.exists():
+        raise AutokdError(f"no study storage at {str(file)!r} (run autokd search first, or name another with --storage)")
     try:
-        if spec.endswith((".journal", ".log")) and "://" not in spec:
+        if file is not None and file.exists() and not file.is_file():
+            raise AutokdError(f"storage {str(file)!r} is not a regular file (a folder, FIFO or device); "
+                              "name a .db or .journal file")
+        if file is not None and not file.parent.exists():
+            make_folder(file.parent, "the study storage")
+        if kind == "journal":
             from optuna.storages.journal import JournalFileBackend
 
-            path = Path(spec).expanduser()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-        if "://" not in spec:
-            if not spec.endswith((".db", ".sqlite", ".sqlite3")):
-                raise AutokdError(
-                    f"storage {spec!r} is neither a URL (sqlite:///..., postgresql://...) nor a file ending "
-                    "in .db/.sqlite (SQLite) or .journal/.log (journal file)"
-                )
-            spec = f"sqlite:///{Path(spec).expanduser()}"
-        if spec.startswith("sqlite:///"):
-            Path(spec[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(spec, engine_kwargs=_engine_kwargs(spec))
+            return optuna.storages.JournalStorage(JournalFileBackend(target))
+        return _open_rdb(target, attempts=6 if file is not None else 1)
     except AutokdError:
         raise
     except Exception as exc:  # SQLAlchemy and drivers raise many types for bad URLs
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AutokdError(f"cannot open storage {spec!r}: {first}") from None
+        raise AutokdError(f"cannot open storage {_redacted(target)!r}: {_reason(target, exc)}") from None
+
+
+def _open_rdb(url: str, attempts: int):
+    """An RDBStorage; several processes creating one SQLite file at once race on its schema
+    ("table already exists", a unique version row): the losers try again once it is made."""
+    import time
+
+    import optuna
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25 * (attempt + 1))
+
+
+def _reason(url: str, exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    missing_driver = isinstance(exc, (ImportError, ModuleNotFoundError)) or "Failed to import DB access module" in text
+    if missing_driver and url.startswith("postgresql"):
+        return "no PostgreSQL driver is installed; install it with: pip install 'autokd[postgres]'"
+    if missing_driver:
+        return f"the database driver is not installed ({text[:200]})"
+    return text[:300]
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password (user:secret@host -> user:***@host)."""
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", url)
 
 
 def _engine_kwargs(url: str) -> dict:

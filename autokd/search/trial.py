@@ -13,6 +13,7 @@ from typing import Callable, Collection, Optional
 
 import torch
 
+from autokd.errors import AutokdError
 from autokd.training.fit import EpochStats, TrainingFailed
 from autokd.training.run import PreparedTask, train_strategy
 from autokd.training.teacher_cache import TeacherCache
@@ -43,10 +44,13 @@ def run_trial(
     import optuna
 
     try:
+        strategy.validate()  # a sampled weight can overflow to inf: the trial fails, the search goes on
         result = train_strategy(prepared, strategy, teacher_cache=teacher_cache, on_epoch=report, evaluate_test=False,
                                 validate_at=report_at)
     except optuna.TrialPruned:
         raise
+    except AutokdError as exc:
+        return TrialOutcome(None, f"invalid strategy: {exc}")
     except TrainingFailed as exc:
         return TrialOutcome(None, str(exc))
     except torch.OutOfMemoryError:

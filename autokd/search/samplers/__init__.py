@@ -1,27 +1,59 @@
-"""The samplers a search can use: Optuna's TPE and random search, and the PPO controller."""
+"""The samplers a search can use: Optuna's TPE and random search, and the PPO controller.
+
+Each run of a sampler on a study continues the study rather than restarting it: the first run on
+a new study (the process that created it) is seeded with the search's ``--seed``, so it is
+reproducible; every later run (a raised budget, a resume) and every parallel process draws from a
+stream of its own, derived from the seed and the process's identity (:func:`run_seed`). A sampler
+seeded again with the same seed would otherwise propose the very trials the first run did.
+"""
 
 from __future__ import annotations
 
-SAMPLERS = ("tpe", "random", "ppo")
+import hashlib
+
+from autokd.search.settings import SAMPLERS
+
+
+def run_seed(seed: int, created: bool, owner_tag: str) -> int:
+    """The sampler seed of one run: ``seed`` itself for the run that created the study, else a
+    32-bit seed derived from ``seed`` and ``owner_tag`` (host, boot, pid, process start time)."""
+    if created:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}|{owner_tag}".encode()).digest()[:4], "big")
+
+
+def _tpe(space, seed):
+    import optuna
+
+    # multivariate with the constant liar: several trials in flight do not all land on one point
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+
+
+def _random(space, seed):
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _ppo(space, seed):
+    from autokd.search.samplers.ppo import PPOSampler
+
+    return PPOSampler(space, seed=seed)
+
+
+FACTORIES = {"tpe": _tpe, "random": _random, "ppo": _ppo}
+assert tuple(FACTORIES) == SAMPLERS
 
 
 def make_sampler(name: str, space, seed: int | None = None):
     """An Optuna sampler by name; ``space`` is the bound :class:`~autokd.search.space.SearchSpace`."""
+    import warnings
+
     import optuna
 
     from autokd.errors import unknown
 
-    import warnings
-
+    if name not in FACTORIES:
+        raise unknown("sampler", name, SAMPLERS)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if name == "tpe":
-        # multivariate with the constant liar by default in Optuna 5: several trials in flight
-        # do not all land on the same point
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "ppo":
-        from autokd.search.samplers.ppo import PPOSampler
-
-        return PPOSampler(space, seed=seed)
-    raise unknown("sampler", name, SAMPLERS)
+    return FACTORIES[name](space, seed)

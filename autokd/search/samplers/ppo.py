@@ -22,6 +22,8 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from autokd.search.ledger import DUPLICATE_ATTR, is_void
+
 ACTION_ATTR = "ppo_action"
 
 
@@ -90,7 +92,7 @@ class PPOSampler(BaseSampler):
 
     def after_trial(self, study, trial: FrozenTrial, state: TrialState, values) -> None:
         value = values[0] if values else None
-        self._learn(trial, state, value)
+        self._learn(study, trial, state, value)
 
     def reseed_rng(self) -> None:
         self._fallback.reseed_rng()
@@ -100,14 +102,22 @@ class PPOSampler(BaseSampler):
         """Feed finished trials the controller has not seen yet (resume, other processes)."""
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
             if t.number not in self._seen:
-                self._learn(t, t.state, t.value)
+                self._learn(study, t, t.state, t.value)
 
-    def _learn(self, trial: FrozenTrial, state: TrialState, value: Optional[float]) -> None:
+    def _learn(self, study, trial: FrozenTrial, state: TrialState, value: Optional[float]) -> None:
         if trial.number in self._seen:
             return
         self._seen.add(trial.number)
         action = trial.system_attrs.get(ACTION_ATTR)
-        if action is None or trial.user_attrs.get("interrupted"):
+        if action is None:
+            return
+        if DUPLICATE_ATTR in trial.user_attrs:  # not trained again: the action earns what its original did
+            trial = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(
+                study._study_id, trial.user_attrs[DUPLICATE_ATTR]))
+            state, value = trial.state, trial.value
+            if not state.is_finished():
+                return
+        elif is_void(trial):  # interrupted, over budget: nothing learnt about the action
             return
         reward = self._reward(trial, state, value)
         policy = self.model.policy

@@ -1,0 +1,159 @@
+"""What each trial of a study counts for, and how its end is recorded.
+
+A study holds trials in Optuna's states. autokd adds one notion: a **void** trial, a FAIL that
+says nothing about its strategy and does not count toward the budget: a trial cut short by an
+interruption (its parameters are queued again), a duplicate of a strategy already tried, a trial
+started when other processes had already taken the last slots of the budget. Void trials carry
+the reason in the ``void`` user attribute (older studies mark interrupted ones ``interrupted``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+from autokd.search.owner import current_owner, is_alive
+
+OWNER_ATTR = "autokd_owner"
+VOID_ATTR = "void"
+INTERRUPTED_ATTR = "interrupted"
+DUPLICATE_ATTR = "duplicate_of"
+FAIL_REASON_ATTR = "fail_reason"
+STRATEGY_ATTR = "strategy"
+REQUEUED_ATTR = "requeued_from"
+
+
+@dataclass
+class TrialCounts:
+    """Trials by what they count for; ``finished`` (complete + pruned + failed) is what the budget counts."""
+
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    void: int = 0
+    running: int = 0
+    waiting: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned + self.failed
+
+    def add(self, state: str) -> None:
+        setattr(self, state, getattr(self, state) + 1)
+
+
+def is_void(trial) -> bool:
+    from optuna.trial import TrialState
+
+    return trial.state == TrialState.FAIL and bool(trial.user_attrs.get(VOID_ATTR) or trial.user_attrs.get(INTERRUPTED_ATTR))
+
+
+def outcome(trial) -> str:
+    """The :class:`TrialCounts` field a trial counts in."""
+    from optuna.trial import TrialState
+
+    if is_void(trial):
+        return "void"
+    return {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
+            TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}[trial.state]
+
+
+def tally(trials) -> TrialCounts:
+    out = TrialCounts()
+    for t in trials:
+        out.add(outcome(t))
+    return out
+
+
+def counts(study) -> TrialCounts:
+    return tally(study.get_trials(deepcopy=False))
+
+
+def param_key(params: dict) -> str:
+    """Two trials with the same key ran the same strategy (floats compared exactly)."""
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+# --- recording ------------------------------------------------------------------------------
+
+
+def mark_owner(study, trial_id: int) -> None:
+    study._storage.set_trial_system_attr(trial_id, OWNER_ATTR, current_owner().tag())
+
+
+def record_result(study, number: int, *, value: Optional[float] = None, pruned: bool = False,
+                  reason: Optional[str] = None) -> str:
+    """Tell the study how a trial ended; returns the :class:`TrialCounts` field it counts in."""
+    from optuna.trial import TrialState
+
+    if reason is not None:
+        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        study._storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
+        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+        return "failed"
+    if pruned:
+        study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
+        return "pruned"
+    study.tell(number, value, skip_if_finished=True)  # a trial voided meanwhile keeps its record
+    return "complete"
+
+
+def void_trial(study, trial, reason: str, requeue: Optional[dict] = None, **attrs) -> None:
+    """Record ``trial`` (running) as void with ``reason`` and user ``attrs``.
+
+    ``requeue``: queue its parameters again, the queued trial carrying these user attributes
+    (None: not queued)."""
+    from optuna.trial import TrialState
+
+    for key, value in {VOID_ATTR: reason, FAIL_REASON_ATTR: reason, **attrs}.items():
+        study._storage.set_trial_user_attr(trial._trial_id, key, value)
+    study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    if requeue is not None and trial.params:
+        study.enqueue_trial(trial.params, user_attrs={REQUEUED_ATTR: trial.number, **requeue}, skip_if_exists=False)
+
+
+def interrupt(study, trial) -> None:
+    """A trial cut short by Ctrl-C, SIGTERM or its process's death: void, its parameters queued again."""
+    void_trial(study, trial, "interrupted; parameters re-queued", requeue={}, **{INTERRUPTED_ATTR: True})
+
+
+def interrupt_own_trials(study) -> int:
+    """Record every RUNNING trial of this process as interrupted; returns how many.
+
+    By owner, not by a back-end's list of live trials, so a trial the interruption caught between
+    its start and its record is not left RUNNING."""
+    from optuna.trial import TrialState
+
+    me, n = current_owner().tag(), 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.system_attrs.get(OWNER_ATTR) == me:
+            interrupt(study, t)
+            n += 1
+    return n
+
+
+def recover_interrupted(study) -> int:
+    """Record RUNNING trials whose process is gone as interrupted; returns how many."""
+    from optuna.trial import TrialState
+
+    recovered = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not _owned_by_a_live_process(t):
+            interrupt(study, t)
+            recovered += 1
+    return recovered
+
+
+# a trial is tagged with its owner right after it starts; until then it belongs to whoever started it
+UNTAGGED_GRACE_SECONDS = 120.0
+
+
+def _owned_by_a_live_process(trial) -> bool:
+    import datetime
+
+    tag = trial.system_attrs.get(OWNER_ATTR)
+    if tag is None and trial.datetime_start is not None:
+        age = (datetime.datetime.now() - trial.datetime_start).total_seconds()
+        return age < UNTAGGED_GRACE_SECONDS  # just started by another process, not yet tagged
+    return is_alive(tag)

@@ -1,0 +1,363 @@
+"""Search integrity: no strategy runs twice, the budget is exact, owners survive PID reuse, a study
+keeps its teacher, and a search that fails its set-up leaves the storage as it was.
+
+Real SQLite and journal storages, real subprocesses of the CLI, the tiny task.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from conftest import TINY_TASK, run_cli, session_members, write_space
+
+from autokd.errors import AutokdError
+from autokd.search.claims import check_claim
+from autokd.search.driver import run_search
+from autokd.search.ledger import DUPLICATE_ATTR, OWNER_ATTR, counts, is_void, param_key
+from autokd.search.owner import Owner, current_owner, is_alive, process_start_time
+from autokd.search.samplers import run_seed
+from autokd.search.settings import SearchSettings, check_study_name, default_study_name
+from autokd.search.space_file import load_space_file
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+TrialState = optuna.trial.TrialState
+SPACE = {"pair_losses": ["none", "fitnet"], "relation_losses": ["rkd"], "weight_scale": {"low": 0.01, "high": 1, "log": True},
+         "pruning": False}
+
+
+def _search(space: Path, name: str, storage, **settings):
+    space_file = load_space_file(space)
+    settings = SearchSettings(space_file.text, space_file.source, **{"device": "cpu", "workers": 0, **settings})
+    notes: list[str] = []
+    study = run_search(space_file, settings, name, str(storage), say=notes.append)
+    return study, notes
+
+
+def _counted(study) -> list:
+    return [t for t in study.trials if t.state.is_finished() and not is_void(t)]
+
+
+def _assert_distinct(study) -> None:
+    keys = [param_key(t.params) for t in _counted(study)]
+    assert len(keys) == len(set(keys)), "two counted trials share their parameters"
+
+
+def _storage(path: Path):
+    if path.suffix == ".journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    return f"sqlite:///{path}"
+
+
+# --- the claim rule, on frozen trials --------------------------------------------------------
+
+
+def _frozen(number: int, state, start: float, params: dict, **user_attrs):
+    t0 = datetime.datetime(2026, 1, 1)
+    dist = {k: optuna.distributions.FloatDistribution(0, 10) for k in params}
+    return optuna.trial.FrozenTrial(
+        number=number, state=state, value=50.0 if state == TrialState.COMPLETE else None, values=None,
+        datetime_start=t0 + datetime.timedelta(seconds=start),
+        datetime_complete=t0 + datetime.timedelta(seconds=start + 1) if state.is_finished() else None,
+        params=params, distributions=dist, user_attrs=user_attrs, system_attrs={}, intermediate_values={},
+        trial_id=number)
+
+
+def test_claim_rule_counts_finished_and_earlier_running_trials():
+    done = [_frozen(i, TrialState.COMPLETE, i, {"x": float(i)}) for i in range(3)]
+    mine = _frozen(3, TrialState.RUNNING, 10, {"x": 7.0})
+    earlier = _frozen(4, TrialState.RUNNING, 9, {"x": 8.0})
+    later = _frozen(5, TrialState.RUNNING, 11, {"x": 9.0})
+    void = _frozen(6, TrialState.FAIL, 2, {"x": 7.0}, void="interrupted")
+    trials = done + [mine, earlier, later, void]
+    assert check_claim(trials, 3, budget=5).ok  # 3 finished + 1 earlier-running ahead of it
+    assert check_claim(trials, 3, budget=4).over_budget  # the earlier-started trial took the last slot
+    assert check_claim(trials, 4, budget=4).ok  # ... so that one runs
+    assert check_claim(trials, 5, budget=5).over_budget  # the latest start steps back
+    assert check_claim(trials, 3, budget=9).duplicate_of is None  # a void trial holds nothing
+
+
+def test_claim_rule_finds_duplicates_of_counted_and_earlier_running_trials():
+    trials = [_frozen(0, TrialState.PRUNED, 0, {"x": 1.0}), _frozen(1, TrialState.RUNNING, 5, {"x": 2.0}),
+              _frozen(2, TrialState.RUNNING, 6, {"x": 1.0}), _frozen(3, TrialState.RUNNING, 7, {"x": 2.0}),
+              _frozen(4, TrialState.RUNNING, 4, {"x": 3.0})]
+    assert check_claim(trials, 2, budget=10).duplicate_of == 0
+    assert check_claim(trials, 3, budget=10).duplicate_of == 1
+    assert check_claim(trials, 1, budget=10).ok  # trial 3 started later: it is the duplicate, not 1
+    assert check_claim(trials, 4, budget=10).ok
+
+
+# --- owners and seeds ------------------------------------------------------------------------
+
+
+def test_an_owner_tag_survives_pid_reuse():
+    me = current_owner()
+    assert is_alive(me.tag())
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        theirs = Owner(me.host, me.boot, sleeper.pid, process_start_time(sleeper.pid))
+        assert is_alive(theirs.tag())
+        # the same pid, another start time: the process that owned the trial died and the pid was reused
+        reused = Owner(me.host, me.boot, sleeper.pid, str(int(theirs.start) - 5))
+        assert not is_alive(reused.tag())
+        assert not is_alive(Owner(me.host, me.boot, os.getpid(), "1").tag())  # our own pid, an earlier process
+        assert not is_alive(Owner(me.host, "another-boot", sleeper.pid, theirs.start).tag())  # rebooted since
+        assert is_alive(Owner("elsewhere", "", 1, "").tag())  # another host cannot be checked: alive
+        assert is_alive(f"{me.host}:{sleeper.pid}")  # an older tag: judged by the pid
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not is_alive(theirs.tag()) and not is_alive(None)
+    assert Owner.parse(theirs.tag()) == theirs
+
+
+def test_each_run_of_a_sampler_has_its_own_stream():
+    assert run_seed(7, created=True, owner_tag="a") == 7  # the first run on a new study: reproducible
+    later = {run_seed(7, created=False, owner_tag=tag) for tag in ("a", "b", "c")}
+    assert len(later) == 3 and 7 not in later
+    assert run_seed(7, False, "a") == run_seed(7, False, "a") and 0 <= run_seed(7, False, "a") < 2**32
+
+
+def test_study_names_are_safe_file_names():
+    assert check_study_name("default-tpe.v2_1") == "default-tpe.v2_1"
+    for bad in ("../x", "a/b", "", ".hidden", "a..b", "x" * 101, "new\nline", "a b"):
+        with pytest.raises(AutokdError, match="study name"):
+            check_study_name(bad)
+    assert default_study_name("/x/my space (2).yaml", "tpe") == "my-space-2-tpe"
+
+
+# --- no strategy twice, exact budgets ------------------------------------------------------
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe", "ppo"])
+def test_raising_the_budget_continues_the_sampler(tmp_path, sampler):
+    """budget 3 then 6 (and a resume to 8): the later runs do not replay the first run's proposals."""
+    space = write_space(tmp_path / "s.yaml", space=SPACE)
+    db = tmp_path / "s.db"
+    _search(space, "b", db, sampler=sampler, budget=3)
+    study, _ = _search(space, "b", db, sampler=sampler, budget=6)
+    assert counts(study).finished == 6
+    resumed = run_cli("resume", "b", "--storage", db, "--budget", "8")
+    assert resumed.returncode == 0, resumed.stderr
+    study = optuna.load_study(study_name="b", storage=_storage(db))
+    c = counts(study)
+    assert c.finished == 8 and c.running == 0 and c.waiting == 0
+    _assert_distinct(study)
+
+
+def test_the_first_run_of_a_new_study_is_reproducible(tmp_path):
+    space = write_space(tmp_path / "s.yaml", space=SPACE)
+    first = [_search(space, name, tmp_path / f"{name}.db", sampler="random", budget=3, seed=11)[0] for name in ("x", "y")]
+    assert [t.params for t in first[0].trials] == [t.params for t in first[1].trials]
+
+
+def test_a_duplicate_proposal_is_not_trained_and_an_exhausted_space_stops(tmp_path):
+    """Four strategies in all (one pair: none/fitnet at a fixed weight x rkd on/off): a budget of 6
+    trains each once, records the sampler's repeats as void duplicates, and says why it stopped."""
+    small = {"temperature": 4.0, "alpha": 0.5, "logit_losses": ["kd"], "pairs": [{"teacher": "stages.1", "student": "stages.1"}],
+             "pair_losses": ["none", "fitnet"], "relation_losses": ["rkd"], "weight_scale": 0.1, "pruning": False}
+    space = write_space(tmp_path / "small.yaml", space=small)
+    study, notes = _search(space, "small", tmp_path / "s.db", sampler="random", budget=6)
+    c = counts(study)
+    assert c.complete == 4 and c.finished == 4 and c.running == 0
+    _assert_distinct(study)
+    dups = [t for t in study.trials if DUPLICATE_ATTR in t.user_attrs]
+    assert dups and all(is_void(t) and param_key(t.params) == param_key(study.trials[t.user_attrs[DUPLICATE_ATTR]].params)
+                        for t in dups)
+    assert any("stopped at 4/6 trials: all 4 strategies of the space have been tried" in n for n in notes)
+
+
+def test_the_size_of_a_finite_space_counts_only_the_parameters_strategies_use(tmp_path):
+    from autokd.search.binding import bind_space
+
+    def size(space: dict):
+        return bind_space(load_space_file(write_space(tmp_path / "z.yaml", space=space))).size()
+
+    fixed = {"temperature": 4.0, "alpha": 0.5, "logit_losses": ["kd"], "weight_scale": 0.1}
+    assert size({**SPACE}) is None  # continuous
+    assert size({**fixed, "pair_losses": ["none", "fitnet", "at"], "relation_losses": ["rkd"]}) == 3 ** 3 * 2
+    assert size({**fixed, "pair_losses": ["none"], "relation_losses": []}) == 1
+    # a searched weight makes it continuous, unless its loss can never be on
+    assert size({**fixed, "weight_scale": {"low": 0.1, "high": 1}, "pair_losses": ["none"], "relation_losses": []}) == 1
+
+
+@pytest.mark.parametrize("storage", ["both.journal", "both.db"])
+def test_three_concurrent_searches_share_one_exact_budget_and_never_a_strategy(tmp_path, storage):
+    space = write_space(tmp_path / "s.yaml", space=SPACE)
+    db = tmp_path / storage
+    args = ["search", "--space", space, "--budget", "9", "--workers", "0", "--storage", db, "--name", "both",
+            "--sampler", "random"]
+    procs = [subprocess.Popen([sys.executable, "-m", "autokd.cli.main", *map(str, args)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True) for _ in range(3)]
+    try:
+        errors = [p.communicate(timeout=600)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    study = optuna.load_study(study_name="both", storage=_storage(db))
+    c = counts(study)
+    assert c.finished == 9 and c.running == 0  # exactly the budget
+    _assert_distinct(study)
+    owners = {t.system_attrs.get(OWNER_ATTR) for t in _counted(study)}
+    assert len(owners) >= 2  # the processes shared the work
+
+
+# --- recovery ----------------------------------------------------------------------------------
+
+
+def test_a_trial_whose_owner_pid_was_reused_is_recovered(tmp_path):
+    space = write_space(tmp_path / "s.yaml", space=SPACE)
+    db = tmp_path / "r.db"
+    _search(space, "r", db, sampler="random", budget=2)
+    study = optuna.load_study(study_name="r", storage=_storage(db))
+    trial = study.ask({"alpha": optuna.distributions.FloatDistribution(0, 1)})
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:  # a live process now has the pid, but it is not the process that started the trial
+        me = current_owner()
+        stale = Owner(me.host, me.boot, sleeper.pid, str(int(process_start_time(sleeper.pid)) - 100))
+        study._storage.set_trial_system_attr(trial._trial_id, OWNER_ATTR, stale.tag())
+        resumed = run_cli("resume", "r", "--storage", db, "--budget", "4")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 interrupted trial(s) re-queued" in resumed.stderr
+    c = counts(optuna.load_study(study_name="r", storage=_storage(db)))
+    assert c.finished == 4 and c.running == 0 and c.void == 1
+
+
+# --- the teacher, and set-up failures that leave no trace -----------------------------------
+
+
+def _checkpoint(path: Path, seed: int) -> Path:
+    from autokd.models.registry import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(TINY_TASK["teacher"]["model"], TINY_TASK["teacher"]["kwargs"], 10, (1, 40))
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_study_refuses_another_teacher(tmp_path):
+    task = copy.deepcopy(TINY_TASK)
+    task["teacher"]["checkpoint"] = str(_checkpoint(tmp_path / "teacher.pt", seed=1))
+    space = write_space(tmp_path / "s.yaml", task=task, space=SPACE)
+    db = tmp_path / "t.db"
+    first = run_cli("search", "--space", space, "--budget", "2", "--workers", "0", "--storage", db, "--name", "t")
+    assert first.returncode == 0, first.stderr
+    before = _digest(db)
+    _checkpoint(tmp_path / "teacher.pt", seed=2)  # the same file, another teacher
+    again = run_cli("resume", "t", "--storage", db, "--budget", "3")
+    assert again.returncode == 2 and "searched with another teacher" in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr and _digest(db) == before  # nothing written, the budget unchanged
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"data.train_size": 100000}, "train_size 100000 is more than"),
+    ({"data.val_size": 900}, "data.val_size 900 takes"),
+    ({"teacher.checkpoint": "/nonexistent/teacher.pt"}, "teacher checkpoint not found"),
+])
+def test_a_failing_setup_creates_no_study(tmp_path, change, fragment):
+    task = copy.deepcopy(TINY_TASK)
+    for dotted, value in change.items():
+        node = task
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    bad = write_space(tmp_path / "bad.yaml", task=task, space=SPACE)
+    fresh = tmp_path / "fresh.db"
+    out = run_cli("search", "--space", bad, "--budget", "2", "--workers", "0", "--storage", fresh, "--name", "x")
+    assert out.returncode == 2 and fragment in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not fresh.exists()  # not even an empty storage file
+    # an existing storage stays byte-identical, and the corrected file is not refused afterwards
+    good = write_space(tmp_path / "good.yaml", space=SPACE)
+    db = tmp_path / "db.db"
+    assert run_cli("search", "--space", good, "--budget", "1", "--workers", "0", "--storage", db, "--name", "other").returncode == 0
+    before = _digest(db)
+    out = run_cli("search", "--space", bad, "--budget", "2", "--workers", "0", "--storage", db, "--name", "x")
+    assert out.returncode == 2 and _digest(db) == before
+    fixed = run_cli("search", "--space", good, "--budget", "1", "--workers", "0", "--storage", db, "--name", "x")
+    assert fixed.returncode == 0, fixed.stderr
+
+
+def test_a_failing_resume_keeps_the_stored_budget(tmp_path):
+    task = copy.deepcopy(TINY_TASK)
+    checkpoint = _checkpoint(tmp_path / "teacher.pt", seed=1)
+    task["teacher"]["checkpoint"] = str(checkpoint)
+    space = write_space(tmp_path / "s.yaml", task=task, space=SPACE)
+    db = tmp_path / "k.db"
+    assert run_cli("search", "--space", space, "--budget", "1", "--workers", "0", "--storage", db, "--name", "k").returncode == 0
+    checkpoint.unlink()
+    before = _digest(db)
+    out = run_cli("resume", "k", "--storage", db, "--budget", "9")
+    assert out.returncode == 2 and "teacher checkpoint not found" in out.stderr
+    assert _digest(db) == before
+
+
+# --- what users of Optuna expect --------------------------------------------------------------
+
+
+def test_settings_are_stored_out_of_optuna_studies_listing_and_the_metric_is_named(tmp_path):
+    space = write_space(tmp_path / "s.yaml", space=SPACE)
+    db = tmp_path / "o.db"
+    out = run_cli("search", "--space", space, "--budget", "1", "--workers", "0", "--storage", db, "--name", "o")
+    assert out.returncode == 0 and "A new study created" not in out.stderr + out.stdout
+    study = optuna.load_study(study_name="o", storage=_storage(db))
+    assert study.user_attrs == {} and study.metric_names == ["val_acc"]
+    listing = subprocess.run([str(Path(sys.executable).parent / "optuna"), "studies", "--storage", f"sqlite:///{db}"],
+                             capture_output=True, text=True)
+    assert listing.returncode == 0 and "pair_losses" not in listing.stdout
+
+
+def test_sigterm_under_ray_exits_130_requeues_and_leaves_no_process(tmp_path):
+    space = write_space(tmp_path / "s.yaml", space=SPACE)
+    db = tmp_path / "term.db"
+    proc = subprocess.Popen([sys.executable, "-m", "autokd.cli.main", "search", "--space", str(space), "--budget", "200",
+                             "--workers", "1", "--storage", str(db), "--name", "term", "--sampler", "random"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.exists():
+                try:
+                    if counts(optuna.load_study(study_name="term", storage=_storage(db))).finished >= 2:
+                        break
+                except KeyError:
+                    pass
+            time.sleep(0.5)
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        for pid in session_members(proc.pid):
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "SIGTERM received" not in err and "Traceback" not in err
+    assert f"autokd resume term --storage {db}" in err
+    c = counts(optuna.load_study(study_name="term", storage=_storage(db)))
+    assert c.running == 0 and c.waiting == c.void
+    time.sleep(2)
+    assert not session_members(proc.pid), "Ray processes were left behind"
