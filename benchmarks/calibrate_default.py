@@ -42,9 +42,12 @@ from typing import Callable, Iterable, Optional
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, load_average, machine_info, machine_text  # noqa: E402  (shared with the other benchmark scripts)
+from common import (  # noqa: E402  (shared with the other benchmark scripts)
+    command_line, command_paragraph, fmt, load_average, machine_info, machine_text, markdown, write_markdown,
+)
 
 from autokd.compare.stats import mean_sd_se  # noqa: E402
+from autokd.document import BulletList, Heading, Paragraph, inline_markup, simple_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_SD = 0.7  # points of test accuracy, seed sd at full length
@@ -61,7 +64,7 @@ _WORKER: dict = {}
 
 def load_space(ref: str):
     """(SpaceFile, bound SearchSpace) of a shipped space name or a YAML path."""
-    from autokd.search.driver import bind_space
+    from autokd.search.binding import bind_space
     from autokd.search.space_file import load_space_file
 
     space_file = load_space_file(ref)
@@ -109,7 +112,7 @@ def _train(job: tuple) -> dict:
             "seconds": result.seconds}
 
 
-def run_jobs(ref: str, jobs: list[tuple], workers: int, threads: int = 1, label: str = "") -> dict:
+def run_jobs(ref: str, jobs: list[tuple], workers: int, threads: int = 1) -> dict:
     """Run ``jobs`` (see :func:`_train`) in ``workers`` processes (0: in this one); results by key."""
     results = {}
     done = 0
@@ -120,7 +123,7 @@ def run_jobs(ref: str, jobs: list[tuple], workers: int, threads: int = 1, label:
         done += 1
         results[res["key"]] = res
         if done % 10 == 0 or done == len(jobs):
-            print(f"  {label}{done}/{len(jobs)} runs, {time.perf_counter() - start:.0f}s", flush=True)
+            print(f"  {done}/{len(jobs)} runs, {time.perf_counter() - start:.0f}s", flush=True)
 
     if workers == 0:
         _init_worker(ref, threads)
@@ -235,22 +238,17 @@ def checks(rows: list[dict], teacher_test: float, sd_names: list[str]) -> list[d
     return out
 
 
-def fmt(x, spec=".2f") -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
-def table(rows: list[dict]) -> list[str]:
-    lines = ["| strategy | n | test mean | sd | se | val mean | vs CE (paired) | SE of diff | diff / SE | s / run | per-seed test |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+def table(rows: list[dict]):
+    header = ["strategy", "n", "test mean", "sd", "se", "val mean", "vs CE (paired)", "SE of diff", "diff / SE",
+              "s / run", "per-seed test"]
+    body = []
     for r in rows:
-        seeds = " ".join(fmt(a, ".1f") if a is not None else "fail" for a in r["test"])
         failed = f" ({r['failed']} failed)" if r["failed"] else ""
-        lines.append(
-            f"| {r['name']} | {r['n']}{failed} | {fmt(r.get('test_mean'))} "
-            f"| {fmt(r.get('test_sd'))} | {fmt(r.get('test_se'))} | {fmt(r.get('val_mean'))} "
-            f"| {fmt(r.get('diff_mean'), '+.2f')} | {fmt(r.get('diff_se'))} | {fmt(r.get('diff_in_se'), '+.1f')} "
-            f"| {r['seconds_mean']:.1f} | {seeds} |")
-    return lines
+        body.append([r["name"], f"{r['n']}{failed}", fmt(r.get("test_mean")), fmt(r.get("test_sd")),
+                     fmt(r.get("test_se")), fmt(r.get("val_mean")), fmt(r.get("diff_mean"), "+.2f"),
+                     fmt(r.get("diff_se")), fmt(r.get("diff_in_se"), "+.1f"), f"{r['seconds_mean']:.1f}",
+                     " ".join(fmt(a, ".1f") if a is not None else "fail" for a in r["test"])])
+    return simple_table(header, body, "lrrrrrrrrrl")
 
 
 def check_lines(results: list[dict]) -> list[str]:
@@ -260,33 +258,24 @@ def check_lines(results: list[dict]) -> list[str]:
     return [f"{word(c['pass'])}  {c['target']}: {c['detail']}" for c in results]
 
 
-def write_markdown(path: Path, report: dict) -> None:
+def report_blocks(report: dict) -> list:
     m = report["machine"]
-    lines = [
-        "# Default task calibration",
-        "",
-        f"Task {task_line(report['task'])}.",
-        "",
-        f"Date {report['date']}. Machine: {machine_text(m)}; {report['workers']} worker process(es) x {report['threads']} torch thread(s). "
-        f"Load average at start {report['load_average_at_start']}, at end {report['load_average_at_end']}. "
-        f"Wall time {report['wall_s']:.0f} s.",
-        "",
-        f"Command: `{report['command']}` (from the repository root)",
-        "",
-        f"Teacher ({report['teacher']['source']}): val {report['teacher']['val_acc']:.2f} %, "
-        f"test {report['teacher']['test_acc']:.2f} %.",
-        "",
-        f"Every strategy trained at full length ({report['task']['full']['epochs']} epochs) with seeds "
-        f"{report['seeds']}; test accuracy in %. 'vs CE' is the mean over seeds of (strategy - CE-only) on the "
-        "same seed; 'diff / SE' is that mean over its standard error (the paired t statistic).",
-        "",
-        *table(report["rows"]),
-        "",
-        "## Checks",
-        "",
-        *[f"- {line}" for line in check_lines(report["checks"])],
+    return [
+        Heading("Default task calibration", 1),
+        Paragraph(inline_markup(f"Task {task_line(report['task'])}.")),
+        Paragraph(f"Date {report['date']}. Machine: {machine_text(m)}; {report['workers']} worker process(es) x "
+                  f"{report['threads']} torch thread(s). Load average at start {report['load_average_at_start']}, at "
+                  f"end {report['load_average_at_end']}. Wall time {report['wall_s']:.0f} s."),
+        command_paragraph(report["command"]),
+        Paragraph(f"Teacher ({report['teacher']['source']}): val {report['teacher']['val_acc']:.2f} %, "
+                  f"test {report['teacher']['test_acc']:.2f} %."),
+        Paragraph(f"Every strategy trained at full length ({report['task']['full']['epochs']} epochs) with seeds "
+                  f"{report['seeds']}; test accuracy in %. 'vs CE' is the mean over seeds of (strategy - CE-only) on "
+                  "the same seed; 'diff / SE' is that mean over its standard error (the paired t statistic)."),
+        table(report["rows"]),
+        Heading("Checks"),
+        BulletList(check_lines(report["checks"])),
     ]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def main(argv: Optional[Iterable[str]] = None) -> int:
@@ -333,13 +322,13 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
         "failures": {f"{k[0]} seed {k[1]}": r["reason"] for k, r in runs.items() if r["failed"]},
     }
     print()
-    print("\n".join(table(rows)))
+    print(markdown([table(rows)]))
     print()
     print(f"teacher ({info.source}): val {info.val_acc:.2f}  test {info.test_acc:.2f}")
     print("\n".join(check_lines(results)))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"{args.name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    write_markdown(args.out_dir / f"{args.name}.md", report)
+    write_markdown(args.out_dir / f"{args.name}.md", report_blocks(report))
     print(f"\nwrote {args.out_dir / (args.name + '.json')} and {args.out_dir / (args.name + '.md')}")
     return 0
 

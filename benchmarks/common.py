@@ -1,7 +1,9 @@
-"""What every benchmark script records about its run, and how it ends the processes it started.
+"""What every benchmark script records about its run, how it writes its report, and how it ends
+the processes it started.
 
 Imported by the scripts in this folder (each puts this folder on ``sys.path`` first, so they run
-as plain ``python benchmarks/NAME.py`` from the repository root).
+as plain ``python benchmarks/NAME.py`` from the repository root). Reports are documents of
+:mod:`autokd.document` (the model ``autokd compare``'s report uses), written as Markdown.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 from typing import Optional, Sequence
+
+from autokd.document import Block, Code, Document, Paragraph, to_markdown
 
 PACKAGES = ("torch", "ray", "optuna", "stable_baselines3", "autokd")
 
@@ -55,6 +59,26 @@ def machine_text(machine: dict, packages: Sequence[str] = ("torch",)) -> str:
     versions = "".join(f", {PACKAGE_NAMES.get(p, p)} {machine.get(p)}" for p in packages)
     return (f"{machine['cpu_count']} CPUs{usable}, {machine['processor']}, {machine['platform']}, "
             f"Python {machine['python']}{versions}")
+
+
+def command_paragraph(command: str) -> Paragraph:
+    return Paragraph(["Command: ", Code(command), " (from the repository root)"])
+
+
+def markdown(blocks: Sequence[Block]) -> str:
+    """Blocks as Markdown (for the console, and for the report files)."""
+    return to_markdown(Document("", list(blocks)))
+
+
+def write_markdown(path: Path, blocks: Sequence[Block]) -> None:
+    from autokd.outputs import write_text
+
+    write_text(path, markdown(blocks), "the benchmark report")
+
+
+def fmt(value, spec: str = ".2f") -> str:
+    """``value`` formatted, or ``-`` when missing (None or NaN)."""
+    return "-" if value is None or (isinstance(value, float) and value != value) else format(value, spec)
 
 
 def command_line() -> str:

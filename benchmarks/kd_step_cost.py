@@ -42,7 +42,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, load_average, machine_info, machine_text  # noqa: E402  (shared with the other benchmark scripts)
+from common import command_line, load_average, machine_info, markdown, write_markdown  # noqa: E402
+from kd_step_cost_report import (  # noqa: E402
+    accounting, epoch_table, paired_diff, piece_table, plot, report_blocks, step_table, verdict,
+)
 from autokd.config import CE_ONLY, PairLoss, Strategy, load_task
 from autokd.losses import fitnet, kd
 from autokd.training.fit import fit, make_optimizer
@@ -106,11 +109,6 @@ def summarize(times: dict[str, list[float]], base: str | None) -> dict:
     return out
 
 
-def paired_diff(a: list[float], b: list[float]) -> float:
-    """Median over rounds of a - b (both measured in the same rounds)."""
-    return statistics.median(x - y for x, y in zip(a, b))
-
-
 # ----------------------------------------------------------------------------- the variants
 
 
@@ -126,16 +124,6 @@ def strategies() -> dict[str, Strategy]:
 
 
 CACHED = {"kd_cached", "kd_fitnet"}
-LABELS = {
-    "ce": "CE only (no teacher)",
-    "kd_cached": "KD a=0.9 T=4, cached teacher",
-    "kd_live": "KD a=0.9 T=4, live teacher",
-    "kd_fitnet": "KD + FitNets stages.1 x100, cached",
-    "ce_plain": "(ref) CE step hand-written, no Distiller",
-    "kd_cached_plain": "(ref) cached KD step hand-written, no Distiller",
-}
-
-
 def make_step(distiller, optimizer, cache, batches):
     """One training step of ``fit``'s inner loop on the next batch of ``batches`` (cycled)."""
     state = {"i": 0}
@@ -291,154 +279,7 @@ def bench_pieces(prepared, built, batches, args) -> dict:
     return out
 
 
-PIECE_LABELS = {
-    "lookup_logits": "TeacherCache.lookup: logits (128x10 gather)",
-    "lookup_logits_and_stages1": "TeacherCache.lookup: logits + stages.1 (128x64x10 gather)",
-    "ce_loss_fwd_bwd": "F.cross_entropy forward+backward on logits",
-    "kd_loss_fwd_bwd": "kd() forward+backward on logits",
-    "hint_proj_mse_fwd_bwd": "FitNets hint: projector (1x1 conv 8->64 + BN) + MSE, fwd+bwd",
-    "teacher_forward": "teacher forward, no_grad (Distiller.teacher_outputs)",
-    "adam_step_student": "Adam step, student params (11 tensors)",
-    "adam_step_student_and_projector": "Adam step, student + projector (14 tensors)",
-    "one_off_cache_build_logits_and_stages1": "one-off: compute_teacher_cache over 4000 samples (once per task)",
-}
-
-
 # ----------------------------------------------------------------------------- report
-
-
-def step_table(steps: dict) -> list[str]:
-    lines = ["| variant | ms / step (median) | IQR ms | x CE (median of per-round ratios) | ratio IQR |",
-             "|---|---:|---:|---:|---:|"]
-    for name, r in steps.items():
-        lines.append(f"| {name}: {LABELS[name]} | {r['median_ms']:.3f} | {r['q1_ms']:.3f}-{r['q3_ms']:.3f} "
-                     f"| {r['ratio']:.2f}x | {r['ratio_q1']:.2f}-{r['ratio_q3']:.2f} |")
-    return lines
-
-
-def epoch_table(epoch: dict) -> list[str]:
-    lines = ["| variant | ms / epoch via fit (median) | IQR ms | x CE | ratio IQR |", "|---|---:|---:|---:|---:|"]
-    for name, r in epoch.items():
-        lines.append(f"| {name} | {r['median_ms']:.1f} | {r['q1_ms']:.1f}-{r['q3_ms']:.1f} "
-                     f"| {r['ratio']:.2f}x | {r['ratio_q1']:.2f}-{r['ratio_q3']:.2f} |")
-    return lines
-
-
-def piece_table(pieces: dict, ce_step_ms: float) -> list[str]:
-    lines = ["| piece | ms (median) | IQR ms | % of a CE step |", "|---|---:|---:|---:|"]
-    for name, r in pieces.items():
-        iqr = f"{r['q1_ms']:.3f}-{r['q3_ms']:.3f}" if "q1_ms" in r else "(single run)"
-        lines.append(f"| {PIECE_LABELS[name]} | {r['median_ms']:.3f} | {iqr} | {100 * r['median_ms'] / ce_step_ms:.0f}% |")
-    return lines
-
-
-def verdict(ratio: float) -> str:
-    return "MET" if ratio <= TARGET_RATIO else "MISSED"
-
-
-def accounting(res: dict) -> list[str]:
-    """Where the extra milliseconds of each KD variant over CE go, from the isolated pieces."""
-    s, p = res["steps"], res["pieces"]
-    ce = s["ce"]["median_ms"]
-    m = {k: v["median_ms"] for k, v in p.items()}
-    kd_extra, live_extra, fit_extra = (s[k]["extra_ms"] for k in ("kd_cached", "kd_live", "kd_fitnet"))
-    rounds = {k: v["rounds_ms"] for k, v in s.items()}
-    loss_extra = m["kd_loss_fwd_bwd"]  # CE is still computed (x0.1) in KD, so kd() is pure extra
-    return [
-        "Extra ms over CE = median over rounds of (variant - CE) in the same round.",
-        f"- kd_cached: +{kd_extra:.3f} ms over CE. Isolated: lookup {m['lookup_logits']:.3f} + kd() fwd+bwd "
-        f"{loss_extra:.3f} = {m['lookup_logits'] + loss_extra:.3f} ms; hand-written KD step minus hand-written "
-        f"CE step: {paired_diff(rounds['kd_cached_plain'], rounds['ce_plain']):.3f} ms. Distiller's own "
-        f"overhead (Distiller step minus hand-written step): CE {paired_diff(rounds['ce'], rounds['ce_plain']):.3f} ms "
-        f"({100 * paired_diff(rounds['ce'], rounds['ce_plain']) / ce:.0f}%), KD "
-        f"{paired_diff(rounds['kd_cached'], rounds['kd_cached_plain']):.3f} ms.",
-        f"- kd_live: +{live_extra:.3f} ms over CE; the teacher forward alone is {m['teacher_forward']:.3f} ms.",
-        f"- kd_fitnet: +{fit_extra:.3f} ms over CE. Isolated: features+logits lookup "
-        f"{m['lookup_logits_and_stages1']:.3f} + kd() {loss_extra:.3f} + hint (projector+MSE) fwd+bwd "
-        f"{m['hint_proj_mse_fwd_bwd']:.3f} + extra Adam work "
-        f"{m['adam_step_student_and_projector'] - m['adam_step_student']:.3f} ms.",
-    ]
-
-
-def plot(path: Path, report: dict) -> None:
-    """Median ms per step of each variant (IQR as error bars), one group of bars per thread count."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    results = report["results"]
-    names = list(results[0]["steps"])
-    width = 0.8 / len(results)
-    fig, ax = plt.subplots(figsize=(9, 4))
-    for i, res in enumerate(results):
-        steps = res["steps"]
-        xs = [k + (i - (len(results) - 1) / 2) * width for k in range(len(names))]
-        med = [steps[n]["median_ms"] for n in names]
-        err = [[steps[n]["median_ms"] - steps[n]["q1_ms"] for n in names], [steps[n]["q3_ms"] - steps[n]["median_ms"] for n in names]]
-        ax.bar(xs, med, width, yerr=err, capsize=3, label=f"{res['threads']} thread(s)")
-        for x, n in zip(xs, names):
-            ax.annotate(f"{steps[n]['ratio']:.2f}x", (x, steps[n]["q3_ms"]), ha="center", va="bottom", fontsize=7)
-    ce = results[0]["steps"]["ce"]["median_ms"]
-    ax.axhline(ce * report["target_ratio"], color="red", ls="--", lw=1,
-               label=f"target: {report['target_ratio']}x CE ({results[0]['threads']} thread(s))")
-    ax.set_xticks(range(len(names)), names, fontsize=8)
-    ax.set_ylabel("ms per training step (median, IQR)")
-    ax.set_title(f"KD step cost on {report['task']} (batch {report['batch_size']}); labels: ratio to CE")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def write_markdown(path: Path, report: dict) -> None:
-    m = report["machine"]
-    lines = [
-        "# KD step cost",
-        "",
-        f"Task `{report['task']}` (student batch {report['batch_size']}, Adam). "
-        f"Date {report['date']}. Machine: {machine_text(m)}. "
-        f"Load average (1/5/15 min) at start {m['load_average_at_start']}, at end {m['load_average_at_end']}: "
-        "other work on the machine (more runnable threads than cores) shows as wide IQRs.",
-        "",
-        f"Command: `{report['command']}` (from the repository root)",
-        "",
-        "![ms per step](kd_step_cost.png)",
-        "",
-        f"Target: **cached-teacher KD step <= {TARGET_RATIO}x a CE step.**",
-        "",
-        f"Method: {report['method']}",
-    ]
-    for res in report["results"]:
-        t = res["threads"]
-        kd_ratio = res["steps"]["kd_cached"]["ratio"]
-        lines += [
-            "",
-            f"## torch.set_num_threads({t})",
-            "",
-            f"(load average after this part: {res['load_average_after']})",
-            "",
-            f"Target {verdict(kd_ratio)}: cached-teacher KD step = {kd_ratio:.2f}x a CE step "
-            f"(IQR {res['steps']['kd_cached']['ratio_q1']:.2f}-{res['steps']['kd_cached']['ratio_q3']:.2f}).",
-            "",
-            "### One training step",
-            "",
-            *step_table(res["steps"]),
-            "",
-            f"### One epoch through `fit` (every batch of {report.get('train_samples', '?')} training samples in batches of "
-            f"{report['batch_size']}, then validation on {report.get('val_samples', '?')} samples)",
-            "",
-            *epoch_table(res["epoch"]),
-            "",
-            "### Pieces (timed in isolation, batch 128)",
-            "",
-            *piece_table(res["pieces"], res["steps"]["ce"]["median_ms"]),
-            "",
-            "Where the extra time goes:",
-            "",
-            *accounting(res),
-        ]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def main():
@@ -463,10 +304,10 @@ def main():
         res = {"threads": threads, "load_average_after": load_average(),
                "steps": steps, "epoch": epoch, "pieces": pieces}
         results.append(res)
-        print("\n".join(step_table(steps)), "", "\n".join(epoch_table(epoch)), "",
-              "\n".join(piece_table(pieces, steps["ce"]["median_ms"])), "", "\n".join(accounting(res)), sep="\n")
+        print(markdown([step_table(steps), epoch_table(epoch), piece_table(pieces, steps["ce"]["median_ms"]),
+                        *accounting(res)]))
         kd_ratio = steps["kd_cached"]["ratio"]
-        print(f"\nTarget: cached-teacher KD step <= {TARGET_RATIO}x a CE step -> {verdict(kd_ratio)} "
+        print(f"\nTarget: cached-teacher KD step <= {TARGET_RATIO}x a CE step -> {verdict(kd_ratio, TARGET_RATIO)} "
               f"({kd_ratio:.2f}x, IQR {steps['kd_cached']['ratio_q1']:.2f}-{steps['kd_cached']['ratio_q3']:.2f}) "
               f"at {threads} thread(s)")
 
@@ -496,7 +337,7 @@ def main():
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "kd_step_cost.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(args.out_dir / "kd_step_cost.png", report)
-    write_markdown(args.out_dir / "kd_step_cost.md", report)
+    write_markdown(args.out_dir / "kd_step_cost.md", report_blocks(report))
     print(f"\nwrote {args.out_dir / 'kd_step_cost.json'}, {args.out_dir / 'kd_step_cost.md'} and {args.out_dir / 'kd_step_cost.png'}")
 
 

@@ -42,7 +42,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_default import prepare, run_jobs, task_line, task_summary  # noqa: E402  (its worker pool)
-from common import command_line, load_average, machine_info, machine_text, rho  # noqa: E402
+from common import (  # noqa: E402
+    command_line, command_paragraph, load_average, machine_info, machine_text, rho, write_markdown,
+)
+
+from autokd.document import Figure, Heading, Paragraph, Strong, inline_markup, simple_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_RHO = 0.7
@@ -127,119 +131,127 @@ def plot(path: Path, rows: list[dict], ceiling: Optional[float], chosen: Optiona
     plt.close(fig)
 
 
-def write_markdown(path: Path, report: dict) -> None:
-    m = report["machine"]
-    lines = [
-        "# Proxy fidelity",
-        "",
-        f"Task {task_line(report['task'])}.",
-        "",
-        f"Date {report['date']}. Machine: {machine_text(m)}; {report['workers']} worker process(es) x {report['threads']} torch thread(s). "
-        f"Load average at start {report['load_average_at_start']}, at end {report['load_average_at_end']} "
-        f"(times per trial grow with it). Wall time {report['wall_s']:.0f} s.",
-        "",
-        f"Command: `{report['command']}` (from the repository root)",
-        "",
-        f"{report['n_random']} strategies from the space (RandomSampler seed {report['sampler_seed']}) + "
-        f"{report['n_baselines']} shipped baselines = {len(report['strategies'])} strategies. Full length: "
-        f"{report['task']['full']['epochs']} epochs, test accuracy, mean over seeds {report['seeds']}. Proxy: the "
-        "proxy recipe with E epochs (cosine over E), seed 0, validation accuracy. Diverged runs count as 0 %.",
-        "",
-        f"Target: **Spearman rho >= {TARGET_RHO}** at the task's proxy length "
-        f"({report['task']['proxy']['epochs']} epochs): "
-        + (f"**{'MET' if report['chosen_rho'] is not None and report['chosen_rho'] >= TARGET_RHO else 'NOT MET'}** "
-           f"(rho {report['chosen_rho']:.3f})." if report['chosen_rho'] is not None else "not measured (add it to --proxy-epochs)."),
-        "",
-        "| proxy epochs | Spearman rho | p-value | diverged | s / proxy trial (median) | s (mean) |",
-        "|---:|---:|---:|---:|---:|---:|",
+def report_blocks(report: dict) -> list:
+    m, chosen = report["machine"], report["chosen_rho"]
+    if chosen is None:
+        target = ["not measured (add it to --proxy-epochs)."]
+    else:
+        target = [Strong("MET" if chosen >= TARGET_RHO else "NOT MET"), f" (rho {chosen:.3f})."]
+    rows = [[str(r["epochs"]), f"{r['rho']:.3f}" if r["rho"] is not None else "-",
+             f"{r['p_value']:.2g}" if r["p_value"] is not None else "-", str(r["failed"]),
+             f"{r['seconds_median']:.2f}", f"{r['seconds_mean']:.2f}"] for r in report["rows"]]
+    epochs = report["proxy_epochs"]
+    strategies = [[s["name"], s["what"], f"{s['full_test_mean']:.2f}"] + [f"{s['proxy_val'][str(e)]:.1f}" for e in epochs]
+                  for s in report["strategies"]]
+    references = "; ".join(f"{k}: rho {v:.3f}" if v is not None else f"{k}: -" for k, v in report["references"].items())
+    return [
+        Heading("Proxy fidelity", 1),
+        Paragraph(inline_markup(f"Task {task_line(report['task'])}.")),
+        Paragraph(f"Date {report['date']}. Machine: {machine_text(m)}; {report['workers']} worker process(es) x "
+                  f"{report['threads']} torch thread(s). Load average at start {report['load_average_at_start']}, at "
+                  f"end {report['load_average_at_end']} (times per trial grow with it). Wall time {report['wall_s']:.0f} s."),
+        command_paragraph(report["command"]),
+        Paragraph(f"{report['n_random']} strategies from the space (RandomSampler seed {report['sampler_seed']}) + "
+                  f"{report['n_baselines']} shipped baselines = {len(report['strategies'])} strategies. Full length: "
+                  f"{report['task']['full']['epochs']} epochs, test accuracy, mean over seeds {report['seeds']}. Proxy: "
+                  "the proxy recipe with E epochs (cosine over E), seed 0, validation accuracy. Diverged runs count as 0 %."),
+        Paragraph(["Target: ", Strong(f"Spearman rho >= {TARGET_RHO}"),
+                   f" at the task's proxy length ({report['task']['proxy']['epochs']} epochs): "] + target),
+        simple_table(["proxy epochs", "Spearman rho", "p-value", "diverged", "s / proxy trial (median)", "s (mean)"],
+                     rows, "rrrrrr"),
+        Paragraph(f"References (what no proxy can beat much): {references}. Full-length runs diverged: "
+                  f"{report['full_failed']} of {len(report['strategies']) * len(report['seeds'])}."),
+        Figure(f"{report['name']}.png", "rho against proxy epochs"),
+        Heading("Strategies"),
+        simple_table(["strategy", "what", "full test (mean)"] + [f"proxy {e} val" for e in epochs], strategies,
+                     "llr" + "r" * len(epochs)),
     ]
-    for r in report["rows"]:
-        rho_text = f"{r['rho']:.3f}" if r["rho"] is not None else "-"
-        pv = f"{r['p_value']:.2g}" if r["p_value"] is not None else "-"
-        lines.append(f"| {r['epochs']} | {rho_text} | {pv} | {r['failed']} | {r['seconds_median']:.2f} | {r['seconds_mean']:.2f} |")
-    ref = report["references"]
-    lines += [
-        "",
-        "References (what no proxy can beat much): "
-        + "; ".join(f"{k}: rho {v:.3f}" if v is not None else f"{k}: -" for k, v in ref.items()) + ".",
-        f"Full-length runs diverged: {report['full_failed']} of {len(report['strategies']) * len(report['seeds'])}.",
-        "",
-        f"![rho against proxy epochs]({report['name']}.png)",
-        "",
-        "## Strategies",
-        "",
-        "| strategy | what | full test (mean) | " + " | ".join(f"proxy {e} val" for e in report["proxy_epochs"]) + " |",
-        "|---|---|---:|" + "---:|" * len(report["proxy_epochs"]),
-    ]
-    for s in report["strategies"]:
-        proxies = " | ".join(f"{s['proxy_val'][str(e)]:.1f}" for e in report["proxy_epochs"])
-        lines.append(f"| {s['name']} | {s['what']} | {s['full_test_mean']:.2f} | {proxies} |")
-    path.write_text("\n".join(lines) + "\n")
 
 
-def main(argv: Optional[Iterable[str]] = None) -> int:
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+def strategy_entries(args, space, recipes: dict) -> list[tuple[str, str, str, dict]]:
+    """(name, kind, description, {recipe key: strategy}) of every strategy measured: baselines are
+    re-adapted per recipe (DKD's warm-up is a fraction of the run); sampled ones are the same at every length."""
     from autokd.compare.baselines import load_baselines
 
-    load_start = load_average()
-    wall = time.perf_counter()
-    space_file, space, prepared, _ = prepare(args.space, say=lambda msg: print(f"[prepare] {msg}", flush=True))
-    summary = task_summary(space_file)
-    print(f"task {task_line(summary)}")
-    full = space_file.task.recipes.full
-    proxy = space_file.task.recipes.proxy
-    recipes = {"full": full, **{e: replace(proxy, epochs=e) for e in args.proxy_epochs}}
-
-    # name -> {recipe key -> strategy}: baselines are re-adapted per recipe (DKD's warm-up is a
-    # fraction of the run); sampled strategies are the same at every length
-    entries: list[tuple[str, str, str, dict]] = []
-    for name, kind, params, strategy in sample_strategies(space, args.strategies, args.sampler_seed):
-        entries.append((name, kind, describe(strategy), {k: strategy for k in recipes}))
+    entries = [(name, kind, describe(strategy), {k: strategy for k in recipes})
+               for name, kind, _, strategy in sample_strategies(space, args.strategies, args.sampler_seed)]
     if not args.no_baselines:
         per_recipe = {k: {b.name: b for b in load_baselines(args.baselines, space.pairs, r)} for k, r in recipes.items()}
-        for name, b in per_recipe["full"].items():
-            entries.append((name, "baseline", describe(b.strategy), {k: per_recipe[k][name].strategy for k in recipes}))
+        entries += [(name, "baseline", describe(b.strategy), {k: per_recipe[k][name].strategy for k in recipes})
+                    for name, b in per_recipe["full"].items()]
+    return entries
 
-    seeds = list(range(args.seeds))
-    jobs = []
-    for name, _, _, by_recipe in entries:
-        for s in seeds:
-            jobs.append(((name, "full", s), by_recipe["full"], replace(full, seed=s), True))
-        for e in args.proxy_epochs:
-            jobs.append(((name, e, 0), by_recipe[e], replace(recipes[e], seed=0), False))
-    runs = run_jobs(args.space, jobs, args.workers, args.threads)
 
-    strategies = []
+def per_strategy(entries, runs: dict, seeds: list[int], epochs: list[int]) -> list[dict]:
+    out = []
     for name, kind, what, _ in entries:
         full_runs = [runs[(name, "full", s)] for s in seeds]
-        strategies.append({
+        out.append({
             "name": name, "kind": kind, "what": what,
             "full_test": [acc(r, "test_acc") for r in full_runs],
             "full_test_mean": statistics.fmean(acc(r, "test_acc") for r in full_runs),
             "full_val_mean": statistics.fmean(acc(r, "val_acc") for r in full_runs),
             "full_failed": sum(r["failed"] for r in full_runs),
-            "proxy_val": {str(e): acc(runs[(name, e, 0)], "val_acc") for e in args.proxy_epochs},
-            "proxy_failed": {str(e): runs[(name, e, 0)]["failed"] for e in args.proxy_epochs},
-            "proxy_seconds": {str(e): runs[(name, e, 0)]["seconds"] for e in args.proxy_epochs},
+            "proxy_val": {str(e): acc(runs[(name, e, 0)], "val_acc") for e in epochs},
+            "proxy_failed": {str(e): runs[(name, e, 0)]["failed"] for e in epochs},
+            "proxy_seconds": {str(e): runs[(name, e, 0)]["seconds"] for e in epochs},
         })
+    return out
+
+
+def rank_rows(strategies: list[dict], epochs: list[int]) -> list[dict]:
+    """Per proxy length: Spearman's rho (and p) of proxy validation against full-length test, and the cost."""
+    from autokd.compare.stats import spearman
+
     truth = [s["full_test_mean"] for s in strategies]
     rows = []
-    from scipy.stats import spearmanr
-
-    for e in args.proxy_epochs:
-        x = [s["proxy_val"][str(e)] for s in strategies]
-        res = spearmanr(x, truth) if len(set(x)) > 1 and len(set(truth)) > 1 else None
+    for e in epochs:
+        fid = spearman([s["proxy_val"][str(e)] for s in strategies], truth)
         secs = [s["proxy_seconds"][str(e)] for s in strategies]
-        rows.append({"epochs": e, "rho": float(res.statistic) if res else None, "p_value": float(res.pvalue) if res else None,
+        rows.append({"epochs": e, "rho": fid.rho, "p_value": fid.p_value,
                      "failed": sum(s["proxy_failed"][str(e)] for s in strategies),
                      "seconds_median": statistics.median(secs), "seconds_mean": statistics.fmean(secs)})
+    return rows
+
+
+def print_summary(report: dict) -> None:
+    print("\nproxy epochs | rho    | diverged | s/trial (median)")
+    for r in report["rows"]:
+        rho_text = f"{r['rho']:.3f}" if r["rho"] is not None else "  -  "
+        print(f"{r['epochs']:>12} | {rho_text:>6} | {r['failed']:>8} | {r['seconds_median']:.2f}")
+    for k, v in report["references"].items():
+        print(f"reference {k}: rho {v:.3f}" if v is not None else f"reference {k}: -")
+    print(f"full-length runs diverged: {report['full_failed']}")
+    chosen, chosen_rho = report["chosen_epochs"], report["chosen_rho"]
+    if chosen_rho is not None:
+        print(f"{'PASS' if chosen_rho >= TARGET_RHO else 'FAIL'}  3. rho >= {TARGET_RHO} at the task's proxy "
+              f"({chosen} epochs): {chosen_rho:.3f}")
+
+
+def main(argv: Optional[Iterable[str]] = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    load_start = load_average()
+    wall = time.perf_counter()
+    space_file, space, prepared, _ = prepare(args.space, say=lambda msg: print(f"[prepare] {msg}", flush=True))
+    summary = task_summary(space_file)
+    print(f"task {task_line(summary)}")
+    full, proxy = space_file.task.recipes.full, space_file.task.recipes.proxy
+    recipes = {"full": full, **{e: replace(proxy, epochs=e) for e in args.proxy_epochs}}
+    entries = strategy_entries(args, space, recipes)
+    seeds = list(range(args.seeds))
+    jobs = [((name, "full", s), by_recipe["full"], replace(full, seed=s), True) for name, _, _, by_recipe in entries
+            for s in seeds]
+    jobs += [((name, e, 0), by_recipe[e], replace(recipes[e], seed=0), False) for name, _, _, by_recipe in entries
+             for e in args.proxy_epochs]
+    runs = run_jobs(args.space, jobs, args.workers, args.threads)
+    strategies = per_strategy(entries, runs, seeds, args.proxy_epochs)
+    rows = rank_rows(strategies, args.proxy_epochs)
+    truth = [s["full_test_mean"] for s in strategies]
     references = {"full-length val vs full-length test": rho([s["full_val_mean"] for s in strategies], truth)}
     if len(seeds) > 1:
         references["full test seed 0 vs seed 1"] = rho([s["full_test"][0] for s in strategies],
-                                                              [s["full_test"][1] for s in strategies])
-    chosen = proxy.epochs
-    chosen_rho = next((r["rho"] for r in rows if r["epochs"] == chosen), None)
+                                                       [s["full_test"][1] for s in strategies])
     report = {
         "benchmark": "proxy_fidelity", "name": args.name,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -250,25 +262,16 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
         "sampler_seed": args.sampler_seed, "n_random": args.strategies,
         "n_baselines": sum(1 for e in entries if e[1] == "baseline"),
         "seeds": seeds, "proxy_epochs": args.proxy_epochs, "target_rho": TARGET_RHO,
-        "rows": rows, "references": references, "chosen_epochs": chosen, "chosen_rho": chosen_rho,
+        "rows": rows, "references": references, "chosen_epochs": proxy.epochs,
+        "chosen_rho": next((r["rho"] for r in rows if r["epochs"] == proxy.epochs), None),
         "full_failed": sum(s["full_failed"] for s in strategies), "strategies": strategies,
         "failures": {f"{k[0]} {k[1]} seed {k[2]}": r["reason"] for k, r in runs.items() if r["failed"]},
     }
-    print()
-    print("proxy epochs | rho    | diverged | s/trial (median)")
-    for r in rows:
-        rho_text = f"{r['rho']:.3f}" if r["rho"] is not None else "  -  "
-        print(f"{r['epochs']:>12} | {rho_text:>6} | {r['failed']:>8} | {r['seconds_median']:.2f}")
-    for k, v in references.items():
-        print(f"reference {k}: rho {v:.3f}" if v is not None else f"reference {k}: -")
-    print(f"full-length runs diverged: {report['full_failed']}")
-    if chosen_rho is not None:
-        print(f"{'PASS' if chosen_rho >= TARGET_RHO else 'FAIL'}  3. rho >= {TARGET_RHO} at the task's proxy "
-              f"({chosen} epochs): {chosen_rho:.3f}")
+    print_summary(report)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"{args.name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    write_markdown(args.out_dir / f"{args.name}.md", report)
-    plot(args.out_dir / f"{args.name}.png", rows, references["full-length val vs full-length test"], chosen)
+    write_markdown(args.out_dir / f"{args.name}.md", report_blocks(report))
+    plot(args.out_dir / f"{args.name}.png", rows, references["full-length val vs full-length test"], proxy.epochs)
     print(f"\nwrote {args.out_dir}/{args.name}.{{json,md,png}}")
     return 0
 

@@ -44,10 +44,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, end_session, load_average, machine_info, machine_text, session_processes  # noqa: E402  (shared with the other benchmark scripts)
+from common import (  # noqa: E402  (shared with the other benchmark scripts)
+    command_line, end_session, load_average, machine_info, markdown, session_processes, write_markdown,
+)
+from search_cost_report import (  # noqa: E402
+    METHOD, overhead_table, plot, report_blocks, variant_table, verdict_lines,
+)
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_OVERHEAD = 0.10  # Ray Tune's overhead, as a fraction of the in-process wall time
 TARGET_HEADLINE_S = 600.0  # autokd search --budget 100 on this machine
@@ -175,17 +182,14 @@ def read_study(storage_path: Path, launched: float, exited: float) -> dict:
     """Trial timings and states from the study the run wrote (the only study in its storage)."""
     import optuna
 
+    from autokd.search.ledger import tally
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = f"sqlite:///{storage_path}"
     names = optuna.get_all_study_names(url)
     study = optuna.load_study(study_name=names[0], storage=url)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    states = {}
-    for t in trials:
-        key = t.state.name.lower()
-        if key == "fail" and t.user_attrs.get("interrupted"):
-            key = "interrupted"
-        states[key] = states.get(key, 0) + 1
+    states = {k: v for k, v in asdict(tally(trials)).items() if v}  # complete, pruned, failed, void, ...
     timed = [t for t in trials if t.datetime_start and t.datetime_complete]
     starts = [t.datetime_start.timestamp() for t in timed]  # naive local times, like time.time()
     ends = [t.datetime_complete.timestamp() for t in timed]
@@ -321,185 +325,9 @@ def ray_costs(summary: dict, base: str, ray: str, budget: int) -> dict | None:
             "per_trial_fraction": per_trial / base_trial}
 
 
-def judged(o: dict, key: str = "wall_s") -> str:
-    """MET / NOT MET on the median of rounds, flagged when the rounds fall on both sides of the target."""
-    d = o[key]
-    text = verdict(d["median_of_rounds"] <= TARGET_OVERHEAD)
-    if d["min"] <= TARGET_OVERHEAD < d["max"]:
-        text += " (uncertain: the rounds fall on both sides of the 10 % line)"
-    return text
-
-
 def same_trials(runs: list[dict]) -> bool:
     params = [r.get("params") for r in runs]
     return all(p == params[0] for p in params) and params[0] is not None
-
-
-# ----------------------------------------------------------------------------- report
-
-
-def fmt(v, spec=".1f"):
-    return "-" if v is None else format(v, spec)
-
-
-def rng(d, spec=".1f"):
-    return f"{fmt(d['median'], spec)} ({fmt(d['min'], spec)}-{fmt(d['max'], spec)})"
-
-
-def pct(v):
-    return "-" if v is None else f"{100 * v:+.1f} %"
-
-
-def verdict(ok: bool) -> str:
-    return "MET" if ok else "NOT MET"
-
-
-def variant_table(summary: dict) -> list[str]:
-    lines = ["| variant | wall s | start-up s | trial loop s | tear-down s | trials/min (loop) | trials/min (wall) "
-             "| median trial s | median gap s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, s in summary.items():
-        lines.append(f"| {name}: {VARIANTS[name][2]} | {rng(s['wall_s'])} | {rng(s['startup_s'])} | {rng(s['loop_s'])} "
-                     f"| {rng(s['teardown_s'])} | {rng(s['trials_per_min_loop'])} | {rng(s['trials_per_min_wall'])} "
-                     f"| {rng(s['median_trial_s'], '.2f')} | {rng(s['median_gap_s'], '.3f')} |")
-    return lines
-
-
-def overhead_table(over: dict) -> list[str]:
-    lines = ["| comparison | time | overhead, median of rounds (min-max) | overhead of medians | extra s (medians) |",
-             "|---|---|---:|---:|---:|"]
-    names = {"wall_s": "whole command", "loop_s": "trial loop", "startup_s": "start-up", "teardown_s": "tear-down"}
-    for label, o in over.items():
-        if o is None:
-            continue
-        for key, d in o.items():
-            lines.append(f"| {label} | {names[key]} | {pct(d['median_of_rounds'])} ({pct(d['min'])} .. {pct(d['max'])}) "
-                         f"| {pct(d['of_medians'])} | {d['extra_s_median']:+.1f} |")
-    return lines
-
-
-def run_table(runs: list[dict]) -> list[str]:
-    lines = ["| round | variant | exit | wall s | start-up s | loop s | tear-down s | sum of trials s | states | load before -> after |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
-    for r in runs:
-        lines.append(f"| {r.get('round', '-')} | {r['variant']} | {r['returncode']} | {r['wall_s']:.1f} | {fmt(r.get('startup_s'))} "
-                     f"| {fmt(r.get('loop_s'))} | {fmt(r.get('teardown_s'))} | {fmt(sum(r.get('trial_s', [])) or None)} "
-                     f"| {r.get('states')} | {r['load_before']} -> {r['load_after']} |")
-    return lines
-
-
-def plot(path: Path, report: dict) -> None:
-    """Left: each variant's wall time split into start-up, trial loop and tear-down (medians; the
-    min-max of the whole command as an error bar). Right: trials per minute of the trial loop."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    summary = report["summary"]
-    names = list(summary)
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
-    bottom = [0.0] * len(names)
-    for part, color in (("startup_s", "#bbbbbb"), ("loop_s", "#4c72b0"), ("teardown_s", "#dd8452")):
-        vals = [summary[n][part]["median"] for n in names]
-        ax.bar(names, vals, bottom=bottom, color=color, label=part[:-2].replace("_", " "))
-        bottom = [b + v for b, v in zip(bottom, vals)]
-    walls = [summary[n]["wall_s"] for n in names]
-    ax.errorbar(names, [w["median"] for w in walls], fmt="none", ecolor="black", capsize=4,
-                yerr=[[w["median"] - w["min"] for w in walls], [w["max"] - w["median"] for w in walls]])
-    over = (report.get("overhead") or {}).get("w1 vs w0")
-    title = f"{report['settings']['budget']} identical trials per run"
-    if over:
-        title += f"; Ray (w1) vs in-process (w0): {over['wall_s']['median_of_rounds'] * 100:+.1f} % wall"
-    ax.set_title(title, fontsize=9)
-    ax.set_ylabel("seconds (median over rounds)")
-    ax.legend(fontsize=8)
-    tpm = [summary[n]["trials_per_min_loop"] for n in names]
-    bx.bar(names, [t["median"] for t in tpm], color="#55a868",
-           yerr=[[t["median"] - t["min"] for t in tpm], [t["max"] - t["median"] for t in tpm]], capsize=4)
-    bx.set_ylabel("trials per minute (trial loop)")
-    bx.set_title("Throughput", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def write_markdown(path: Path, report: dict) -> None:
-    m, s = report["machine"], report["settings"]
-    lines = [
-        "# Search cost: Ray Tune's overhead, throughput, `autokd search --budget 100`",
-        "",
-        f"Date {report['date']}. Machine: {machine_text(m, ('torch', 'ray', 'optuna'))}. "
-        f"Load average (1/5/15 min) at start {report['load_average_at_start']}, at end {report['load_average_at_end']} "
-        "(above 2 = more runnable threads than cores: other work was competing). "
-        f"Total run time {report['total_s'] / 60:.1f} min.",
-        "",
-        f"Command: `{report['command']}` (from the repository root)",
-        "",
-        *(["![wall time and throughput](search_cost.png)", ""] if report["summary"] else []),
-        "## What was measured",
-        "",
-        report["method"],
-        "",
-        "## Targets",
-        "",
-    ]
-    lines += [f"- {v}" for v in report["verdicts"]]
-    lines += [
-        "",
-        f"## Overhead and throughput ({s['budget']} trials, `--sampler random --seed 0 --no-pruning`, "
-        f"{s['repeats']} interleaved rounds; median (min-max))",
-        "",
-        f"Identical trials in every run (same parameters by trial number): {report['same_trials']}.",
-        "",
-        *variant_table(report["summary"]),
-        "",
-        "Overhead = (Ray time - in-process time) / in-process time, per round, and on the medians:",
-        "",
-        *overhead_table(report["overhead"]),
-        "",
-        "Commands (TMP = a fresh temporary folder per run):",
-        "",
-        *[f"- {name}: `{(VARIANTS[name][1] and ' '.join(f'{k}={v}' for k, v in VARIANTS[name][1].items()) + ' ' or '')}"
-          f"{cmd}`" for name, cmd in report["variant_commands"].items()],
-        "",
-    ]
-    h = report.get("headline")
-    if h:
-        lines += [f"## Headline: `autokd search --budget {h['budget']}`, default settings", "",
-                  f"Command: `{h['command']}` (default space, TPE, workers = CPU count = {m['cpu_count']}, pruning on)", "",
-                  "| run | wall s | wall min | start-up s | trial loop s | trials/min (wall) | complete | pruned | failed | interrupted |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for i, r in enumerate(h["runs"]):
-            st = r.get("states") or {}
-            lines.append(f"| {i} | {r['wall_s']:.1f} | {r['wall_s'] / 60:.2f} | {fmt(r.get('startup_s'))} | {fmt(r.get('loop_s'))} "
-                         f"| {60 * r.get('trials', 0) / r['wall_s']:.1f} | {st.get('complete', 0)} | {st.get('pruned', 0)} "
-                         f"| {st.get('failed', 0)} | {st.get('interrupted', 0)} |")
-        lines.append("")
-    lines += ["## Every run", "", *run_table(report["runs"] + (h["runs"] if h else [])), "",
-              f"Processes left behind by the runs (each run leads its own session; anything of it alive {LINGER_S:.0f} s "
-              f"after the CLI exited): {report['leftover_summary']}. Ray processes on the machine (anyone's) at the start: "
-              f"{len(report['ray_processes_at_start'])}, at the end: {len(report['ray_processes_at_end'])}.", ""]
-    path.write_text("\n".join(lines))
-
-
-METHOD = (
-    "Every run is the real CLI, `python -m autokd.cli.main search ...`, in a subprocess with a fresh temporary "
-    "SQLite `--storage`; data and teacher come from `AUTOKD_CACHE` (an untimed warm-up run of each back-end "
-    "comes first). *Wall* = launch to exit of the command. From the study's own timestamps (Optuna's "
-    "`datetime_start` is set when the trial is asked for, `datetime_complete` when its result is told): "
-    "*start-up* = launch -> first trial asked (Python imports, data and teacher load, teacher-output cache, "
-    "and for Ray `import ray`, `ray.init`, Tuner set-up, `tune.with_parameters` upload); *trial loop* = "
-    "first trial asked -> last trial told (for Ray this includes starting the first actor, which happens after "
-    "trial 0 is asked); *tear-down* = last trial told -> exit (`ray.shutdown`, leaderboard). "
-    "*Trial* = ask -> tell of one trial (in Ray this includes handing the trial to an actor and its results "
-    "coming back); *gap* = one trial's tell -> the next trial's ask (one-at-a-time variants only). The overhead "
-    "variants run the same trials (`--sampler random --seed 0 --no-pruning`), interleaved in rounds with the "
-    "order rotated each round. Both back-ends train each trial on one torch thread (`--workers 0` sets it "
-    "for its trials, a Ray trial sets it in its actor), so w1 vs w0 is Ray's own cost. (Opt-in variant `w0t1`: "
-    "`--workers 0` with OMP_NUM_THREADS=1, the thread-matched baseline for older autokd versions whose "
-    "in-process trials used every core.)"
-)
 
 
 def _interrupt(signum, frame):
@@ -522,21 +350,13 @@ def main() -> None:
         "ray_processes_at_start": ray_processes(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "targets": {"ray_overhead_max": TARGET_OVERHEAD, "headline_max_s": TARGET_HEADLINE_S},
+        "variants": {name: {"workers": w, "env": env, "description": d} for name, (w, env, d) in VARIANTS.items()},
+        "linger_s": LINGER_S,
         "method": METHOD,
     }
     print(f"load average at start {report['load_average_at_start']}; warm-up (untimed) ...", flush=True)
     report["warm_up"] = warm_up(args)
-
-    runs = []
-    total = args.repeats * len(args.variants)
-    for rnd in range(args.repeats):
-        order = args.variants[rnd % len(args.variants):] + args.variants[:rnd % len(args.variants)]
-        for name in order:
-            workers, env, _ = VARIANTS[name]
-            res = one_run(name, lambda s, w=workers: search_args(args.space, args.budget, s, w), env, args.timeout)
-            res["round"] = rnd
-            runs.append(res)
-            say_run(len(runs), total, res)
+    runs = overhead_runs(args)
     report["runs"] = runs
     report["variant_commands"] = {r["variant"]: r["command"] for r in runs}
     report["same_trials"] = same_trials(runs)
@@ -546,89 +366,78 @@ def main() -> None:
         for base, ray in (("w0", "w1"), ("w0t1", "w1"), ("w0", "w2"), ("w0t1", "w2"))
         if base in args.variants and ray in args.variants
     }
-
-    headline = None
-    if args.headline_budget > 0:
-        hruns = []
-        for i in range(args.headline_repeats):
-            res = one_run("head", lambda s: search_args(args.space, args.headline_budget, s, None, random_no_prune=False),
-                          {}, args.timeout)
-            res["round"] = i
-            hruns.append(res)
-            say_run(i + 1, args.headline_repeats, res)
-        headline = {"budget": args.headline_budget, "command": hruns[0]["command"], "runs": hruns,
-                    "wall_s": {"median": med([r["wall_s"] for r in hruns]), "min": spread([r["wall_s"] for r in hruns])[0],
-                               "max": spread([r["wall_s"] for r in hruns])[1]}}
-    report["headline"] = headline
-
-    # verdicts
-    verdicts = []
-    o = report["overhead"].get("w1 vs w0")
-    if o:
-        ratio = o["wall_s"]["median_of_rounds"]
-        verdicts.append(
-            f"Target \"Ray Tune's overhead at most 10 % of wall time against the in-process run\": "
-            f"**{judged(o)}** -- `--workers 1` vs `--workers 0` whole command "
-            f"{pct(ratio)} (rounds {pct(o['wall_s']['min'])} .. {pct(o['wall_s']['max'])}); trial loop only "
-            f"{pct(o['loop_s']['median_of_rounds'])}.")
-    o = report["overhead"].get("w1 vs w0t1")
-    if o:
-        verdicts.append(
-            f"Same target against the thread-matched in-process run (`--workers 0`, OMP_NUM_THREADS=1): "
-            f"**{judged(o)}** -- whole command "
-            f"{pct(o['wall_s']['median_of_rounds'])} (rounds {pct(o['wall_s']['min'])} .. {pct(o['wall_s']['max'])}); "
-            f"trial loop only {pct(o['loop_s']['median_of_rounds'])}.")
-    if headline:
-        w = headline["wall_s"]["median"]
-        verdicts.append(
-            f"Target \"`autokd search --budget {headline['budget']}` within 10 minutes on this 2-core machine\": "
-            f"**{verdict(w <= TARGET_HEADLINE_S and all(r['returncode'] == 0 for r in headline['runs']))}** -- "
-            f"{w:.0f} s = {w / 60:.1f} min (median of {len(headline['runs'])} run(s)).")
-    costs = ray_costs(report["summary"], "w0" if "w0" in args.variants else "w0t1", "w1", args.budget)
-    report["ray_costs_w1"] = costs
-    if costs:
-        verdicts.append(
-            f"Ray's cost split (w1 against {'w0' if 'w0' in args.variants else 'w0t1'}, medians): fixed per command "
-            f"{costs['fixed_s']:+.1f} s (start-up + tear-down: `import ray`, `ray.init`, Tuner set-up, `ray.shutdown`); "
-            f"per trial {costs['per_trial_s']:+.3f} s (trial-loop difference / N; it includes the first actor's start, "
-            f"which happens after trial 0 is asked) on a mean in-process trial (loop / N) of {costs['base_trial_s']:.2f} s "
-            f"({pct(costs['per_trial_fraction'])}).")
-    report["verdicts"] = verdicts
-
-    all_runs = runs + (headline["runs"] if headline else [])
-    left = [(r["variant"], r.get("round"), p) for r in all_runs for p in r["processes_left"]]
-    slow = [r for r in all_runs if r["processes_at_exit"] and not r["processes_left"]]
-    report["leftover_summary"] = (
-        (f"none left running (nothing of any run's session was alive {LINGER_S:.0f} s after its CLI exited)" if not left else
-         f"{len(left)} process(es) still alive {LINGER_S:.0f} s after their CLI exited, ended by the benchmark: "
-         + "; ".join(f"{v} round {i}: pid {pid} {cmd[:80]!r}" for v, i, (pid, cmd) in left))
-        + (f"; in {len(slow)} of {len(all_runs)} runs some Ray processes outlived the CLI briefly and exited on "
-           f"their own within {max(r['processes_gone_after_s'] for r in slow):.1f} s" if slow else ""))
+    report["headline"] = headline_runs(args) if args.headline_budget > 0 else None
+    base = "w0" if "w0" in args.variants else "w0t1"
+    costs = ray_costs(report["summary"], base, "w1", args.budget)
+    report["ray_costs_w1"] = {**costs, "base": base} if costs else None
+    report["verdicts"] = verdict_lines(report)
+    all_runs = runs + (report["headline"]["runs"] if report["headline"] else [])
+    report["leftover_summary"] = leftover_summary(all_runs)
     report["ray_processes_at_end"] = ray_processes()
     report["load_average_at_end"] = load_average()
     report["total_s"] = time.perf_counter() - t0
+    write_results(args.out_dir, report)
 
-    (args.out_dir / "search_cost.json").write_text(json.dumps(report, indent=1, default=str))
+
+def overhead_runs(args) -> list[dict]:
+    """The overhead variants, --repeats rounds, each round in an order rotated from the last."""
+    runs = []
+    total = args.repeats * len(args.variants)
+    for rnd in range(args.repeats):
+        for name in args.variants[rnd % len(args.variants):] + args.variants[:rnd % len(args.variants)]:
+            workers, env, _ = VARIANTS[name]
+            res = one_run(name, lambda s, w=workers: search_args(args.space, args.budget, s, w), env, args.timeout)
+            res["round"] = rnd
+            runs.append(res)
+            say_run(len(runs), total, res)
+    return runs
+
+
+def headline_runs(args) -> dict:
+    """``autokd search --budget N`` with the default settings, --headline-repeats times."""
+    runs = []
+    for i in range(args.headline_repeats):
+        res = one_run("head", lambda s: search_args(args.space, args.headline_budget, s, None, random_no_prune=False),
+                      {}, args.timeout)
+        res["round"] = i
+        runs.append(res)
+        say_run(i + 1, args.headline_repeats, res)
+    walls = [r["wall_s"] for r in runs]
+    return {"budget": args.headline_budget, "command": runs[0]["command"], "runs": runs,
+            "wall_s": {"median": med(walls), "min": spread(walls)[0], "max": spread(walls)[1]}}
+
+
+def leftover_summary(runs: list[dict]) -> str:
+    left = [(r["variant"], r.get("round"), p) for r in runs for p in r["processes_left"]]
+    slow = [r for r in runs if r["processes_at_exit"] and not r["processes_left"]]
+    text = (f"none left running (nothing of any run's session was alive {LINGER_S:.0f} s after its CLI exited)"
+            if not left else
+            f"{len(left)} process(es) still alive {LINGER_S:.0f} s after their CLI exited, ended by the benchmark: "
+            + "; ".join(f"{v} round {i}: pid {pid} {cmd[:80]!r}" for v, i, (pid, cmd) in left))
+    if slow:
+        text += (f"; in {len(slow)} of {len(runs)} runs some Ray processes outlived the CLI briefly and exited on "
+                 f"their own within {max(r['processes_gone_after_s'] for r in slow):.1f} s")
+    return text
+
+
+def write_results(out_dir: Path, report: dict) -> None:
+    """The JSON, the plot and the Markdown report; the headline numbers on the console."""
+    (out_dir / "search_cost.json").write_text(json.dumps(report, indent=1, default=str))
     if report["summary"]:
-        plot(args.out_dir / "search_cost.png", report)
-    write_markdown(args.out_dir / "search_cost.md", report)
-
-    print()
-    print("\n".join(variant_table(report["summary"])))
-    print()
-    print("\n".join(overhead_table(report["overhead"])))
-    if headline:
-        print(f"\nheadline: {headline['command']}: " + ", ".join(
-            f"{r['wall_s']:.0f} s {r.get('states')}" for r in headline["runs"]))
-    print()
-    print("\n".join(verdicts))
+        plot(out_dir / "search_cost.png", report)
+    write_markdown(out_dir / "search_cost.md", report_blocks(report))
+    print("\n" + markdown([variant_table(report["summary"], report["variants"]), overhead_table(report["overhead"])]))
+    if report["headline"]:
+        print(f"headline: {report['headline']['command']}: " + ", ".join(
+            f"{r['wall_s']:.0f} s {r.get('states')}" for r in report["headline"]["runs"]))
+    print("\n".join(report["verdicts"]))
     print(f"identical trials in every overhead run: {report['same_trials']}")
     print(f"processes left behind by the runs: {report['leftover_summary']}")
     print(f"Ray processes on the machine (anyone's) at the start: {len(report['ray_processes_at_start'])}, "
           f"at the end: {len(report['ray_processes_at_end'])} {[pid for pid, _ in report['ray_processes_at_end']]}")
     print(f"load average at start {report['load_average_at_start']}, at end {report['load_average_at_end']}; "
           f"total {report['total_s'] / 60:.1f} min")
-    print(f"wrote {args.out_dir / 'search_cost.json'}, {args.out_dir / 'search_cost.md'} and {args.out_dir / 'search_cost.png'}")
+    print(f"wrote {out_dir / 'search_cost.json'}, {out_dir / 'search_cost.md'} and {out_dir / 'search_cost.png'}")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,13 @@ import pytest
 from conftest import run_cli, write_space
 
 from autokd.compare.baselines import load_baselines
+from autokd.compare.compare import CompareRequest, run_compare
+from autokd.compare.results import BASELINE, FOUND
 from autokd.compare.stats import gap_closed, mean_sd_se, paired, spearman
 from autokd.config.strategy import Recipe
 from autokd.errors import AutokdError
-from autokd.search.driver import SearchRequest, run_search
+from autokd.search.driver import run_search
+from autokd.search.settings import SearchSettings
 from autokd.search.space_file import load_space_file
 
 PAIRS = [("stages.0", "stages.0"), ("stages.1", "stages.1"), ("stages.2", "stages.2")]
@@ -74,49 +77,133 @@ def test_statistics_on_known_numbers():
     assert spearman([1, 2], [3, 4]).rho is None
 
 
+# --- the run store ---------------------------------------------------------------------------
+
+
+def test_run_store_reads_lines_written_before_run_states_and_skips_a_cut_line(tmp_path):
+    from autokd.compare.results import FAILED, RunRecord
+    from autokd.compare.store import RunStore
+
+    path = tmp_path / "runs.jsonl"
+    old = {"strategy": "kd", "kind": "baseline", "seed": 0, "val_acc": 80.5, "test_acc": 79.25, "seconds": 3.0, "key": "k0"}
+    path.write_text(json.dumps(old) + "\n" + '{"strategy": "kd", "kind": "base')  # the second line was cut by a kill
+    store = RunStore(path)
+    assert list(store.runs) == ["k0"] and store.runs["k0"].ok and store.runs["k0"].test_acc == 79.25
+    store.add(RunRecord("x", "baseline", 1, None, None, 0.5, "k1", FAILED, "loss diverged"))
+    again = RunStore(path)
+    assert again.runs["k1"].state == FAILED and again.runs["k1"].reason == "loss diverged" and not again.runs["k1"].ok
+    (tmp_path / "folder.jsonl").mkdir()
+    with pytest.raises(AutokdError, match="cannot keep compare runs in .*folder.jsonl: it is a folder"):
+        RunStore(tmp_path / "folder.jsonl")
+
+
 # --- end to end ----------------------------------------------------------------------------
+
+MINI = "baselines:\n  student: {alpha: 0.0}\n  kd: {alpha: 0.9, temperature: 4.0}\n"
+# a FitNets hint at weight 1e30: the loss passes 1e8 in the first epoch, so every run of it diverges
+DIVERGING = "  huge_hint:\n    alpha: 0.0\n    pairs: [{at: middle, loss: fitnet, weight: 1.0e+30}]\n"
 
 
 def _study(tmp_path, budget=3):
     path = write_space(tmp_path / "tiny.yaml", space=SPACE)
-    request = SearchRequest(name="cmp", sampler="random", budget=budget, workers=0,
-                            storage=str(tmp_path / "s.db"), device="cpu", pruning=False)
-    return run_search(load_space_file(path), request, lambda _m: None, lambda _t, _f: None)
+    space_file = load_space_file(path)
+    settings = SearchSettings(space_file.text, space_file.source, sampler="random", budget=budget, workers=0,
+                              device="cpu", pruning=False)
+    return run_search(space_file, settings, "cmp", str(tmp_path / "s.db"), say=lambda _m: None)
 
 
-def test_compare_reuses_runs_and_adds_only_new_seeds(tmp_path):
-    from autokd.compare.compare import run_compare
+def _request(tmp_path, out, **kw) -> CompareRequest:
+    return CompareRequest(out, baselines_path=str(tmp_path / "baselines.yaml"), workers=0, device="cpu", **kw)
 
+
+def _runs(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+
+
+def test_compare_reuses_runs_adds_only_new_seeds_and_survives_a_diverging_baseline(tmp_path):
     study = _study(tmp_path)
-    mini = tmp_path / "baselines.yaml"
-    mini.write_text("baselines:\n  student: {alpha: 0.0}\n  kd: {alpha: 0.9, temperature: 4.0}\n")
+    (tmp_path / "baselines.yaml").write_text(MINI + DIVERGING)
     out = tmp_path / "report"
-    first = run_compare(study, out, top_k=2, seeds=2, baselines_path=str(mini), workers=0, device="cpu", say=lambda _m: None)
-    lines = (out / "runs.jsonl").read_text().splitlines()
-    assert len(lines) == (2 + 2) * 2
+    first = run_compare(study, _request(tmp_path, out, top_k=2, seeds=2), say=lambda _m: None)
+    assert len(_runs(out)) == (2 + 3) * 2
     assert sorted({r.seed for r in first.runs}) == [0, 1]
-    again = run_compare(study, out, top_k=2, seeds=3, baselines_path=str(mini), workers=0, device="cpu", say=lambda _m: None)
-    lines = (out / "runs.jsonl").read_text().splitlines()
-    assert len(lines) == (2 + 2) * 3  # only the new seed ran
-    old = {(json.loads(l)["strategy"], json.loads(l)["seed"]): json.loads(l)["test_acc"] for l in lines}
+    again = run_compare(study, _request(tmp_path, out, top_k=2, seeds=3), say=lambda _m: None)
+    lines = _runs(out)
+    assert len(lines) == (2 + 3) * 3  # only the new seed ran; the failed runs were reused, not retried
+    old = {(line["strategy"], line["seed"]): line["test_acc"] for line in lines}
     for r in first.runs:  # the earlier runs were reused as they were
         assert old[(r.strategy, r.seed)] == r.test_acc
-    names = {s.name for s in again.summaries}
-    best = max((t for t in study.trials if t.value is not None), key=lambda t: (t.value, -t.number))
-    assert f"trial {best.number}" in names and {"student", "kd"} <= names
+    failed = [line for line in lines if line["state"] == "failed"]
+    assert {(f["strategy"], f["seed"]) for f in failed} == {("huge_hint", s) for s in (0, 1, 2)}
+    assert all("diverged" in f["reason"] and f["test_acc"] is None for f in failed)
+    assert all(line["state"] == "ok" and line["reason"] is None for line in lines if line["strategy"] != "huge_hint")
     summary = {s.name: s for s in again.summaries}
+    best = max((t for t in study.trials if t.value is not None), key=lambda t: (t.value, -t.number))
+    assert f"trial {best.number}" in summary and {"student", "kd", "huge_hint"} <= set(summary)
+    huge = summary["huge_hint"]
+    assert (huge.n, huge.failed, huge.test_mean, huge.gap_closed) == (0, 3, None, None)
+    assert again.summaries[-1] is huge  # listed, last, without a mean
     runs = [r.test_acc for r in again.runs if r.strategy == "kd"]
-    assert summary["kd"].n == 3 and summary["kd"].test_mean == pytest.approx(sum(runs) / 3)
-    assert again.paired.found == f"trial {best.number}" and again.paired.n == 3
+    assert summary["kd"].n == 3 and summary["kd"].failed == 0 and summary["kd"].test_mean == pytest.approx(sum(runs) / 3)
+    assert again.paired.found == f"trial {best.number}" and again.paired.baseline in ("student", "kd")
+    assert again.paired.n == 3
     assert again.fidelity.n == 2  # two found strategies: too few for a rank correlation
     assert summary["student"].gap_closed is None
-    assert again.teacher["test_acc"] > summary["student"].test_mean
+    assert again.student.test_acc == pytest.approx(summary["student"].test_mean)
+    assert again.teacher.test_acc > summary["student"].test_mean
+    assert again.search.counts.finished == 3 and again.search.budget == 3
 
 
-def test_compare_cli_on_ray_writes_the_report(tmp_path):
+def _add_trial(study, like, value: float, strategy: dict) -> int:
+    """A complete trial with ``like``'s parameters, ``value`` and the stored ``strategy``."""
+    import optuna
+
+    trial = optuna.trial.create_trial(params=like.params, distributions=like.distributions, value=value,
+                                      user_attrs={**like.user_attrs, "strategy": strategy})
+    study.add_trial(trial)
+    return study.trials[-1].number
+
+
+def test_compare_retrains_distinct_strategies_and_names_a_found_baseline_both_ways(tmp_path):
+    from autokd.compare.report import write_report
+    from autokd.config.strategy import strategy_from_dict, strategy_to_dict
+
+    study = _study(tmp_path)
+    (tmp_path / "baselines.yaml").write_text(MINI)
+    complete = sorted((t for t in study.trials if t.value is not None), key=lambda t: (-t.value, t.number))
+    assert len(complete) == 3, "the tiny random search should complete its 3 trials"
+    best, second = complete[0], complete[1]
+    # the best strategy found again, ranked first; the kd baseline found, ranked second
+    again = _add_trial(study, best, best.value + 2, best.user_attrs["strategy"])
+    kd = strategy_to_dict(strategy_from_dict({"alpha": 0.9, "temperature": 4.0},
+                                             strategy_from_dict(best.user_attrs["strategy"]).recipe))
+    as_kd = _add_trial(study, second, best.value + 1, kd)
+    out = tmp_path / "report"
+    c = run_compare(study, _request(tmp_path, out, top_k=3, seeds=2), say=lambda _m: None)
+    names = {s.name: s for s in c.summaries}
+    # trial `again` stands for `best` (same strategy), so the third is the next distinct one
+    assert set(names) == {f"trial {again}", f"trial {as_kd} = kd", f"trial {second.number}", "student"}
+    merged = names[f"trial {as_kd} = kd"]
+    assert (merged.kind, merged.baselines, merged.trial_number) == (FOUND, ["kd"], as_kd)
+    assert [s.kind for s in c.summaries].count(BASELINE) == 1  # kd is no longer a baseline row
+    lines = _runs(out)
+    assert len(lines) == 4 * 2 and len({line["key"] for line in lines}) == 8  # every strategy and seed once
+    assert all(s.n == 2 and s.failed == 0 for s in c.summaries)
+    for s in c.summaries:  # each run counted once, under its own row
+        accs = [r.test_acc for r in c.runs if r.strategy == s.name]
+        assert len(accs) == 2 and s.test_mean == pytest.approx(sum(accs) / 2)
+    assert c.paired.found == f"trial {again}" and c.paired.baseline == "student"
+    write_report(c, out)
+    md = (out / "report.md").read_text()
+    assert f"trial {as_kd} = kd: the search's trial {as_kd} is the baseline kd exactly" in md
+    assert md.count(f"| trial {again} |") == 1  # one row in the per-seed table
+
+
+def test_compare_cli_on_ray_records_a_diverging_baseline_and_writes_the_report(tmp_path):
     study = _study(tmp_path, budget=2)
     mini = tmp_path / "baselines.yaml"
-    mini.write_text("baselines:\n  student: {alpha: 0.0}\n  fitnet:\n    alpha: 0.0\n    pairs: [{at: middle, loss: fitnet, weight: 100.0}]\n")
+    mini.write_text("baselines:\n  student: {alpha: 0.0}\n  fitnet:\n    alpha: 0.0\n"
+                    "    pairs: [{at: middle, loss: fitnet, weight: 100.0}]\n" + DIVERGING)
     out = tmp_path / "rep"
     result = run_cli("compare", "cmp", "--storage", tmp_path / "s.db", "--top-k", "1", "--seeds", "2",
                      "--baselines", mini, "--out", out, "--workers", "2")
@@ -124,10 +211,34 @@ def test_compare_cli_on_ray_writes_the_report(tmp_path):
     for name in ("report.md", "report.html", "results.csv", "comparison.png", "optimization_history.png"):
         assert (out / name).exists(), name
     table = pd.read_csv(out / "results.csv")
-    assert len(table) == 3 * 2 and set(table["strategy"]) == {"student", "fitnet", f"trial {study.best_trial.number}"}
+    winner = f"trial {study.best_trial.number}"
+    assert len(table) == 4 * 2 and set(table["strategy"]) == {"student", "fitnet", "huge_hint", winner}
+    failed = table[table["state"] == "failed"]
+    assert set(failed["strategy"]) == {"huge_hint"} and len(failed) == 2
+    assert failed["reason"].str.contains("diverged").all() and failed["test_acc"].isna().all()
+    assert (table[table["strategy"] != "huge_hint"]["state"] == "ok").all()
+    assert [line["state"] for line in _runs(out)].count("failed") == 2
     md = (out / "report.md").read_text()
-    for _, row in table.groupby("strategy")["test_acc"].mean().items():
-        assert f"{row:.2f}" in md  # the table holds the run's numbers
+    ok = table[table["state"] == "ok"]
+    for _, mean in ok.groupby("strategy")["test_acc"].mean().items():
+        assert f"{mean:.2f}" in md  # the table holds the runs' numbers
+    assert "## Failed runs" in md and "| huge\\_hint | baseline | 0 | loss diverged" in md
+    assert "2 runs of 8 failed" in md
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.split()[:1] == ["-"]}
+    assert "failed" in lines["huge_hint"] and "0 (2 failed)" in lines["huge_hint"]
     assert "fitnet" in result.stdout and "student" in result.stdout
     missing = run_cli("compare", "nope", "--storage", tmp_path / "s.db")
     assert missing.returncode == 2 and "unknown study 'nope'" in missing.stderr
+
+
+def test_compare_out_that_is_a_file_is_one_error_line_before_training(tmp_path):
+    _study(tmp_path, budget=1)
+    (tmp_path / "baselines.yaml").write_text(MINI)
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the report folder should be")
+    result = run_cli("compare", "cmp", "--storage", tmp_path / "s.db", "--baselines", tmp_path / "baselines.yaml",
+                     "--out", blocker, "--workers", "0")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: cannot write the compare report into {blocker}: it is a "
+                                                  "file, not a folder"]
+    assert "teacher" not in result.stderr + result.stdout  # refused before any training

@@ -3,164 +3,109 @@ length over several seeds, evaluate on the test split, and summarise.
 
 The search's winner is its rank-1 strategy by proxy *validation* accuracy (chosen without
 looking at test); the best baseline is the baseline with the highest test mean, which favours
-the baselines, so a win over it is a conservative claim.
+the baselines, so a win over it is a conservative claim. Each distinct strategy is retrained
+once per seed (see :mod:`autokd.compare.plan`). A run whose training diverges is recorded as
+failed, with its reason, and the others go on; like every finished run it is kept in
+``runs.jsonl`` and reused by the next compare.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
 from autokd.compare.baselines import load_baselines
-from autokd.compare.execute import Job, JobResult, run_jobs, with_seed
-from autokd.compare.results import BASELINE, FOUND, Comparison, RunRecord, StrategySummary
-from autokd.compare.stats import gap_closed, mean_sd_se, paired, spearman
-from autokd.compare.store import RunStore, run_key
-from autokd.config.parse import to_mapping
+from autokd.compare.execute import JobResult, run_jobs
+from autokd.compare.plan import as_job, found_contenders, jobs_for, with_baselines
+from autokd.compare.results import FAILED, OK, Comparison, RunRecord
+from autokd.compare.store import RunStore
+from autokd.compare.summary import summarise
 from autokd.errors import AutokdError
-from autokd.search.driver import bind_space, check_workers
-from autokd.search.export import export_config, full_length_strategy
-from autokd.search.leaderboard import importances, ranked
-from autokd.search.space_file import space_file_from_text
-from autokd.search.study import counts, read_settings
+from autokd.formatting import format_seconds
+from autokd.outputs import make_folder
 
 Say = Callable[[str], None]
+Status = Callable[[str, bool], None]
 
 
-def run_compare(
-    study,
-    out_dir: Path,
-    top_k: int = 3,
-    seeds: int = 5,
-    epochs: Optional[int] = None,
-    baselines_path: Optional[str] = None,
-    workers: int = 1,
-    address: Optional[str] = None,
-    device: str = "auto",
-    say: Say = print,
-    status: Callable[[str, bool], None] = lambda _t, _f: None,
-) -> Comparison:
+@dataclass
+class CompareRequest:
+    out_dir: Path  # the report folder; finished runs are kept in OUT/runs.jsonl
+    top_k: int = 3  # distinct found strategies
+    seeds: int = 5  # per strategy: the recipe's seed, +1, ...
+    epochs: Optional[int] = None  # full length (default: the task's full recipe)
+    baselines_path: Optional[str] = None  # default: the shipped baselines
+    workers: Optional[int] = None  # Ray tasks at once (None: every CPU); 0: one by one in this process
+    address: Optional[str] = None  # a Ray cluster to join
+    device: str = "auto"
+
+
+def run_compare(study, request: CompareRequest, say: Say = print, status: Status = lambda _t, _f: None) -> Comparison:
+    """Retrain the study's best ``top_k`` distinct strategies and the baselines (runs already in
+    OUT/runs.jsonl are reused) and summarise them; the report is written by :func:`write_report`."""
+    from autokd.search.binding import bind_space
+    from autokd.search.leaderboard import ranked
+    from autokd.search.space_file import space_file_from_text
+    from autokd.search.study import check_same_teacher, read_settings
     from autokd.training.run import prepare_task
 
-    from autokd.training.run import resolve_device
-
-    check_workers(workers, address)
-    resolve_device(device)
+    _check(request)
     settings = read_settings(study)
     space_file = space_file_from_text(settings.space_text, settings.space_source)
     task = space_file.task
-    space = bind_space(space_file)
-    recipe = task.recipes.full if epochs is None else replace(task.recipes.full, epochs=epochs)
+    recipe = task.recipes.full if request.epochs is None else replace(task.recipes.full, epochs=request.epochs)
     entries = ranked(study)
     if not entries:
         raise AutokdError(f"study {study.study_name!r} has no complete trial yet; nothing to compare")
-    found = [(f"trial {e.number}", e, full_length_strategy(space_file, e.strategy, epochs)) for e in entries[:top_k]]
-    baselines = load_baselines(baselines_path, space.pairs, recipe)
-    seed_list = [recipe.seed + i for i in range(seeds)]
-
-    jobs = [Job(name, FOUND, with_seed(s, seed), run_key(task, with_seed(s, seed), seed))
-            for name, _, s in found for seed in seed_list]
-    jobs += [Job(b.name, BASELINE, with_seed(b.strategy, seed), run_key(task, with_seed(b.strategy, seed), seed))
-             for b in baselines for seed in seed_list]
-    store = RunStore(Path(out_dir) / "runs.jsonl")
+    found = found_contenders(entries, space_file, request.epochs, request.top_k)
+    baselines = load_baselines(request.baselines_path, bind_space(space_file).pairs, recipe)
+    contenders = with_baselines(found, baselines, task)
+    seeds = [recipe.seed + i for i in range(request.seeds)]
+    jobs = jobs_for(contenders, seeds, task)
+    store = RunStore(make_folder(request.out_dir, "the compare report") / "runs.jsonl")  # before any training
     todo = [j for j in jobs if j.key not in store]
-    say(f"compare {study.study_name!r}: {len(found)} found + {len(baselines)} baselines x {seeds} seeds "
-        f"at {recipe.epochs} epochs = {len(jobs)} runs ({len(jobs) - len(todo)} already done)")
-    prepared = prepare_task(task, device, progress=say)
+    say(f"compare {study.study_name!r}: {len(found)} found + {len(baselines)} baselines = {len(contenders)} distinct "
+        f"strategies x {request.seeds} seeds at {recipe.epochs} epochs = {len(jobs)} runs "
+        f"({len(jobs) - len(todo)} already done)")
+    prepared = prepare_task(task, request.device, progress=say)  # a diverging teacher is an AutokdError
+    check_same_teacher(study, prepared.teacher_info)  # the teacher the study was searched with
     if todo:
-        _execute(prepared, todo, store, workers, address, say, status)
-    records = [store.runs[j.key] for j in jobs]
-    return summarise(study, settings, space_file, prepared, found, baselines, records, recipe, seed_list)
+        _execute(prepared, todo, store, request, status)
+    runs = [as_job(store.runs[j.key], j) for j in jobs]
+    return summarise(study, settings, prepared, contenders, runs, recipe, seeds)
 
 
-def _execute(prepared, todo: list[Job], store: RunStore, workers: int, address, say: Say, status) -> None:
-    import time
+def _check(request: CompareRequest) -> None:
+    """The flags that can be wrong, before anything is read or trained."""
+    import os
 
-    from autokd.formatting import format_seconds
+    from autokd.search.settings import check_workers
+    from autokd.training.run import resolve_device
 
+    check_workers(request.workers, request.address)
+    resolve_device(request.device)
+    address = request.address or os.environ.get("RAY_ADDRESS")
+    if request.workers != 0 and address:
+        from autokd.search.ray_backend import check_address
+
+        check_address(address)
+
+
+def _execute(prepared, todo, store: RunStore, request: CompareRequest, status: Status) -> None:
     start, done = time.monotonic(), 0
 
     def on_done(result: JobResult) -> None:
         nonlocal done
-        j = result.job
-        store.add(RunRecord(j.name, j.kind, j.strategy.recipe.seed, result.val_acc, result.test_acc, result.seconds, j.key))
+        j, o = result.job, result.outcome
+        seed = j.strategy.recipe.seed
+        store.add(RunRecord(j.name, j.kind, seed, o.val_acc, o.test_acc, o.seconds, j.key,
+                            FAILED if o.reason else OK, o.reason))
         done += 1
         elapsed = time.monotonic() - start
-        status(f"runs {done}/{len(todo)}  last: {j.name} seed {j.strategy.recipe.seed} test {result.test_acc:.2f}%  "
-               f"elapsed {format_seconds(elapsed)}  eta {format_seconds(elapsed / done * (len(todo) - done))}", True)
+        last = f"failed ({o.reason})" if o.reason else f"test {o.test_acc:.2f}%"
+        status(f"runs {done}/{len(todo)}  last: {j.name} seed {seed} {last}  elapsed {format_seconds(elapsed)}  "
+               f"eta {format_seconds(elapsed / done * (len(todo) - done))}", True)
 
-    run_jobs(prepared, todo, workers, on_done, address)
-
-
-def summarise(study, settings, space_file, prepared, found, baselines, records, recipe, seed_list) -> Comparison:
-    teacher_test = prepared.teacher_info.test_acc
-    by_name: dict[str, list[RunRecord]] = {}
-    for r in records:
-        by_name.setdefault(r.strategy, []).append(r)
-    student_runs = by_name.get("student")
-    student_mean = mean_sd_se([r.test_acc for r in student_runs])[0] if student_runs else None
-    descriptions = {name: s.describe() for name, _, s in found} | {b.name: b.description for b in baselines}
-    proxies = {name: (e.value, e.number) for name, e, _ in found}
-    summaries = []
-    for name, runs in by_name.items():
-        test_mean, test_sd, test_se = mean_sd_se([r.test_acc for r in runs])
-        gap = gap_closed(test_mean, student_mean, teacher_test) if student_mean is not None and name != "student" else None
-        proxy, number = proxies.get(name, (None, None))
-        summaries.append(StrategySummary(
-            name, runs[0].kind, descriptions[name], len(runs), test_mean, test_sd, test_se,
-            mean_sd_se([r.val_acc for r in runs])[0], gap, proxy, number))
-    summaries.sort(key=lambda s: -s.test_mean)
-    per_seed = {name: {r.seed: r.test_acc for r in runs} for name, runs in by_name.items()}
-    winner = found[0][0]
-    best_baseline = max((s for s in summaries if s.kind == BASELINE), key=lambda s: s.test_mean, default=None)
-    comparison_paired = paired(winner, per_seed[winner], best_baseline.name, per_seed[best_baseline.name]) if best_baseline else None
-    found_summaries = [s for s in summaries if s.kind == FOUND]
-    fidelity = spearman([s.proxy_val for s in found_summaries], [s.test_mean for s in found_summaries])
-    c = counts(study)
-    wall = _search_wall_seconds(study)
-    task = space_file.task
-    return Comparison(
-        study_name=study.study_name,
-        task_name=task.name,
-        teacher={"model": task.teacher.model, "kwargs": task.teacher.kwargs, "parameters": _params(prepared.teacher),
-                 "val_acc": prepared.teacher_info.val_acc, "test_acc": teacher_test},
-        student={"model": task.student.model, "kwargs": task.student.kwargs, "parameters": _student_params(prepared)},
-        search={"sampler": settings.sampler, "budget": settings.budget, "counts": c, "wall_seconds": wall,
-                "cpu_seconds": _trial_seconds(study), "workers": settings.workers,
-                "proxy_epochs": task.recipes.proxy.epochs, "space": settings.space_source},
-        recipe=to_mapping(recipe),
-        seeds=seed_list,
-        summaries=summaries,
-        runs=records,
-        paired=comparison_paired,
-        fidelity=fidelity,
-        exported=export_config(study, 1),
-        history=[(t.number, t.state.name, t.value) for t in study.get_trials(deepcopy=False)
-                 if t.state.is_finished() and not t.user_attrs.get("interrupted")],
-        importances=importances(study),
-    )
-
-
-def _params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _student_params(prepared) -> int:
-    from autokd.models.registry import build_model
-
-    data, spec = prepared.data, prepared.task.student
-    return _params(build_model(spec.model, spec.kwargs, data.num_classes, data.input_shape))
-
-
-def _search_wall_seconds(study) -> float:
-    """First trial start to last trial end (includes pauses between sessions of a resumed study)."""
-    starts = [t.datetime_start for t in study.get_trials(deepcopy=False) if t.datetime_start]
-    ends = [t.datetime_complete for t in study.get_trials(deepcopy=False) if t.datetime_complete]
-    return (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
-
-
-def _trial_seconds(study) -> float:
-    """CPU time of the search: each trial ran on one CPU, so the sum of trial durations."""
-    return sum((t.datetime_complete - t.datetime_start).total_seconds() for t in study.get_trials(deepcopy=False)
-               if t.datetime_start and t.datetime_complete)
+    run_jobs(prepared, todo, request.workers, on_done, request.address)

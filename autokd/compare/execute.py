@@ -1,7 +1,12 @@
-"""Running the full-length retrainings: parallel Ray tasks (local or a cluster), or in-process."""
+"""Running the full-length retrainings: parallel Ray tasks (local or a cluster), or in-process.
+
+A run whose training diverges (:class:`~autokd.training.fit.TrainingFailed`), runs out of memory
+or whose worker dies comes back as a failed result with its reason, and the other runs go on.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
@@ -17,31 +22,55 @@ class Job:
 
 
 @dataclass
+class Outcome:
+    """What one training run gave: accuracies, or the reason it failed."""
+
+    val_acc: Optional[float]
+    test_acc: Optional[float]
+    seconds: float
+    reason: Optional[str] = None  # set when training diverged
+
+
+@dataclass
 class JobResult:
     job: Job
-    val_acc: float
-    test_acc: float
-    seconds: float
+    outcome: Outcome
 
 
-def _train(prepared, strategy: Strategy, threads: Optional[int] = None) -> tuple[float, float, float]:
+def _train(prepared, strategy: Strategy, threads: Optional[int] = None) -> Outcome:
     import torch
 
+    from autokd.training.fit import TrainingFailed
     from autokd.training.run import train_strategy
 
     if threads:
         torch.set_num_threads(threads)
-    result = train_strategy(prepared, strategy, validate_at=())  # validation only at the end: it is all a run reports
-    return result.val_acc, result.test_acc, result.seconds
+    start = time.perf_counter()
+    try:
+        result = train_strategy(prepared, strategy, validate_at=())  # validation only at the end: it is all a run reports
+    except TrainingFailed as exc:
+        return Outcome(None, None, time.perf_counter() - start, str(exc))
+    except torch.OutOfMemoryError:
+        return Outcome(None, None, time.perf_counter() - start, "out of memory")
+    return Outcome(result.val_acc, result.test_acc, result.seconds)
 
 
 def run_in_process(prepared, jobs: list[Job], on_done: Callable[[JobResult], None]) -> None:
-    for job in jobs:
-        on_done(JobResult(job, *_train(prepared, job.strategy)))
+    """The jobs one by one, on one torch thread like a Ray task (restored afterwards)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        for job in jobs:
+            on_done(JobResult(job, _train(prepared, job.strategy, threads=1)))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def run_on_ray(prepared, jobs: list[Job], workers: int, on_done: Callable[[JobResult], None]) -> None:
-    """Every job as a Ray task of one CPU (plus a GPU share on GPU clusters); results as they finish."""
+    """Every job as a Ray task of one CPU (plus a GPU share on GPU clusters); results as they finish.
+
+    A task whose worker dies is run once more (``max_retries=1``); dying again, it is a failed run."""
     import ray
 
     gpus = ray.cluster_resources().get("GPU", 0)
@@ -55,29 +84,28 @@ def run_on_ray(prepared, jobs: list[Job], workers: int, on_done: Callable[[JobRe
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(done[0])
-            on_done(JobResult(job, *ray.get(done[0])))
+            try:
+                outcome = ray.get(done[0])
+            except ray.exceptions.RayError as exc:  # the worker died twice (max_retries=1): record, go on
+                outcome = Outcome(None, None, 0.0, f"the run's worker died ({type(exc).__name__})")
+            on_done(JobResult(job, outcome))
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
 
 
-def run_jobs(prepared, jobs: list[Job], workers: int, on_done: Callable[[JobResult], None],
+def run_jobs(prepared, jobs: list[Job], workers: Optional[int], on_done: Callable[[JobResult], None],
              address: Optional[str] = None) -> None:
     """``workers`` 0: the jobs one by one in this process; else as Ray tasks on the cluster at
-    ``address`` (or ``RAY_ADDRESS``), or on a local Ray of ``workers`` CPUs started and shut down here."""
+    ``address`` (or ``RAY_ADDRESS``), or on a local Ray of ``workers`` CPUs (None: every CPU)
+    started and shut down here."""
     if workers == 0:
         run_in_process(prepared, jobs, on_done)
         return
-    import ray
+    from autokd.search.driver import ray_session
 
-    from autokd.search.ray_backend import start_ray
-
-    started = start_ray(address, workers)
-    try:
-        run_on_ray(prepared, jobs, workers, on_done)
-    finally:
-        if started:
-            ray.shutdown()
+    with ray_session(address, workers) as cpus:
+        run_on_ray(prepared, jobs, cpus, on_done)
 
 
 def with_seed(strategy: Strategy, seed: int) -> Strategy:

@@ -1,16 +1,24 @@
-"""The plots of ``autokd compare``: one small function per figure, plain data in, a PNG out.
+"""The plots of ``autokd compare``: one small function per figure, the comparison's data in, a PNG out.
 
 Every function draws on a bare :class:`matplotlib.figure.Figure` (no ``pyplot``), which renders
 with the Agg canvas whatever backend the caller's process uses: nothing here needs a display or
 changes global matplotlib state. Matplotlib is imported inside the functions so importing this
-module stays cheap. Accuracies are percentages (0-100), as everywhere in autokd.
+module stays cheap. Accuracies are percentages (0-100), as everywhere in autokd. A PNG is
+written atomically; a write that fails (read-only folder, full disk) is one AutokdError line.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
+
+from autokd.compare.formats import finite, fmt_p
+from autokd.compare.results import FOUND, Comparison, Fidelity, HistoryPoint, StrategySummary
+from autokd.errors import AutokdError
+from autokd.outputs import write_atomic
 
 FOUND_COLOR = "#e07b22"  # found strategies (orange)
 BASELINE_COLOR = "#4c72b0"  # hand-tuned baselines (blue)
@@ -19,6 +27,60 @@ STUDENT_COLOR = "#777777"
 PRUNED_COLOR = "#9a9a9a"
 FAILED_COLOR = "#c0392b"
 DPI = 150
+
+# file name -> (caption, width in the HTML report in pixels)
+FIGURES = {
+    "optimization_history.png": ("Search history: proxy validation accuracy of every trial and the best so far.", 820),
+    "importances.png": ("Parameter importances of the search space (Optuna's default evaluator).", 680),
+    "comparison.png": ("Full-length test accuracy of every strategy (mean ± 1 sd over the seeds); found strategies "
+                       "in orange, baselines in blue.", 820),
+    "proxy_vs_full.png": ("Does the short proxy run rank strategies like full-length training? Proxy validation "
+                          "accuracy against full-length test accuracy of the found strategies.", 660),
+}
+
+
+@dataclass
+class Figures:
+    """The plots that were drawn (file name -> path) and, for those that were not, why not."""
+
+    drawn: dict[str, Path] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def draw_all(c: Comparison, out_dir: Path) -> Figures:
+    """Every plot of the report that the comparison has data for; a plot that cannot be drawn
+    becomes a note (a failed write is still an error)."""
+    figures = Figures()
+
+    def attempt(name: str, draw) -> None:
+        try:
+            figures.drawn[name] = draw(out_dir / name)
+        except AutokdError:
+            raise
+        except Exception as e:  # a broken plot must not cost the whole report
+            warnings.warn(f"autokd compare: could not draw {name}: {e!r}", RuntimeWarning, stacklevel=3)
+            figures.notes[name] = f"The plot {name} could not be drawn ({type(e).__name__}: {e})."
+
+    if c.history:
+        attempt("optimization_history.png", lambda path: optimization_history(c.history, path))
+    else:
+        figures.notes["optimization_history.png"] = "No search history was recorded, so there is no history plot."
+    if c.importances:
+        attempt("importances.png", lambda path: importances(c.importances, path))
+    else:
+        figures.notes["importances.png"] = ("No parameter importances: Optuna could not compute them (too few "
+                                            "complete trials, or parameters that never varied), so there is no "
+                                            "importances plot.")
+    bars = [s for s in c.summaries if s.test_mean is not None]
+    if bars:
+        attempt("comparison.png", lambda path: comparison(bars, path, c.teacher.test_acc, c.student.test_acc,
+                                                          len(c.seeds)))
+    points = [s for s in c.summaries if s.kind == FOUND and finite(s.proxy_val) and finite(s.test_mean)]
+    if points:
+        attempt("proxy_vs_full.png", lambda path: proxy_vs_full(points, path, c.fidelity))
+    else:
+        figures.notes["proxy_vs_full.png"] = "No found strategy has a proxy value, so there is no proxy-vs-full plot."
+    return figures
 
 
 def _figure(width: float, height: float):
@@ -35,97 +97,86 @@ def _style(ax) -> None:
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    fig.savefig(path, format="png", dpi=DPI)
-    return path
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI), f"the plot {Path(path).name}")
 
 
-def _finite(x) -> bool:
-    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
-
-
-def _state(state: str) -> str:
-    s = str(state).upper()
-    if s.startswith("TRIALSTATE."):
-        s = s[len("TRIALSTATE."):]
-    return {"FAILED": "FAIL", "COMPLETED": "COMPLETE"}.get(s, s)
-
-
-def optimization_history(history: Sequence[tuple[int, str, Optional[float]]], path: Path) -> Path:
+def optimization_history(history: Sequence[HistoryPoint], path: Path) -> Path:
     """Trials of the search: complete ones as dots, pruned as grey crosses (at their last reported
     value when they have one), failed as red ticks along the bottom; the best-so-far step line over
     the complete trials. The legend counts every state."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = _figure(8.0, 4.2)
     _style(ax)
     by_state: dict[str, list[tuple[int, Optional[float]]]] = {}
-    for number, state, value in history:
-        by_state.setdefault(_state(state), []).append((int(number), value if _finite(value) else None))
-
+    for h in history:
+        by_state.setdefault(h.state, []).append((h.number, h.value if finite(h.value) else None))
     complete = sorted((n, v) for n, v in by_state.get("COMPLETE", []) if v is not None)
-    pruned = by_state.get("PRUNED", [])
-    failed = by_state.get("FAIL", [])
-    others = {s: t for s, t in by_state.items() if s not in ("COMPLETE", "PRUNED", "FAIL")}
-
     if complete:
-        xs, ys = zip(*complete)
-        ax.scatter(xs, ys, s=24, color=BASELINE_COLOR, edgecolors="white", linewidths=0.6, zorder=4,
-                   label=f"complete ({len(by_state.get('COMPLETE', []))})")
-        best_x, best_y, best = [], [], -math.inf
-        for n, v in complete:
-            if v > best:
-                best = v
-            best_x.append(n)
-            best_y.append(best)
-        last = max(int(t[0]) for t in history)
-        best_x.append(max(last, best_x[-1]))
-        best_y.append(best)
-        ax.step(best_x, best_y, where="post", color=FOUND_COLOR, linewidth=1.8, alpha=0.9, zorder=3,
-                label=f"best so far ({best:.2f}%)")
-    pruned_vals = [(n, v) for n, v in pruned if v is not None]
-    if pruned:
-        if pruned_vals:
-            xs, ys = zip(*pruned_vals)
-            ax.scatter(xs, ys, s=22, marker="x", color=PRUNED_COLOR, linewidths=1.2, zorder=2,
-                       label=f"pruned ({len(pruned)}), at last reported value")
-        else:
-            ax.plot([], [], linestyle="none", marker="x", color=PRUNED_COLOR, label=f"pruned ({len(pruned)})")
-    if failed:
-        # no value: a tick on the x axis at the trial's number
-        ax.scatter([n for n, _ in failed], [0.0] * len(failed), marker="|", s=120, color=FAILED_COLOR,
-                   transform=ax.get_xaxis_transform(), clip_on=False, zorder=5,
-                   label=f"failed ({len(failed)}), no value")
-    for state, trials in sorted(others.items()):
-        ax.plot([], [], linestyle="none", label=f"{state.lower()} ({len(trials)})")
-
+        _complete_and_best(ax, complete, len(by_state["COMPLETE"]), max(h.number for h in history))
+    pruned = [(n, v) for n, v in by_state.get("PRUNED", []) if v is not None]
+    _pruned_and_failed(ax, by_state)
     if not history:
         ax.text(0.5, 0.5, "no trials", transform=ax.transAxes, ha="center", va="center", color="#666")
-    elif not complete and not pruned_vals:
+    elif not complete and not pruned:
         ax.text(0.5, 0.5, "no trial reported a value", transform=ax.transAxes, ha="center", va="center",
                 color="#666")
-    numbers = [int(t[0]) for t in history]
+    numbers = [h.number for h in history]
     if numbers:  # a little room at both ends, even with one or two trials
         pad = max(0.5, 0.02 * (max(numbers) - min(numbers)))
         ax.set_xlim(min(numbers) - pad, max(numbers) + pad)
-    values = [v for _, v in complete] + [v for _, v in pruned_vals]
+    values = [v for _, v in complete + pruned]
     if values:  # at least two points of accuracy on the y axis, the dots clear of the frame
         lo, hi = min(values), max(values)
         span = max(hi - lo, 2.0)
-        mid = (lo + hi) / 2 if hi - lo < 2.0 else None
-        if mid is not None:
-            lo, hi = mid - span / 2, mid + span / 2
+        if hi - lo < 2.0:
+            lo, hi = (lo + hi) / 2 - span / 2, (lo + hi) / 2 + span / 2
         ax.set_ylim(lo - 0.06 * span, hi + 0.06 * span)
+    else:
+        ax.set_yticks([])
     ax.set_xlabel("trial number")
     ax.set_ylabel("proxy validation accuracy (%)")
     ax.set_title("Search history", fontsize=11)
     ax.grid(True, axis="y", alpha=0.3)
-    from matplotlib.ticker import MaxNLocator
-
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-    if not values:
-        ax.set_yticks([])
     if history:
         fig.legend(fontsize=8, loc="outside lower center", ncol=4, frameon=False)
     return _save(fig, path)
+
+
+def _complete_and_best(ax, complete: list[tuple[int, float]], count: int, last: int) -> None:
+    """Complete trials as dots and the best-so-far step line, carried on to the ``last`` trial."""
+    xs, ys = zip(*complete)
+    ax.scatter(xs, ys, s=24, color=BASELINE_COLOR, edgecolors="white", linewidths=0.6, zorder=4,
+               label=f"complete ({count})")
+    best_x, best_y, best = [], [], -math.inf
+    for n, v in complete:
+        best = max(best, v)
+        best_x.append(n)
+        best_y.append(best)
+    best_x.append(max(last, best_x[-1]))
+    best_y.append(best)
+    ax.step(best_x, best_y, where="post", color=FOUND_COLOR, linewidth=1.8, alpha=0.9, zorder=3,
+            label=f"best so far ({best:.2f}%)")
+
+
+def _pruned_and_failed(ax, by_state: dict[str, list[tuple[int, Optional[float]]]]) -> None:
+    pruned = by_state.get("PRUNED", [])
+    with_value = [(n, v) for n, v in pruned if v is not None]
+    if with_value:
+        xs, ys = zip(*with_value)
+        ax.scatter(xs, ys, s=22, marker="x", color=PRUNED_COLOR, linewidths=1.2, zorder=2,
+                   label=f"pruned ({len(pruned)}), at last reported value")
+    elif pruned:
+        ax.plot([], [], linestyle="none", marker="x", color=PRUNED_COLOR, label=f"pruned ({len(pruned)})")
+    failed = by_state.get("FAIL", [])
+    if failed:  # no value: a tick on the x axis at the trial's number
+        ax.scatter([n for n, _ in failed], [0.0] * len(failed), marker="|", s=120, color=FAILED_COLOR,
+                   transform=ax.get_xaxis_transform(), clip_on=False, zorder=5,
+                   label=f"failed ({len(failed)}), no value")
+    for state, trials in sorted(by_state.items()):
+        if state not in ("COMPLETE", "PRUNED", "FAIL"):
+            ax.plot([], [], linestyle="none", label=f"{state.lower()} ({len(trials)})")
 
 
 def importances(values: dict[str, float], path: Path, top: int = 15) -> Path:
@@ -149,48 +200,42 @@ def importances(values: dict[str, float], path: Path, top: int = 15) -> Path:
     return _save(fig, path)
 
 
-def comparison(bars: Sequence[tuple[str, str, float, float]], path: Path, teacher: Optional[float] = None,
+def comparison(rows: Sequence[StrategySummary], path: Path, teacher: Optional[float] = None,
                student: Optional[float] = None, n_seeds: Optional[int] = None) -> Path:
     """Horizontal bars of each strategy's test mean with sd error bars, best at the top.
 
-    ``bars``: (name, kind, mean, sd) with kind "found" or "baseline". Found strategies are orange,
-    baselines blue. Vertical lines mark the teacher's test accuracy and the student-only baseline.
-    The accuracy axis is zoomed to the data (bars do not start at 0)."""
-    from matplotlib.patches import Patch
+    Found strategies are orange, baselines blue. Vertical lines mark the teacher's test accuracy
+    and the student trained alone. The accuracy axis is zoomed to the data (bars do not start at 0)."""
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
-    rows = sorted(bars, key=lambda b: (b[2] if _finite(b[2]) else -math.inf))  # ascending: best drawn last = top
+    rows = sorted((s for s in rows if finite(s.test_mean)), key=lambda s: s.test_mean)  # best drawn last = top
     fig, ax = _figure(8.0, 1.4 + 0.42 * max(len(rows), 1))
     _style(ax)
-    names = [r[0] for r in rows]
-    means = [r[2] if _finite(r[2]) else float("nan") for r in rows]
-    sds = [r[3] if _finite(r[3]) else 0.0 for r in rows]
-    colors = [FOUND_COLOR if r[1] == "found" else BASELINE_COLOR for r in rows]
+    means = [s.test_mean for s in rows]
+    sds = [s.test_sd if finite(s.test_sd) else 0.0 for s in rows]
     y = list(range(len(rows)))
-
-    lows = [m - s for m, s in zip(means, sds) if math.isfinite(m)]
-    highs = [m + s for m, s in zip(means, sds) if math.isfinite(m)]
-    refs = [v for v in (teacher, student) if _finite(v)]
-    lo = min(lows + refs, default=0.0)
-    hi = max(highs + refs, default=100.0)
+    refs = [v for v in (teacher, student) if finite(v)]
+    lo = min([m - s for m, s in zip(means, sds)] + refs, default=0.0)
+    hi = max([m + s for m, s in zip(means, sds)] + refs, default=100.0)
     span = max(hi - lo, 0.5)
     left = max(0.0, lo - 0.15 * span)
     # room right of the longest bar for its "mean ± sd" label; a little past the reference lines
-    right = max(max(highs, default=hi) + 0.24 * span, max(refs, default=hi) + 0.05 * span)
+    right = max(max((m + s for m, s in zip(means, sds)), default=hi) + 0.24 * span, max(refs, default=hi) + 0.05 * span)
 
-    ax.barh(y, [m - left if math.isfinite(m) else 0 for m in means], left=left, color=colors, height=0.62,
-            xerr=sds, error_kw={"ecolor": "#333", "elinewidth": 1, "capsize": 3}, zorder=2)
-    for yi, m, s in zip(y, means, sds):
-        if math.isfinite(m):
-            ax.text(m + s + span * 0.02, yi, f"{m:.2f} ± {s:.2f}", va="center", ha="left", fontsize=8, zorder=3)
+    ax.barh(y, [m - left for m in means], left=left, height=0.62, zorder=2,
+            color=[FOUND_COLOR if s.kind == FOUND else BASELINE_COLOR for s in rows],
+            xerr=sds, error_kw={"ecolor": "#333", "elinewidth": 1, "capsize": 3})
+    for yi, m, sd in zip(y, means, sds):
+        ax.text(m + sd + span * 0.02, yi, f"{m:.2f} ± {sd:.2f}", va="center", ha="left", fontsize=8, zorder=3)
     handles = [Patch(color=FOUND_COLOR, label="found by the search"), Patch(color=BASELINE_COLOR, label="baseline")]
-    if _finite(teacher):
+    if finite(teacher):
         ax.axvline(teacher, color=TEACHER_COLOR, linestyle="--", linewidth=1.4, zorder=1)
         handles.append(Line2D([], [], color=TEACHER_COLOR, linestyle="--", label=f"teacher ({teacher:.2f}%)"))
-    if _finite(student):
+    if finite(student):
         ax.axvline(student, color=STUDENT_COLOR, linestyle=":", linewidth=1.6, zorder=1)
         handles.append(Line2D([], [], color=STUDENT_COLOR, linestyle=":", label=f"student only, CE ({student:.2f}%)"))
-    ax.set_yticks(y, names)
+    ax.set_yticks(y, [s.name for s in rows])
     ax.set_xlim(left, right)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     seeds = f" over {n_seeds} seed{'s' if n_seeds != 1 else ''}" if n_seeds else ""
@@ -202,14 +247,13 @@ def comparison(bars: Sequence[tuple[str, str, float, float]], path: Path, teache
     return _save(fig, path)
 
 
-def proxy_vs_full(points: Sequence[tuple[str, float, float, float]], path: Path, rho: Optional[float] = None,
-                  p_value: Optional[float] = None, n: Optional[int] = None) -> Path:
+def proxy_vs_full(points: Sequence[StrategySummary], path: Path, fidelity: Fidelity) -> Path:
     """Scatter of proxy validation accuracy (x) against full-length test mean (y, ± sd) of the found
     strategies, each labelled with its name; the title gives Spearman's rho."""
     fig, ax = _figure(7.0, 4.8)
     _style(ax)
-    pts = [(str(nm), float(x), float(y), float(s) if _finite(s) else 0.0) for nm, x, y, s in points
-           if _finite(x) and _finite(y)]
+    pts = [(s.name, s.proxy_val, s.test_mean, s.test_sd if finite(s.test_sd) else 0.0) for s in points
+           if finite(s.proxy_val) and finite(s.test_mean)]
     if pts:
         xs = [p[1] for p in pts]
         ys = [p[2] for p in pts]
@@ -228,23 +272,14 @@ def proxy_vs_full(points: Sequence[tuple[str, float, float, float]], path: Path,
     else:
         ax.text(0.5, 0.5, "no found strategy has a proxy value", transform=ax.transAxes, ha="center",
                 va="center", color="#666")
-    if _finite(rho):
-        stat = f"Spearman ρ = {rho:.2f}"
-        if _finite(p_value):
-            stat += f" (p = {format_p(p_value)}, n = {n})" if n is not None else f" (p = {format_p(p_value)})"
-        elif n is not None:
-            stat += f" (n = {n})"
-    else:
-        stat = f"Spearman ρ: not enough points (n = {n if n is not None else len(pts)})"
-    ax.set_title(f"Proxy ranking vs full-length ranking\n{stat}", fontsize=11)
+    ax.set_title(f"Proxy ranking vs full-length ranking\n{_rho_text(fidelity)}", fontsize=11)
     ax.set_xlabel("proxy validation accuracy in the search (%)")
     ax.set_ylabel("full-length test accuracy (%), mean ± sd")
     ax.grid(True, alpha=0.3)
     return _save(fig, path)
 
 
-def format_p(p: float) -> str:
-    """``0.034``, ``0.41``, ``< 0.001``."""
-    if p < 0.001:
-        return "< 0.001"
-    return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+def _rho_text(f: Fidelity) -> str:
+    if not finite(f.rho):
+        return f"Spearman ρ: not enough points (n = {f.n})"
+    return f"Spearman ρ = {f.rho:.2f}" + (f" (p = {fmt_p(f.p_value)}, n = {f.n})" if finite(f.p_value) else f" (n = {f.n})")

@@ -3,39 +3,54 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # annotations only: this module stays free of heavy imports
+    from autokd.config.strategy import Recipe
+    from autokd.search.ledger import TrialCounts
 
 FOUND = "found"
 BASELINE = "baseline"
-REFERENCE = "reference"  # the teacher: not retrained, its accuracy is a line on the plots
+OK = "ok"
+FAILED = "failed"
 
 
 @dataclass
 class RunRecord:
-    """One full-length training run of one strategy with one seed."""
+    """One full-length training run of one strategy with one seed (a line of ``runs.jsonl``)."""
 
     strategy: str  # name, e.g. "trial 17" or "kd"
     kind: str  # FOUND or BASELINE
     seed: int
-    val_acc: float
-    test_acc: float
+    val_acc: Optional[float]  # None when the run failed
+    test_acc: Optional[float]
     seconds: float
     key: str  # what the run is reused by: hash of (task, strategy, recipe, seed)
+    state: str = OK  # OK, or FAILED (training diverged); lines written before states existed are OK
+    reason: Optional[str] = None  # why it failed
+
+    @property
+    def ok(self) -> bool:
+        return self.state == OK
 
 
 @dataclass
 class StrategySummary:
-    name: str
-    kind: str
+    """One distinct strategy over its runs; the statistics are over its ok runs."""
+
+    name: str  # "trial 4", "kd", or "trial 4 = kd" for a found strategy that is a baseline
+    kind: str  # FOUND or BASELINE
     description: str  # one readable line (Strategy.describe())
-    n: int
-    test_mean: float
-    test_sd: float
-    test_se: float
-    val_mean: float
+    n: int  # ok runs
+    failed: int  # failed runs
+    test_mean: Optional[float]  # None when every run failed
+    test_sd: Optional[float]
+    test_se: Optional[float]
+    val_mean: Optional[float]
     gap_closed: Optional[float]  # (acc - student) / (teacher - student), None for the student itself
     proxy_val: Optional[float] = None  # found strategies: the search's proxy validation accuracy
     trial_number: Optional[int] = None
+    baselines: list[str] = field(default_factory=list)  # the baselines this very strategy is
 
 
 @dataclass
@@ -62,18 +77,52 @@ class Fidelity:
 
 
 @dataclass
+class ModelSummary:
+    """The teacher or the student: model, size and (teacher: measured; student: CE-only mean) accuracy."""
+
+    model: str
+    kwargs: dict
+    parameters: Optional[int]
+    val_acc: Optional[float] = None
+    test_acc: Optional[float] = None
+
+
+@dataclass
+class SearchSummary:
+    """How the study was searched and what it cost."""
+
+    sampler: str
+    budget: int
+    counts: TrialCounts
+    wall_seconds: float  # first trial start to last trial end
+    cpu_seconds: float  # sum of trial durations (one CPU each)
+    workers: Optional[int]  # None: automatic (the CPU count)
+    proxy_epochs: int
+    space: str  # where the space came from
+
+
+@dataclass
+class HistoryPoint:
+    """One finished trial of the search (interrupted ones left out)."""
+
+    number: int
+    state: str  # COMPLETE, PRUNED or FAIL
+    value: Optional[float]
+
+
+@dataclass
 class Comparison:
     study_name: str
     task_name: str
-    teacher: dict  # model, kwargs, parameters, val_acc, test_acc
-    student: dict  # model, kwargs, parameters
-    search: dict  # sampler, budget, counts by state, wall_seconds, cpu_seconds, proxy_epochs
-    recipe: dict  # the full-length recipe every strategy was retrained with
+    teacher: ModelSummary
+    student: ModelSummary
+    search: SearchSummary
+    recipe: Recipe  # the full-length recipe every strategy was retrained with (its seed replaced by ``seeds``)
     seeds: list[int]
     summaries: list[StrategySummary]
     runs: list[RunRecord]
     paired: Optional[PairedComparison]
     fidelity: Fidelity
     exported: str  # the best found strategy as the config `autokd export` writes
-    history: list[tuple[int, str, Optional[float]]] = field(default_factory=list)  # (trial number, state, value)
-    importances: dict = field(default_factory=dict)
+    history: list[HistoryPoint] = field(default_factory=list)
+    importances: dict[str, float] = field(default_factory=dict)

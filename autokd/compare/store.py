@@ -1,6 +1,9 @@
 """Finished full-length runs, kept so an interrupted compare resumes and more seeds only add runs.
 
 An append-only JSON-lines file; each line is one run, keyed by (task, strategy, recipe, seed).
+Failed runs (training diverged) are kept and reused like the others: the same strategy and seed
+diverge again. A run is stored under the name it was first run with; whoever reads it back
+relabels it by key (a baseline's run is a found strategy's run when the two are the same).
 """
 
 from __future__ import annotations
@@ -10,37 +13,63 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import Optional
 
 from autokd.compare.results import RunRecord
 from autokd.config.parse import to_mapping
+from autokd.errors import AutokdError
+from autokd.outputs import make_folder, os_error_text
+
+
+def _key(task, strategy, seed: Optional[int]) -> str:
+    payload = {"task": to_mapping(task), "strategy": to_mapping(strategy), "seed": seed, "format": 1}
+    payload["strategy"]["recipe"]["seed"] = seed
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def run_key(task, strategy, seed: int) -> str:
     """What makes two runs the same: the task, the strategy with its recipe, the seed."""
-    payload = {"task": to_mapping(task), "strategy": to_mapping(strategy), "seed": seed, "format": 1}
-    payload["strategy"]["recipe"]["seed"] = seed
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+    return _key(task, strategy, seed)
+
+
+def strategy_key(task, strategy) -> str:
+    """What makes two strategies the same: the run key without the seed."""
+    return _key(task, strategy, None)
 
 
 class RunStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.runs: dict[str, RunRecord] = {}
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    record = RunRecord(**json.loads(line))
-                except (ValueError, TypeError):
-                    continue  # a line cut short by a kill: that run is simply done again
-                self.runs[record.key] = record
+        self._cut = False  # the file ends inside a line (a kill mid-write): the next record starts a new one
+        if self.path.is_dir():
+            raise AutokdError(f"cannot keep compare runs in {self.path}: it is a folder")
+        if not self.path.exists():
+            return
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = os_error_text(exc) if isinstance(exc, OSError) else "not a text file"
+            raise AutokdError(f"cannot read the compare runs {self.path}: {why}") from None
+        self._cut = bool(text) and not text.endswith("\n")
+        for line in text.splitlines():
+            try:
+                record = RunRecord(**json.loads(line))
+            except (ValueError, TypeError):
+                continue  # a line cut short by a kill: that run is simply done again
+            self.runs[record.key] = record
 
     def __contains__(self, key: str) -> bool:
         return key in self.runs
 
     def add(self, record: RunRecord) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
-            f.write(json.dumps(asdict(record)) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        make_folder(self.path.parent, "compare runs")
+        try:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(("\n" if self._cut else "") + json.dumps(asdict(record)) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise AutokdError(f"cannot write the compare run to {self.path}: {os_error_text(exc)}") from None
+        self._cut = False
         self.runs[record.key] = record

@@ -1,0 +1,79 @@
+"""What a comparison retrains: distinct strategies (contenders) and one job per contender and seed.
+
+Two strategies are the same when their full-length forms are equal (the run key without the
+seed). Trials of a study that found the same strategy count once, by the best of them, so
+``top_k`` gives ``top_k`` distinct strategies when the study has them; a found strategy that is
+also a baseline is one contender, named both ways (``trial 4 = kd``) and counted as found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+from autokd.compare.baselines import Baseline
+from autokd.compare.execute import Job, with_seed
+from autokd.compare.results import BASELINE, FOUND, RunRecord
+from autokd.compare.store import run_key, strategy_key
+from autokd.config.strategy import Strategy
+from autokd.search.export import full_length_strategy
+
+
+@dataclass
+class Contender:
+    """One distinct strategy of the comparison."""
+
+    kind: str  # FOUND or BASELINE
+    strategy: Strategy  # full length; each run replaces its recipe's seed
+    description: str
+    key: str  # strategy_key: equal keys, equal strategies
+    trial_number: Optional[int] = None  # found: the best trial that proposed it
+    proxy_val: Optional[float] = None  # found: that trial's proxy validation accuracy
+    baselines: list[str] = field(default_factory=list)  # the baselines that are this very strategy
+
+    @property
+    def name(self) -> str:
+        found = [f"trial {self.trial_number}"] if self.kind == FOUND else []
+        return " = ".join(found + self.baselines)
+
+
+def found_contenders(entries, space_file, epochs: Optional[int], top_k: int) -> list[Contender]:
+    """The best ``top_k`` distinct strategies among ``entries`` (a study's ranked complete trials)."""
+    chosen: dict[str, Contender] = {}
+    for entry in entries:
+        strategy = full_length_strategy(space_file, entry.strategy, epochs)
+        key = strategy_key(space_file.task, strategy)
+        if key not in chosen:
+            chosen[key] = Contender(FOUND, strategy, strategy.describe(), key, entry.number, entry.value)
+            if len(chosen) == top_k:
+                break
+    return list(chosen.values())
+
+
+def with_baselines(found: list[Contender], baselines: list[Baseline], task) -> list[Contender]:
+    """``found`` followed by the baselines; a baseline equal to a contender already there joins it."""
+    contenders = list(found)
+    by_key = {c.key: c for c in contenders}
+    for b in baselines:
+        key = strategy_key(task, b.strategy)
+        if key in by_key:
+            by_key[key].baselines.append(b.name)
+        else:
+            by_key[key] = Contender(BASELINE, b.strategy, b.description, key, baselines=[b.name])
+            contenders.append(by_key[key])
+    return contenders
+
+
+def jobs_for(contenders: list[Contender], seeds: list[int], task) -> list[Job]:
+    """One run per contender and seed, keyed for the run store."""
+    jobs = []
+    for c in contenders:
+        for seed in seeds:
+            strategy = with_seed(c.strategy, seed)
+            jobs.append(Job(c.name, c.kind, strategy, run_key(task, strategy, seed)))
+    return jobs
+
+
+def as_job(record: RunRecord, job: Job) -> RunRecord:
+    """A stored run under the name and kind of the job it answers (stored runs are found by key)."""
+    return replace(record, strategy=job.name, kind=job.kind)
