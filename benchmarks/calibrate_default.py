@@ -43,7 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402  (shared with the other benchmark scripts)
-    command_line, command_paragraph, fmt, load_average, machine_info, machine_text, markdown, write_markdown,
+    command_line, command_paragraph, fmt, load_average, machine_info, run_paragraph, markdown, write_markdown,
 )
 
 from autokd.compare.stats import mean_sd_se  # noqa: E402
@@ -259,13 +259,10 @@ def check_lines(results: list[dict]) -> list[str]:
 
 
 def report_blocks(report: dict) -> list:
-    m = report["machine"]
     return [
         Heading("Default task calibration", 1),
         Paragraph(inline_markup(f"Task {task_line(report['task'])}.")),
-        Paragraph(f"Date {report['date']}. Machine: {machine_text(m)}; {report['workers']} worker process(es) x "
-                  f"{report['threads']} torch thread(s). Load average at start {report['load_average_at_start']}, at "
-                  f"end {report['load_average_at_end']}. Wall time {report['wall_s']:.0f} s."),
+        run_paragraph(report),
         command_paragraph(report["command"]),
         Paragraph(f"Teacher ({report['teacher']['source']}): val {report['teacher']['val_acc']:.2f} %, "
                   f"test {report['teacher']['test_acc']:.2f} %."),

@@ -65,6 +65,14 @@ def command_paragraph(command: str) -> Paragraph:
     return Paragraph(["Command: ", Code(command), " (from the repository root)"])
 
 
+def run_paragraph(report: dict, load_note: str = "") -> Paragraph:
+    """Date, machine, workers x threads, load averages and wall time of a calibration-style run."""
+    return Paragraph(
+        f"Date {report['date']}. Machine: {machine_text(report['machine'])}; {report['workers']} worker process(es) x "
+        f"{report['threads']} torch thread(s). Load average at start {report['load_average_at_start']}, at "
+        f"end {report['load_average_at_end']}{load_note}. Wall time {report['wall_s']:.0f} s.")
+
+
 def markdown(blocks: Sequence[Block]) -> str:
     """Blocks as Markdown (for the console, and for the report files)."""
     return to_markdown(Document("", list(blocks)))

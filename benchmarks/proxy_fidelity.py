@@ -43,7 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_default import prepare, run_jobs, task_line, task_summary  # noqa: E402  (its worker pool)
 from common import (  # noqa: E402
-    command_line, command_paragraph, load_average, machine_info, machine_text, rho, write_markdown,
+    command_line, command_paragraph, load_average, machine_info, run_paragraph, rho, write_markdown,
 )
 
 from autokd.document import Figure, Heading, Paragraph, Strong, inline_markup, simple_table  # noqa: E402
@@ -147,9 +147,7 @@ def report_blocks(report: dict) -> list:
     return [
         Heading("Proxy fidelity", 1),
         Paragraph(inline_markup(f"Task {task_line(report['task'])}.")),
-        Paragraph(f"Date {report['date']}. Machine: {machine_text(m)}; {report['workers']} worker process(es) x "
-                  f"{report['threads']} torch thread(s). Load average at start {report['load_average_at_start']}, at "
-                  f"end {report['load_average_at_end']} (times per trial grow with it). Wall time {report['wall_s']:.0f} s."),
+        run_paragraph(report, ' (times per trial grow with it)'),
         command_paragraph(report["command"]),
         Paragraph(f"{report['n_random']} strategies from the space (RandomSampler seed {report['sampler_seed']}) + "
                   f"{report['n_baselines']} shipped baselines = {len(report['strategies'])} strategies. Full length: "
