@@ -29,6 +29,12 @@ def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "autokd.cli.main", *map(str, args)]
 
 
+def _default_sigint() -> None:
+    """Ctrl-C's default in the child: a test runner started as a background job ignores SIGINT,
+    and its children would inherit that (a shell's convention autokd respects)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _end_session(proc: subprocess.Popen) -> None:
     """End what a test's subprocess started (its session), by pid."""
     for pid in session_members(proc.pid):
@@ -80,7 +86,8 @@ def test_ctrl_c_stops_within_seconds_requeues_and_shuts_ray_down(tmp_path):
     db = tmp_path / "int.db"
     proc = subprocess.Popen(_cli("search", "--space", space, "--budget", "500", "--workers", "2", "--storage", db,
                                  "--name", "int", "--sampler", "random"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_default_sigint)
     try:
         _wait_for(lambda: _finished_count(db, "int") >= 3, 240, proc)
         proc.send_signal(signal.SIGINT)

@@ -328,6 +328,25 @@ def test_settings_are_stored_out_of_optuna_studies_listing_and_the_metric_is_nam
     assert listing.returncode == 0 and "pair_losses" not in listing.stdout
 
 
+def test_an_interruption_waits_for_the_end_of_an_uninterruptible_block():
+    import signal
+
+    from autokd.search.interrupts import interrupts_as_keyboard, uninterruptible
+
+    steps = []
+    with interrupts_as_keyboard():
+        with pytest.raises(KeyboardInterrupt):
+            with uninterruptible():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler runs here, and holds the interruption
+                steps.append("block finished")
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+    assert steps == ["block finished"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
 def test_sigterm_under_ray_exits_130_requeues_and_leaves_no_process(tmp_path):
     space = write_space(tmp_path / "s.yaml", space=SPACE)
     db = tmp_path / "term.db"

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 from typing import Callable, Iterator, Optional
 
 from autokd.search.binding import bind_space
+from autokd.search.interrupts import interrupts_as_keyboard
 from autokd.search.ledger import counts, recover_interrupted
 from autokd.search.monitor import SearchMonitor
 from autokd.search.owner import current_owner
@@ -120,20 +120,3 @@ def ray_session(address: Optional[str], workers: Optional[int]) -> Iterator[int]
         if started:
             ray.shutdown()
 
-
-@contextlib.contextmanager
-def interrupts_as_keyboard() -> Iterator[None]:
-    """SIGTERM takes the same clean path as Ctrl-C (trials re-queued, Ray shut down, exit 130)."""
-
-    def raise_interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, raise_interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
