@@ -50,6 +50,12 @@ ROUND_TRIP = [
         ],
         recipe=Recipe(epochs=11, optimizer="adamw", lr=0.003, weight_decay=5e-4, batch_size=32, seed=9),
     ),
+    Strategy(temperature=2.0, alpha=0.9, logit_standardization=True),
+    Strategy(temperature=2.0, alpha=0.9, logit_loss="dkd", logit_params={"beta": 8.0, "warmup": 3},
+             logit_standardization=True),
+    Strategy(alpha=2 / 3, logit_loss="dist", logit_params={"beta": 2.0, "gamma": 0.5}, logit_standardization=True),
+    Strategy(temperature=10.0, alpha=0.5, logit_loss="ttm"),
+    Strategy(temperature=5.0, alpha=0.8, logit_loss="wttm", logit_standardization=False),
 ]
 
 
@@ -62,6 +68,17 @@ def test_strategy_yaml_round_trip_is_exact(strategy):
     again = strategy_from_dict(load_yaml_text(dump_yaml(strategy_to_dict(back))))
     assert again == strategy
     assert dump_yaml(strategy_to_dict(again)) == text
+
+
+def test_logit_standardization_in_yaml_and_describe():
+    text = dump_yaml(strategy_to_dict(Strategy(temperature=2.0, alpha=0.9, logit_standardization=True)))
+    assert "logit_standardization: true" in text.splitlines()
+    assert strategy_from_dict({"alpha": 0.9}).logit_standardization is False  # absent: off
+    assert Strategy(temperature=2.0, alpha=0.9, logit_standardization=True).describe() == "kd+ls T=2 alpha=0.9"
+    assert Strategy(alpha=0.5, logit_loss="dist").describe() == "dist T=4 alpha=0.5"
+    assert Strategy(alpha=0.0, logit_standardization=True).describe() == "ce only"
+    with pytest.raises(ConfigError, match="logit_standardization must be true or false"):
+        Strategy(logit_standardization=1).validate()  # a Strategy built in code skips the parser's check
 
 
 # ----------------------------------------------------------------------------- recipes
@@ -125,6 +142,16 @@ STRATEGY_ERRORS = [
     ({"relations": [{"loss": "rkd", "params": {"distance_wt": 1}}]},
      ["distance_wt", "'rkd'", "distance_weight", "angle_weight"]),
     ({"logit_loss": "dkd", "logit_params": {"gamma": 1}}, ["gamma", "'dkd'", "beta", "warmup"]),
+    ({"logit_loss": "dist", "logit_params": {"delta": 1}}, ["strategy.logit_params.delta", "'dist'", "beta, gamma"]),
+    ({"logit_loss": "wttm", "logit_params": {"beta": 1}}, ["strategy.logit_params.beta", "'wttm'", "allowed: none"]),
+    ({"logit_loss": "ttm", "logit_params": {"temperature": 5}}, ["strategy.logit_params.temperature",
+                                                                 "strategy's temperature"]),
+    ({"logit_loss": "ttm", "logit_standardization": True},
+     ["strategy.logit_standardization", "strategy.logit_loss 'ttm'", "kd, dkd, dist"]),
+    ({"logit_loss": "wttm", "logit_standardization": True}, ["strategy.logit_standardization", "'wttm'"]),
+    ({"logit_standardization": "yes"}, ["strategy.logit_standardization", "true or false", "'yes'"]),
+    ({"logit_standardization": 1}, ["strategy.logit_standardization", "true or false"]),
+    ({"logit_loss": "distt"}, ["strategy.logit_loss", "'distt'", "did you mean 'dist'", "ttm", "wttm"]),
     ({"pairs": [{"teacher": "a", "student": "b", "loss": "fitnet", "params": {"p": 2}}]},
      ["strategy.pairs[0].params.p", "'fitnet'", "none"]),
     ({"pairs": [{"teacher": "a", "student": "b", "loss": "at", "params": {"p": "two"}}]},
@@ -600,6 +627,8 @@ def test_a_relation_loss_listed_twice_is_an_error_naming_the_index():
         ({"relations": [{"loss": "crd", "params": {"nce_t": 0}}]}, ["params.nce_t", "0.001 to 100"]),
         ({"pairs": [{"teacher": "a", "student": "b", "loss": "at", "params": {"p": 0}}]}, ["params.p", "0.5 to 16"]),
         ({"logit_loss": "dkd", "logit_params": {"warmup": -1}}, ["logit_params.warmup", "0 to 100,000"]),
+        ({"logit_loss": "dist", "logit_params": {"beta": -1}}, ["logit_params.beta", "from 0 to 10,000"]),
+        ({"logit_loss": "dist", "logit_params": {"gamma": 1e5}}, ["logit_params.gamma", "from 0 to 10,000"]),
         ({"relations": [{"loss": "rkd", "params": {"angle_weight": -5}}]}, ["params.angle_weight", "from 0"]),
     ],
 )

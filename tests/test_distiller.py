@@ -1,20 +1,23 @@
 """Tests of autokd.training.distiller: the total loss and its parts, projectors, relation losses,
-gradients (student/projector/heads only), cached vs live teacher outputs, teacher=None."""
+gradients (student/projector/heads only), cached vs live teacher outputs, teacher=None, the
+logit losses through the registry (dist, ttm, wttm) with and without logit standardization."""
 
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from autokd.config import PairLoss, RelationLoss, Strategy, task_from_dict
+from autokd.config import PairLoss, RelationLoss, Strategy, strategy_from_dict, task_from_dict
 from autokd.data import load_task_data
 from autokd.errors import AutokdError
-from autokd.losses import at, dkd, fitnet, kd, pkt, rkd, sp
+from autokd.losses import at, dist, dkd, fitnet, kd, pkt, rkd, sp, standardize, ttm, wttm
 from autokd.models.registry import build_model
 from autokd.training.distiller import Distiller
+from autokd.training.run import train_strategy
 from autokd.training.teacher_cache import compute_teacher_cache
 
 from conftest import TINY_TASK
@@ -280,3 +283,64 @@ def test_dkd_warmup_scales_the_dkd_part_by_epoch():
     with torch.no_grad():
         base = 0.8 * dkd(student(x), teacher(x), y, temperature=2.0)
     torch.testing.assert_close(default(x, y, epoch=1).parts["dkd"].detach(), base / 20, rtol=1e-5, atol=0)
+
+
+# --- the newer logit losses and logit standardization -------------------------------------
+
+LOGIT_CASES = [
+    # (strategy, part name, the expected logit part from the student's and teacher's raw logits)
+    (Strategy(alpha=0.7, temperature=4.0, logit_loss="dist", logit_params={"beta": 2.0, "gamma": 0.5}),
+     "dist", lambda s, t, y: 0.7 * dist(s, t, temperature=4.0, beta=2.0, gamma=0.5)),
+    (Strategy(alpha=0.6, temperature=5.0, logit_loss="ttm"), "ttm", lambda s, t, y: 0.6 * ttm(s, t, temperature=5.0)),
+    (Strategy(alpha=0.8, temperature=5.0, logit_loss="wttm"), "wttm",
+     lambda s, t, y: 0.8 * wttm(s, t, temperature=5.0)),
+    (Strategy(alpha=0.9, temperature=2.0, logit_standardization=True), "kd",
+     lambda s, t, y: 0.9 * kd(standardize(s), standardize(t), temperature=2.0)),
+    (Strategy(alpha=0.9, temperature=2.0, logit_loss="dkd", logit_params={"warmup": 1}, logit_standardization=True),
+     "dkd", lambda s, t, y: 0.9 * dkd(standardize(s), standardize(t), y, temperature=2.0)),
+    (Strategy(alpha=0.5, temperature=3.0, logit_loss="dist", logit_standardization=True), "dist",
+     lambda s, t, y: 0.5 * dist(standardize(s), standardize(t), temperature=3.0)),
+]
+
+
+@pytest.mark.parametrize("strategy,part,expected", LOGIT_CASES, ids=[c[0].describe() for c in LOGIT_CASES])
+def test_newer_logit_losses_and_standardization_in_the_distiller(strategy, part, expected):
+    teacher, student = models()
+    distiller = Distiller(teacher, student, strategy, SHAPE)
+    x, y = batch()
+    out = distiller(x, y)
+    assert list(out.parts) == ["ce", part]
+    with torch.no_grad():
+        t_logits = teacher(x)
+    torch.testing.assert_close(out.parts[part], expected(out.logits, t_logits, y), rtol=1e-6, atol=1e-8)
+    # CE always sees the raw student logits, standardized or not
+    torch.testing.assert_close(out.parts["ce"], (1 - strategy.alpha) * F.cross_entropy(out.logits, y), rtol=0, atol=0)
+    torch.testing.assert_close(out.total, out.parts["ce"] + out.parts[part])
+    assert out.parts[part].item() > 0
+    distiller.zero_grad(set_to_none=True)
+    out.total.backward()
+    assert student.fc.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_standardization_changes_the_kd_part_and_not_the_ce_part():
+    teacher, student = models()
+    x, y = batch()
+    plain = Distiller(teacher, student, Strategy(alpha=0.5, temperature=2.0), SHAPE)(x, y)
+    ls = Distiller(teacher, student, Strategy(alpha=0.5, temperature=2.0, logit_standardization=True), SHAPE)(x, y)
+    torch.testing.assert_close(plain.parts["ce"], ls.parts["ce"], rtol=0, atol=0)
+    assert not torch.allclose(plain.parts["kd"], ls.parts["kd"])
+
+
+@pytest.mark.parametrize("data", [
+    {"alpha": 0.7, "temperature": 4.0, "logit_loss": "dist"},
+    {"alpha": 0.8, "temperature": 5.0, "logit_loss": "wttm"},
+    {"alpha": 0.9, "temperature": 2.0, "logit_standardization": True},
+], ids=["dist", "wttm", "kd+ls"])
+def test_one_epoch_of_training_with_the_newer_logit_losses(tiny_prepared, data):
+    strategy = strategy_from_dict(data, base_recipe=tiny_prepared.task.recipes.full)
+    seen = []
+    result = train_strategy(tiny_prepared, strategy, recipe=replace(strategy.recipe, epochs=1), on_epoch=seen.append)
+    assert [s.epoch for s in seen] == [1]
+    assert torch.isfinite(torch.tensor(seen[0].train_loss)) and seen[0].train_loss > 0
+    assert 0 <= result.val_acc <= 100 and result.test_acc is not None

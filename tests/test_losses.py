@@ -19,6 +19,7 @@ from autokd.losses import (
     CRDMemory,
     at,
     crd,
+    dist,
     dkd,
     dkd_warmup,
     fitnet,
@@ -27,6 +28,9 @@ from autokd.losses import (
     pkt,
     rkd,
     sp,
+    standardize,
+    ttm,
+    wttm,
 )
 
 
@@ -143,6 +147,179 @@ def test_dkd_warmup():
     assert dkd_warmup(20, 20) == 1.0
     assert dkd_warmup(45, 20) == 1.0
     assert dkd_warmup(3, 0) == 1.0
+
+
+# ----------------------------------------------------------------------------- standardize
+
+
+def test_standardize_by_hand_uses_the_unbiased_std():
+    z = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 4.0], [5.0, 5.0, 5.0]])
+    out = standardize(z)
+    # row 0: mean 2, unbiased std 1; row 1: mean 4/3, unbiased variance (16/9 + 16/9 + 64/9) / 2 = 16/3
+    assert torch.allclose(out[0], torch.tensor([-1.0, 0.0, 1.0]) / (1 + 1e-7), rtol=0, atol=1e-12)
+    std1 = math.sqrt(((4 / 3) ** 2 * 2 + (8 / 3) ** 2) / 2)
+    want1 = torch.tensor([-4 / 3, -4 / 3, 8 / 3]) / (1e-7 + std1)
+    assert torch.allclose(out[1], want1, rtol=0, atol=1e-12)  # the biased std, sqrt(32/9), would differ
+    assert torch.equal(out[2], torch.zeros(3))  # a constant row: 0 / 1e-7, not NaN
+
+
+def test_standardize_is_shift_and_scale_invariant_and_rejects_one_class():
+    z = seeded(4, 7, seed=30)
+    assert torch.allclose(standardize(3 * z + 5), standardize(z), atol=1e-6)
+    with pytest.raises(AutokdError, match=r"\(4, 1\)"):
+        standardize(torch.zeros(4, 1))
+
+
+# ----------------------------------------------------------------------------- dist
+
+
+def test_dist_one_sample_three_classes_by_hand():
+    # p_s = (.5, .3, .2), p_t = (.2, .3, .5) at T=1: centred (1/6, -1/30, -2/15) and its mirror image,
+    # Pearson = (-39/900) / (42/900) = -13/14. One sample: every class column is constant -> intra = 1.
+    student = torch.tensor([[0.5, 0.3, 0.2]]).log()
+    teacher = torch.tensor([[0.2, 0.3, 0.5]]).log()
+    inter, intra = 1 + 13 / 14, 1.0
+    assert approx(dist(student, teacher, temperature=1.0), inter + intra)
+    assert approx(dist(student, teacher, temperature=1.0, beta=2.0, gamma=0.5), 2 * inter + 0.5 * intra)
+
+
+def test_dist_two_samples_two_classes_by_hand():
+    # T=2. Student rows (3/4, 1/4) and (1/2, 1/2); teacher rows (1/4, 3/4) and (3/4, 1/4).
+    # inter: row 0 correlates -1, row 1 is constant (0) -> 1 - (-1 + 0)/2 = 3/2.
+    # intra: both class columns correlate -1 across the two samples -> 1 - (-1) = 2.
+    T = 2.0
+    ln3 = math.log(3.0)
+    student = torch.tensor([[T * ln3, 0.0], [0.0, 0.0]])
+    teacher = torch.tensor([[0.0, T * ln3], [T * ln3, 0.0]])
+    assert approx(dist(student, teacher, temperature=T), T**2 * (1.5 + 2.0))
+    assert approx(dist(student, teacher, temperature=T, beta=2.0, gamma=0.5), T**2 * (2 * 1.5 + 0.5 * 2.0))
+
+
+def test_dist_keeps_the_temperature_squared_factor():
+    s, t = seeded(6, 10, seed=31), seeded(6, 10, seed=32)
+    for T in (2.0, 4.0):
+        assert approx(dist(s * T, t * T, temperature=T), T**2 * dist(s, t, temperature=1.0))
+
+
+# ----------------------------------------------------------------------------- ttm / wttm
+
+
+def test_ttm_and_wttm_by_hand():
+    # T=2 -> l=1/2. Row 0: softmax(t) = (.64, .36) -> p**l = (.8, .6), sum 1.4 -> p_t' = (4/7, 3/7);
+    # student uniform. Row 1: uniform teacher (weight sqrt 2) and uniform student -> KL 0.
+    teacher = torch.tensor([[0.64, 0.36], [0.5, 0.5]]).log()
+    student = torch.tensor([[0.0, 0.0], [3.0, 3.0]])
+    kl0 = 4 / 7 * math.log((4 / 7) / 0.5) + 3 / 7 * math.log((3 / 7) / 0.5)
+    assert approx(ttm(student, teacher, temperature=2.0), kl0 / 2)  # summed over classes, batch mean
+    # WTTM: each KL times its own, unnormalised weight (1.4 and sqrt 2), then the batch mean
+    assert approx(wttm(student, teacher, temperature=2.0), (1.4 * kl0 + math.sqrt(2) * 0.0) / 2)
+
+
+def test_ttm_is_kd_at_t1_against_the_softened_teacher_without_t_squared():
+    s, t = seeded(5, 8, seed=33) * 2, seeded(5, 8, seed=34) * 2
+    for T in (1.0, 2.5, 8.0):
+        # (softmax(t)**(1/T)) renormalised = softmax(t / T); the student keeps T = 1; no T**2
+        assert approx(ttm(s, t, temperature=T), kd(s, t / T, temperature=1.0))
+    assert approx(ttm(s, t, temperature=1.0), wttm(s, t, temperature=1.0))  # l = 1: every weight is 1
+
+
+# ----------------------------------------------------------------------------- golden values
+
+
+def _softmax_row(row, T=1.0):
+    m = max(row)
+    e = [math.exp((v - m) / T) for v in row]
+    return [v / sum(e) for v in e]
+
+
+def _normalize_by_loop(z):
+    """sunshangquan/logit-standardization-KD ``normalize``, written out: (z - mean) / (1e-7 + unbiased std)."""
+    rows = []
+    for row in z.tolist():
+        mean = sum(row) / len(row)
+        std = math.sqrt(sum((v - mean) ** 2 for v in row) / (len(row) - 1))
+        rows.append([(v - mean) / (1e-7 + std) for v in row])
+    return torch.tensor(rows)
+
+
+def _kd_by_loop(s, t, T):
+    """Reference ``kd_loss``: kl_div(log_softmax(s/T), softmax(t/T), none).sum(1).mean() * T**2."""
+    total = 0.0
+    for srow, trow in zip(s.tolist(), t.tolist()):
+        total += _kl(_softmax_row(trow, T), _softmax_row(srow, T))
+    return total / s.shape[0] * T**2
+
+
+def _pearson_by_loop(a, b, eps=1e-8):
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    ca, cb = [v - ma for v in a], [v - mb for v in b]
+    norm = math.sqrt(sum(v * v for v in ca)) * math.sqrt(sum(v * v for v in cb))
+    return sum(x * y for x, y in zip(ca, cb)) / (norm + eps)
+
+
+def _dist_by_loop(s, t, T, beta, gamma):
+    """hunto/DIST_KD ``DIST``, written out: tau**2 * (beta * inter + gamma * intra) on softmax(z / tau)."""
+    ys = [_softmax_row(row, T) for row in s.tolist()]
+    yt = [_softmax_row(row, T) for row in t.tolist()]
+    inter = 1 - sum(_pearson_by_loop(a, b) for a, b in zip(ys, yt)) / len(ys)
+    cols_s, cols_t = list(zip(*ys)), list(zip(*yt))
+    intra = 1 - sum(_pearson_by_loop(a, b) for a, b in zip(cols_s, cols_t)) / len(cols_s)
+    return T**2 * inter * beta + T**2 * intra * gamma
+
+
+def _ttm_reference(y_s, y_t, l, weighted):
+    """zkxufo/TTM ``TTM`` / ``WTTM`` forward, as written there (pow, norm, kl_div none, sum, mean)."""
+    p_s = F.log_softmax(y_s, dim=1)
+    p_t = torch.pow(torch.softmax(y_t, dim=1), l)
+    norm = torch.sum(p_t, dim=1)
+    p_t = p_t / norm.unsqueeze(1)
+    kl = torch.sum(F.kl_div(p_s, p_t, reduction="none"), dim=1)
+    return torch.mean(norm * kl) if weighted else torch.mean(kl)
+
+
+GOLDEN_T = (1.0, 2.0, 4.0, 7.5)
+
+
+@pytest.mark.parametrize("T", GOLDEN_T)
+def test_dist_matches_the_reference(T):
+    s, t = seeded(8, 10, seed=40) * 3, seeded(8, 10, seed=41) * 3
+    assert approx(dist(s, t, temperature=T), _dist_by_loop(s, t, T, 1.0, 1.0))
+    assert approx(dist(s, t, temperature=T, beta=2.0, gamma=0.5), _dist_by_loop(s, t, T, 2.0, 0.5))
+    # identical logits: not exactly 0, because of the reference's 1e-8 next to small norms, but close
+    same = dist(s, s.clone(), temperature=T)
+    assert approx(same, _dist_by_loop(s, s, T, 1.0, 1.0)) and 0 <= float(same) < 1e-3 * float(dist(s, t, temperature=T))
+
+
+@pytest.mark.parametrize("T", GOLDEN_T)
+def test_ttm_and_wttm_match_the_reference(T):
+    s, t = seeded(8, 10, seed=42) * 3, seeded(8, 10, seed=43) * 3
+    assert approx(ttm(s, t, temperature=T), _ttm_reference(s, t, 1 / T, weighted=False))
+    assert approx(wttm(s, t, temperature=T), _ttm_reference(s, t, 1 / T, weighted=True))
+
+
+@pytest.mark.parametrize("T", GOLDEN_T)
+def test_kd_and_dkd_with_standardization_match_the_reference(T):
+    s, t = seeded(8, 10, seed=44) * 3, seeded(8, 10, seed=45) * 3
+    target = torch.tensor([0, 9, 3, 3, 5, 1, 7, 2])
+    assert torch.allclose(standardize(s), _normalize_by_loop(s), rtol=0, atol=1e-12)
+    ns, nt = _normalize_by_loop(s), _normalize_by_loop(t)
+    assert approx(kd(standardize(s), standardize(t), temperature=T), _kd_by_loop(ns, nt, T))
+    assert approx(dkd(standardize(s), standardize(t), target, alpha=9.0, beta=72.0, temperature=T),
+                  _dkd_by_loop(ns, nt, target, 9.0, 72.0, T))
+    # and without standardization, the plain reference KD
+    assert approx(kd(s, t, temperature=T), _kd_by_loop(s, t, T))
+
+
+@pytest.mark.parametrize("name,fn", [("kd", kd), ("ttm", ttm), ("wttm", wttm), ("dist", dist)])
+def test_logit_losses_average_over_the_batch_not_the_classes(name, fn):
+    s, t = seeded(4, 6, seed=46) * 2, seeded(4, 6, seed=47) * 2
+    one = fn(s, t, temperature=2.0)
+    # a batch of two copies gives the same value (a batch mean) ...
+    assert approx(fn(torch.cat([s, s]), torch.cat([t, t]), temperature=2.0), one), name
+    if name != "dist":
+        # ... and each sample contributes its KL summed over the classes: the mean of the rows' losses
+        rows = sum(fn(s[i:i + 1], t[i:i + 1], temperature=2.0) for i in range(4)) / 4
+        assert approx(one, rows), name
 
 
 # ----------------------------------------------------------------------------- fitnet
@@ -343,6 +520,12 @@ def _grad_cases():
     return [
         ("kd", lambda s, t: kd(s, t), (4, 3), (4, 3)),
         ("dkd", lambda s, t: dkd(s, t, target), (4, 3), (4, 3)),
+        ("dist", dist, (4, 3), (4, 3)),
+        ("ttm", ttm, (4, 3), (4, 3)),
+        ("wttm", wttm, (4, 3), (4, 3)),
+        ("kd_ls", lambda s, t: kd(standardize(s), standardize(t)), (4, 3), (4, 3)),
+        ("dkd_ls", lambda s, t: dkd(standardize(s), standardize(t), target), (4, 3), (4, 3)),
+        ("dist_ls", lambda s, t: dist(standardize(s), standardize(t)), (4, 3), (4, 3)),
         ("fitnet", fitnet, (4, 3, 5, 5), (4, 3, 5, 5)),
         ("at_2d", at, (4, 3, 8, 8), (4, 6, 4, 4)),
         ("at_1d", at, (4, 3, 4), (4, 6, 8)),
@@ -503,7 +686,7 @@ def test_crd_rejects_bad_contrast_idx():
 
 
 def test_registry_levels_and_metadata():
-    assert set(LOGIT_LOSSES) == {"kd", "dkd"}
+    assert set(LOGIT_LOSSES) == {"kd", "dkd", "dist", "ttm", "wttm"}
     assert set(PAIR_LOSSES) == {"fitnet", "at", "nst", "sp"}
     assert set(EMBEDDING_LOSSES) == {"sp", "rkd", "pkt", "crd"}
     weights = {"fitnet": 100, "at": 1000, "nst": 50, "sp": 3000, "rkd": 1, "pkt": 30000, "crd": 0.8}
@@ -516,6 +699,44 @@ def test_registry_levels_and_metadata():
     assert PAIR_LOSSES["sp"].level == "pair" and EMBEDDING_LOSSES["sp"].level == "embedding"
     assert LOGIT_LOSSES["dkd"].params == {"alpha": 1.0, "beta": 8.0, "temperature": 4.0, "warmup": 20}
     assert EMBEDDING_LOSSES["rkd"].params == {"distance_weight": 25.0, "angle_weight": 50.0}
+
+
+def test_logit_registry_metadata():
+    standardizable = {name for name, info in LOGIT_LOSSES.items() if info.standardizable}
+    assert standardizable == {"kd", "dkd", "dist"}
+    assert LOGIT_LOSSES["dist"].params == {"temperature": 4.0, "beta": 1.0, "gamma": 1.0}
+    assert LOGIT_LOSSES["ttm"].params == {"temperature": 10.0} and LOGIT_LOSSES["wttm"].params == {"temperature": 5.0}
+    assert LOGIT_LOSSES["dkd"].searched == {"beta": (1.0, 16.0, True)}
+    assert LOGIT_LOSSES["dist"].searched == {"beta": (0.5, 4.0, True), "gamma": (0.5, 4.0, True)}
+    for name, info in LOGIT_LOSSES.items():
+        assert info.level == "logit" and callable(info.term) and 0 < info.default_weight < 1, name
+        assert info.description and "\n" not in info.description
+        for key, (low, high, log) in info.searched.items():
+            assert key in info.params and key != "temperature", (name, key)
+            assert low < high and isinstance(log, bool) and (low > 0 or not log), (name, key)
+            if key in info.limits:
+                assert info.limits[key][0] <= low and high <= info.limits[key][1], (name, key)
+            assert low <= info.params[key] <= high, (name, key)  # the published default lies inside
+    for table in (PAIR_LOSSES, EMBEDDING_LOSSES):
+        for info in table.values():
+            assert info.term is None and not info.standardizable and not info.searched
+    with pytest.raises(TypeError, match="pair loss"):
+        PAIR_LOSSES["at"].apply(seeded(2, 3), seeded(2, 3), None, 4.0)
+
+
+def test_logit_terms_are_the_functions_with_defaults_warmup_and_the_strategys_temperature():
+    s, t = seeded(6, 5, seed=50) * 2, seeded(6, 5, seed=51) * 2
+    target = torch.tensor([0, 4, 2, 2, 1, 3])
+    apply = {name: info.apply for name, info in LOGIT_LOSSES.items()}
+    # bit for bit what the Distiller computed before the registry call
+    assert torch.equal(apply["kd"](s, t, target, 3.0, 1, {}), kd(s, t, temperature=3.0))
+    assert torch.equal(apply["dkd"](s, t, target, 2.0, 5, {"beta": 4.0}),
+                       dkd_warmup(5, 20) * dkd(s, t, target, alpha=1.0, beta=4.0, temperature=2.0))
+    assert torch.equal(apply["dkd"](s, t, target, 2.0, 3, {"warmup": 0}), dkd(s, t, target, temperature=2.0))
+    assert torch.equal(apply["dist"](s, t, target, 2.0, 1, {"gamma": 3.0}), dist(s, t, temperature=2.0, gamma=3.0))
+    # the strategy's temperature wins over the registry's published one
+    assert torch.equal(apply["ttm"](s, t, target, 3.0, 1, {}), ttm(s, t, temperature=3.0))
+    assert torch.equal(apply["wttm"](s, t, None, 3.0, 1, {}), wttm(s, t, temperature=3.0))
 
 
 def test_registry_params_match_function_defaults():

@@ -21,9 +21,18 @@ from autokd.errors import AutokdError
 from autokd.outputs import make_folder, os_error_text
 
 
+# Strategy fields added after key format 1, with their defaults: a field at its default is left
+# out of the key, so runs stored before the field existed are still found.
+_LATER_FIELDS = {"logit_standardization": False}
+
+
 def _key(task, strategy, seed: Optional[int]) -> str:
     payload = {"task": to_mapping(task), "strategy": to_mapping(strategy), "seed": seed, "format": 1}
     payload["strategy"]["recipe"]["seed"] = seed
+    for name, default in _LATER_FIELDS.items():
+        value = payload["strategy"].get(name)
+        if type(value) is type(default) and value == default:
+            del payload["strategy"][name]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 

@@ -3,9 +3,12 @@
 Total loss of one batch::
 
     (1 - alpha) * CE(student, y)
-    + alpha * LOGIT_LOSS(student, teacher; T, logit_params)        # kd or dkd
+    + alpha * LOGIT_LOSS(student, teacher; T, logit_params)        # kd, dkd, dist, ttm or wttm
     + sum_i pairs[i].weight * PAIR_LOSS_i(student layer, teacher layer)
     + sum_j relations[j].weight * EMBEDDING_LOSS_j(student embedding, teacher embedding)
+
+With ``logit_standardization`` the logit loss sees both logits Z-scored per sample first
+(Sun et al., CVPR 2024; only for the losses the registry marks ``standardizable``).
 
 A strategy round-trips YAML exactly: ``strategy_from_dict(strategy_to_dict(s)) == s``.
 """
@@ -101,6 +104,7 @@ class Strategy:
     alpha: float = 0.9
     logit_loss: str = "kd"
     logit_params: dict = field(default_factory=dict)
+    logit_standardization: bool = False
     pairs: list[PairLoss] = field(default_factory=list)
     relations: list[RelationLoss] = field(default_factory=list)
     recipe: Recipe = field(default_factory=Recipe)
@@ -121,6 +125,7 @@ class Strategy:
         if self.logit_loss not in LOGIT_LOSSES:
             raise unknown(f"{where}.logit_loss", self.logit_loss, LOGIT_LOSSES)
         _check_params(self.logit_params, LOGIT_LOSSES[self.logit_loss], f"{where}.logit_params")
+        _check_standardization(self.logit_standardization, self.logit_loss, LOGIT_LOSSES, where)
         seen: dict = {}
         for i, pair in enumerate(self.pairs):
             at = f"{where}.pairs[{i}]"
@@ -142,11 +147,22 @@ class Strategy:
         return self
 
     def describe(self) -> str:
-        """One readable line, e.g. ``kd T=4 alpha=0.9 + fitnet(stages.1)x100 + rkd x1``."""
-        parts = ["ce" if self.alpha == 0 else f"{self.logit_loss} T={self.temperature:.3g} alpha={self.alpha:.3g}"]
+        """One readable line, e.g. ``kd T=4 alpha=0.9 + fitnet(stages.1)x100 + rkd x1`` (``kd+ls``: standardized)."""
+        logit = self.logit_loss + ("+ls" if self.logit_standardization else "")
+        parts = ["ce" if self.alpha == 0 else f"{logit} T={self.temperature:.3g} alpha={self.alpha:.3g}"]
         parts += [f"{p.loss}({p.student}<-{p.teacher})x{p.weight:.3g}" for p in self.pairs]
         parts += [f"{r.loss}x{r.weight:.3g}" for r in self.relations]
         return "ce only" if parts == ["ce"] else " + ".join(parts)
+
+
+def _check_standardization(on, logit_loss: str, losses: dict, where: str) -> None:
+    """``logit_standardization`` is a bool, and true only with a logit loss that takes it."""
+    if not isinstance(on, bool):
+        raise ConfigError(f"{where}.logit_standardization must be true or false, got {short_repr(on)}")
+    if on and not losses[logit_loss].standardizable:
+        takes = ", ".join(name for name, info in losses.items() if info.standardizable)
+        raise ConfigError(f"{where}.logit_standardization is true but {where}.logit_loss {logit_loss!r} does not "
+                          f"take standardized logits; set it false or use one of {takes}")
 
 
 def _check_once(seen: dict, key, index: int, where: str, kind: str, what: str) -> None:
@@ -169,7 +185,7 @@ def _check_params(params: dict, info, where: str) -> None:
         if key == "temperature" and info.level == "logit":
             raise ConfigError(f"{where}.temperature: set the strategy's temperature instead")
         if key not in info.params:
-            allowed = ", ".join(info.params) or "none"
+            allowed = ", ".join(k for k in info.params if not (k == "temperature" and info.level == "logit")) or "none"
             raise ConfigError(f"unknown parameter {where}.{key_text(key)} for loss {info.name!r}; allowed: {allowed}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}.{key} must be a number, got {short_repr(value)}")

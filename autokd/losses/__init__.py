@@ -9,6 +9,7 @@ Importing this package loads torch and nothing heavier.
 from autokd.losses.crd import CRDMemory, crd
 from autokd.losses.features import at, fitnet, nst
 from autokd.losses.logits import dkd, dkd_warmup, kd
+from autokd.losses.modern_logits import dist, standardize, ttm, wttm
 from autokd.losses.registry import (
     EMBEDDING_LOSSES,
     LEVELS,
@@ -19,7 +20,7 @@ from autokd.losses.registry import (
 from autokd.losses.relations import pkt, rkd, sp
 
 __all__ = [
-    "kd", "dkd", "dkd_warmup",
+    "kd", "dkd", "dkd_warmup", "dist", "ttm", "wttm", "standardize",
     "fitnet", "at", "nst",
     "sp", "rkd", "pkt",
     "crd", "CRDMemory",

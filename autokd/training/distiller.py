@@ -23,7 +23,7 @@ from torch import nn
 
 from autokd.config.strategy import Strategy
 from autokd.errors import AutokdError
-from autokd.losses import EMBEDDING_LOSSES, LOGIT_LOSSES, PAIR_LOSSES, CRDMemory, crd, dkd, dkd_warmup, kd
+from autokd.losses import EMBEDDING_LOSSES, LOGIT_LOSSES, PAIR_LOSSES, CRDMemory, crd, standardize
 from autokd.models.projectors import make_projector
 from autokd.models.taps import EMBEDDING, FeatureTaps
 
@@ -132,7 +132,9 @@ class Distiller(nn.Module):
 
         ``teacher_outputs``: cached teacher outputs for this batch (from a :class:`TeacherCache`),
         or None to run the teacher now. ``index``: the samples' positions in the training split
-        (CRD only). ``epoch`` counts from 1 (DKD's warm-up).
+        (CRD only). ``epoch`` counts from 1 (DKD's warm-up). The logit loss's part is named after
+        it (``kd``, ``dkd``, ``dist``, ...); with logit standardization it sees both logits
+        standardized, while CE always sees the raw student logits.
         """
         s = self.strategy
         self._student_taps.clear()
@@ -165,13 +167,11 @@ class Distiller(nn.Module):
         return DistillOutput(total=total, parts=parts, logits=logits)
 
     def _logit_loss(self, s_logits, t_logits, y, epoch):
+        """The strategy's logit loss through its registry term, on standardized logits if asked."""
         s = self.strategy
-        if s.logit_loss == "kd":
-            return kd(s_logits, t_logits, temperature=s.temperature)
-        params = {**LOGIT_LOSSES["dkd"].params, **s.logit_params}
-        params.pop("temperature", None)  # the strategy's own temperature rules
-        warmup = params.pop("warmup", 0)
-        return dkd_warmup(epoch, warmup) * dkd(s_logits, t_logits, y, temperature=s.temperature, **params)
+        if s.logit_standardization:
+            s_logits, t_logits = standardize(s_logits), standardize(t_logits)
+        return LOGIT_LOSSES[s.logit_loss].apply(s_logits, t_logits, y, s.temperature, epoch, s.logit_params)
 
 
 def _probe(model: nn.Module, taps: FeatureTaps, dummy: torch.Tensor) -> dict[str, tuple]:
