@@ -166,6 +166,7 @@ def train_teacher(task: TaskSpec, data, device, on_epoch=None) -> nn.Module:
     distiller = Distiller(None, model, CE_ONLY, data.input_shape)
     try:
         fit(distiller, data, recipe, device, on_epoch=on_epoch)
+        model.zero_grad(set_to_none=True)  # a frozen teacher carries no gradient of its last step
     except TrainingFailed as exc:
         raise AutokdError(
             f"the teacher {short_repr(task.teacher.model, 80)} diverged while training: {exc}; lower task.teacher.recipe.lr "
