@@ -278,7 +278,7 @@ def report_blocks(report: dict) -> list:
 def main(argv: Optional[Iterable[str]] = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    from autokd.compare.baselines import load_baselines
+    from autokd.config.baselines import load_baselines
 
     load_start = load_average()
     wall = time.perf_counter()

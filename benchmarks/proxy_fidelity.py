@@ -169,7 +169,7 @@ def report_blocks(report: dict) -> list:
 def strategy_entries(args, space, recipes: dict) -> list[tuple[str, str, str, dict]]:
     """(name, kind, description, {recipe key: strategy}) of every strategy measured: baselines are
     re-adapted per recipe (DKD's warm-up is a fraction of the run); sampled ones are the same at every length."""
-    from autokd.compare.baselines import load_baselines
+    from autokd.config.baselines import load_baselines
 
     entries = [(name, kind, describe(strategy), {k: strategy for k in recipes})
                for name, kind, _, strategy in sample_strategies(space, args.strategies, args.sampler_seed)]

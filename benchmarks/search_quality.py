@@ -176,7 +176,7 @@ def retrain(study, out_dir: Path, seeds: int, baselines: Optional[str], workers:
     another study found too (TPE and random share their first start-up trials for a seed), or that
     is a baseline, is trained once and read under each name.
     """
-    from autokd.compare.baselines import load_baselines
+    from autokd.config.baselines import load_baselines
     from autokd.compare.compare import CompareRequest, run_compare
     from autokd.compare.execute import with_seed
     from autokd.compare.store import RunStore, run_key
@@ -217,7 +217,7 @@ def proxy_runs(studies: dict, storage: Path, work: Path, seeds: int, baselines: 
     """Every winner and every baseline trained at the PROXY length (the search's recipe) over ``seeds``
     seeds, validation accuracy: how the proxy ranks them, and how much of a winner's proxy score was the
     luck of seed 0 (a winner is the best of many noisy proxy runs). Kept in WORK/compare/proxy_runs.jsonl."""
-    from autokd.compare.baselines import load_baselines
+    from autokd.config.baselines import load_baselines
     from autokd.compare.execute import Job, with_seed
     from autokd.compare.store import RunStore, run_key
     from autokd.config.strategy import strategy_from_dict

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import run_cli, write_space
 
-from autokd.compare.baselines import load_baselines
+from autokd.config.baselines import load_baselines
 from autokd.compare.compare import CompareRequest, run_compare
 from autokd.compare.results import BASELINE, FOUND
 from autokd.compare.stats import gap_closed, mean_sd_se, paired, spearman
@@ -28,7 +28,8 @@ SPACE = {"pair_losses": ["none", "fitnet", "at"], "relation_losses": ["rkd"], "w
 
 def test_shipped_baselines_adapt_to_the_task_pairs():
     baselines = {b.name: b for b in load_baselines(None, PAIRS, Recipe(epochs=24, lr=0.02))}
-    assert {"student", "kd", "kd_mild", "fitnet", "at", "nst", "sp", "rkd", "pkt", "crd", "dkd", "combined"} <= set(baselines)
+    assert set(baselines) == {"student", "kd", "kd_mild", "fitnet", "at", "nst", "sp", "rkd", "pkt", "crd", "dkd",
+                              "combined", "kd_ls", "dkd_ls", "dist", "wttm"}
     assert baselines["student"].strategy.alpha == 0 and not baselines["student"].strategy.needs_teacher
     kd = baselines["kd"].strategy
     assert (kd.temperature, kd.alpha) == (4.0, 0.9)
@@ -37,8 +38,40 @@ def test_shipped_baselines_adapt_to_the_task_pairs():
     assert [p.student for p in baselines["sp"].strategy.pairs] == ["stages.2"]
     assert baselines["rkd"].strategy.relations[0].params == {"distance_weight": 25.0, "angle_weight": 50.0}
     assert baselines["dkd"].strategy.logit_params == {"alpha": 1.0, "beta": 8.0, "warmup": 2}  # 1/12 of 24 epochs
+    # the stronger logit baselines: published settings, CE : KD ratio kept in alpha
+    logit = {name: baselines[name].strategy for name in ("kd_ls", "dkd_ls", "dist", "wttm")}
+    assert [(s.logit_loss, s.temperature, s.logit_standardization) for s in logit.values()] == [
+        ("kd", 2.0, True), ("dkd", 2.0, True), ("dist", 4.0, False), ("wttm", 5.0, False)]
+    assert logit["kd_ls"].alpha / (1 - logit["kd_ls"].alpha) == pytest.approx(9 / 0.1, rel=1e-4)  # CE 0.1, KD 9
+    assert logit["dkd_ls"].alpha == 0.9 and logit["dkd_ls"].logit_params == {"alpha": 1.0, "beta": 8.0, "warmup": 2}
+    assert logit["dist"].alpha == pytest.approx(2 / 3, abs=1e-6) and logit["dist"].logit_params == {"beta": 1.0, "gamma": 1.0}
+    assert logit["wttm"].alpha == 0.8 and logit["wttm"].logit_params == {}
+    assert baselines["kd_ls"].description.startswith("KD with logit standardization")
+    assert baselines["kd_ls"].strategy.describe() == "kd+ls T=2 alpha=0.989"
     for b in baselines.values():  # every baseline trains with the task's full recipe
         assert b.strategy.recipe == Recipe(epochs=24, lr=0.02)
+
+
+def test_run_keys_of_strategies_without_standardization_are_those_of_before_it_existed(tiny_task):
+    """Runs stored before ``logit_standardization`` existed are still found: the field at its default
+    (false) is left out of the key; true makes another strategy."""
+    import hashlib
+
+    from autokd.compare.store import run_key, strategy_key
+    from autokd.config.parse import to_mapping
+    from autokd.config.strategy import Strategy
+
+    def format_1_key(strategy, seed):  # the key as computed before the field was added
+        payload = {"task": to_mapping(tiny_task), "strategy": to_mapping(strategy), "seed": seed, "format": 1}
+        del payload["strategy"]["logit_standardization"]
+        payload["strategy"]["recipe"]["seed"] = seed
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+    plain = Strategy(alpha=0.9, temperature=2.0)
+    assert strategy_key(tiny_task, plain) == format_1_key(plain, None)
+    assert run_key(tiny_task, plain, 3) == format_1_key(plain, 3)
+    ls = Strategy(alpha=0.9, temperature=2.0, logit_standardization=True)
+    assert strategy_key(tiny_task, ls) != strategy_key(tiny_task, plain)
 
 
 def test_user_baselines_file_and_its_errors(tmp_path):

@@ -140,7 +140,7 @@ def test_study_names_are_safe_file_names():
 # --- no strategy twice, exact budgets ------------------------------------------------------
 
 
-@pytest.mark.parametrize("sampler", ["random", "tpe", "ppo"])
+@pytest.mark.parametrize("sampler", ["random", "tpe", "ppo", "evolution"])
 def test_raising_the_budget_continues_the_sampler(tmp_path, sampler):
     """budget 3 then 6 (and a resume to 8): the later runs do not replay the first run's proposals."""
     space = write_space(tmp_path / "s.yaml", space=SPACE)

@@ -7,6 +7,7 @@ down after each search), real training on the tiny MNIST-1D task.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import signal
 import sqlite3
@@ -25,7 +26,7 @@ from autokd.errors import AutokdError
 from autokd.search.driver import bind_space, run_search
 from autokd.search.ledger import INTERRUPTED_ATTR, OWNER_ATTR, counts
 from autokd.search.settings import SearchSettings
-from autokd.search.space import FloatRange, space_from_dict
+from autokd.search.space import space_from_dict
 from autokd.search.space_file import load_space_file
 from autokd.search.study import read_settings
 
@@ -66,7 +67,7 @@ def test_space_defaults_and_fixed_parameter_names(space_path):
     assert space.pairs == [("stages.0", "stages.0"), ("stages.1", "stages.1"), ("stages.2", "stages.2")]
     names = [d.name for d in space.dimensions()]
     assert names == [
-        "temperature", "alpha", "logit_loss",
+        "temperature", "alpha", "logit_loss", "logit[dkd].beta",
         "pair[stages.0].loss", "pair[stages.0].scale", "pair[stages.1].loss", "pair[stages.1].scale",
         "pair[stages.2].loss", "pair[stages.2].scale",
         "relation[rkd].on", "relation[rkd].scale", "relation[pkt].on", "relation[pkt].scale",
@@ -82,7 +83,9 @@ def test_space_defaults_and_fixed_parameter_names(space_path):
         ({"pair_losses": ["none", "fitnett"]}, "did you mean 'fitnet'"),
         ({"relation_losses": ["crd", "kd"]}, "space.relation_losses: unknown loss 'kd'"),
         ({"logit_losses": []}, "must list at least one"),
-        ({"pairs": "everything"}, "pairs must be 'auto' or a non-empty list"),
+        ({"pairs": "everything"}, "pairs must be 'auto', 'search', {student: [...], teacher: [...]} or a non-empty list"),
+        ({"pairs": {"student": ["stages.0"], "teacher": []}}, "space.pairs.teacher must list one or more distinct layers"),
+        ({"logit_standardization": [True, True]}, "must be true, false or a list of both"),
         ({"temprature": 3}, "unknown key space.temprature (did you mean 'temperature'?)"),
         ({"alpha": "high"}, "space.alpha must be"),
     ],
@@ -115,11 +118,6 @@ def test_suggested_weights_scale_published_defaults_and_follow_their_loss(space_
         study.tell(trial, 50.0)
 
 
-def test_float_range_bins():
-    assert FloatRange(1, 16, log=True).bins(5) == pytest.approx([1, 2, 4, 8, 16])
-    assert FloatRange(0, 1).bins(3) == pytest.approx([0, 0.5, 1])
-
-
 # --- samplers on real trials ---------------------------------------------------------------
 
 
@@ -133,7 +131,7 @@ def test_trials_report_at_the_pruning_rungs_only():
     assert report_epochs(40) == [20]
 
 
-@pytest.mark.parametrize("sampler, workers", [("tpe", 2), ("random", 0), ("ppo", 1)])
+@pytest.mark.parametrize("sampler, workers", [("tpe", 2), ("random", 0), ("ppo", 1), ("evolution", 0)])
 def test_each_sampler_completes_a_budget(tmp_path, space_path, sampler, workers):
     search(tmp_path, space_path, f"t-{sampler}", sampler=sampler, budget=5, workers=workers)
     study = load(tmp_path, f"t-{sampler}")
@@ -162,26 +160,65 @@ def test_space_can_turn_pruning_off(tmp_path):
 
 
 def test_ppo_controller_updates_and_replays_history(tmp_path, space_path):
-    from autokd.search.samplers.ppo import PPOSampler
+    from autokd.search.samplers.ppo import PPOSampler, PPOSettings
 
     space = bind_space(load_space_file(space_path))
     before = {p.name for p in Path(tempfile.gettempdir()).glob("SB3-*")}
-    sampler = PPOSampler(space, seed=0, n_steps=4, batch_size=4)
+    sampler = PPOSampler(space, seed=0, settings=PPOSettings(n_steps=4, batch_size=4))
     study = optuna.create_study(sampler=sampler, direction="maximize")
     for i in range(9):
         trial = study.ask()
         strategy = space.suggest(trial)
-        # reward: prefers a low temperature, so the policy has something to learn
         study.tell(trial, 100.0 - 10 * strategy.temperature)
     assert sampler.updates == 2  # 9 trials, an update every 4
     actions = {tuple(t.system_attrs["ppo_action"]) for t in study.trials}
     assert len(actions) > 1  # the policy samples; it does not repeat one action
+    temperatures = [t.params["temperature"] for t in study.trials]
+    assert len(set(temperatures)) == len(temperatures)  # values are drawn within their bins, not bin points
     # a fresh controller on the same study (a resume) replays the history before asking
-    resumed = PPOSampler(space, seed=0, n_steps=4, batch_size=4)
+    resumed = PPOSampler(space, seed=0, settings=PPOSettings(n_steps=4, batch_size=4))
     study2 = optuna.load_study(study_name=study.study_name, storage=study._storage, sampler=resumed)
     space.suggest(study2.ask())
     assert resumed.updates == 2 and len(resumed._seen) == 9
     assert {p.name for p in Path(tempfile.gettempdir()).glob("SB3-*")} == before  # no SB3 log folders
+
+
+def test_ppo_controller_learns_within_a_few_dozen_trials(space_path):
+    """A reward that favours low temperatures: after 48 trials the policy puts most of its mass on
+    the two lowest of the 8 temperature bins (uniform would be 25 %)."""
+    import torch
+
+    from autokd.search.samplers.ppo import PPOSampler
+
+    space = bind_space(load_space_file(space_path))
+    sampler = PPOSampler(space, seed=1)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    for _ in range(48):
+        trial = study.ask()
+        study.tell(trial, 100.0 - 10 * math.log(space.suggest(trial).temperature))
+    policy = sampler.model.policy
+    with torch.no_grad():
+        obs, _ = policy.obs_to_tensor(sampler._obs)
+        temperature = policy.get_distribution(obs).distribution[0]  # the first knob is the temperature
+    assert temperature.probs[0, :2].sum().item() > 0.5
+    assert sampler.updates == 12
+
+
+def test_ppo_learns_from_trials_it_did_not_propose(space_path):
+    """Queued trials (warm start, re-queued) are mapped to the nearest action and learnt from."""
+    from autokd.search.samplers.ppo import ACTION_ATTR, PPOSampler
+
+    space = bind_space(load_space_file(space_path))
+    study = optuna.create_study(sampler=PPOSampler(space, seed=0), direction="maximize")
+    study.enqueue_trial({"temperature": 1.0, "alpha": 0.5, "logit_loss": "kd", "pair[stages.0].loss": "none",
+                         "pair[stages.1].loss": "at", "pair[stages.1].scale": 0.5, "pair[stages.2].loss": "none",
+                         "relation[rkd].on": False, "relation[pkt].on": False})
+    trial = study.ask()
+    space.suggest(trial)
+    study.tell(trial, 90.0)
+    assert ACTION_ATTR not in study.trials[0].system_attrs
+    assert study.sampler._action_of(study.trials[0].params)[0] == 0  # T=1 is the first temperature bin
+    assert study.sampler._seen == {0}
 
 
 # --- budget, states, resume ----------------------------------------------------------------

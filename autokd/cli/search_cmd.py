@@ -6,7 +6,7 @@ import click
 
 from autokd.cli.options import device_option, download_option, space_option
 from autokd.cli.progress import Progress
-from autokd.search.settings import MAX_SEED, SAMPLERS
+from autokd.search.settings import MAX_SEED, SAMPLERS, WARM_STARTS
 
 storage_option = click.option(
     "--storage", default=None,
@@ -55,7 +55,8 @@ def _run(space_file, settings, name: str, storage, address) -> None:
 @click.option("--budget", type=click.IntRange(min=1), default=100, show_default=True,
               help="Total finished trials (complete + pruned + failed) the study should hold.")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe", show_default=True,
-              help="tpe: Optuna TPE; random: random search; ppo: a PPO controller (stable-baselines3).")
+              help="tpe: Optuna TPE; random: random search; ppo: a PPO controller (stable-baselines3); "
+                   "evolution: Optuna's NSGA-II, population 10.")
 @click.option("--workers", type=int, default=None,
               help="Trials at once, each a Ray Tune trial on one CPU (default: every CPU of this machine, or of "
                    "the cluster with --address); 0 runs them one by one in this process, without Ray.")
@@ -65,9 +66,12 @@ def _run(space_file, settings, name: str, storage, address) -> None:
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the sampler's first run on a new study (later runs continue with streams of their own).")
 @click.option("--no-pruning", is_flag=True, help="Run every trial to the end of the proxy (as a space with `pruning: false` does).")
+@click.option("--warm-start", type=click.Choice(WARM_STARTS), default=None,
+              help="baselines: a new study's first trials are the shipped baselines the space can express "
+                   "(each costs one trial of the budget).")
 @device_option
 @download_option
-def search(space, budget, sampler, workers, name, storage, address, seed, no_pruning, device, download):
+def search(space, budget, sampler, workers, name, storage, address, seed, no_pruning, warm_start, device, download):
     """Search distillation strategies on a task; re-running it continues the study to its budget."""
     from autokd.search.settings import SearchSettings, default_study_name
     from autokd.search.space_file import load_space_file
@@ -76,7 +80,8 @@ def search(space, budget, sampler, workers, name, storage, address, seed, no_pru
     space_file.task.data.download = space_file.task.data.download or download
     name = name if name is not None else default_study_name(space_file.source, sampler)
     settings = SearchSettings(space_text=space_file.text, space_source=space_file.source, sampler=sampler,
-                              budget=budget, workers=workers, seed=seed, device=device, pruning=not no_pruning)
+                              budget=budget, workers=workers, seed=seed, device=device, pruning=not no_pruning,
+                              warm_start=warm_start)
     _run(space_file, settings, name, storage, address)
 
 

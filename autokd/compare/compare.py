@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
-from autokd.compare.baselines import load_baselines
+from autokd.config.baselines import load_baselines
 from autokd.compare.execute import JobResult, run_jobs
 from autokd.compare.plan import as_job, found_contenders, jobs_for, with_baselines
 from autokd.compare.results import FAILED, OK, Comparison, RunRecord

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from autokd.compare.baselines import Baseline
+from autokd.config.baselines import Baseline
 from autokd.compare.execute import Job, with_seed
 from autokd.compare.results import BASELINE, FOUND, RunRecord
 from autokd.compare.store import run_key, strategy_key

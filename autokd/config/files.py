@@ -50,14 +50,27 @@ def load_task(ref: Union[str, Path, dict], where: str = "task") -> TaskSpec:
     """A task from a shipped space name, a YAML file holding a ``task`` section, or a mapping."""
     if isinstance(ref, dict):
         return task_from_dict(ref, where)
+    mapping, where = task_mapping(ref)
+    return task_from_dict(mapping, where)
+
+
+def task_mapping(ref: Union[str, Path], relative_to: Union[str, Path, None] = None) -> tuple[dict, str]:
+    """The raw ``task`` mapping a reference names, and where it was read (for error messages).
+
+    ``ref``: a shipped space name (``default``) or a YAML file holding an inline ``task``; a
+    relative path is taken relative to the folder of ``relative_to`` (the file that refers to it).
+    """
+    ref_str = str(ref)
+    looks_like_a_path = ref_str.endswith((".yaml", ".yml")) or "/" in ref_str
+    if relative_to is not None and looks_like_a_path and not Path(ref_str).expanduser().is_absolute():
+        ref = Path(relative_to).expanduser().parent / ref_str
     path = resolve_space_path(ref)
     data = load_yaml_file(path)
     if "task" not in data:
         raise ConfigError(f"{path} has no 'task' section")
-    task_ref = data["task"]
-    if not isinstance(task_ref, dict):
-        raise ConfigError(f"{path}: task must be an inline mapping here, not a reference")
-    return task_from_dict(task_ref, f"{path.name}: task")
+    if not isinstance(data["task"], dict):
+        raise ConfigError(f"{path}: task must be an inline mapping there, not another reference")
+    return data["task"], f"{path.name}: task"
 
 
 @dataclass
@@ -78,11 +91,8 @@ def load_config(path: Union[str, Path]) -> Config:
         if key not in data:
             raise ConfigError(f"{path}: missing top-level key {key!r}")
     task_ref = data["task"]
-    if isinstance(task_ref, str) and not task_ref.endswith((".yaml", ".yml")) and "/" not in task_ref:
-        task = load_task(task_ref)
-    elif isinstance(task_ref, str):
-        rel = Path(task_ref).expanduser()
-        task = load_task(rel if rel.is_absolute() else Path(path).expanduser().parent / rel)
+    if isinstance(task_ref, str):
+        task = task_from_dict(*task_mapping(task_ref, relative_to=path))
     elif isinstance(task_ref, dict):
         task = load_task(task_ref, where=f"{Path(path).name}: task")
     else:

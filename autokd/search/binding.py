@@ -1,15 +1,22 @@
-"""Binding a space to the task's models: the layer pairs it matches, checked before any training."""
+"""Binding a space to the task's models: the layer pairs it may use, checked before any training.
+
+Every (teacher, student) layer pair a strategy of the space may use is tried once with every
+pair loss of the space on dummy features of the layers' shapes (FitNets through its
+projector), so a loss that cannot take a pair fails here with the pair named, not in a trial.
+"""
 
 from __future__ import annotations
 
 from autokd.data.spec import nominal_shape
 from autokd.errors import AutokdError
-from autokd.search.space import SearchSpace
+from autokd.search.space import NONE, SEARCH, MatchSpec
 from autokd.search.space_file import SpaceFile
+from autokd.search.strategy_space import SearchSpace
 
 
 def bind_space(space_file: SpaceFile) -> SearchSpace:
-    """Resolve the space's layer pairs on the task's models (``auto``: equal-resolution stages)."""
+    """Resolve the space's layers on the task's models: ``auto`` pairs stages of equal
+    resolution, ``search`` lets every student stage match any teacher stage."""
     from autokd.models.pairs import auto_pairs
     from autokd.models.registry import build_model
     from autokd.models.taps import FeatureTaps
@@ -18,31 +25,66 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
     shape, classes = nominal_shape(task.data)
     teacher = build_model(task.teacher.model, task.teacher.kwargs, classes, shape)
     student = build_model(task.student.model, task.student.kwargs, classes, shape)
-    if spec.pairs == "auto":
-        pairs = auto_pairs(teacher, student, shape)
-        if not pairs and spec.pair_losses != ["none"]:
-            raise AutokdError("pairs: auto found no teacher/student stages of equal resolution; list the pairs in the space file")
-    else:
+    if isinstance(spec.pairs, list):
         pairs = [(p.teacher, p.student) for p in spec.pairs]
         FeatureTaps(teacher, [t for t, _ in pairs]).remove()  # unknown paths raise, listing the layers
         FeatureTaps(student, [s for _, s in pairs]).remove()
-    _check_projectable(spec, pairs, teacher, student, shape)
-    return SearchSpace(spec, pairs, task.recipes.proxy)
+    else:
+        pairs = auto_pairs(teacher, student, shape)
+    matches = _matches(spec.pairs, teacher, student, shape) if spec.pairs == SEARCH or isinstance(spec.pairs, MatchSpec) else None
+    if matches is not None and spec.pair_losses == [NONE]:
+        raise AutokdError("pairs: search needs pair_losses other than 'none' (the loss a matched pair takes)")
+    if spec.pairs == "auto" and not pairs and spec.pair_losses != [NONE]:
+        raise AutokdError("pairs: auto found no teacher/student stages of equal resolution; list the pairs, "
+                          "or use pairs: search to match stages of any resolution")
+    candidates = [(t, s) for s, teachers in matches for t in teachers] if matches is not None else pairs
+    _check_losses_take_pairs(spec, candidates, teacher, student, shape)
+    proxy = task.recipes.proxy
+    # DKD warms up over 1/12 of training, as the shipped dkd baseline (20 of mdistiller's 240 epochs)
+    return SearchSpace(spec, pairs, proxy, dkd_warmup=max(1, round(proxy.epochs / 12)), matches=matches)
 
 
-def _check_projectable(spec, pairs, teacher, student, shape) -> None:
-    """Every pair a projector-needing loss (FitNets) may use must map student to teacher shape."""
+def _matches(pairs, teacher, student, shape) -> list[tuple[str, list[str]]]:
+    """Each student layer with the teacher layers it may match (``search``: every stage)."""
+    from autokd.models.pairs import stage_layers
+    from autokd.models.taps import FeatureTaps
+
+    if pairs == SEARCH:
+        students = [path for path, _ in stage_layers(student, shape)]
+        teachers = [path for path, _ in stage_layers(teacher, shape)]
+        if not students or not teachers:
+            raise AutokdError("pairs: search found no feature-map stages in the "
+                              f"{'student' if not students else 'teacher'}; list the layers with "
+                              "pairs: {student: [...], teacher: [...]}")
+    else:
+        students, teachers = pairs.student, pairs.teacher
+        FeatureTaps(teacher, teachers).remove()  # unknown paths raise, listing the layers
+        FeatureTaps(student, students).remove()
+    return [(s, list(teachers)) for s in students]
+
+
+def _check_losses_take_pairs(spec, pairs, teacher, student, shape) -> None:
+    """Every pair loss of the space must accept every pair a strategy may use."""
+    import torch
+
     from autokd.losses import PAIR_LOSSES
     from autokd.models.projectors import make_projector
     from autokd.models.taps import list_layers
 
-    needing = [loss for loss in spec.pair_losses if loss in PAIR_LOSSES and PAIR_LOSSES[loss].needs_projector]
-    if not needing or not pairs:
+    losses = [PAIR_LOSSES[name] for name in spec.pair_losses if name != NONE]
+    if not losses or not pairs:
         return
     t_shapes = {i.path: i.output_shape for i in list_layers(teacher, shape)}
     s_shapes = {i.path: i.output_shape for i in list_layers(student, shape)}
     for t, s in pairs:
-        try:
-            make_projector(s_shapes[s], t_shapes[t])
-        except AutokdError as exc:
-            raise AutokdError(f"pair {t} -> {s} cannot take {needing[0]}: {exc}; drop the pair or the loss") from None
+        for info in losses:
+            try:
+                if t_shapes[t] is None or s_shapes[s] is None:
+                    raise AutokdError("the layer does not output one tensor")
+                feature = torch.randn(2, *s_shapes[s])
+                if info.needs_projector:
+                    feature = make_projector(s_shapes[s], t_shapes[t])(feature)
+                with torch.no_grad():
+                    info.fn(feature, torch.randn(2, *t_shapes[t]), **info.params)
+            except AutokdError as exc:
+                raise AutokdError(f"pair {t} -> {s} cannot take {info.name}: {exc}; drop the pair or the loss") from None

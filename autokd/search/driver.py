@@ -55,6 +55,10 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
         pruning = settings.pruning and space.spec.pruning  # --no-pruning or the space's `pruning: false`
         study.sampler = make_sampler(settings.sampler, space, run_seed(settings.seed, created, current_owner().tag()))
         study.pruner = optuna_pruner(epochs, pruning)
+        if settings.warm_start and created:
+            _warm_start(study, space, say)
+        elif settings.warm_start:
+            say(f"warm start: study {name!r} already exists and its first trials are set; --warm-start is ignored")
         if not _announce(study, settings, space, created, pruning, say):
             return study
         monitor = SearchMonitor(study, settings.budget, status)
@@ -70,6 +74,16 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
     monitor.show(force=True)
     _explain_shortfall(study, settings.budget, note, say)
     return study
+
+
+def _warm_start(study, space, say: Say) -> None:
+    from autokd.config.baselines import baselines_that_adapt
+    from autokd.search.warm_start import enqueue_baselines
+
+    baselines, unplaced = baselines_that_adapt(None, space.pairs, space.base_recipe)
+    queued, misfits = enqueue_baselines(study, space, baselines)
+    say(f"warm start: {len(queued)} baseline(s) queued as the first trials ({', '.join(queued) or 'none'})"
+        + (f"; not expressible in this space: {', '.join(unplaced + misfits)}" if unplaced + misfits else ""))
 
 
 def _announce(study, settings: SearchSettings, space, created: bool, pruning: bool, say: Say) -> bool:
@@ -119,4 +133,3 @@ def ray_session(address: Optional[str], workers: Optional[int]) -> Iterator[int]
     finally:
         if started:
             ray.shutdown()
-

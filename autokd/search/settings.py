@@ -12,7 +12,8 @@ from typing import Optional
 
 from autokd.errors import AutokdError, short_repr
 
-SAMPLERS = ("tpe", "random", "ppo")
+SAMPLERS = ("tpe", "random", "ppo", "evolution")
+WARM_STARTS = ("baselines",)
 MAX_SEED = 2**32 - 1
 # a study name is also the default report folder (reports/NAME): a plain file name
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -28,6 +29,7 @@ class SearchSettings:
     seed: int = 0
     device: str = "auto"
     pruning: bool = True
+    warm_start: Optional[str] = None  # "baselines": the baselines that fit the space are the first trials
 
     def space_fingerprint(self) -> str:
         """Equal for the same task and space whatever the YAML's formatting."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-from autokd.config.files import resolve_space_path
+from autokd.config.files import resolve_space_path, task_mapping
 from autokd.config.task import TaskSpec, task_from_dict
 from autokd.config.yaml_io import dump_yaml, load_yaml_file, load_yaml_text
 from autokd.errors import ConfigError
@@ -40,7 +40,10 @@ def space_file_from_dict(data: dict, source: str) -> SpaceFile:
             raise ConfigError(f"{name}: unknown top-level key {key!r}; allowed: {', '.join(SPACE_FILE_KEYS)}")
     if "task" not in data:
         raise ConfigError(f"{name}: missing top-level key 'task'")
-    task = task_from_dict(data["task"], f"{name}: task")
+    task_data, where = data["task"], f"{name}: task"
+    if isinstance(task_data, str):  # a shipped space name or a file: the study stores the task inline
+        task_data, where = task_mapping(task_data, relative_to=source)
+    task = task_from_dict(task_data, where)
     space = space_from_dict(data.get("space"), f"{name}: space")
-    text = dump_yaml({"task": data["task"], "space": data.get("space") or {}})
+    text = dump_yaml({"task": task_data, "space": data.get("space") or {}})
     return SpaceFile(task=task, space=space, text=text, source=source)

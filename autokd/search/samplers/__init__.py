@@ -1,4 +1,5 @@
-"""The samplers a search can use: Optuna's TPE and random search, and the PPO controller.
+"""The samplers a search can use: Optuna's TPE, random search and NSGA-II (``evolution``), and
+the PPO controller.
 
 Each run of a sampler on a study continues the study rather than restarting it: the first run on
 a new study (the process that created it) is seeded with the search's ``--seed``, so it is
@@ -35,13 +36,24 @@ def _random(space, seed):
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+# NSGA-II with one objective is a plain evolutionary search; its default population (50) is half
+# of a 100-trial budget, so a generation of 10 lets about ten of them evolve
+EVOLUTION_POPULATION = 10
+
+
+def _evolution(space, seed):
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(population_size=EVOLUTION_POPULATION, seed=seed)
+
+
 def _ppo(space, seed):
     from autokd.search.samplers.ppo import PPOSampler
 
     return PPOSampler(space, seed=seed)
 
 
-FACTORIES = {"tpe": _tpe, "random": _random, "ppo": _ppo}
+FACTORIES = {"tpe": _tpe, "random": _random, "ppo": _ppo, "evolution": _evolution}
 assert tuple(FACTORIES) == SAMPLERS
 
 

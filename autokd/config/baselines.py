@@ -31,12 +31,30 @@ def default_baselines_path() -> Path:
 
 def load_baselines(path: Union[str, Path, None], pairs: list[tuple[str, str]], recipe: Recipe) -> list[Baseline]:
     """Baselines from ``path`` (default: the shipped file) adapted to ``pairs``, trained with ``recipe``."""
+    path, entries = _entries(path)
+    return [adapt(name, entry, pairs, recipe, where=f"{path.name}: baselines.{name}") for name, entry in entries.items()]
+
+
+def baselines_that_adapt(path: Union[str, Path, None], pairs: list[tuple[str, str]],
+                         recipe: Recipe) -> tuple[list[Baseline], list[str]]:
+    """Like :func:`load_baselines`, but a baseline that cannot be placed on ``pairs`` (a feature
+    loss on a task without pairs) is left out: returns (baselines, names left out)."""
+    path, entries = _entries(path)
+    adapted, left_out = [], []
+    for name, entry in entries.items():
+        try:
+            adapted.append(adapt(name, entry, pairs, recipe, where=f"{path.name}: baselines.{name}"))
+        except ConfigError:
+            left_out.append(name)
+    return adapted, left_out
+
+
+def _entries(path: Union[str, Path, None]) -> tuple[Path, dict]:
     path = Path(path).expanduser() if path else default_baselines_path()
     data = load_yaml_file(path)
     if set(data) != {"baselines"} or not isinstance(data["baselines"], dict) or not data["baselines"]:
         raise ConfigError(f"{path}: expected one top-level key 'baselines' mapping names to strategies")
-    return [adapt(name, entry, pairs, recipe, where=f"{path.name}: baselines.{name}")
-            for name, entry in data["baselines"].items()]
+    return path, data["baselines"]
 
 
 def adapt(name: str, entry: dict, pairs: list[tuple[str, str]], recipe: Recipe, where: str) -> Baseline:
