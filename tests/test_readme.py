@@ -33,3 +33,79 @@ def test_the_training_loop_example_runs(tmp_path, monkeypatch):
     assert set(scope["out"].parts) == {"ce", "kd", "fitnet@stages.1", "crd"}
     assert torch.isfinite(scope["out"].total)
     assert all(p.grad is None for p in scope["prepared"].teacher.parameters())  # the teacher stays frozen
+
+
+# --- links and the Commands table ---------------------------------------------------------------
+
+ROOT = README.parent
+DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _prose(text: str) -> str:
+    """The text outside fenced code blocks and inline code spans (where ``](`` is not a link)."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors of a Markdown file (lower case, punctuation dropped, spaces to '-')."""
+    text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.S | re.M)
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#{1,6}\s+(.*?)\s*#*\s*$", text, flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        candidate, n = slug, 0
+        while candidate in anchors:
+            n += 1
+            candidate = f"{slug}-{n}"
+        anchors.add(candidate)
+    return anchors
+
+
+def test_every_relative_link_in_the_docs_points_to_a_file_that_exists():
+    assert len(DOCS) >= 5, DOCS  # the README and docs/{spaces,strategies,studies,compare}.md
+    broken = []
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", _prose(doc.read_text(encoding="utf-8"))):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
+                continue
+            path, _, anchor = target.partition("#")
+            file = (doc.parent / path).resolve() if path else doc
+            if not file.exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
+                broken.append(f"{doc.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
+def _commands_table() -> list[str]:
+    """The first cell of each row of the README's Commands table."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("## Commands")
+    section = text[start:text.index("\n## ", start + 1)]
+    rows = [line for line in section.splitlines() if line.startswith("| `autokd ")]
+    return [re.split(r"(?<!\\)\|", row)[1] for row in rows]
+
+
+def test_every_command_in_the_commands_table_exists_with_the_flags_it_shows():
+    from click.testing import CliRunner
+
+    from autokd.cli.main import cli
+
+    help_text = CliRunner().invoke(cli, ["--help"]).output
+    listed = re.findall(r"^  (\w+)  ", help_text.split("Commands:")[1], flags=re.M)
+    cells = _commands_table()
+    named = [re.findall(r"`autokd (\w+)", cell) for cell in cells]
+    assert all(named) and len(cells) == len(set(n[0] for n in named)), cells  # one row per command
+    assert sorted(n[0] for n in named) == sorted(listed)  # every command of `autokd --help`, and no other
+    for cell, names in zip(cells, named):
+        (name,) = set(names)
+        assert name in listed, f"autokd {name} is not a command of `autokd --help`"
+        command = cli.commands[name]
+        assert CliRunner().invoke(cli, [name, "--help"]).exit_code == 0
+        options = {opt for param in command.params for opt in param.opts if opt.startswith("-")} - {"-h", "--help"}
+        shown = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", cell.replace("\\|", "|")))
+        assert shown <= options, f"autokd {name}: the table shows flags it does not have: {sorted(shown - options)}"
+        missing = {o for o in options if o.startswith("--")} - shown
+        short = {o for o in options if not o.startswith("--")}
+        missing -= {long for param in command.params for long in param.opts if set(param.opts) & short & shown}
+        assert not missing, f"autokd {name}: the table leaves out flags: {sorted(missing)}"
