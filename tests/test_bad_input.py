@@ -272,6 +272,16 @@ def _integrity_cases(d: Path, st: list, good: str) -> dict[str, tuple[list, str]
         "export from a missing storage file": (["export", "base", "--storage", d / "nowhere.db"], "no study storage at"),
         "postgres nobody listens on": (["studies", "--storage", "postgresql://u:pw@127.0.0.1:9/x"], "refused"),
         "resume with another teacher": (["resume", "swapped", "--budget", "3", *st], "searched with another teacher"),
+        "unknown warm start": ([*search, "--warm-start", "published"], "'published' is not 'baselines'"),
+        "layer search over an unknown layer": (["search", "--space", _space(d, "ls.yaml", space_changes={
+            "pairs": {"student": ["stages.7"], "teacher": ["stages.0"]}}), *st], "no layer 'stages.7'"),
+        "layer search without a pair loss": (["search", "--space", _space(d, "ls2.yaml", space_changes={
+            "pairs": "search", "pair_losses": ["none"]}), *st], "pairs: search needs pair_losses other than 'none'"),
+        "standardization with no loss that takes it": (["search", "--space", _space(d, "ls3.yaml", space_changes={
+            "logit_losses": ["ttm", "wttm"], "logit_standardization": True}), *st],
+            "logit_standardization applies to kd, dkd, dist"),
+        "unknown logit loss in a space": (["search", "--space", _space(d, "ls4.yaml", space_changes={
+            "logit_losses": ["kd", "wtm"]}), *st], "unknown loss 'wtm' (did you mean 'wttm'?)"),
         "resume with a missing checkpoint": (["resume", "lost", "--budget", "9", *st], "teacher checkpoint not found"),
     }
 

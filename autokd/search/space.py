@@ -104,6 +104,12 @@ def space_from_dict(data: Optional[dict], where: str = "space") -> SpaceSpec:
     if spec.lr is not None:
         _check_knob(spec.lr, f"{where}.lr", positive=True)
     _check_choices(spec.logit_losses, LOGIT_LOSSES, f"{where}.logit_losses")
+    standardizes = spec.logit_standardization is True or (isinstance(spec.logit_standardization, list)
+                                                           and True in spec.logit_standardization)
+    takers = [name for name in LOGIT_LOSSES if LOGIT_LOSSES[name].standardizable]
+    if standardizes and not any(name in takers for name in spec.logit_losses):
+        raise ConfigError(f"{where}.logit_standardization applies to {', '.join(takers)}, and "
+                          f"{where}.logit_losses lists none of them")
     _check_choices(spec.pair_losses, [NONE, *PAIR_LOSSES], f"{where}.pair_losses")
     _check_choices(spec.relation_losses, EMBEDDING_LOSSES, f"{where}.relation_losses", allow_empty=True)
     return spec

@@ -165,7 +165,8 @@ def train_teacher(task: TaskSpec, data, device, on_epoch=None) -> nn.Module:
     model.to(device)
     distiller = Distiller(None, model, CE_ONLY, data.input_shape)
     try:
-        fit(distiller, data, recipe, device, on_epoch=on_epoch)
+        # without a progress display only the last epoch is validated (4,000 samples an epoch add up)
+        fit(distiller, data, recipe, device, on_epoch=on_epoch, validate_at=None if on_epoch else ())
         model.zero_grad(set_to_none=True)  # a frozen teacher carries no gradient of its last step
     except TrainingFailed as exc:
         raise AutokdError(
