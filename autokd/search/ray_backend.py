@@ -1,7 +1,7 @@
 """Trials as Ray Tune trials, with the Optuna study as the single source of truth.
 
-A small Tune ``Searcher`` asks the study for each trial (``study.ask``) and tells it the
-outcome: COMPLETE with the final validation accuracy, PRUNED when ASHA stopped it early
+A small Tune ``Searcher`` (:mod:`autokd.search.ray_searcher`) asks the study for each trial
+(``study.ask``) and tells it the outcome: COMPLETE with the final validation accuracy, PRUNED when ASHA stopped it early
 (never COMPLETE with an early value), FAIL with the reason when the strategy broke training
 or the worker died. Data, teacher and cached teacher outputs reach the trials once through
 Ray's object store (``tune.with_parameters``).
@@ -13,10 +13,8 @@ import os
 import tempfile
 from typing import Optional
 
-from autokd.config.strategy import strategy_from_dict, strategy_to_dict
+from autokd.config.strategy import strategy_from_dict
 from autokd.errors import AutokdError
-from autokd.search.claims import NoNewStrategy, claim_trial
-from autokd.search.ledger import interrupt_own_trials, record_result, void_trial
 from autokd.search.monitor import SearchMonitor
 
 METRIC = "val_acc"
@@ -45,77 +43,10 @@ def _trainable(config: dict, prepared=None, teacher_cache=None) -> None:
 
 
 def make_searcher(study, space, budget: int, epochs: int, monitor: SearchMonitor):
-    from ray.tune.search import Searcher
+    """The Tune searcher bound to ``study`` (Ray Tune is imported here, not when this module loads)."""
+    from autokd.search.ray_searcher import StudySearcher
 
-    class StudySearcher(Searcher):
-        """Ask/tell between Tune and the Optuna study."""
-
-        def __init__(self):
-            super().__init__(metric=METRIC, mode="max")
-            self.live: dict[str, object] = {}
-            self.stopped: Optional[str] = None  # why no more trials are asked for ("" once the budget is taken)
-            self.reported: dict[int, set[int]] = {}  # epochs already recorded, by trial number
-
-        def suggest(self, trial_id: str) -> Optional[dict]:
-            if self.stopped is not None:
-                return Searcher.FINISHED
-            try:
-                claim = claim_trial(study, space, budget)
-            except NoNewStrategy as exc:
-                claim, self.stopped = None, str(exc)
-            if claim is None:
-                self.stopped = self.stopped or ""
-                return Searcher.FINISHED
-            self.live[trial_id] = claim.trial
-            monitor.trial_started()
-            return {"strategy": strategy_to_dict(claim.strategy), "number": claim.trial.number}
-
-        def on_trial_result(self, trial_id: str, result: dict) -> None:
-            trial = self.live.get(trial_id)
-            if trial is not None and "failed" not in result:
-                self._report(trial, result)
-                monitor.epoch()
-
-        def _report(self, trial, result: dict) -> None:
-            step = int(result["epoch"])
-            if step not in self.reported.setdefault(trial.number, set()):
-                self.reported[trial.number].add(step)
-                trial.report(result[METRIC], step)
-
-        def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
-            trial = self.live.pop(trial_id, None)
-            if trial is None:
-                return
-            if result and "failed" not in result and METRIC in result and not error:
-                self._report(trial, result)  # Tune hands the last result to this method only
-            self.reported.pop(trial.number, None)
-            if error or not result:
-                self._worker_died(trial)
-            elif "failed" in result:
-                monitor.trial_finished(record_result(study, trial.number, reason=str(result["failed"])), None)
-            elif int(result.get("epoch", 0)) < epochs:
-                monitor.trial_finished(record_result(study, trial.number, pruned=True), None)
-            else:
-                value = float(result[METRIC])
-                monitor.trial_finished(record_result(study, trial.number, value=value), value)
-
-        def _worker_died(self, trial) -> None:
-            """A dead worker says nothing about the strategy: the trial is void and runs once more;
-            dying a second time, it counts as failed."""
-            if "retry_of" in trial.user_attrs:
-                reason = "the trial's worker died again; not retried"
-                monitor.trial_finished(record_result(study, trial.number, reason=reason), None)
-                return
-            frozen = study._storage.get_trial(trial._trial_id)
-            void_trial(study, frozen, "the trial's worker died; retrying it once", requeue={"retry_of": trial.number})
-            monitor.trial_finished("void", None)
-
-        def interrupt_all(self) -> None:
-            """Record the trials still in flight as interrupted (Ctrl-C) and re-queue them."""
-            interrupt_own_trials(study)
-            self.live.clear()
-
-    return StudySearcher()
+    return StudySearcher(study, space, budget, epochs, monitor)
 
 
 def start_ray(address: Optional[str], workers: Optional[int]) -> bool:

@@ -1,0 +1,87 @@
+"""The Ray Tune ``Searcher`` that asks the Optuna study for every trial and tells it every outcome.
+
+Imported only when a search runs on Ray (it imports Ray Tune at the top).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ray.tune.search import Searcher
+
+from autokd.config.strategy import strategy_to_dict
+from autokd.search.claims import NoNewStrategy, claim_trial
+from autokd.search.ledger import interrupt_own_trials, record_result, void_trial
+from autokd.search.monitor import SearchMonitor
+from autokd.search.ray_backend import METRIC
+
+
+class StudySearcher(Searcher):
+    """Ask/tell between Tune and the Optuna study: each trial claimed from the study
+    (:func:`~autokd.search.claims.claim_trial`), each result recorded in it."""
+
+    def __init__(self, study, space, budget: int, epochs: int, monitor: SearchMonitor):
+        super().__init__(metric=METRIC, mode="max")
+        self.study, self.space, self.budget, self.epochs, self.monitor = study, space, budget, epochs, monitor
+        self.live: dict[str, object] = {}
+        self.stopped: Optional[str] = None  # why no more trials are asked for ("" once the budget is taken)
+        self.reported: dict[int, set[int]] = {}  # epochs already recorded, by trial number
+
+    def suggest(self, trial_id: str) -> Optional[dict]:
+        if self.stopped is not None:
+            return Searcher.FINISHED
+        try:
+            claim = claim_trial(self.study, self.space, self.budget)
+        except NoNewStrategy as exc:
+            claim, self.stopped = None, str(exc)
+        if claim is None:
+            self.stopped = self.stopped or ""
+            return Searcher.FINISHED
+        self.live[trial_id] = claim.trial
+        self.monitor.trial_started()
+        return {"strategy": strategy_to_dict(claim.strategy), "number": claim.trial.number}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        trial = self.live.get(trial_id)
+        if trial is not None and "failed" not in result:
+            self._report(trial, result)
+            self.monitor.epoch()
+
+    def _report(self, trial, result: dict) -> None:
+        step = int(result["epoch"])
+        if step not in self.reported.setdefault(trial.number, set()):
+            self.reported[trial.number].add(step)
+            trial.report(result[METRIC], step)
+
+    def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
+        trial = self.live.pop(trial_id, None)
+        if trial is None:
+            return
+        if result and "failed" not in result and METRIC in result and not error:
+            self._report(trial, result)  # Tune hands the last result to this method only
+        self.reported.pop(trial.number, None)
+        if error or not result:
+            self._worker_died(trial)
+        elif "failed" in result:
+            self.monitor.trial_finished(record_result(self.study, trial.number, reason=str(result["failed"])), None)
+        elif int(result.get("epoch", 0)) < self.epochs:
+            self.monitor.trial_finished(record_result(self.study, trial.number, pruned=True), None)
+        else:
+            value = float(result[METRIC])
+            self.monitor.trial_finished(record_result(self.study, trial.number, value=value), value)
+
+    def _worker_died(self, trial) -> None:
+        """A dead worker says nothing about the strategy: the trial is void and runs once more;
+        dying a second time, it counts as failed."""
+        if "retry_of" in trial.user_attrs:
+            reason = "the trial's worker died again; not retried"
+            self.monitor.trial_finished(record_result(self.study, trial.number, reason=reason), None)
+            return
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        void_trial(self.study, frozen, "the trial's worker died; retrying it once", requeue={"retry_of": trial.number})
+        self.monitor.trial_finished("void", None)
+
+    def interrupt_all(self) -> None:
+        """Record the trials still in flight as interrupted (Ctrl-C) and re-queue them."""
+        interrupt_own_trials(self.study)
+        self.live.clear()
