@@ -25,7 +25,7 @@ def plot_anytime(path: Path, report: dict) -> None:
     import matplotlib.pyplot as plt
 
     budget = report["settings"]["budget"]
-    colors = {"tpe": "tab:blue", "random": "tab:gray", "ppo": "tab:orange"}
+    colors = {"tpe": "tab:blue", "random": "tab:gray", "ppo": "tab:orange", "evolution": "tab:green"}
     fig, ax = plt.subplots(figsize=(8, 4.8))
     ks = list(range(1, budget + 1))
     for sampler, c in report["search"]["curves"].items():
@@ -39,8 +39,9 @@ def plot_anytime(path: Path, report: dict) -> None:
     bar = report["search"]["random_bar"]
     if bar is not None:
         ax.axhline(bar, color="k", ls="--", lw=0.8, label=f"random's best-of-{budget} (median) {bar:.2f}%")
-    ax.axvline(TARGET_TRIALS_FRACTION * budget, color="tab:red", ls=":", lw=0.8,
-               label=f"target: {TARGET_TRIALS_FRACTION * budget:g} trials")
+    for sampler, fraction in TARGET_TRIALS_FRACTION.items():
+        ax.axvline(fraction * budget, color=colors.get(sampler, "tab:red"), ls=":", lw=0.8,
+                   label=f"{sampler} target: {fraction * budget:g} trials")
     ax.set_xlabel("trial (k-th finished trial, in the order asked)")
     ax.set_ylabel("best proxy validation accuracy so far (%)")
     ax.set_title(f"Anytime performance, {report['task']['name']}: median and min-max over repeats")
@@ -62,7 +63,7 @@ def plot_winners(path: Path, report: dict) -> None:
     import matplotlib.pyplot as plt
 
     ret = report["retraining"]
-    colors = {"tpe": "tab:blue", "random": "tab:gray", "ppo": "tab:orange"}
+    colors = {"tpe": "tab:blue", "random": "tab:gray", "ppo": "tab:orange", "evolution": "tab:green"}
     fig, ax = plt.subplots(figsize=(8, 4.8))
     for i, (sampler, s) in enumerate(ret["per_sampler"].items()):
         n = len(s["repeats"])
@@ -236,7 +237,7 @@ def report_blocks(report: dict) -> list:
     changed = (f" The space file changed during the run (now {space['sha256_at_end'][:16]}...); the benchmark used "
                "the copy taken at the start." if space["changed_during_run"] else "")
     return [
-        Heading("Search quality: TPE, random search and PPO against each other and the hand-tuned baselines", 1),
+        Heading("Search quality: TPE, random search, PPO and evolution against each other and the hand-tuned baselines", 1),
         Paragraph(f"Date {report['date']}. Machine: {machine_text(m, ('torch', 'ray', 'optuna', 'stable_baselines3'))}. "
                   f"Load average (1/5/15 min) at start {report['load_average_at_start']}, at end "
                   f"{report['load_average_at_end']} (above {m['cpu_count']} = other work was competing for the CPUs; it "
