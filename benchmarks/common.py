@@ -73,6 +73,12 @@ def run_paragraph(report: dict, load_note: str = "") -> Paragraph:
         f"end {report['load_average_at_end']}{load_note}. Wall time {report['wall_s']:.0f} s.")
 
 
+def dated_paragraph(report: dict, machine_note: str = "") -> Paragraph:
+    """Date, machine (and ``machine_note``), load averages at start and end of a one-process benchmark."""
+    return Paragraph(f"Date {report['date']}. Machine: {machine_text(report['machine'])}{machine_note}. Load average "
+                     f"{report['load_average_at_start']} at start, {report['load_average_at_end']} at end.")
+
+
 def markdown(blocks: Sequence[Block]) -> str:
     """Blocks as Markdown (for the console, and for the report files)."""
     return to_markdown(Document("", list(blocks)))

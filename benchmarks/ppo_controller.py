@@ -37,7 +37,7 @@ import optuna
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, command_paragraph, load_average, machine_info, machine_text, write_markdown  # noqa: E402
+from common import command_line, command_paragraph, dated_paragraph, load_average, machine_info, write_markdown  # noqa: E402
 
 from autokd.document import Heading, Paragraph, simple_table  # noqa: E402
 from autokd.search.samplers.ppo import PPOSampler, PPOSettings  # noqa: E402
@@ -173,8 +173,7 @@ def report_blocks(r: dict) -> list:
               f"{statistics.median(row['best']):.2f}"] for name, row in r["rows"].items()]
     return [
         Heading("PPO controller settings on a synthetic space", 1),
-        Paragraph(f"Date {r['date']}. Machine: {machine_text(r['machine'])}. Load average {r['load_average_at_start']} at "
-                  f"start, {r['load_average_at_end']} at end."),
+        dated_paragraph(r),
         command_paragraph(r["command"]),
         Paragraph(f"{r['seeds']} seeds x {r['trials']} trials per sampler on the synthetic stand-in for the default space "
                   f"(see the script's docstring). Bar: random search's best-of-{r['trials']}, median over its runs: "

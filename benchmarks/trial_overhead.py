@@ -39,7 +39,7 @@ import torch.nn.functional as F
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, command_paragraph, load_average, machine_info, machine_text, write_markdown  # noqa: E402
+from common import command_line, command_paragraph, dated_paragraph, load_average, machine_info, write_markdown  # noqa: E402
 
 from autokd.config import PairLoss, Strategy  # noqa: E402
 from autokd.document import Heading, Paragraph, simple_table  # noqa: E402
@@ -151,8 +151,7 @@ def report_blocks(r: dict) -> list:
     verdict = "MET" if ratio <= TARGET else "NOT MET"
     return [
         Heading("Trial overhead", 1),
-        Paragraph(f"Date {r['date']}. Machine: {machine_text(r['machine'])}; one torch thread. Load average "
-                  f"{r['load_average_at_start']} at start, {r['load_average_at_end']} at end."),
+        dated_paragraph(r, "; one torch thread"),
         command_paragraph(r["command"]),
         Paragraph(f"Strategy: {r['strategy']}; {r['epochs']} epochs of the task's proxy recipe, teacher outputs cached. "
                   f"Median over {r['rounds']} alternating rounds (in-process rows) and {len(r.get('ray', {}).get('trial_s', []))} "
