@@ -1,9 +1,9 @@
 """Trials as Ray Tune trials, with the Optuna study as the single source of truth.
 
 A small Tune ``Searcher`` (:mod:`autokd.search.ray_searcher`) asks the study for each trial
-(``study.ask``) and tells it the outcome: COMPLETE with the final validation accuracy, PRUNED when ASHA stopped it early
-(never COMPLETE with an early value), FAIL with the reason when the strategy broke training
-or the worker died. Data, teacher and cached teacher outputs reach the trials once through
+(``study.ask``) and tells it the outcome: COMPLETE with the final validation accuracy, PRUNED
+when ASHA stopped it early (never COMPLETE with an early value), FAIL with the reason when the
+strategy broke training or the worker died. Data, teacher and cached teacher outputs reach the trials once through
 Ray's object store (``tune.with_parameters``).
 """
 
@@ -16,8 +16,7 @@ from typing import Optional
 from autokd.config.strategy import strategy_from_dict
 from autokd.errors import AutokdError
 from autokd.search.monitor import SearchMonitor
-
-METRIC = "val_acc"
+from autokd.search.study import METRIC_NAME as METRIC  # the study's metric is what Tune reports
 
 
 def _trainable(config: dict, prepared=None, teacher_cache=None) -> None:

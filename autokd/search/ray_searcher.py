@@ -13,7 +13,7 @@ from autokd.config.strategy import strategy_to_dict
 from autokd.search.claims import NoNewStrategy, claim_trial
 from autokd.search.ledger import interrupt_own_trials, record_result, void_trial
 from autokd.search.monitor import SearchMonitor
-from autokd.search.ray_backend import METRIC
+from autokd.search.study import METRIC_NAME as METRIC
 
 
 class StudySearcher(Searcher):
