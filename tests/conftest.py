@@ -93,6 +93,20 @@ def run_cli(*args: str, cwd=None, env: Optional[dict] = None, timeout: float = 3
     )
 
 
+def assert_interrupted_requeued(study) -> None:
+    """Every void trial that held a strategy (interrupted mid-training) is queued again, exactly once;
+    a trial interrupted while its strategy was being drawn is void and queues nothing."""
+    from optuna.trial import TrialState
+
+    from autokd.search.ledger import INTERRUPTED_ATTR, REQUEUED_ATTR, STRATEGY_ATTR, is_void
+
+    trials = study.get_trials(deepcopy=False)
+    interrupted = [t for t in trials if is_void(t) and t.user_attrs.get(INTERRUPTED_ATTR)]
+    assert len(interrupted) == sum(is_void(t) for t in trials), "a void trial that was not interrupted"
+    queued = sorted(t.user_attrs.get(REQUEUED_ATTR) for t in trials if t.state == TrialState.WAITING)
+    assert queued == sorted(t.number for t in interrupted if STRATEGY_ATTR in t.user_attrs)
+
+
 def session_members(sid: int) -> list[int]:
     """Pids of the processes in session ``sid`` other than its leader (what a test's process started)."""
     members = []

@@ -243,21 +243,24 @@ def _dead_pid() -> int:
 
 def test_an_interruption_fails_only_this_process_running_trials(tmp_path):
     """Ctrl-C records by owner: a trial asked but not yet started is not left RUNNING, another
-    process's trial is left alone."""
+    process's trial is left alone; only a trial that held a whole strategy is queued again."""
     from autokd.search.ledger import interrupt_own_trials, mark_owner
 
     study = optuna.create_study(study_name="own", storage=f"sqlite:///{tmp_path / 'own.db'}")
     dist = {"temperature": optuna.distributions.FloatDistribution(1, 8, log=True)}
-    mine, theirs = study.ask(dist), study.ask(dist)
-    mark_owner(study, mine._trial_id)
+    mine, drawing, theirs = study.ask(dist), study.ask(dist), study.ask(dist)
+    for t in (mine, drawing):
+        mark_owner(study, t._trial_id)
+    mine.set_user_attr("strategy", {"temperature": mine.params["temperature"]})  # claimed: its strategy was drawn
     study._storage.set_trial_system_attr(theirs._trial_id, OWNER_ATTR, "elsewhere:1")
-    assert interrupt_own_trials(study) == 1
+    assert interrupt_own_trials(study) == 2
     states = {t.number: t.state for t in study.trials}
-    assert states[mine.number] == optuna.trial.TrialState.FAIL
+    assert states[mine.number] == states[drawing.number] == optuna.trial.TrialState.FAIL
     assert states[theirs.number] == optuna.trial.TrialState.RUNNING
     assert study.trials[mine.number].user_attrs["interrupted"] is True
+    assert "before its strategy was drawn" in study.trials[drawing.number].user_attrs["void"]
     waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
-    assert [t.user_attrs.get("requeued_from") for t in waiting] == [mine.number]  # its params queued again
+    assert [t.user_attrs.get("requeued_from") for t in waiting] == [mine.number]  # only its params queued again
 
 
 def test_interrupted_trial_is_failed_and_requeued(tmp_path, space_path):
@@ -265,6 +268,7 @@ def test_interrupted_trial_is_failed_and_requeued(tmp_path, space_path):
     study = load(tmp_path, "r")
     trial = study.ask({"temperature": optuna.distributions.FloatDistribution(1, 8, log=True)})
     study._storage.set_trial_system_attr(trial._trial_id, OWNER_ATTR, f"{os.uname().nodename}:{_dead_pid()}")
+    trial.set_user_attr("strategy", {"temperature": trial.params["temperature"]})  # claimed, then its process died
     interrupted_temperature = trial.params["temperature"]
     search(tmp_path, space_path, "r", sampler="random", budget=4)
     study = load(tmp_path, "r")

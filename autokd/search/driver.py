@@ -90,10 +90,11 @@ def _announce(study, settings: SearchSettings, space, created: bool, pruning: bo
     """Recover interrupted trials and say where the study stands; False when nothing is left to do."""
     from autokd.search.pruning import grace_period
 
-    recovered = recover_interrupted(study)
+    requeued, dropped = recover_interrupted(study)
     c = counts(study)
     say(f"study {study.study_name!r} ({'new' if created else 'resumed'}): {c.finished}/{settings.budget} trials done"
-        + (f", {recovered} interrupted trial(s) re-queued" if recovered else ""))
+        + (f", {requeued} interrupted trial(s) re-queued" if requeued else "")
+        + (f", {dropped} trial(s) interrupted before their strategy was drawn (void)" if dropped else ""))
     if c.finished >= settings.budget:
         say("budget already reached; raise --budget to run more trials")
         return False

@@ -113,9 +113,18 @@ def void_trial(study, trial, reason: str, requeue: Optional[dict] = None, **attr
         study.enqueue_trial(trial.params, user_attrs={REQUEUED_ATTR: trial.number, **requeue}, skip_if_exists=False)
 
 
-def interrupt(study, trial) -> None:
-    """A trial cut short by Ctrl-C, SIGTERM or its process's death: void, its parameters queued again."""
-    void_trial(study, trial, "interrupted; parameters re-queued", requeue={}, **{INTERRUPTED_ATTR: True})
+def interrupt(study, trial) -> bool:
+    """A trial cut short by Ctrl-C, SIGTERM or its process's death: void, its parameters queued again.
+
+    A trial caught while its strategy was still being drawn (no ``strategy`` attribute yet) trained
+    nothing and holds at most part of a strategy: it is void and nothing is queued. Returns
+    whether the trial was queued again."""
+    if STRATEGY_ATTR in trial.user_attrs:
+        void_trial(study, trial, "interrupted; parameters re-queued", requeue={}, **{INTERRUPTED_ATTR: True})
+        return True
+    void_trial(study, trial, "interrupted before its strategy was drawn; nothing to re-queue",
+               **{INTERRUPTED_ATTR: True})
+    return False
 
 
 def interrupt_own_trials(study) -> int:
@@ -133,16 +142,19 @@ def interrupt_own_trials(study) -> int:
     return n
 
 
-def recover_interrupted(study) -> int:
-    """Record RUNNING trials whose process is gone as interrupted; returns how many."""
+def recover_interrupted(study) -> tuple[int, int]:
+    """Record RUNNING trials whose process is gone as interrupted; returns how many were queued
+    again and how many were dropped (caught before their strategy was drawn)."""
     from optuna.trial import TrialState
 
-    recovered = 0
+    requeued = dropped = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not _owned_by_a_live_process(t):
-            interrupt(study, t)
-            recovered += 1
-    return recovered
+            if interrupt(study, t):
+                requeued += 1
+            else:
+                dropped += 1
+    return requeued, dropped
 
 
 # a trial is tagged with its owner right after it starts; until then it belongs to whoever started it
