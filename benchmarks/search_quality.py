@@ -33,7 +33,9 @@ best-of-100 within 20 trials, PPO within 40.
 Writes reports/benchmarks/search_quality.{json,md} and search_quality_anytime.png,
 search_quality_winners.png (--out-dir, --name). Studies, logs and the run store go to --work-dir
 (default reports/benchmarks/search_quality_work/, git-ignored); its previous contents are replaced
-unless --keep is given (then finished studies and runs are reused).
+unless --keep is given (then finished studies and runs are reused). --import-report takes the
+searches of an earlier report instead of running them again, so repeats can be added in a later
+sitting (see search_quality_reuse.py).
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ import hashlib
 import json
 import os
 import shlex
-import shutil
 import signal
 import statistics
 import subprocess
@@ -62,6 +63,10 @@ from search_quality_analysis import (  # noqa: E402
 )
 from search_quality_report import (  # noqa: E402
     METHOD, efficiency_table, plot_anytime, plot_winners, report_blocks, retraining_tables, verdict_word,
+)
+from search_quality_reuse import (  # noqa: E402
+    earlier_invocation, import_note, import_report, keep_note, load_saved_runs, prepare_work_dir, save_run,
+    seed_run_store,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,6 +91,9 @@ def parse_args(argv: Optional[Iterable[str]] = None):
                    help="studies, search logs and the retraining run store (git-ignored by default)")
     p.add_argument("--keep", action="store_true",
                    help="reuse the studies and runs already in --work-dir (default: start afresh)")
+    p.add_argument("--import-report", type=Path, default=None, metavar="JSON",
+                   help="an earlier report of this benchmark: its searches that this one plans are taken with their "
+                        "retraining instead of being run again (same space, budget, seeds, baselines, pruning)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds before one search is stopped")
     p.add_argument("--note", action="append", default=[],
                    help="a line for the report's notes (e.g. about an earlier, interrupted invocation); repeatable")
@@ -274,29 +282,6 @@ def _run_into(store, task, todo: list, workers: int, say) -> None:
     run_jobs(prepared, todo, workers, on_done)
 
 
-def prepare_work_dir(work: Path, keep: bool) -> None:
-    """The benchmark's own files in the work folder; without --keep, the previous run's are removed."""
-    work.mkdir(parents=True, exist_ok=True)
-    if keep:
-        return
-    for name in ("studies.db", "space.yaml", "searches.json"):
-        (work / name).unlink(missing_ok=True)
-    for name in ("compare", "logs"):
-        shutil.rmtree(work / name, ignore_errors=True)
-
-
-def load_saved_runs(work: Path) -> dict:
-    path = work / "searches.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def save_run(work: Path, name: str, run: dict) -> None:
-    """Keep each search's record (wall time, load) in the work folder, for --keep."""
-    runs = load_saved_runs(work)
-    runs[name] = run
-    (work / "searches.json").write_text(json.dumps(runs, indent=1))
-
-
 def finished(storage: Path, name: str) -> int:
     from autokd.search.ledger import counts
     from autokd.search.storage import open_storage
@@ -325,29 +310,32 @@ def start_report(args, space_file, work: Path) -> dict:
         "method": METHOD,
         "notes": list(args.note),
     }
-    previous = args.out_dir / f"{args.name}.json"
-    if args.keep and previous.exists():  # the invocation whose searches and runs --keep reuses
-        try:
-            prev = json.loads(previous.read_text())
-            report["earlier_run"] = {k: prev.get(k) for k in ("date", "command", "total_s", "search_total_s",
-                                                               "retrain_total_s", "load_average_at_start",
-                                                               "load_average_at_end", "earlier_run")}
-        except (ValueError, OSError):
-            pass
+    if args.keep:  # the invocation whose searches and runs --keep reuses
+        report["earlier_run"] = earlier_invocation(work)
     return report
 
 
-def run_searches(args, work: Path, space_path: Path, storage: Path, report: dict) -> dict[str, dict]:
-    """Every sampler's repeats, interleaved by repeat with the sampler order rotated; the record of each."""
+def search_plan(args) -> list[tuple[str, int]]:
+    """(sampler, seed) in running order: interleaved by repeat, the sampler order rotated."""
+    return [(s, r) for r in range(args.repeats)
+            for s in args.samplers[r % len(args.samplers):] + args.samplers[:r % len(args.samplers)]]
+
+
+def run_searches(args, work: Path, space_path: Path, storage: Path, report: dict,
+                 imported: dict[str, dict]) -> dict[str, dict]:
+    """Every planned search (``imported`` ones are taken as they are); the record of each."""
     from autokd.search.ledger import counts
     from autokd.search.storage import open_storage
     from autokd.search.study import load_existing_study
 
     studies: dict[str, dict] = {}
-    plan = [(s, r) for r in range(args.repeats)
-            for s in args.samplers[r % len(args.samplers):] + args.samplers[:r % len(args.samplers)]]
+    plan = search_plan(args)
     for i, (sampler, seed) in enumerate(plan, 1):
         name = study_name(sampler, seed)
+        if name in imported:
+            print(f"[{i}/{len(plan)}] search {name}: imported from {imported[name]['imported_from']['report']}", flush=True)
+            studies[name] = imported[name]
+            continue
         cli_args = search_command(space_path, storage, sampler, seed, args.budget, args.workers, not args.no_pruning)
         shown = [("WORK/" + str(Path(a).relative_to(work))) if a.startswith(str(work)) else a for a in cli_args]
         saved = load_saved_runs(work).get(name)
@@ -374,26 +362,14 @@ def run_searches(args, work: Path, space_path: Path, storage: Path, report: dict
     return studies
 
 
-def reuse_note(report: dict, reused: list[str]) -> str:
-    """What --keep took from an earlier invocation."""
-    earlier = report.get("earlier_run") or {}
-    text = (f"--keep: searches {', '.join(reused)} were run by an earlier invocation (their wall times and loads are "
-            f"from it); finished retraining runs were read from the run store. The run times in the header are this "
-            f"invocation's.")
-    if earlier.get("total_s"):
-        text += (f" The earlier invocation ({earlier['date']}, `{earlier['command']}`) took {earlier['total_s'] / 60:.1f} "
-                 f"min: searches {earlier['search_total_s'] / 60:.1f} min, retraining "
-                 f"{earlier['retrain_total_s'] / 60:.1f} min; load average {earlier['load_average_at_start']} at its "
-                 f"start, {earlier['load_average_at_end']} at its end.")
-    return text
-
-
 def retrain_winners(args, studies: dict, work: Path, storage: Path) -> None:
     """Top-1 of every study plus the baselines, one shared run store (baselines trained once)."""
     from autokd.search.storage import open_storage
     from autokd.search.study import load_existing_study
 
     for i, (name, st) in enumerate(studies.items(), 1):
+        if "retrain" in st:  # imported with its retraining
+            continue
         print(f"[{i}/{len(studies)}] retrain the winner of {name} (+ baselines, reused once trained) ...", flush=True)
         study = load_existing_study(name, open_storage(str(storage)))
         st["retrain"] = retrain(study, work / "compare", args.seeds, args.baselines, args.workers,
@@ -422,17 +398,27 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
         space_path.write_text(space_file.text)
     storage = work / "studies.db"
     report = start_report(args, space_file, work)
+    imported = {}
+    if args.import_report:
+        imported = import_report(args.import_report, args, report["space"]["sha256"],
+                                 [study_name(s, r) for s, r in search_plan(args)])
     task = space_file.task
     print(f"space {space_file.source} (sha {report['space']['sha256'][:12]}), task {task.name}: proxy "
           f"{task.recipes.proxy.epochs} epochs, full {task.recipes.full.epochs}; work folder {work}; load "
           f"{report['load_average_at_start']}", flush=True)
 
     t = time.perf_counter()
-    studies = run_searches(args, work, space_path, storage, report)
+    studies = run_searches(args, work, space_path, storage, report, imported)
     report["search_total_s"] = time.perf_counter() - t
-    reused = [name for name, st in studies.items() if st["run"].get("reused")]
+    reused = [name for name, st in studies.items() if st["run"].get("reused") and name not in imported]
     if reused:
-        report["notes"].append(reuse_note(report, reused))
+        report["notes"].append(keep_note(report.get("earlier_run") or {}, reused))
+    if imported:
+        report["notes"].append(import_note(imported))
+    if imported:
+        written = seed_run_store(imported, work / "compare" / "runs.jsonl", space_path, args.baselines)
+        report["notes"].append(f"--import-report: {written} baseline run(s) of the imported report were written into "
+                               "the run store and read back by the retraining, not trained again")
     t = time.perf_counter()
     retrain_winners(args, studies, work, storage)
     report["retrain_total_s"] = time.perf_counter() - t
