@@ -73,7 +73,8 @@ def load_space(ref: str):
 
 def prepare(ref: str, say: Callable[[str], None] = lambda _m: None):
     """The prepared task (data + teacher, trained and cached on first use) and its teacher cache."""
-    from autokd.training.run import prepare_task, teacher_cache_for
+    from autokd.training.run import prepare_task
+    from autokd.training.students import teacher_cache_for
 
     space_file, space = load_space(ref)
     prepared = prepare_task(space_file.task, "cpu", progress=say)

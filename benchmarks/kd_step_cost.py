@@ -49,7 +49,8 @@ from kd_step_cost_report import (  # noqa: E402
 from autokd.config import CE_ONLY, PairLoss, Strategy, load_task
 from autokd.losses import fitnet, kd
 from autokd.training.fit import fit, make_optimizer
-from autokd.training.run import build_distiller, prepare_task, teacher_cache_for
+from autokd.training.run import prepare_task
+from autokd.training.students import build_distiller, teacher_cache_for
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 1.3

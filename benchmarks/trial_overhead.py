@@ -166,7 +166,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
     from autokd.search.space_file import load_space_file
-    from autokd.training.run import prepare_task, teacher_cache_for
+    from autokd.training.run import prepare_task
+    from autokd.training.students import teacher_cache_for
 
     load_start = load_average()
     space_file = load_space_file(args.space)

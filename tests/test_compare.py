@@ -53,8 +53,8 @@ def test_shipped_baselines_adapt_to_the_task_pairs():
 
 
 def test_run_keys_of_strategies_without_standardization_are_those_of_before_it_existed(tiny_task):
-    """Runs stored before ``logit_standardization`` existed are still found: the field at its default
-    (false) is left out of the key; true makes another strategy."""
+    """Runs stored before ``logit_standardization`` and ``scheme`` existed are still found: each
+    field at its default (false, single) is left out of the key; another value makes another strategy."""
     import hashlib
 
     from autokd.compare.store import run_key, strategy_key
@@ -63,7 +63,7 @@ def test_run_keys_of_strategies_without_standardization_are_those_of_before_it_e
 
     def format_1_key(strategy, seed):  # the key as computed before the field was added
         payload = {"task": to_mapping(tiny_task), "strategy": to_mapping(strategy), "seed": seed, "format": 1}
-        del payload["strategy"]["logit_standardization"]
+        del payload["strategy"]["logit_standardization"], payload["strategy"]["scheme"]
         payload["strategy"]["recipe"]["seed"] = seed
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -72,6 +72,10 @@ def test_run_keys_of_strategies_without_standardization_are_those_of_before_it_e
     assert run_key(tiny_task, plain, 3) == format_1_key(plain, 3)
     ls = Strategy(alpha=0.9, temperature=2.0, logit_standardization=True)
     assert strategy_key(tiny_task, ls) != strategy_key(tiny_task, plain)
+    from autokd.config.schemes import BornAgainScheme
+
+    ban = Strategy(alpha=0.9, temperature=2.0, scheme=BornAgainScheme(generations=2))
+    assert strategy_key(tiny_task, ban) != strategy_key(tiny_task, plain)
 
 
 def test_user_baselines_file_and_its_errors(tmp_path):

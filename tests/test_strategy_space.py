@@ -163,7 +163,7 @@ def test_a_space_file_may_name_its_task_and_the_study_stores_it_inline(tmp_path)
 
 
 def test_standardized_logits_go_through_the_distiller(tiny_prepared):
-    from autokd.training.run import build_distiller
+    from autokd.training.students import build_distiller
 
     strategy = Strategy(alpha=0.7, temperature=2.0, logit_loss="dist", logit_standardization=True).validate()
     distiller = build_distiller(tiny_prepared, strategy, seed=0)

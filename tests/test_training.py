@@ -14,7 +14,8 @@ from autokd.data import load_task_data
 from autokd.errors import AutokdError
 from autokd.models.registry import build_model
 from autokd.training.fit import TrainingFailed, accuracy, fit
-from autokd.training.run import build_distiller, check_strategy, train_strategy
+from autokd.training.run import check_strategy, train_strategy
+from autokd.training.students import build_distiller
 from autokd.training.teacher import get_teacher, teacher_cache_path
 
 from conftest import TINY_TASK

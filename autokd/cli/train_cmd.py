@@ -99,7 +99,8 @@ def _train_seed(prepared, strategy, seed: int, progress: Progress):
         )
 
     try:
-        result = train_strategy(prepared, strategy, recipe=replace(strategy.recipe, seed=seed), on_epoch=show)
+        result = train_strategy(prepared, strategy, recipe=replace(strategy.recipe, seed=seed), on_epoch=show,
+                                progress=progress.say)
     except TrainingFailed as exc:
         raise AutokdError(
             f"the student diverged with seed {seed}: {exc}; lower strategy.recipe.lr (now {strategy.recipe.lr:g}) "
@@ -127,7 +128,8 @@ def _write_results(out_path, config_path, task_name: str, strategy, prepared, ru
         "task": task_name,
         "strategy": strategy_to_dict(strategy),
         "teacher": {"val_acc": prepared.teacher_info.val_acc, "test_acc": prepared.teacher_info.test_acc},
-        "runs": [{"seed": r.seed, "val_acc": r.val_acc, "test_acc": r.test_acc, "seconds": r.seconds} for r in runs],
+        "runs": [{"seed": r.seed, "val_acc": r.val_acc, "test_acc": r.test_acc, "seconds": r.seconds, "steps": r.steps}
+                 for r in runs],
         **summary,
     }
     write_text(out_path, json.dumps(payload, indent=2), "the results (--out)", create_folder=True)

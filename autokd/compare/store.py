@@ -23,7 +23,7 @@ from autokd.outputs import make_folder, os_error_text
 
 # Strategy fields added after key format 1, with their defaults: a field at its default is left
 # out of the key, so runs stored before the field existed are still found.
-_LATER_FIELDS = {"logit_standardization": False}
+_LATER_FIELDS = {"logit_standardization": False, "scheme": {"kind": "single"}}
 
 
 def _key(task, strategy, seed: Optional[int]) -> str:

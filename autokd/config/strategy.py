@@ -8,7 +8,9 @@ Total loss of one batch::
     + sum_j relations[j].weight * EMBEDDING_LOSS_j(student embedding, teacher embedding)
 
 With ``logit_standardization`` the logit loss sees both logits Z-scored per sample first
-(Sun et al., CVPR 2024; only for the losses the registry marks ``standardizable``).
+(Sun et al., CVPR 2024; only for the losses the registry marks ``standardizable``). The
+``scheme`` says who teaches whom (one teacher, born-again generations, a cohort of peers; see
+:mod:`autokd.config.schemes`); a strategy at the default ``single`` scheme leaves it out of its dict.
 
 A strategy round-trips YAML exactly: ``strategy_from_dict(strategy_to_dict(s)) == s``.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from autokd.config.parse import finite_float, from_mapping, to_mapping
+from autokd.config.schemes import SCHEME_TYPES, Scheme, SingleScheme, scheme_from_dict
 from autokd.errors import ConfigError, key_text, short_repr, unknown
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -108,6 +111,7 @@ class Strategy:
     pairs: list[PairLoss] = field(default_factory=list)
     relations: list[RelationLoss] = field(default_factory=list)
     recipe: Recipe = field(default_factory=Recipe)
+    scheme: Scheme = field(default_factory=SingleScheme)
 
     @property
     def needs_teacher(self) -> bool:
@@ -144,6 +148,9 @@ class Strategy:
             _check_params(rel.params, EMBEDDING_LOSSES[rel.loss], f"{at}.params")
             _check_once(seen, rel.loss, i, at, "relations", f"the relation loss {rel.loss!r}")
         self.recipe.validate(f"{where}.recipe")
+        if not isinstance(self.scheme, SCHEME_TYPES.get(getattr(self.scheme, "kind", None), ())):
+            raise unknown(f"{where}.scheme.kind", getattr(self.scheme, "kind", self.scheme), SCHEME_TYPES)
+        self.scheme.validate(f"{where}.scheme")
         return self
 
     def describe(self) -> str:
@@ -152,7 +159,8 @@ class Strategy:
         parts = ["ce" if self.alpha == 0 else f"{logit} T={self.temperature:.3g} alpha={self.alpha:.3g}"]
         parts += [f"{p.loss}({p.student}<-{p.teacher})x{p.weight:.3g}" for p in self.pairs]
         parts += [f"{r.loss}x{r.weight:.3g}" for r in self.relations]
-        return "ce only" if parts == ["ce"] else " + ".join(parts)
+        text = "ce only" if parts == ["ce"] else " + ".join(parts)
+        return f"{text}, {self.scheme.describe()}" if self.scheme.describe() else text
 
 
 def _check_standardization(on, logit_loss: str, losses: dict, where: str) -> None:
@@ -207,7 +215,10 @@ def strategy_from_dict(data: dict, base_recipe: Optional[Recipe] = None, where: 
         raise ConfigError(f"{where} must be a mapping, got {short_repr(data, 60)}")
     data = dict(data)
     recipe_data = data.pop("recipe", None)
+    scheme_data = data.pop("scheme", None)
     strategy = from_mapping(Strategy, data, where)
+    if scheme_data is not None:
+        strategy.scheme = scheme_from_dict(scheme_data, f"{where}.scheme")
     base = base_recipe or Recipe()
     if recipe_data is not None:
         overrides = from_mapping(_PartialRecipe, recipe_data, f"{where}.recipe")
@@ -217,7 +228,10 @@ def strategy_from_dict(data: dict, base_recipe: Optional[Recipe] = None, where: 
 
 
 def strategy_to_dict(strategy: Strategy) -> dict:
-    return to_mapping(strategy)
+    data = to_mapping(strategy)
+    if isinstance(strategy.scheme, SingleScheme):
+        del data["scheme"]  # the default: configs and stored strategies read as before schemes existed
+    return data
 
 
 @dataclass

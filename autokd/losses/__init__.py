@@ -6,6 +6,7 @@ losses take one layer pair; the caller sums over layers and applies the loss wei
 Importing this package loads torch and nothing heavier.
 """
 
+from autokd.losses.cohort import ensemble_kl, mutual_kl
 from autokd.losses.crd import CRDMemory, crd
 from autokd.losses.features import at, fitnet, nst
 from autokd.losses.logits import dkd, dkd_warmup, kd
@@ -24,5 +25,6 @@ __all__ = [
     "fitnet", "at", "nst",
     "sp", "rkd", "pkt",
     "crd", "CRDMemory",
+    "mutual_kl", "ensemble_kl",
     "LossInfo", "LOGIT_LOSSES", "PAIR_LOSSES", "EMBEDDING_LOSSES", "LEVELS",
 ]

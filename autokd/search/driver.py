@@ -31,7 +31,8 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
     """Run the search ``settings`` describe on ``space_file``'s task, in the study ``name``; returns the study."""
     from autokd.search.pruning import optuna_pruner
     from autokd.search.storage import open_storage, storage_exists
-    from autokd.training.run import prepare_task, resolve_device, teacher_cache_for
+    from autokd.training.run import prepare_task, resolve_device
+    from autokd.training.students import teacher_cache_for
 
     check_study_name(name)
     check_workers(settings.workers, address)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Optional
 
 from autokd.errors import AutokdError, unknown
 from autokd.search.ledger import counts  # noqa: F401 - re-exported: the study's trial counts

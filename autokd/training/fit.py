@@ -32,6 +32,7 @@ class FitResult:
     val_acc: float
     history: list[EpochStats] = field(default_factory=list)
     seconds: float = 0.0
+    steps: int = 0  # optimizer steps (batches trained)
 
 
 # a loss this large has diverged even if it is still finite
@@ -93,6 +94,7 @@ def fit(
     start = time.perf_counter()
     history = []
     val_acc = 0.0
+    steps = 0
     for epoch in range(1, recipe.epochs + 1):
         distiller.train()
         loss_sum = torch.zeros((), device=device)
@@ -106,6 +108,7 @@ def fit(
             loss_sum += out.total.detach()
             batches += 1
         scheduler.step()
+        steps += batches
         train_loss = loss_sum.item() / max(batches, 1)
         if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS:
             parts = ", ".join(f"{k}={v.item():.4g}" for k, v in out.parts.items())
@@ -117,4 +120,4 @@ def fit(
         history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)
-    return FitResult(val_acc=val_acc, history=history, seconds=time.perf_counter() - start)
+    return FitResult(val_acc=val_acc, history=history, seconds=time.perf_counter() - start, steps=steps)

@@ -1,7 +1,8 @@
 """Training a student with a strategy on a task, end to end.
 
 ``prepare_task`` loads the data and the teacher once; ``train_strategy`` trains one student
-per call (one seed). Search trials, ``autokd train`` and ``autokd compare`` all go through here.
+per call (one seed) under the strategy's scheme (:mod:`autokd.training.schemes`). Search trials,
+``autokd train`` and ``autokd compare`` all go through here.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from autokd.config.task import TaskSpec
 from autokd.data import cache_dir, load_task_data
 from autokd.errors import AutokdError, short_repr
 from autokd.models.registry import build_model
-from autokd.training.distiller import Distiller
-from autokd.training.fit import EpochStats, accuracy, fit
+from autokd.training.fit import EpochStats, accuracy
+from autokd.training.schemes import SCHEMES, SchemeJob
 from autokd.training.teacher import TeacherInfo, get_teacher
-from autokd.training.teacher_cache import TeacherCache, can_cache, compute_teacher_cache
+from autokd.training.teacher_cache import TeacherCache
 
 Progress = Callable[[str], None]
 
@@ -54,6 +55,7 @@ class PreparedTask:
     teacher: nn.Module
     teacher_info: TeacherInfo
     device: torch.device
+    cache_root: Optional[Path] = None  # where schemes keep their intermediate stages (None: not kept)
 
 
 def prepare_task(
@@ -74,7 +76,7 @@ def prepare_task(
     say(f"teacher {task.teacher.model}: loading or training")
     teacher, info = get_teacher(task, teacher_data, device, cache_root, on_epoch=on_teacher_epoch, progress=progress)
     say(f"teacher {task.teacher.model} ({info.source}): val {info.val_acc:.2f}%  test {info.test_acc:.2f}%")
-    return PreparedTask(task, data, teacher, info, device)
+    return PreparedTask(task, data, teacher, info, device, cache_root)
 
 
 def check_models(task: TaskSpec, data) -> None:
@@ -88,24 +90,8 @@ def check_models(task: TaskSpec, data) -> None:
 
 
 def check_strategy(prepared: PreparedTask, strategy: Strategy) -> None:
-    """Raise AutokdError if the strategy does not fit the task's models (layer paths, shapes)."""
-    build_distiller(prepared, strategy, seed=0)
-
-
-def build_distiller(prepared: PreparedTask, strategy: Strategy, seed: int) -> Distiller:
-    torch.manual_seed(seed)
-    data = prepared.data
-    student = build_model(prepared.task.student.model, prepared.task.student.kwargs, data.num_classes, data.input_shape)
-    student.to(prepared.device)
-    distiller = Distiller(prepared.teacher, student, strategy, data.input_shape, num_train_samples=len(data.train))
-    return distiller.to(prepared.device)
-
-
-def teacher_cache_for(prepared: PreparedTask, paths: list[str]) -> Optional[TeacherCache]:
-    """Teacher outputs over the training split for ``paths`` (None when augmentation forbids it)."""
-    if not can_cache(prepared.data):
-        return None
-    return compute_teacher_cache(prepared.teacher, prepared.data, paths, prepared.device)
+    """Raise AutokdError if the strategy does not fit the task's models (layer paths, shapes, peers)."""
+    SCHEMES[strategy.scheme.kind].check(prepared, strategy)
 
 
 @dataclass
@@ -116,6 +102,7 @@ class RunResult:
     epochs: int
     seconds: float
     history: list[EpochStats] = field(default_factory=list)
+    steps: int = 0  # model training steps, every stage of the scheme included (its cost)
 
 
 def train_strategy(
@@ -126,21 +113,20 @@ def train_strategy(
     on_epoch: Optional[Callable[[EpochStats], None]] = None,
     evaluate_test: bool = True,
     validate_at: Optional[Collection[int]] = None,
+    progress: Optional[Progress] = None,
 ) -> RunResult:
-    """Train one student with ``strategy`` (and ``recipe``, default the strategy's own).
+    """Train one student with ``strategy`` under its scheme (and ``recipe``, default the strategy's own).
 
     ``teacher_cache`` may hold more features than the strategy needs; when None and the data
     allow it, the teacher's outputs are computed once here. ``validate_at``: the epochs after
-    which validation accuracy is measured besides the last (``None``: every epoch; see ``fit``).
+    which validation accuracy is measured besides the last (``None``: every epoch; see ``fit``);
+    with ``on_epoch`` it applies to the stage that trains the shipped model. ``progress`` hears
+    a line per earlier stage (a born-again generation).
     """
     recipe = recipe or strategy.recipe
     start = time.perf_counter()
-    distiller = build_distiller(prepared, strategy, recipe.seed)
-    cache = None
-    if strategy.needs_teacher and can_cache(prepared.data):
-        cache = teacher_cache or teacher_cache_for(prepared, distiller.teacher_paths)
-        cache = cache.subset(distiller.teacher_paths)
-    result = fit(distiller, prepared.data, recipe, prepared.device, teacher_cache=cache, on_epoch=on_epoch,
-                 validate_at=validate_at)
-    test_acc = accuracy(distiller.student, prepared.data, "test", prepared.device) if evaluate_test else None
-    return RunResult(result.val_acc, test_acc, recipe.seed, recipe.epochs, time.perf_counter() - start, result.history)
+    job = SchemeJob(prepared, strategy, recipe, teacher_cache, on_epoch, validate_at, say=progress or (lambda _t: None))
+    trained = SCHEMES[strategy.scheme.kind].train(job)
+    test_acc = accuracy(trained.model, prepared.data, "test", prepared.device) if evaluate_test else None
+    return RunResult(trained.val_acc, test_acc, recipe.seed, recipe.epochs, time.perf_counter() - start,
+                     trained.history, trained.steps)

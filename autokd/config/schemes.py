@@ -1,0 +1,122 @@
+"""Who teaches whom: a strategy's distillation scheme, as plain data.
+
+A scheme is a mapping with a ``kind`` and that kind's knobs; each kind is one dataclass below,
+registered in :data:`SCHEME_TYPES`. The strategy's own terms (``alpha``, the logit loss, pairs,
+relations) keep their meaning in every scheme: they are what the shipped student learns from its
+teacher; the scheme adds who that teacher is and who else trains alongside.
+
+* ``single``: one frozen teacher, one student (the default).
+* ``born_again``: ``generations`` students of the student's architecture in a row; generation 1
+  distils from the teacher, generation g from generation g-1 (frozen), each with the strategy
+  (a layer pair then matches the same layer of the previous generation). The result is the last
+  generation, or with ``ensemble`` the average of all generations' logits.
+* ``mutual`` (deep mutual learning): the student trains together with ``peers`` peers (the
+  student's architecture, or ``peer_model``); every member adds ``weight`` x T^2 x the mean KL
+  from each other member's detached, softened prediction at ``temperature``. With alpha 0 and no
+  pairs or relations no pretrained teacher is used at all.
+* ``online`` (KDCL-style online distillation): like ``mutual``, but each member distils from the
+  cohort's ensemble (the mean of all members' logits, detached).
+
+The training side of each kind lives in ``autokd.training.schemes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from autokd.config.parse import finite_float, from_mapping
+from autokd.errors import ConfigError, short_repr, unknown
+
+MAX_GENERATIONS = 5
+MAX_PEERS = 4
+MAX_SCHEME_TEMPERATURE = 100.0
+
+
+@dataclass
+class SingleScheme:
+    """One frozen teacher, one student."""
+
+    kind: str = "single"
+
+    def validate(self, where: str) -> "SingleScheme":
+        return self
+
+    def describe(self) -> str:
+        return ""
+
+
+@dataclass
+class BornAgainScheme:
+    """Born-again networks: ``generations`` students in a row, each taught by the one before."""
+
+    kind: str = "born_again"
+    generations: int = 2
+    ensemble: bool = False  # the result: the mean of all generations' logits instead of the last
+
+    def validate(self, where: str) -> "BornAgainScheme":
+        _check_count(self.generations, 1, MAX_GENERATIONS, f"{where}.generations")
+        return self
+
+    def describe(self) -> str:
+        return f"born-again x{self.generations}" + (" (ensemble)" if self.ensemble else "")
+
+
+@dataclass
+class CohortScheme:
+    """The student and ``peers`` peers trained together, each also learning from the others."""
+
+    kind: str = "mutual"
+    peers: int = 1
+    temperature: float = 1.0  # of the peer terms (the strategy's temperature is its teacher term's)
+    weight: float = 1.0  # of the peer terms
+    peer_model: Optional[str] = None  # None: the student's architecture
+    peer_kwargs: dict = field(default_factory=dict)
+
+    def validate(self, where: str) -> "CohortScheme":
+        _check_count(self.peers, 1, MAX_PEERS, f"{where}.peers")
+        finite_float(self.temperature, f"{where}.temperature")
+        if not 0 < self.temperature <= MAX_SCHEME_TEMPERATURE:
+            raise ConfigError(f"{where}.temperature must be > 0 and at most {MAX_SCHEME_TEMPERATURE:g}, "
+                              f"got {self.temperature}")
+        finite_float(self.weight, f"{where}.weight")
+        if not self.weight >= 0:
+            raise ConfigError(f"{where}.weight must be a finite number >= 0, got {self.weight}")
+        if self.peer_model is not None and not self.peer_model.strip():
+            raise ConfigError(f"{where}.peer_model is empty; name a model (registry name or module:callable) or leave it out")
+        if self.peer_model is None and self.peer_kwargs:
+            raise ConfigError(f"{where}.peer_kwargs is set but peer_model is not (the peers are the student's "
+                              f"architecture); set peer_model or remove peer_kwargs")
+        return self
+
+    def describe(self) -> str:
+        target = "peers" if self.kind == "mutual" else "ensemble"
+        model = f" {self.peer_model}" if self.peer_model else ""
+        return f"{self.kind} {self.peers} peer(s){model} (KL to {target} T={self.temperature:.3g} x{self.weight:.3g})"
+
+
+Scheme = Union[SingleScheme, BornAgainScheme, CohortScheme]
+
+# kind -> the dataclass that holds its knobs (and the kind's default ``kind`` field)
+SCHEME_TYPES: dict[str, type] = {
+    "single": SingleScheme,
+    "born_again": BornAgainScheme,
+    "mutual": CohortScheme,
+    "online": CohortScheme,
+}
+
+
+def scheme_from_dict(data, where: str = "strategy.scheme") -> Scheme:
+    """Parse and validate a scheme mapping (``kind`` defaults to ``single``)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping with a 'kind' ({', '.join(SCHEME_TYPES)}), got {short_repr(data, 60)}")
+    kind = data.get("kind", "single")
+    if not isinstance(kind, str) or kind not in SCHEME_TYPES:
+        raise unknown(f"{where}.kind", kind, SCHEME_TYPES)
+    scheme = from_mapping(SCHEME_TYPES[kind], {**data, "kind": kind}, where)
+    return scheme.validate(where)
+
+
+def _check_count(value, low: int, high: int, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{where} must be a whole number from {low} to {high}, got {short_repr(value)}")

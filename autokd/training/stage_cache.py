@@ -1,0 +1,66 @@
+"""Models trained as intermediate stages of a scheme (born-again generations), kept on disk.
+
+A stage is keyed by everything that made it: the task, the teacher's fingerprint, the strategy
+(its scheme left out, so generation 1 of a 3-generation run is generation 1 of a 2-generation
+run), the recipe with its seed, and the stage's name. A repeated stage is loaded, not trained
+again. Files are written whole (a temporary file renamed into place), so concurrent trials that
+train the same stage at once leave one good file; an unreadable file is trained again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from autokd.config.parse import to_mapping
+from autokd.config.schemes import SingleScheme
+
+
+def stage_key(prepared, strategy, recipe, stage: str) -> str:
+    payload = {"task": to_mapping(prepared.task), "teacher": prepared.teacher_info.fingerprint,
+               "strategy": to_mapping(replace(strategy, scheme=SingleScheme(), recipe=recipe)),
+               "stage": stage, "format": 1}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+class StageCache:
+    """``root``: the cache folder (None: nothing is kept)."""
+
+    def __init__(self, root: Optional[Path]):
+        self.folder = Path(root) / "stages" if root is not None else None
+
+    def load(self, key: str, model: nn.Module) -> bool:
+        """Fill ``model`` with the stage's weights; False when the stage is not cached (or unreadable)."""
+        path = self._path(key)
+        if path is None or not path.is_file():
+            return False
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except (OSError, RuntimeError, ValueError, EOFError):
+            return False
+        return True
+
+    def save(self, key: str, model: nn.Module) -> None:
+        """Keep the stage; a cache that cannot be written only costs the stage again next time."""
+        path = self._path(key)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            os.close(fd)
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+            os.replace(tmp, path)
+        except OSError:
+            return
+
+    def _path(self, key: str) -> Optional[Path]:
+        return self.folder / f"{key}.pt" if self.folder is not None else None

@@ -1,0 +1,89 @@
+"""One student distilled from one frozen model: the step every scheme is made of.
+
+``distill`` builds the student (seeded), wraps it with its teacher in a :class:`Distiller` and
+trains it with ``fit``; the teacher may be the task's teacher or any frozen model (an earlier
+born-again generation). Schemes compose these steps; ``fit`` knows nothing of schemes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Collection, Optional
+
+import torch
+from torch import nn
+
+from autokd.config.strategy import Recipe, Strategy
+from autokd.models.registry import build_model
+from autokd.training.distiller import Distiller
+from autokd.training.fit import EpochStats, fit
+from autokd.training.teacher_cache import TeacherCache, can_cache, compute_teacher_cache
+
+
+@dataclass
+class Trained:
+    """What a scheme hands back: the model that is shipped and evaluated, and what it cost."""
+
+    model: nn.Module
+    val_acc: float
+    history: list[EpochStats] = field(default_factory=list)
+    steps: int = 0  # model training steps: batches x models trained, every stage included
+
+
+def build_student(prepared, seed: int, model: Optional[str] = None, kwargs: Optional[dict] = None) -> nn.Module:
+    """The task's student (or ``model`` with ``kwargs``), seeded, on the task's device."""
+    data, spec = prepared.data, prepared.task.student
+    if seed is not None:
+        torch.manual_seed(seed)
+    name, args = (model, kwargs or {}) if model is not None else (spec.model, spec.kwargs)
+    return build_model(name, args, data.num_classes, data.input_shape).to(prepared.device)
+
+
+def build_distiller(prepared, strategy: Strategy, seed: int, teacher: Optional[nn.Module] = None) -> Distiller:
+    """A fresh student (seeded) and ``teacher`` (default: the task's) wrapped for ``strategy``."""
+    student = build_student(prepared, seed)
+    teacher = prepared.teacher if teacher is None else teacher
+    distiller = Distiller(teacher, student, strategy, prepared.data.input_shape,
+                          num_train_samples=len(prepared.data.train))
+    return distiller.to(prepared.device)
+
+
+def teacher_cache_for(prepared, paths: list[str], teacher: Optional[nn.Module] = None) -> Optional[TeacherCache]:
+    """Outputs of ``teacher`` (default: the task's) over the training split for ``paths`` (None
+    when augmentation forbids caching)."""
+    if not can_cache(prepared.data):
+        return None
+    return compute_teacher_cache(prepared.teacher if teacher is None else teacher, prepared.data, paths, prepared.device)
+
+
+def fit_cached(distiller: Distiller, prepared, recipe: Recipe, teacher_cache: Optional[TeacherCache] = None,
+               on_epoch: Optional[Callable[[EpochStats], None]] = None,
+               validate_at: Optional[Collection[int]] = None):
+    """``fit`` with the distiller's teacher outputs computed once over the training split when
+    the data allow it (``teacher_cache``: outputs of that same teacher, possibly a superset)."""
+    cache = None
+    if distiller.strategy.needs_teacher and can_cache(prepared.data):
+        cache = teacher_cache or teacher_cache_for(prepared, distiller.teacher_paths, distiller.teacher)
+        cache = cache.subset(distiller.teacher_paths)
+    return fit(distiller, prepared.data, recipe, prepared.device, teacher_cache=cache, on_epoch=on_epoch,
+               validate_at=validate_at)
+
+
+def distill(prepared, strategy: Strategy, recipe: Recipe, teacher: Optional[nn.Module] = None,
+            teacher_cache: Optional[TeacherCache] = None, on_epoch: Optional[Callable[[EpochStats], None]] = None,
+            validate_at: Optional[Collection[int]] = None) -> Trained:
+    """Train one student from ``teacher`` (default: the task's) with ``strategy`` and ``recipe``."""
+    distiller = build_distiller(prepared, strategy, recipe.seed, teacher)
+    result = fit_cached(distiller, prepared, recipe, teacher_cache, on_epoch, validate_at)
+    return Trained(distiller.student, result.val_acc, result.history, result.steps)
+
+
+class LogitEnsemble(nn.Module):
+    """Models whose logits are averaged (e.g. born-again generations shipped together)."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
