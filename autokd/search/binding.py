@@ -39,6 +39,7 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
                           "or use pairs: search to match stages of any resolution")
     candidates = [(t, s) for s, teachers in matches for t in teachers] if matches is not None else pairs
     _check_losses_take_pairs(spec, candidates, teacher, student, shape)
+    _check_peer_models(spec, shape, classes)
     proxy = task.recipes.proxy
     # DKD warms up over 1/12 of training, as the shipped dkd baseline (20 of mdistiller's 240 epochs)
     return SearchSpace(spec, pairs, proxy, dkd_warmup=max(1, round(proxy.epochs / 12)), matches=matches)
@@ -61,6 +62,19 @@ def _matches(pairs, teacher, student, shape) -> list[tuple[str, list[str]]]:
         FeatureTaps(teacher, teachers).remove()  # unknown paths raise, listing the layers
         FeatureTaps(student, students).remove()
     return [(s, list(teachers)) for s in students]
+
+
+def _check_peer_models(spec, shape, classes: int) -> None:
+    """Every peer model a cohort scheme of the space may use builds and returns logits."""
+    from autokd.models.checks import check_logits
+    from autokd.models.registry import build_model
+
+    for kind, knobs in spec.scheme_knobs.items():
+        models = knobs.get("peer_model")
+        for name in models if isinstance(models, list) else [models]:
+            if name is not None:
+                model = build_model(name, knobs.get("peer_kwargs") or {}, classes, shape)
+                check_logits(model, name, f"{kind} peer", shape, classes)
 
 
 def _check_losses_take_pairs(spec, pairs, teacher, student, shape) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from autokd.search.ledger import FAIL_REASON_ATTR, STRATEGY_ATTR, is_void
+from autokd.search.ledger import FAIL_REASON_ATTR, STEPS_ATTR, STRATEGY_ATTR, is_void
 
 
 @dataclass
@@ -15,6 +15,7 @@ class Entry:
     value: float
     strategy: dict
     seconds: Optional[float]
+    steps: Optional[int] = None  # training steps, every model and stage of its scheme (None: not recorded)
 
 
 def ranked(study) -> list[Entry]:
@@ -25,7 +26,8 @@ def ranked(study) -> list[Entry]:
     trials.sort(key=lambda t: (-t.value, t.number))
     return [
         Entry(i + 1, t.number, t.value, t.user_attrs[STRATEGY_ATTR],
-              (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_start and t.datetime_complete else None)
+              (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_start and t.datetime_complete else None,
+              t.user_attrs.get(STEPS_ATTR))
         for i, t in enumerate(trials)
     ]
 
@@ -64,7 +66,9 @@ def describe_strategy(data: dict) -> str:
 def format_leaderboard(entries: list[Entry], top: int = 10) -> str:
     if not entries:
         return "no complete trials yet"
-    lines = [f"{'rank':>4}  {'trial':>5}  {'val acc':>7}  strategy"]
+    lines = [f"{'rank':>4}  {'trial':>5}  {'val acc':>7}  {'steps':>7}  {'time':>6}  strategy"]
     for e in entries[:top]:
-        lines.append(f"{e.rank:>4}  {e.number:>5}  {e.value:>6.2f}%  {describe_strategy(e.strategy)}")
+        steps = f"{e.steps:>7,}" if e.steps is not None else f"{'-':>7}"
+        seconds = f"{e.seconds:>5.0f}s" if e.seconds is not None else f"{'-':>6}"
+        lines.append(f"{e.rank:>4}  {e.number:>5}  {e.value:>6.2f}%  {steps}  {seconds}  {describe_strategy(e.strategy)}")
     return "\n".join(lines)

@@ -22,6 +22,7 @@ DUPLICATE_ATTR = "duplicate_of"
 FAIL_REASON_ATTR = "fail_reason"
 STRATEGY_ATTR = "strategy"
 REQUEUED_ATTR = "requeued_from"
+STEPS_ATTR = "steps"  # the trial's cost: training steps, every model and stage of its scheme
 
 
 @dataclass
@@ -83,12 +84,16 @@ def mark_owner(study, trial_id: int) -> None:
 
 
 def record_result(study, number: int, *, value: Optional[float] = None, pruned: bool = False,
-                  reason: Optional[str] = None) -> str:
-    """Tell the study how a trial ended; returns the :class:`TrialCounts` field it counts in."""
+                  reason: Optional[str] = None, steps: Optional[int] = None) -> str:
+    """Tell the study how a trial ended (``steps``: what it cost, when known); returns the
+    :class:`TrialCounts` field it counts in."""
     from optuna.trial import TrialState
 
-    if reason is not None:
+    if steps is not None or reason is not None:
         trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        if steps is not None:
+            study._storage.set_trial_user_attr(trial_id, STEPS_ATTR, int(steps))
+    if reason is not None:
         study._storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
         study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
         return "failed"

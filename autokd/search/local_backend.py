@@ -44,8 +44,10 @@ def _run(study, space, prepared, teacher_cache, budget, monitor, pruning) -> Opt
             return None
         trial = claim.trial
         monitor.trial_started()
+        cost = {"steps": None}
 
-        def report(stats, trial=trial):
+        def report(stats, trial=trial, cost=cost):
+            cost["steps"] = stats.steps
             trial.report(stats.val_acc, stats.epoch)
             monitor.epoch()
             if pruning and stats.epoch < stats.epochs and trial.should_prune():
@@ -55,7 +57,8 @@ def _run(study, space, prepared, teacher_cache, budget, monitor, pruning) -> Opt
             outcome = run_trial(prepared, claim.strategy, teacher_cache, report,
                                 report_epochs(claim.strategy.recipe.epochs, pruning))
         except optuna.TrialPruned:
-            monitor.trial_finished(record_result(study, trial.number, pruned=True), None)
+            monitor.trial_finished(record_result(study, trial.number, pruned=True, steps=cost["steps"]), None)
             continue
-        state = record_result(study, trial.number, value=outcome.value, reason=outcome.reason)
+        state = record_result(study, trial.number, value=outcome.value, reason=outcome.reason,
+                              steps=outcome.steps if outcome.steps is not None else cost["steps"])
         monitor.trial_finished(state, outcome.value)

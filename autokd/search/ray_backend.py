@@ -29,7 +29,7 @@ def _trainable(config: dict, prepared=None, teacher_cache=None) -> None:
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
 
     def report(stats) -> None:
-        tune.report({METRIC: stats.val_acc, "epoch": stats.epoch, "train_loss": stats.train_loss})
+        tune.report({METRIC: stats.val_acc, "epoch": stats.epoch, "train_loss": stats.train_loss, "steps": stats.steps})
 
     try:
         strategy = strategy_from_dict(config["strategy"])

@@ -65,10 +65,12 @@ class StudySearcher(Searcher):
         elif "failed" in result:
             self.monitor.trial_finished(record_result(self.study, trial.number, reason=str(result["failed"])), None)
         elif int(result.get("epoch", 0)) < self.epochs:
-            self.monitor.trial_finished(record_result(self.study, trial.number, pruned=True), None)
+            steps = result.get("steps")
+            self.monitor.trial_finished(record_result(self.study, trial.number, pruned=True, steps=steps), None)
         else:
             value = float(result[METRIC])
-            self.monitor.trial_finished(record_result(self.study, trial.number, value=value), value)
+            steps = result.get("steps")
+            self.monitor.trial_finished(record_result(self.study, trial.number, value=value, steps=steps), value)
 
     def _worker_died(self, trial) -> None:
         """A dead worker says nothing about the strategy: the trial is void and runs once more;

@@ -10,6 +10,8 @@
       relation_losses: [rkd, pkt, sp]              # each is switched on or off, with its own weight
       weight_scale: {low: 0.01, high: 10, log: true}
       lr: null                                     # or {low: 0.001, high: 0.05, log: true}
+      schemes: [single]                            # or more of single, born_again, mutual, online
+      scheme_knobs: {}                             # per scheme: its knobs searched (see scheme_space)
 
 ``pairs``: ``auto`` pairs the teacher's and student's stages of equal resolution; a list of
 ``{teacher, student}`` fixes the pairs; ``search`` lets the searcher choose, for each student
@@ -80,6 +82,8 @@ class SpaceSpec:
     relation_losses: list[str] = field(default_factory=lambda: ["rkd", "pkt", "sp"])
     weight_scale: Knob = field(default_factory=lambda: FloatRange(0.01, 10.0, log=True))
     lr: Optional[Knob] = None
+    schemes: list[str] = field(default_factory=lambda: ["single"])
+    scheme_knobs: dict = field(default_factory=dict)  # kind -> knob -> value, choices or FloatRange (parsed)
     # stop weak trials early at the grace period (half the proxy); off where early epochs rank
     # strategies unlike the end of the proxy (measure with benchmarks/proxy_fidelity.py)
     pruning: bool = True
@@ -112,6 +116,9 @@ def space_from_dict(data: Optional[dict], where: str = "space") -> SpaceSpec:
                           f"{where}.logit_losses lists none of them")
     _check_choices(spec.pair_losses, [NONE, *PAIR_LOSSES], f"{where}.pair_losses")
     _check_choices(spec.relation_losses, EMBEDDING_LOSSES, f"{where}.relation_losses", allow_empty=True)
+    from autokd.search.scheme_space import parse_scheme_knobs  # (it imports this module)
+
+    spec.scheme_knobs = parse_scheme_knobs(spec.schemes, spec.scheme_knobs, where)
     return spec
 
 

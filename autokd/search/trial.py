@@ -23,6 +23,7 @@ from autokd.training.teacher_cache import TeacherCache
 class TrialOutcome:
     value: Optional[float]  # final validation accuracy, None when failed
     reason: Optional[str] = None  # why it failed
+    steps: Optional[int] = None  # what it cost in training steps (None when it failed)
 
     @property
     def failed(self) -> bool:
@@ -58,4 +59,4 @@ def run_trial(
     except Exception as exc:  # a strategy that makes a loss raise must not end the search
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return TrialOutcome(None, f"{type(exc).__name__}: {exc} (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
-    return TrialOutcome(result.val_acc)
+    return TrialOutcome(result.val_acc, steps=result.steps)

@@ -3,7 +3,8 @@ first trials, so the sampler starts from the published points rather than from r
 
 A baseline fits the space when every part of it is a value the space can take: its temperature
 and alpha inside their ranges, its logit loss and every pair and relation loss among the
-space's choices, each weight a scale inside ``weight_scale`` (times the loss's default weight).
+space's choices, each weight a scale inside ``weight_scale`` (times the loss's default weight),
+its scheme among the space's with each knob a value the space can take.
 The space's own DKD warm-up applies. Each fitting baseline costs one trial of the budget.
 """
 
@@ -15,6 +16,7 @@ from autokd.config.parse import to_mapping
 from autokd.config.strategy import Strategy
 from autokd.losses import EMBEDDING_LOSSES, LOGIT_LOSSES, PAIR_LOSSES
 from autokd.search.ledger import param_key
+from autokd.search.scheme_space import scheme_values
 from autokd.search.space import NONE
 from autokd.search.strategy_space import SearchSpace, logit_param, match_param, pair_param, relation_param
 
@@ -78,7 +80,7 @@ def _values_of(space: SearchSpace, strategy: Strategy) -> dict[str, Any]:
     for rel in strategy.relations:
         values[relation_param(rel.loss, "on")] = True
         values[relation_param(rel.loss, "scale")] = rel.weight / EMBEDDING_LOSSES[rel.loss].default_weight
-    return values
+    return {**values, **scheme_values(strategy.scheme)}
 
 
 def _same(a: Strategy, b: Strategy) -> bool:

@@ -25,6 +25,7 @@ class EpochStats:
     train_loss: float
     val_acc: float
     seconds: float
+    steps: int = 0  # training steps so far (a scheme adds its earlier stages and other models)
 
 
 @dataclass
@@ -116,7 +117,7 @@ def fit(
         if validate_at is not None and epoch != recipe.epochs and epoch not in validate_at:
             continue
         val_acc = accuracy(distiller.student, data, "val", device)
-        stats = EpochStats(epoch, recipe.epochs, train_loss, val_acc, time.perf_counter() - start)
+        stats = EpochStats(epoch, recipe.epochs, train_loss, val_acc, time.perf_counter() - start, steps)
         history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)

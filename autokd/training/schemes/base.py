@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Collection, Optional
 
 from autokd.config.strategy import Recipe, Strategy
@@ -25,3 +25,12 @@ class SchemeJob:
     on_epoch: Optional[Callable[[EpochStats], None]] = None
     validate_at: Optional[Collection[int]] = None
     say: Callable[[str], None] = lambda _text: None
+
+
+def counting_cost(on_epoch: Optional[Callable[[EpochStats], None]], earlier: int = 0,
+                  models: int = 1) -> Optional[Callable[[EpochStats], None]]:
+    """``on_epoch`` seeing the whole run's cost in ``steps``: the steps of ``earlier`` stages plus
+    the current stage's, which trains ``models`` models at once."""
+    if on_epoch is None:
+        return None
+    return lambda stats: on_epoch(replace(stats, steps=earlier + stats.steps * models))

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from autokd.config.strategy import Strategy
 from autokd.training.fit import accuracy
-from autokd.training.schemes.base import SchemeJob
+from autokd.training.schemes.base import SchemeJob, counting_cost
 from autokd.training.stage_cache import StageCache, stage_key
 from autokd.training.students import LogitEnsemble, Trained, build_distiller, build_student, distill
 
@@ -47,7 +47,8 @@ def train(job: SchemeJob) -> Trained:
         recipe = replace(job.recipe, seed=generation_seed(job.recipe.seed, g))
         source = "the teacher" if g == 1 else f"generation {g - 1}"
         if g == generations:
-            trained = distill(prepared, strategy, recipe, teacher, cache, job.on_epoch, job.validate_at)
+            trained = distill(prepared, strategy, recipe, teacher, cache, counting_cost(job.on_epoch, steps),
+                              job.validate_at)
         else:
             key = stage_key(prepared, job.strategy, job.recipe, f"born_again/{g}")
             model = build_student(prepared, recipe.seed)

@@ -20,7 +20,7 @@ from autokd.losses import ensemble_kl, mutual_kl
 from autokd.models.checks import check_logits
 from autokd.models.registry import build_model
 from autokd.training.distiller import DistillOutput, Distiller, TeacherOutputs
-from autokd.training.schemes.base import SchemeJob
+from autokd.training.schemes.base import SchemeJob, counting_cost
 from autokd.training.students import Trained, build_distiller, build_student, fit_cached
 
 # kind -> the peer loss: every member's logits in, one loss per member out
@@ -102,5 +102,7 @@ def check(prepared, strategy) -> None:
 
 def train(job: SchemeJob) -> Trained:
     cohort = build_cohort(job.prepared, job.strategy, job.recipe.seed)
-    result = fit_cached(cohort, job.prepared, job.recipe, job.teacher_cache, job.on_epoch, job.validate_at)
-    return Trained(cohort.student, result.val_acc, result.history, result.steps * (1 + len(cohort.peers)))
+    models = 1 + len(cohort.peers)
+    result = fit_cached(cohort, job.prepared, job.recipe, job.teacher_cache, counting_cost(job.on_epoch, 0, models),
+                        job.validate_at)
+    return Trained(cohort.student, result.val_acc, result.history, result.steps * models)

@@ -1,0 +1,145 @@
+"""Schemes as a search-space choice: parameters, strategies, warm start, and whole searches
+(in-process and on Ray) that train every scheme, resume, export and train the winner."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import yaml
+
+from autokd.config.baselines import Baseline
+from autokd.config.schemes import BornAgainScheme, CohortScheme, SingleScheme
+from autokd.config.strategy import Recipe, Strategy, strategy_from_dict
+from autokd.errors import ConfigError
+from autokd.search.ledger import STEPS_ATTR, STRATEGY_ATTR, counts
+from autokd.search.space import space_from_dict
+from autokd.search.strategy_space import SearchSpace
+from autokd.search.warm_start import params_for
+from conftest import run_cli, write_space
+
+ALL = ["single", "born_again", "mutual", "online"]
+# a finite space: one strategy per scheme but online, which has two (peers 1 or 2)
+FINITE = {"temperature": 4.0, "alpha": 0.5, "logit_losses": ["kd"], "pair_losses": ["none"], "relation_losses": [],
+          "weight_scale": 1.0, "pruning": False, "schemes": ALL,
+          "scheme_knobs": {"born_again": {"generations": [2]}, "mutual": {"peers": [1]}, "online": {"peers": [1, 2]}}}
+
+
+def _space(spec: dict) -> SearchSpace:
+    return SearchSpace(space_from_dict(spec), [], Recipe(epochs=2))
+
+
+def test_schemes_default_to_single_and_add_no_parameter():
+    space = _space({})
+    assert not [d for d in space.dimensions() if d.name.startswith("scheme")]
+    study = optuna.create_study()
+    assert space.suggest(study.ask()).scheme == SingleScheme()
+
+
+def test_scheme_parameters_are_fixed_and_conditional_on_the_kind():
+    space = _space({"schemes": ALL, "scheme_knobs": {"online": {"temperature": {"low": 1, "high": 8, "log": True}}}})
+    names = [d.name for d in space.dimensions() if d.name.startswith("scheme")]
+    assert names == ["scheme", "scheme[born_again].generations", "scheme[mutual].peers", "scheme[online].peers",
+                     "scheme[online].temperature"]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    kinds = set()
+    for _ in range(40):
+        trial = study.ask()
+        strategy = space.suggest(trial)
+        kinds.add(strategy.scheme.kind)
+        asked = {n for n in trial.params if n.startswith("scheme[")}
+        assert all(n.startswith(f"scheme[{strategy.scheme.kind}]") for n in asked)
+        if strategy.scheme.kind == "online":
+            assert 1 <= strategy.scheme.temperature <= 8 and strategy.scheme.peers in (1, 2)
+        if strategy.scheme.kind == "born_again":
+            assert strategy.scheme.generations in (2, 3)  # the search default
+        study.tell(trial, 0.0)
+    assert kinds == set(ALL)
+
+
+def test_a_finite_space_with_schemes_counts_each_scheme_s_strategies():
+    assert _space(FINITE).size() == 5
+
+
+def test_a_scheme_baseline_is_placed_in_a_space_that_holds_it():
+    space = _space({**FINITE})
+    ban = Strategy(temperature=4.0, alpha=0.5, scheme=BornAgainScheme(generations=2), recipe=Recipe(epochs=2))
+    assert params_for(space, ban) == {"scheme": "born_again"}
+    online2 = Strategy(temperature=4.0, alpha=0.5, scheme=CohortScheme(kind="online", peers=2), recipe=Recipe(epochs=2))
+    assert params_for(space, online2) == {"scheme": "online", "scheme[online].peers": 2}
+    for misfit in (BornAgainScheme(generations=3), CohortScheme(kind="mutual", peers=2),
+                   CohortScheme(kind="online", temperature=3.0)):
+        assert params_for(space, Strategy(temperature=4.0, alpha=0.5, scheme=misfit, recipe=Recipe(epochs=2))) is None
+    assert params_for(_space({}), ban) is None  # a space without schemes cannot express it
+    assert isinstance(Baseline("ban", "", ban), Baseline)
+
+
+@pytest.mark.parametrize("space, needle", [
+    ({"schemes": ["single", "teacher_assistant"]}, "space.schemes: unknown scheme 'teacher_assistant'"),
+    ({"schemes": []}, "space.schemes must list at least one"),
+    ({"schemes": ["mutual", "mutual"]}, "lists a scheme twice"),
+    ({"scheme_knobs": {"mutual": {"peers": [1]}}}, "space.scheme_knobs.mutual: 'mutual' is not in space.schemes"),
+    ({"schemes": ["mutual"], "scheme_knobs": {"mutual": {"peers": [1, 9]}}}, "space.scheme_knobs.mutual.peers must be"),
+    ({"schemes": ["mutual"], "scheme_knobs": {"mutual": {"peers": []}}}, "must list one or more distinct values"),
+    ({"schemes": ["mutual"], "scheme_knobs": {"mutual": {"peerz": 1}}}, "unknown key space.scheme_knobs.mutual.peerz"),
+    ({"schemes": ["online"], "scheme_knobs": {"online": {"temperature": {"low": 0, "high": 4}}}}, "temperature must be > 0"),
+    ({"schemes": ["online"], "scheme_knobs": {"online": {"weight": {"low": 4, "high": 1}}}}, "empty range"),
+    ({"schemes": ["online"], "scheme_knobs": {"online": {"peer_model": [None, "cnn1d"], "peer_kwargs": {"channels": 4}}}},
+     "peer_kwargs is set but peer_model is not"),
+    ({"schemes": ["born_again"], "scheme_knobs": {"born_again": {"generations": [[2]]}}}, "a choice must be"),
+])
+def test_bad_scheme_spaces_are_config_errors(space, needle):
+    with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("(", r"\(")):
+        space_from_dict(space)
+
+
+def test_a_bad_peer_model_is_refused_before_the_study_is_created(tmp_path):
+    space = write_space(tmp_path / "s.yaml", space={**FINITE, "schemes": ["mutual"],
+                                                    "scheme_knobs": {"mutual": {"peer_model": "torch.nn:Flatten"}}})
+    out = run_cli("search", "--space", space, "--budget", "2", "--workers", "0", "--storage", tmp_path / "s.db")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "mutual peer model 'torch.nn:Flatten'" in out.stderr
+    assert not (tmp_path / "s.db").exists()
+
+
+def _trained_kinds(study) -> list[str]:
+    return sorted(strategy_from_dict(t.user_attrs[STRATEGY_ATTR]).scheme.kind
+                  for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+
+
+def test_an_in_process_search_trains_every_scheme_and_records_each_cost(tmp_path):
+    space = write_space(tmp_path / "s.yaml", space=FINITE)
+    db = tmp_path / "s.db"
+    out = run_cli("search", "--space", space, "--budget", "5", "--workers", "0", "--storage", db, "--name", "all",
+                  "--sampler", "random")
+    assert out.returncode == 0, out.stderr
+    study = optuna.load_study(study_name="all", storage=f"sqlite:///{db}")
+    assert _trained_kinds(study) == sorted(["single", "born_again", "mutual", "online", "online"])
+    steps = {}
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        s = strategy_from_dict(t.user_attrs[STRATEGY_ATTR]).scheme
+        steps[(s.kind, getattr(s, "peers", None))] = t.user_attrs[STEPS_ATTR]
+    one = steps[("single", None)]
+    assert steps[("born_again", None)] == 2 * one and steps[("mutual", 1)] == 2 * one
+    assert steps[("online", 1)] == 2 * one and steps[("online", 2)] == 3 * one
+    assert "steps" in out.stdout  # the leaderboard shows each strategy's cost
+
+
+def test_a_ray_search_with_schemes_resumes_exports_and_trains_the_winner(tmp_path):
+    space = write_space(tmp_path / "s.yaml", space={**FINITE, "alpha": {"low": 0.1, "high": 0.9}})
+    db = tmp_path / "r.db"
+    out = run_cli("search", "--space", space, "--budget", "3", "--workers", "2", "--storage", db, "--name", "ray",
+                  "--sampler", "tpe")
+    assert out.returncode == 0, out.stderr
+    resumed = run_cli("resume", "ray", "--storage", db, "--budget", "6")
+    assert resumed.returncode == 0, resumed.stderr
+    study = optuna.load_study(study_name="ray", storage=f"sqlite:///{db}")
+    c = counts(study)
+    assert c.finished == 6 and c.running == 0
+    assert all(t.user_attrs.get(STEPS_ATTR, 0) > 0 for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    exported = tmp_path / "best.yaml"
+    assert run_cli("export", "ray", "--storage", db, "-o", exported).returncode == 0
+    config = yaml.safe_load(exported.read_text())
+    best = max((t for t in study.trials if t.value is not None), key=lambda t: (t.value, -t.number))
+    assert config["strategy"].get("scheme", {"kind": "single"}) == best.user_attrs[STRATEGY_ATTR].get("scheme", {"kind": "single"})
+    trained = run_cli("train", "--config", exported, "--epochs", "1")
+    assert trained.returncode == 0 and "Traceback" not in trained.stderr, trained.stderr
