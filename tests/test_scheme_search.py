@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import optuna
 import pytest
 import yaml
 
 from autokd.config.baselines import Baseline
-from autokd.config.schemes import BornAgainScheme, CohortScheme, SingleScheme
+from autokd.config.schemes import AssistantScheme, BornAgainScheme, CohortScheme, SingleScheme
 from autokd.config.strategy import Recipe, Strategy, strategy_from_dict
 from autokd.errors import ConfigError
 from autokd.search.ledger import STEPS_ATTR, STRATEGY_ATTR, counts
@@ -17,11 +19,12 @@ from autokd.search.strategy_space import SearchSpace
 from autokd.search.warm_start import params_for
 from conftest import run_cli, write_space
 
-ALL = ["single", "born_again", "mutual", "online"]
+ALL = ["single", "born_again", "mutual", "online", "assistant"]
 # a finite space: one strategy per scheme but online, which has two (peers 1 or 2)
 FINITE = {"temperature": 4.0, "alpha": 0.5, "logit_losses": ["kd"], "pair_losses": ["none"], "relation_losses": [],
           "weight_scale": 1.0, "pruning": False, "schemes": ALL,
-          "scheme_knobs": {"born_again": {"generations": [2]}, "mutual": {"peers": [1]}, "online": {"peers": [1, 2]}}}
+          "scheme_knobs": {"born_again": {"generations": [2]}, "mutual": {"peers": [1]}, "online": {"peers": [1, 2]},
+                           "assistant": {"model": "cnn1d", "kwargs": {"channels": 8}}}}
 
 
 def _space(spec: dict) -> SearchSpace:
@@ -36,10 +39,12 @@ def test_schemes_default_to_single_and_add_no_parameter():
 
 
 def test_scheme_parameters_are_fixed_and_conditional_on_the_kind():
-    space = _space({"schemes": ALL, "scheme_knobs": {"online": {"temperature": {"low": 1, "high": 8, "log": True}}}})
+    space = _space({"schemes": ALL, "scheme_knobs": {"online": {"temperature": {"low": 1, "high": 8, "log": True}},
+                                                     "assistant": {"model": "cnn1d",
+                                                                   "kwargs": [{"channels": 8}, {"channels": 12}]}}})
     names = [d.name for d in space.dimensions() if d.name.startswith("scheme")]
     assert names == ["scheme", "scheme[born_again].generations", "scheme[mutual].peers", "scheme[online].peers",
-                     "scheme[online].temperature"]
+                     "scheme[online].temperature", "scheme[assistant].kwargs"]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     kinds = set()
     for _ in range(40):
@@ -52,16 +57,23 @@ def test_scheme_parameters_are_fixed_and_conditional_on_the_kind():
             assert 1 <= strategy.scheme.temperature <= 8 and strategy.scheme.peers in (1, 2)
         if strategy.scheme.kind == "born_again":
             assert strategy.scheme.generations in (2, 3)  # the search default
+        if strategy.scheme.kind == "assistant":  # a mapping knob's choices travel as JSON text
+            assert trial.params["scheme[assistant].kwargs"] in ('{"channels": 8}', '{"channels": 12}')
+            assert strategy.scheme.kwargs in ({"channels": 8}, {"channels": 12})
         study.tell(trial, 0.0)
     assert kinds == set(ALL)
 
 
 def test_a_finite_space_with_schemes_counts_each_scheme_s_strategies():
-    assert _space(FINITE).size() == 5
+    assert _space(FINITE).size() == 6
 
 
 def test_a_scheme_baseline_is_placed_in_a_space_that_holds_it():
     space = _space({**FINITE})
+    ta = Strategy(temperature=4.0, alpha=0.5, scheme=AssistantScheme(model="cnn1d", kwargs={"channels": 8}),
+                  recipe=Recipe(epochs=2))
+    assert params_for(space, ta) == {"scheme": "assistant"}
+    assert params_for(space, replace(ta, scheme=AssistantScheme(model="cnn1d", kwargs={"channels": 9}))) is None
     ban = Strategy(temperature=4.0, alpha=0.5, scheme=BornAgainScheme(generations=2), recipe=Recipe(epochs=2))
     assert params_for(space, ban) == {"scheme": "born_again"}
     online2 = Strategy(temperature=4.0, alpha=0.5, scheme=CohortScheme(kind="online", peers=2), recipe=Recipe(epochs=2))
@@ -99,6 +111,11 @@ def test_a_bad_peer_model_is_refused_before_the_study_is_created(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "mutual peer model 'torch.nn:Flatten'" in out.stderr
     assert not (tmp_path / "s.db").exists()
+    space = write_space(tmp_path / "a.yaml", space={**FINITE, "schemes": ["assistant"], "scheme_knobs": {
+        "assistant": {"model": "cnn1d", "kwargs": [{"channels": 8}, {"channelz": 8}]}}})
+    out = run_cli("search", "--space", space, "--budget", "2", "--workers", "0", "--storage", tmp_path / "s.db")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "channelz" in out.stderr, out.stderr
+    assert not (tmp_path / "s.db").exists()
 
 
 def _trained_kinds(study) -> list[str]:
@@ -109,11 +126,11 @@ def _trained_kinds(study) -> list[str]:
 def test_an_in_process_search_trains_every_scheme_and_records_each_cost(tmp_path):
     space = write_space(tmp_path / "s.yaml", space=FINITE)
     db = tmp_path / "s.db"
-    out = run_cli("search", "--space", space, "--budget", "5", "--workers", "0", "--storage", db, "--name", "all",
+    out = run_cli("search", "--space", space, "--budget", "6", "--workers", "0", "--storage", db, "--name", "all",
                   "--sampler", "random")
     assert out.returncode == 0, out.stderr
     study = optuna.load_study(study_name="all", storage=f"sqlite:///{db}")
-    assert _trained_kinds(study) == sorted(["single", "born_again", "mutual", "online", "online"])
+    assert _trained_kinds(study) == sorted(["single", "born_again", "mutual", "online", "online", "assistant"])
     steps = {}
     for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
         s = strategy_from_dict(t.user_attrs[STRATEGY_ATTR]).scheme
@@ -121,6 +138,7 @@ def test_an_in_process_search_trains_every_scheme_and_records_each_cost(tmp_path
     one = steps[("single", None)]
     assert steps[("born_again", None)] == 2 * one and steps[("mutual", 1)] == 2 * one
     assert steps[("online", 1)] == 2 * one and steps[("online", 2)] == 3 * one
+    assert steps[("assistant", None)] == 2 * one
     assert "steps" in out.stdout  # the leaderboard shows each strategy's cost
 
 

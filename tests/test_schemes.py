@@ -288,7 +288,8 @@ def test_every_shipped_scheme_example_trains_through_the_cli(tmp_path, _session_
     examples = sorted((Path(autokd.__file__).resolve().parent.parent / "search_spaces" / "examples").glob("scheme_*.yaml"))
     if not examples:
         pytest.skip("examples not present in this install")
-    assert {p.stem for p in examples} >= {"scheme_single", "scheme_born_again", "scheme_mutual", "scheme_online"}
+    assert {p.stem for p in examples} >= {"scheme_single", "scheme_born_again", "scheme_mutual", "scheme_online",
+                                         "scheme_assistant"}
     write_space(tmp_path / "tiny.yaml")
     env = {"AUTOKD_CACHE": str(_session_cache_dir), "MPLBACKEND": "Agg"}
     jobs = {}
@@ -309,4 +310,74 @@ def test_every_shipped_scheme_example_trains_through_the_cli(tmp_path, _session_
     steps = {name.removeprefix("scheme_"): json.loads((tmp_path / f"{name}.json").read_text())["runs"][0]["steps"]
              for name in procs}
     assert steps["born_again"] == 2 * steps["single"] and steps["mutual"] == 2 * steps["single"]
-    assert steps["online"] == 3 * steps["single"]
+    assert steps["online"] == 3 * steps["single"] and steps["assistant"] == 2 * steps["single"]
+
+
+# --- teacher assistant ----------------------------------------------------------------------
+
+
+def _assistant(teacher_weight: float = 0.0, pairs=None) -> Strategy:
+    return strategy_from_dict({
+        "alpha": 0.7, "temperature": 3.0, "recipe": TINY_RECIPE, "pairs": pairs or [],
+        "scheme": {"kind": "assistant", "model": "cnn1d", "kwargs": {"channels": 8}, "teacher_weight": teacher_weight},
+    })
+
+
+def test_the_assistant_is_trained_once_then_shared_from_the_cache(tiny_prepared, tmp_path):
+    prepared = replace(tiny_prepared, cache_root=tmp_path)
+    said: list[str] = []
+    first = train_strategy(prepared, _assistant(), progress=said.append)
+    assert said == ["teacher assistant cnn1d: distilling from the teacher"]
+    single = train_strategy(prepared, replace(_assistant(), scheme=SingleScheme()), evaluate_test=False)
+    assert first.steps == 2 * single.steps  # the assistant and the student, same batches
+    said.clear()
+    hint = [{"teacher": "stages.1", "student": "stages.1", "loss": "at", "weight": 10.0}]
+    other = train_strategy(prepared, _assistant(pairs=hint), progress=said.append)  # same logit term: same assistant
+    assert said == ["teacher assistant cnn1d: from the cache"] and other.steps == single.steps
+    again = train_strategy(prepared, _assistant(), progress=said.append)
+    assert (again.val_acc, again.test_acc) == (first.val_acc, first.test_acc)
+
+
+def test_the_student_distils_from_the_frozen_assistant(tiny_prepared, monkeypatch):
+    from autokd.training.schemes import assistant
+
+    seen = []
+    real = assistant.build_distiller
+    monkeypatch.setattr(assistant, "build_distiller",
+                        lambda *a, **k: seen.append(k.get("teacher")) or real(*a, **k))
+    train_strategy(replace(tiny_prepared, cache_root=None), _assistant(), evaluate_test=False)
+    (helper,) = [t for t in seen if t is not None]
+    assert helper is not tiny_prepared.teacher and not helper.training
+    assert not any(p.requires_grad for p in helper.parameters())
+    assert sum(p.numel() for p in helper.parameters()) != sum(p.numel() for p in tiny_prepared.teacher.parameters())
+
+
+def test_the_teacher_guides_the_student_with_its_weight(tiny_prepared):
+    from autokd.losses import kd as kd_loss
+    from autokd.training.schemes.assistant import Guided
+    from autokd.training.students import build_distiller, build_student
+
+    strategy = _assistant(teacher_weight=0.5)
+    helper = build_student(tiny_prepared, 0, "cnn1d", {"channels": 8}).eval()
+    guided = Guided(build_distiller(tiny_prepared, strategy, 0, teacher=helper), tiny_prepared.teacher, 0.5).train()
+    x, y = tiny_prepared.data.train.x[:16], tiny_prepared.data.train.y[:16]
+    out = guided(x, y)
+    assert set(out.parts) == {"ce", "kd", "kd@teacher"}
+    with torch.no_grad():
+        expected = 0.5 * 0.7 * kd_loss(out.logits, tiny_prepared.teacher(x), 3.0)
+    assert torch.allclose(out.parts["kd@teacher"], expected)
+    out.total.backward()
+    assert all(p.grad is None for p in tiny_prepared.teacher.parameters())
+    assert all(p.grad is None for p in helper.parameters())
+    assert {id(p) for p in guided.trainable_parameters()} == {id(p) for p in guided.distiller.trainable_parameters()}
+    result = train_strategy(replace(tiny_prepared, cache_root=None), strategy)
+    assert 0 <= result.val_acc <= 100
+
+
+def test_the_assistant_check_names_a_bad_model_or_a_layer_it_lacks(tiny_prepared):
+    bad = strategy_from_dict({"scheme": {"kind": "assistant", "model": "torch.nn:Flatten"}})
+    with pytest.raises(AutokdError, match="assistant model"):
+        check_strategy(tiny_prepared, bad)
+    lacks = _assistant(pairs=[{"teacher": "head.0", "student": "stages.1", "loss": "fitnet", "weight": 1.0}])
+    with pytest.raises(AutokdError, match="head.0"):
+        check_strategy(tiny_prepared, lacks)

@@ -16,6 +16,11 @@ teacher; the scheme adds who that teacher is and who else trains alongside.
   pairs or relations no pretrained teacher is used at all.
 * ``online`` (KDCL-style online distillation): like ``mutual``, but each member distils from the
   cohort's ensemble (the mean of all members' logits, detached).
+* ``assistant`` (TAKD, Mirzadeh et al., AAAI 2020): a teacher assistant (``model`` with
+  ``kwargs``, e.g. a width between teacher and student) first distils from the teacher with the
+  strategy's logit term; the student then distils from the assistant with the whole strategy (its
+  pairs name the assistant's layers). With ``teacher_weight`` > 0 the student also learns the
+  teacher's logits, that weight times the logit term (DGKD, Son et al., ICCV 2021).
 
 The training side of each kind lives in ``autokd.training.schemes``.
 """
@@ -95,7 +100,31 @@ class CohortScheme:
         return f"{self.kind} {self.peers} peer(s){model} (KL to {target} T={self.temperature:.3g} x{self.weight:.3g})"
 
 
-Scheme = Union[SingleScheme, BornAgainScheme, CohortScheme]
+@dataclass
+class AssistantScheme:
+    """A teacher assistant between teacher and student."""
+
+    kind: str = "assistant"
+    model: str = ""  # the assistant's model: a registry name or module:callable (required)
+    kwargs: dict = field(default_factory=dict)
+    teacher_weight: float = 0.0  # > 0: the student also learns the teacher's logits (DGKD)
+
+    def validate(self, where: str) -> "AssistantScheme":
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError(f"{where}.model is missing: name the assistant's model (a registry name such as "
+                              f"cnn1d, or module:callable) and its kwargs")
+        finite_float(self.teacher_weight, f"{where}.teacher_weight")
+        if not self.teacher_weight >= 0:
+            raise ConfigError(f"{where}.teacher_weight must be a finite number >= 0, got {self.teacher_weight}")
+        return self
+
+    def describe(self) -> str:
+        size = ", ".join(f"{k}={v}" for k, v in self.kwargs.items())
+        guide = f" + teacher x{self.teacher_weight:.3g}" if self.teacher_weight else ""
+        return f"assistant {self.model}{f'({size})' if size else ''}{guide}"
+
+
+Scheme = Union[SingleScheme, BornAgainScheme, CohortScheme, AssistantScheme]
 
 # kind -> the dataclass that holds its knobs (and the kind's default ``kind`` field)
 SCHEME_TYPES: dict[str, type] = {
@@ -103,6 +132,7 @@ SCHEME_TYPES: dict[str, type] = {
     "born_again": BornAgainScheme,
     "mutual": CohortScheme,
     "online": CohortScheme,
+    "assistant": AssistantScheme,
 }
 
 

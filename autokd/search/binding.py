@@ -65,16 +65,24 @@ def _matches(pairs, teacher, student, shape) -> list[tuple[str, list[str]]]:
 
 
 def _check_peer_models(spec, shape, classes: int) -> None:
-    """Every peer model a cohort scheme of the space may use builds and returns logits."""
+    """Every model a scheme of the space may add (a cohort's peers, a teacher assistant) builds and
+    returns logits, with every kwargs choice."""
+    import itertools
+    import json
+
     from autokd.models.checks import check_logits
     from autokd.models.registry import build_model
 
+    def choices(value) -> list:
+        return value if isinstance(value, list) else [value]
+
     for kind, knobs in spec.scheme_knobs.items():
-        models = knobs.get("peer_model")
-        for name in models if isinstance(models, list) else [models]:
-            if name is not None:
-                model = build_model(name, knobs.get("peer_kwargs") or {}, classes, shape)
-                check_logits(model, name, f"{kind} peer", shape, classes)
+        for model_knob, kwargs_knob in (("peer_model", "peer_kwargs"), ("model", "kwargs")):
+            for name, kwargs in itertools.product(choices(knobs.get(model_knob)), choices(knobs.get(kwargs_knob))):
+                if name is not None:
+                    kwargs = json.loads(kwargs) if isinstance(kwargs, str) else kwargs or {}
+                    role = f"{kind} peer" if model_knob == "peer_model" else kind
+                    check_logits(build_model(name, kwargs, classes, shape), name, role, shape, classes)
 
 
 def _check_losses_take_pairs(spec, pairs, teacher, student, shape) -> None:

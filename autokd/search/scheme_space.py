@@ -9,7 +9,9 @@
 
 A knob (a field of the kind's dataclass in :mod:`autokd.config.schemes`) is a fixed value, a
 list of choices, or for a number a range ``{low, high, log}``; knobs not given keep the kind's
-defaults (above, or the dataclass's). Parameters: ``scheme`` (when more than one kind is listed)
+defaults (above, or the dataclass's). A mapping knob (``kwargs``, ``peer_kwargs``) may list
+mappings: its parameter's choices are their JSON text (``{"channels": 96}``), as Optuna's
+categorical choices must be plain values. Parameters: ``scheme`` (when more than one kind is listed)
 and ``scheme[KIND].KNOB`` for each searched knob, asked only when the trial's scheme is KIND.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import typing
 from typing import Any, Callable
 
@@ -27,7 +30,7 @@ from autokd.search.space import FloatRange
 
 # search defaults where they differ from the dataclass's own default
 DEFAULT_KNOBS: dict[str, dict[str, Any]] = {
-    "born_again": {"generations": [2, 3]},
+    "born_again": {"generations": [2, 3]},  # (assistant: no default, its model must be named)
     "mutual": {"peers": [1, 2]},
     "online": {"peers": [1, 2]},
 }
@@ -58,45 +61,78 @@ def parse_scheme_knobs(schemes: list[str], knobs: Any, where: str) -> dict[str, 
         given = knobs.get(kind) or {}
         if not isinstance(given, dict):
             raise ConfigError(f"{where}.scheme_knobs.{kind} must be a mapping of knob to value, list or range")
-        fields = {f.name for f in dataclasses.fields(SCHEME_TYPES[kind])} - {"kind"}
-        hints = typing.get_type_hints(SCHEME_TYPES[kind])
-        out[kind] = {}
-        for knob, setting in {**DEFAULT_KNOBS.get(kind, {}), **given}.items():
-            at = f"{where}.scheme_knobs.{kind}.{knob}"
-            if knob not in fields:
-                raise ConfigError(f"unknown key {at}{did_you_mean(str(knob), fields)}; allowed: {', '.join(sorted(fields))}")
-            if hints[knob] is float and isinstance(setting, dict):
-                setting = from_mapping(FloatRange, setting, at).check(at)
-                for end in (setting.low, setting.high):
-                    _check_value(kind, knob, end, f"{where}.scheme_knobs.{kind}")
-            elif isinstance(setting, list):
-                if not setting or len({repr(v) for v in setting}) != len(setting):
-                    raise ConfigError(f"{at} must list one or more distinct values, got {short_repr(setting)}")
-                for i, value in enumerate(setting):
-                    if value is not None and not isinstance(value, (bool, int, float, str)):
-                        raise ConfigError(f"{at}[{i}]: a choice must be a number, a string, true/false or null, "
-                                          f"got {short_repr(value)}")
-                    _check_value(kind, knob, value, f"{where}.scheme_knobs.{kind}")
-            else:
-                _check_value(kind, knob, setting, f"{where}.scheme_knobs.{kind}")
-            out[kind][knob] = setting
-        _check_together(kind, out[kind], f"{where}.scheme_knobs.{kind}")
+        out[kind] = _parse_kind(kind, {**DEFAULT_KNOBS.get(kind, {}), **given}, f"{where}.scheme_knobs.{kind}")
     return out
+
+
+def _parse_kind(kind: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """One kind's knobs, each checked against the kind's dataclass (the other knobs at their first value)."""
+    fields = {f.name for f in dataclasses.fields(SCHEME_TYPES[kind])} - {"kind"}
+    for knob in raw:
+        if knob not in fields:
+            raise ConfigError(f"unknown key {where}.{knob}{did_you_mean(str(knob), fields)}; "
+                              f"allowed: {', '.join(sorted(fields))}")
+    base = {k: v[0] if isinstance(v, list) and v else v.get("low") if isinstance(v, dict) and "low" in v else v
+            for k, v in raw.items()}
+    parsed = {knob: _parse_knob(kind, knob, setting, base, where) for knob, setting in raw.items()}
+    _check_together(kind, parsed, where)
+    return parsed
+
+
+def _parse_knob(kind: str, knob: str, setting: Any, base: dict, where: str) -> Any:
+    hint, at = typing.get_type_hints(SCHEME_TYPES[kind])[knob], f"{where}.{knob}"
+
+    def check(value: Any) -> None:  # one value must make a valid scheme with the other knobs' first values
+        scheme_from_dict({"kind": kind, **base, knob: value}, where)
+
+    if hint is float and isinstance(setting, dict):
+        setting = from_mapping(FloatRange, setting, at).check(at)
+        check(setting.low), check(setting.high)
+        return setting
+    if _is_mapping_knob(hint) and isinstance(setting, list):
+        return _mapping_choices(setting, at, check)
+    if isinstance(setting, list):
+        if not setting or len({repr(v) for v in setting}) != len(setting):
+            raise ConfigError(f"{at} must list one or more distinct values, got {short_repr(setting)}")
+        for i, value in enumerate(setting):
+            if value is not None and not isinstance(value, (bool, int, float, str)):
+                raise ConfigError(f"{at}[{i}]: a choice must be a number, a string, true/false or null, "
+                                  f"got {short_repr(value)}")
+            check(value)
+        return setting
+    check(setting)
+    return setting
+
+
+def _is_mapping_knob(hint) -> bool:
+    return hint is dict or typing.get_origin(hint) is dict
+
+
+def _mapping_choices(setting: list, at: str, check: Callable[[Any], None]) -> list[str]:
+    """Mapping choices as their JSON text (Optuna's choices are plain values)."""
+    if not setting or not all(isinstance(v, dict) for v in setting):
+        raise ConfigError(f"{at} must be a mapping or a list of mappings, got {short_repr(setting)}")
+    texts = [json.dumps(v, sort_keys=True) for v in setting]
+    if len(set(texts)) != len(texts):
+        raise ConfigError(f"{at} lists a mapping twice: {short_repr(setting)}")
+    for value in setting:
+        check(value)
+    return texts
+
+
+def _decoded(knob_hint, value: Any) -> Any:
+    return json.loads(value) if _is_mapping_knob(knob_hint) and isinstance(value, str) else value
 
 
 def _check_together(kind: str, knobs: dict[str, Any], where: str, limit: int = 1000) -> None:
     """Every combination of the knobs' choices (a range at its ends) must make a valid scheme."""
+    hints = typing.get_type_hints(SCHEME_TYPES[kind])
     options = {k: v if isinstance(v, list) else [v.low, v.high] if isinstance(v, FloatRange) else [v]
                for k, v in knobs.items()}
     for i, combo in enumerate(itertools.product(*options.values())):
         if i >= limit:
             return
-        scheme_from_dict({"kind": kind, **dict(zip(options, combo))}, where)
-
-
-def _check_value(kind: str, knob: str, value: Any, where: str) -> None:
-    """One value of a knob must make a valid scheme on its own (``where``: the kind's knobs)."""
-    scheme_from_dict({"kind": kind, knob: value}, where)
+        scheme_from_dict({"kind": kind, **{k: _decoded(hints[k], v) for k, v in zip(options, combo)}}, where)
 
 
 def scheme_dimensions(schemes: list[str], knobs: dict[str, dict[str, Any]]) -> list:
@@ -116,10 +152,11 @@ def scheme_dimensions(schemes: list[str], knobs: dict[str, dict[str, Any]]) -> l
 def build_scheme(schemes: list[str], knobs: dict[str, dict[str, Any]], pick: Callable[[str, Any], Any]) -> Scheme:
     """The scheme ``pick(name, default)`` answers (only the chosen kind's knobs are asked)."""
     kind = pick("scheme", schemes[0])
+    hints = typing.get_type_hints(SCHEME_TYPES[kind])
     values = {}
     for knob, setting in knobs[kind].items():
         if isinstance(setting, list):
-            values[knob] = pick(scheme_param(kind, knob), setting[0])
+            values[knob] = _decoded(hints[knob], pick(scheme_param(kind, knob), setting[0]))
         elif isinstance(setting, FloatRange):
             values[knob] = float(pick(scheme_param(kind, knob), setting.low))
         else:
@@ -129,5 +166,11 @@ def build_scheme(schemes: list[str], knobs: dict[str, dict[str, Any]], pick: Cal
 
 def scheme_values(scheme: Scheme) -> dict[str, Any]:
     """Every parameter value ``scheme`` implies, by parameter name (for placing a baseline in a space)."""
-    return {"scheme": scheme.kind, **{scheme_param(scheme.kind, f.name): getattr(scheme, f.name)
+    hints = typing.get_type_hints(type(scheme))
+
+    def value(name: str) -> Any:
+        v = getattr(scheme, name)
+        return json.dumps(v, sort_keys=True) if _is_mapping_knob(hints[name]) else v
+
+    return {"scheme": scheme.kind, **{scheme_param(scheme.kind, f.name): value(f.name)
                                       for f in dataclasses.fields(scheme) if f.name != "kind"}}

@@ -146,7 +146,7 @@ class Distiller(nn.Module):
         if s.needs_teacher:
             t = teacher_outputs if teacher_outputs is not None else self.teacher_outputs(x)
             if s.alpha > 0:
-                parts[s.logit_loss] = s.alpha * self._logit_loss(logits, t.logits, y, epoch)
+                parts[s.logit_loss] = s.alpha * self.logit_term(logits, t.logits, y, epoch)
             for i, pair in enumerate(s.pairs):
                 feat = s_feats[pair.student]
                 if str(i) in self.projectors:
@@ -166,7 +166,7 @@ class Distiller(nn.Module):
         total = torch.stack(list(parts.values())).sum() if parts else logits.sum() * 0
         return DistillOutput(total=total, parts=parts, logits=logits)
 
-    def _logit_loss(self, s_logits, t_logits, y, epoch):
+    def logit_term(self, s_logits, t_logits, y, epoch):
         """The strategy's logit loss through its registry term, on standardized logits if asked."""
         s = self.strategy
         if s.logit_standardization:

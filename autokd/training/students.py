@@ -39,9 +39,11 @@ def build_student(prepared, seed: int, model: Optional[str] = None, kwargs: Opti
     return build_model(name, args, data.num_classes, data.input_shape).to(prepared.device)
 
 
-def build_distiller(prepared, strategy: Strategy, seed: int, teacher: Optional[nn.Module] = None) -> Distiller:
-    """A fresh student (seeded) and ``teacher`` (default: the task's) wrapped for ``strategy``."""
-    student = build_student(prepared, seed)
+def build_distiller(prepared, strategy: Strategy, seed: int, teacher: Optional[nn.Module] = None,
+                    model: Optional[str] = None, kwargs: Optional[dict] = None) -> Distiller:
+    """A fresh student (seeded; ``model`` with ``kwargs`` instead of the task's student) and
+    ``teacher`` (default: the task's) wrapped for ``strategy``."""
+    student = build_student(prepared, seed, model, kwargs)
     teacher = prepared.teacher if teacher is None else teacher
     distiller = Distiller(teacher, student, strategy, prepared.data.input_shape,
                           num_train_samples=len(prepared.data.train))
@@ -71,9 +73,11 @@ def fit_cached(distiller: Distiller, prepared, recipe: Recipe, teacher_cache: Op
 
 def distill(prepared, strategy: Strategy, recipe: Recipe, teacher: Optional[nn.Module] = None,
             teacher_cache: Optional[TeacherCache] = None, on_epoch: Optional[Callable[[EpochStats], None]] = None,
-            validate_at: Optional[Collection[int]] = None) -> Trained:
-    """Train one student from ``teacher`` (default: the task's) with ``strategy`` and ``recipe``."""
-    distiller = build_distiller(prepared, strategy, recipe.seed, teacher)
+            validate_at: Optional[Collection[int]] = None, model: Optional[str] = None,
+            kwargs: Optional[dict] = None) -> Trained:
+    """Train one student (the task's, or ``model`` with ``kwargs``) from ``teacher`` (default: the
+    task's) with ``strategy`` and ``recipe``."""
+    distiller = build_distiller(prepared, strategy, recipe.seed, teacher, model, kwargs)
     result = fit_cached(distiller, prepared, recipe, teacher_cache, on_epoch, validate_at)
     return Trained(distiller.student, result.val_acc, result.history, result.steps)
 

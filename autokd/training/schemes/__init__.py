@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from autokd.training.schemes import born_again, cohort, single
+from autokd.training.schemes import assistant, born_again, cohort, single
 from autokd.training.schemes.base import SchemeJob
 from autokd.training.students import Trained
 
@@ -30,6 +30,8 @@ SCHEMES: dict[str, SchemeInfo] = {
                              "generations of the student, each taught by the one before"),
     "mutual": SchemeInfo(cohort.train, cohort.check, "the student and its peers learn from each other (DML)"),
     "online": SchemeInfo(cohort.train, cohort.check, "the student and its peers learn from their ensemble (KDCL)"),
+    "assistant": SchemeInfo(assistant.train, assistant.check,
+                            "a teacher assistant between teacher and student (TAKD; DGKD with teacher_weight)"),
 }
 
 __all__ = ["SCHEMES", "SchemeInfo", "SchemeJob", "Trained"]

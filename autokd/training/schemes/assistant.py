@@ -1,0 +1,117 @@
+"""``assistant``: teacher -> teacher assistant -> student (TAKD, Mirzadeh et al., AAAI 2020), and
+with ``teacher_weight`` the teacher's logits guiding the student too (DGKD, Son et al., ICCV 2021).
+
+The assistant (the scheme's ``model`` and ``kwargs``) distils from the task's teacher with the
+strategy's logit term only (its temperature, alpha, logit loss and standardization; no pairs or
+relations) and the run's recipe; it is cached like a born-again generation, keyed by that
+training, so every student of a search that uses the same assistant pays for it once. The
+student then distils from the frozen assistant with the whole strategy: its pairs name the
+assistant's layers. :class:`Guided` adds ``teacher_weight`` x alpha x the logit loss against the
+task's teacher (run without gradients) to the student's loss.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Iterator, Optional
+
+import torch
+from torch import nn
+
+from autokd.config.schemes import SingleScheme
+from autokd.config.strategy import Strategy
+from autokd.models.checks import check_logits
+from autokd.models.registry import build_model
+from autokd.training.distiller import DistillOutput, Distiller, TeacherOutputs
+from autokd.training.schemes.base import SchemeJob, counting_cost
+from autokd.training.stage_cache import StageCache, stage_key
+from autokd.training.students import Trained, build_distiller, build_student, distill, fit_cached
+
+
+def assistant_strategy(strategy: Strategy) -> Strategy:
+    """What the assistant learns from the teacher: the strategy's logit term alone."""
+    return replace(strategy, pairs=[], relations=[], scheme=SingleScheme())
+
+
+class Guided(nn.Module):
+    """A student distilling from the assistant (``distiller``) and, weighted, from ``teacher``'s logits."""
+
+    def __init__(self, distiller: Distiller, teacher: nn.Module, weight: float):
+        super().__init__()
+        self.distiller = distiller
+        self.guide = [teacher.eval().requires_grad_(False)]  # not a submodule: never trained, never saved
+        self.weight = weight
+
+    @property
+    def student(self) -> nn.Module:
+        return self.distiller.student
+
+    @property
+    def strategy(self) -> Strategy:
+        return self.distiller.strategy
+
+    @property
+    def teacher(self) -> Optional[nn.Module]:
+        return self.distiller.teacher
+
+    @property
+    def teacher_paths(self) -> list[str]:
+        return self.distiller.teacher_paths
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.distiller.trainable_parameters()
+
+    def train(self, mode: bool = True) -> "Guided":
+        super().train(mode)
+        self.distiller.train(mode)
+        return self
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, index: Optional[torch.Tensor] = None,
+                teacher_outputs: Optional[TeacherOutputs] = None, epoch: int = 1) -> DistillOutput:
+        out = self.distiller(x, y, index=index, teacher_outputs=teacher_outputs, epoch=epoch)
+        s = self.strategy
+        with torch.no_grad():
+            guide_logits = self.guide[0](x)
+        parts = dict(out.parts)
+        term = self.distiller.logit_term(out.logits, guide_logits, y, epoch)
+        parts[f"{s.logit_loss}@teacher"] = self.weight * s.alpha * term
+        return DistillOutput(total=torch.stack(list(parts.values())).sum(), parts=parts, logits=out.logits)
+
+
+def check(prepared, strategy: Strategy) -> None:
+    scheme, data = strategy.scheme, prepared.data
+    model = build_model(scheme.model, scheme.kwargs, data.num_classes, data.input_shape)
+    check_logits(model, scheme.model, "assistant", data.input_shape, data.num_classes)
+    assistant = build_student(prepared, 0, scheme.model, scheme.kwargs)
+    build_distiller(prepared, assistant_strategy(strategy), 0, model=scheme.model, kwargs=scheme.kwargs)
+    build_distiller(prepared, strategy, 0, teacher=assistant)  # the pairs name the assistant's layers
+
+
+def _assistant(job: SchemeJob) -> Trained:
+    """The assistant, from the cache or trained from the teacher (then cached)."""
+    prepared, scheme = job.prepared, job.strategy.scheme
+    strategy = assistant_strategy(job.strategy)
+    spec = json.dumps({"model": scheme.model, "kwargs": scheme.kwargs}, sort_keys=True, default=str)
+    key = stage_key(prepared, strategy, job.recipe, f"assistant/{spec}")
+    stages = StageCache(prepared.cache_root)
+    model = build_student(prepared, job.recipe.seed, scheme.model, scheme.kwargs)
+    if stages.load(key, model):
+        job.say(f"teacher assistant {scheme.model}: from the cache")
+        return Trained(model.to(prepared.device), float("nan"))
+    job.say(f"teacher assistant {scheme.model}: distilling from the teacher")
+    trained = distill(prepared, strategy, job.recipe, teacher_cache=job.teacher_cache, validate_at=(),
+                      model=scheme.model, kwargs=scheme.kwargs)
+    stages.save(key, trained.model)
+    return trained
+
+
+def train(job: SchemeJob) -> Trained:
+    prepared, scheme = job.prepared, job.strategy.scheme
+    assistant = _assistant(job)
+    teacher = assistant.model.eval()
+    distiller = build_distiller(prepared, job.strategy, job.recipe.seed, teacher=teacher)
+    wrapped = Guided(distiller, prepared.teacher, scheme.teacher_weight) if scheme.teacher_weight > 0 else distiller
+    on_epoch = counting_cost(job.on_epoch, assistant.steps)
+    result = fit_cached(wrapped, prepared, job.recipe, None, on_epoch, job.validate_at)
+    return Trained(distiller.student, result.val_acc, result.history, assistant.steps + result.steps)
