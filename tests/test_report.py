@@ -108,7 +108,8 @@ def test_csvs_hold_every_run_and_summary(tmp_path):
     c = make_comparison()
     write_report(c, tmp_path)
     runs = pd.read_csv(tmp_path / "results.csv")
-    assert list(runs.columns) == ["strategy", "kind", "seed", "val_acc", "test_acc", "seconds", "state", "reason"]
+    assert list(runs.columns) == ["strategy", "kind", "seed", "val_acc", "test_acc", "seconds", "steps", "state",
+                                  "reason"]
     assert len(runs) == len(c.runs) == 18
     row = runs[(runs.strategy == "kd") & (runs.seed == 1)].iloc[0]
     assert row.kind == BASELINE and row.test_acc == pytest.approx(86.2) and row.val_acc == pytest.approx(86.7)

@@ -161,3 +161,28 @@ def test_a_ray_search_with_schemes_resumes_exports_and_trains_the_winner(tmp_pat
     assert config["strategy"].get("scheme", {"kind": "single"}) == best.user_attrs[STRATEGY_ATTR].get("scheme", {"kind": "single"})
     trained = run_cli("train", "--config", exported, "--epochs", "1")
     assert trained.returncode == 0 and "Traceback" not in trained.stderr, trained.stderr
+
+
+def test_compare_measures_scheme_baselines_with_their_cost(tmp_path):
+    """Baselines may carry a scheme; each run records its cost and the report plots accuracy against it."""
+    import pandas as pd
+
+    space = write_space(tmp_path / "s.yaml", space={**FINITE, "schemes": ["single"], "scheme_knobs": {}})
+    db = tmp_path / "c.db"
+    assert run_cli("search", "--space", space, "--budget", "1", "--workers", "0", "--storage", db,
+                   "--name", "c").returncode == 0
+    baselines = tmp_path / "b.yaml"
+    baselines.write_text(yaml.safe_dump({"baselines": {
+        "student": {"alpha": 0.0},
+        "ban": {"description": "born-again, 2 generations", "temperature": 4.0, "alpha": 0.9,
+                "scheme": {"kind": "born_again", "generations": 2}},
+        "dml": {"description": "deep mutual learning, 1 peer", "alpha": 0.0, "scheme": {"kind": "mutual", "peers": 1}},
+    }}))
+    out = run_cli("compare", "c", "--storage", db, "--top-k", "1", "--seeds", "1", "--epochs", "1",
+                  "--baselines", baselines, "--out", tmp_path / "report", "--workers", "0")
+    assert out.returncode == 0, out.stderr
+    runs = pd.read_csv(tmp_path / "report" / "results.csv").set_index("strategy")
+    one = runs.loc["student", "steps"]
+    assert runs.loc["ban", "steps"] == 2 * one and runs.loc["dml", "steps"] == 2 * one
+    assert (tmp_path / "report" / "cost.png").is_file()
+    assert "cost.png" in (tmp_path / "report" / "report.md").read_text()

@@ -101,7 +101,7 @@ def _execute(prepared, todo, store: RunStore, request: CompareRequest, status: S
         j, o = result.job, result.outcome
         seed = j.strategy.recipe.seed
         store.add(RunRecord(j.name, j.kind, seed, o.val_acc, o.test_acc, o.seconds, j.key,
-                            FAILED if o.reason else OK, o.reason))
+                            FAILED if o.reason else OK, o.reason, o.steps))
         done += 1
         elapsed = time.monotonic() - start
         last = f"failed ({o.reason})" if o.reason else f"test {o.test_acc:.2f}%"

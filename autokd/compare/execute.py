@@ -29,6 +29,7 @@ class Outcome:
     test_acc: Optional[float]
     seconds: float
     reason: Optional[str] = None  # set when training diverged
+    steps: Optional[int] = None  # training steps, every model and stage of the scheme (the run's cost)
 
 
 @dataclass
@@ -52,7 +53,7 @@ def _train(prepared, strategy: Strategy, threads: Optional[int] = None) -> Outco
         return Outcome(None, None, time.perf_counter() - start, str(exc))
     except torch.OutOfMemoryError:
         return Outcome(None, None, time.perf_counter() - start, "out of memory")
-    return Outcome(result.val_acc, result.test_acc, result.seconds)
+    return Outcome(result.val_acc, result.test_acc, result.seconds, steps=result.steps)
 
 
 def run_in_process(prepared, jobs: list[Job], on_done: Callable[[JobResult], None]) -> None:

@@ -66,6 +66,12 @@ def fmt_seconds(s) -> str:
     return format_seconds(s) if finite(s) else DASH
 
 
+def fmt_cost(steps, seconds) -> str:
+    """One run's cost: training steps (thousands) and wall time, e.g. ``23.4k steps, 41s``."""
+    parts = ([f"{steps / 1000:.1f}k steps"] if finite(steps) else []) + ([format_seconds(seconds)] if finite(seconds) else [])
+    return ", ".join(parts) or DASH
+
+
 def fmt_runs(n: int, failed: int) -> str:
     """Runs behind a summary: ``5``, or ``4 (1 failed)``."""
     return f"{n} ({failed} failed)" if failed else str(n)

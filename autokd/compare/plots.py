@@ -34,6 +34,8 @@ FIGURES = {
     "importances.png": ("Parameter importances of the search space (Optuna's default evaluator).", 680),
     "comparison.png": ("Full-length test accuracy of every strategy (mean ± 1 sd over the seeds); found strategies "
                        "in orange, baselines in blue.", 820),
+    "cost.png": ("Full-length test accuracy (mean ± se) against one run's cost in training steps: what a scheme's "
+                 "extra models and stages buy.", 720),
     "proxy_vs_full.png": ("Does the short proxy run rank strategies like full-length training? Proxy validation "
                           "accuracy against full-length test accuracy of the found strategies.", 660),
 }
@@ -75,6 +77,11 @@ def draw_all(c: Comparison, out_dir: Path) -> Figures:
     if bars:
         attempt("comparison.png", lambda path: comparison(bars, path, c.teacher.test_acc, c.student.test_acc,
                                                           len(c.seeds)))
+    costed = [s for s in bars if finite(s.steps_mean)]
+    if costed:
+        attempt("cost.png", lambda path: cost(costed, path))
+    else:
+        figures.notes["cost.png"] = "No run recorded its cost (runs stored by an older autokd), so there is no cost plot."
     points = [s for s in c.summaries if s.kind == FOUND and finite(s.proxy_val) and finite(s.test_mean)]
     if points:
         attempt("proxy_vs_full.png", lambda path: proxy_vs_full(points, path, c.fidelity))
@@ -244,6 +251,22 @@ def comparison(rows: Sequence[StrategySummary], path: Path, teacher: Optional[fl
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=min(len(handles), 4), frameon=False)
+    return _save(fig, path)
+
+
+def cost(rows: Sequence[StrategySummary], path: Path) -> Path:
+    """Test accuracy (mean ± se) against one run's cost in training steps, each strategy labelled."""
+    fig, ax = _figure(7.5, 4.6)
+    _style(ax)
+    for s in rows:
+        color = FOUND_COLOR if s.kind == FOUND else BASELINE_COLOR
+        se = s.test_se if finite(s.test_se) else 0.0
+        ax.errorbar(s.steps_mean / 1000, s.test_mean, yerr=se, fmt="o", color=color, ecolor="#333", capsize=3, zorder=3)
+        ax.annotate(s.name, (s.steps_mean / 1000, s.test_mean), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel("cost of one run (thousands of training steps: batches x models trained)")
+    ax.set_ylabel("test accuracy (%), mean ± se")
+    ax.set_title("Accuracy against cost", fontsize=11)
+    ax.grid(True, alpha=0.3)
     return _save(fig, path)
 
 

@@ -27,7 +27,7 @@ from autokd.compare.sections import build_document
 from autokd.document import to_html, to_markdown
 from autokd.outputs import make_folder, write_atomic, write_text
 
-RUN_COLUMNS = ["strategy", "kind", "seed", "val_acc", "test_acc", "seconds", "state", "reason"]
+RUN_COLUMNS = ["strategy", "kind", "seed", "val_acc", "test_acc", "seconds", "steps", "state", "reason"]
 
 
 def write_report(comparison: Comparison, out_dir: Path) -> dict[str, Path]:

@@ -28,6 +28,7 @@ class RunRecord:
     key: str  # what the run is reused by: hash of (task, strategy, recipe, seed)
     state: str = OK  # OK, or FAILED (training diverged); lines written before states existed are OK
     reason: Optional[str] = None  # why it failed
+    steps: Optional[int] = None  # training steps of every model the scheme trained (None: run before costs were kept)
 
     @property
     def ok(self) -> bool:
@@ -51,6 +52,8 @@ class StrategySummary:
     proxy_val: Optional[float] = None  # found strategies: the search's proxy validation accuracy
     trial_number: Optional[int] = None
     baselines: list[str] = field(default_factory=list)  # the baselines this very strategy is
+    steps_mean: Optional[float] = None  # cost of one run in training steps (None: not recorded)
+    seconds_mean: Optional[float] = None  # wall time of one run
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from autokd.compare.formats import (
-    DASH, finite, fidelity_sentence, fmt_acc, fmt_gap, fmt_mean_sd, fmt_p, fmt_params, fmt_runs, fmt_seconds,
+    DASH, finite, fidelity_sentence, fmt_acc, fmt_cost, fmt_gap, fmt_mean_sd, fmt_p, fmt_params, fmt_runs, fmt_seconds,
     fmt_value, model_line, paired_sentence, plural,
 )
 from autokd.compare.plots import FIGURES, Figures
@@ -117,7 +117,7 @@ def comparison_section(c: Comparison, figures: Figures) -> list[Block]:
     best_found, best_base = highlighted(c)
     columns = [Column("rank", right=True), Column("strategy"), Column("kind"), Column("runs", right=True),
                Column("test mean ± sd", right=True), Column("se", right=True), Column("val mean", right=True),
-               Column("gap closed", right=True), Column("proxy val", right=True),
+               Column("gap closed", right=True), Column("proxy val", right=True), Column("cost", right=True),
                Column("strategy in full", fold_into=1)]
     table_rows = []
     for rank, s in zip(rank_numbers(rows), rows):
@@ -126,10 +126,12 @@ def comparison_section(c: Comparison, figures: Figures) -> list[Block]:
         table_rows.append(Row([
             str(rank) if rank is not None else DASH, Label(s.name, strong=bool(style)), s.kind, fmt_runs(s.n, s.failed),
             test_cell(s, DASH), fmt_acc(s.test_se), fmt_acc(s.val_mean), fmt_gap(s.gap_closed),
-            fmt_acc(s.proxy_val) if s.kind == FOUND else DASH, Code(s.description) if s.description else "",
+            fmt_acc(s.proxy_val) if s.kind == FOUND else DASH, fmt_cost(s.steps_mean, s.seconds_mean),
+            Code(s.description) if s.description else "",
         ], style))
     return ([Heading("Comparison"), Table(columns, table_rows, "ranking"), _comparison_note(c, best_found, best_base)]
-            + _same_as_baseline_notes(c) + _figure_or_note("comparison.png", "comparison plot", figures))
+            + _same_as_baseline_notes(c) + _figure_or_note("comparison.png", "comparison plot", figures)
+            + _figure_or_note("cost.png", "accuracy against cost", figures))
 
 
 def _comparison_note(c: Comparison, best_found, best_base) -> Paragraph:
@@ -143,7 +145,8 @@ def _comparison_note(c: Comparison, best_found, best_base) -> Paragraph:
             f"failed; sd across seeds, se = sd/√n). Runs: how many runs the numbers are over, and how many failed. "
             f"Gap closed = (test mean − student) / (teacher − student): 0% is the student trained alone with "
             f"cross-entropy, 100% the teacher. Proxy val is the found strategy's validation accuracy in the short "
-            f"search run."]
+            f"search run. Cost: one run's training steps (batches x models trained, every stage of its scheme) and "
+            f"wall time."]
     if key:
         text += [" Highlighted (bold in Markdown): "] + key + [
             ", the pair compared below." if c.paired is not None else ", by test mean."]

@@ -4,6 +4,7 @@ paired verdict, proxy fidelity, and the search's own record."""
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Optional
 
 from autokd.compare.plan import Contender
@@ -69,8 +70,11 @@ def _summary(c: Contender, runs: list[RunRecord], student_mean: Optional[float],
         val_mean = mean_sd_se([r.val_acc for r in ok])[0]
         if student_mean is not None:
             gap = gap_closed(test_mean, student_mean, teacher_test)
+    steps = [r.steps for r in ok if r.steps is not None]
     return StrategySummary(c.name, c.kind, c.description, len(ok), len(runs) - len(ok), test_mean, test_sd, test_se,
-                           val_mean, gap, c.proxy_val, c.trial_number, list(c.baselines))
+                           val_mean, gap, c.proxy_val, c.trial_number, list(c.baselines),
+                           statistics.fmean(steps) if steps else None,
+                           statistics.fmean(r.seconds for r in ok) if ok else None)
 
 
 def paired_with_best_baseline(winner: str, summaries: list[StrategySummary], runs: list[RunRecord]
