@@ -131,8 +131,9 @@ def test_trials_report_at_the_pruning_rungs_only():
     assert report_epochs(40) == [20]
 
 
-@pytest.mark.parametrize("sampler, workers", [("tpe", 2), ("random", 0), ("ppo", 1), ("evolution", 0)])
+@pytest.mark.parametrize("sampler, workers", [("tpe", 2), ("random", 0), ("ppo", 1), ("evolution", 0), ("evolution", 2)])
 def test_each_sampler_completes_a_budget(tmp_path, space_path, sampler, workers):
+    """Every sampler on each back-end it meets (Tune pickles its searcher: Optuna 5.1's NSGA-II holds a lock)."""
     search(tmp_path, space_path, f"t-{sampler}", sampler=sampler, budget=5, workers=workers)
     study = load(tmp_path, f"t-{sampler}")
     c = counts(study)

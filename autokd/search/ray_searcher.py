@@ -27,6 +27,14 @@ class StudySearcher(Searcher):
         self.stopped: Optional[str] = None  # why no more trials are asked for ("" once the budget is taken)
         self.reported: dict[int, set[int]] = {}  # epochs already recorded, by trial number
 
+    # Tune pickles its search algorithm into its own experiment state when the Tuner starts. autokd
+    # never restores from that state (a search resumes from the study), and the study's sampler need
+    # not pickle (Optuna's NSGA-II holds a thread lock): the live objects stay in this process.
+    _LIVE = ("study", "space", "monitor", "live")
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in self._LIVE}
+
     def suggest(self, trial_id: str) -> Optional[dict]:
         if self.stopped is not None:
             return Searcher.FINISHED
