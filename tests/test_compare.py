@@ -53,8 +53,9 @@ def test_shipped_baselines_adapt_to_the_task_pairs():
 
 
 def test_run_keys_of_strategies_without_standardization_are_those_of_before_it_existed(tiny_task):
-    """Runs stored before ``logit_standardization`` and ``scheme`` existed are still found: each
-    field at its default (false, single) is left out of the key; another value makes another strategy."""
+    """Runs stored before ``logit_standardization``, ``scheme`` and ``task.teachers`` existed are still
+    found: each field at its default (false, single, none) is left out of the key; another value makes
+    another strategy."""
     import hashlib
 
     from autokd.compare.store import run_key, strategy_key
@@ -63,7 +64,7 @@ def test_run_keys_of_strategies_without_standardization_are_those_of_before_it_e
 
     def format_1_key(strategy, seed):  # the key as computed before the field was added
         payload = {"task": to_mapping(tiny_task), "strategy": to_mapping(strategy), "seed": seed, "format": 1}
-        del payload["strategy"]["logit_standardization"], payload["strategy"]["scheme"]
+        del payload["strategy"]["logit_standardization"], payload["strategy"]["scheme"], payload["task"]["teachers"]
         payload["strategy"]["recipe"]["seed"] = seed
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 

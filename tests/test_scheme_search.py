@@ -186,3 +186,26 @@ def test_compare_measures_scheme_baselines_with_their_cost(tmp_path):
     assert runs.loc["ban", "steps"] == 2 * one and runs.loc["dml", "steps"] == 2 * one
     assert (tmp_path / "report" / "cost.png").is_file()
     assert "cost.png" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_an_ensemble_search_needs_the_task_s_teachers_and_runs_with_them(tmp_path):
+    import copy
+
+    from conftest import TINY_TASK
+
+    space = {**FINITE, "schemes": ["single", "ensemble"], "scheme_knobs": {"ensemble": {"weights": ["equal", "confidence"]}}}
+    lonely = write_space(tmp_path / "one.yaml", space=space)
+    out = run_cli("search", "--space", lonely, "--budget", "2", "--workers", "0", "--storage", tmp_path / "e.db")
+    assert out.returncode == 2 and "the task has one teacher" in out.stderr and not (tmp_path / "e.db").exists()
+    task = copy.deepcopy(TINY_TASK)
+    task["teachers"] = [{"model": "cnn1d", "kwargs": {"channels": 8}, "recipe": {"epochs": 2, "seed": 1}}]
+    wrong = write_space(tmp_path / "w.yaml", task=task, space={**space, "scheme_knobs": {"ensemble": {"weights": [1, 2, 3]}}})
+    out = run_cli("search", "--space", wrong, "--budget", "2", "--workers", "0", "--storage", tmp_path / "e.db")
+    assert out.returncode == 2 and "lists 3 numbers for 2 teachers" in out.stderr and not (tmp_path / "e.db").exists()
+    good = write_space(tmp_path / "g.yaml", task=task, space=space)
+    out = run_cli("search", "--space", good, "--budget", "3", "--workers", "0", "--storage", tmp_path / "e.db",
+                  "--name", "e", "--sampler", "random")
+    assert out.returncode == 0, out.stderr
+    assert "teacher 2 (cnn1d" in out.stderr  # the further teacher, loaded once before the trials
+    study = optuna.load_study(study_name="e", storage=f"sqlite:///{tmp_path / 'e.db'}")
+    assert "ensemble" in _trained_kinds(study) and counts(study).finished == 3

@@ -3,6 +3,7 @@ against its algorithm on the tiny task (who is frozen, what gets gradients, what
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 
@@ -17,8 +18,12 @@ from autokd.training.run import check_strategy, train_strategy
 from autokd.training.schemes.born_again import generation_seed
 from autokd.training.schemes.cohort import build_cohort
 from autokd.training.students import LogitEnsemble
+from conftest import TINY_TASK
 
 TINY_RECIPE = {"epochs": 2, "lr": 0.01, "batch_size": 64, "seed": 0}
+TINY_TEACHERS_TASK = {**TINY_TASK, "name": "tiny-two-teachers",
+                      "teachers": [{"model": "cnn1d", "kwargs": {"channels": 8, "depth": 3},
+                                    "recipe": {"epochs": 2, "lr": 0.01, "batch_size": 64, "seed": 1}}]}
 
 
 def _kl_by_hand(student: torch.Tensor, target: torch.Tensor, t: float) -> torch.Tensor:
@@ -289,13 +294,14 @@ def test_every_shipped_scheme_example_trains_through_the_cli(tmp_path, _session_
     if not examples:
         pytest.skip("examples not present in this install")
     assert {p.stem for p in examples} >= {"scheme_single", "scheme_born_again", "scheme_mutual", "scheme_online",
-                                         "scheme_assistant"}
+                                         "scheme_assistant", "scheme_ensemble"}
     write_space(tmp_path / "tiny.yaml")
+    write_space(tmp_path / "tiny_teachers.yaml", task=TINY_TEACHERS_TASK)
     env = {"AUTOKD_CACHE": str(_session_cache_dir), "MPLBACKEND": "Agg"}
     jobs = {}
     for path in examples:
         strategy = yaml.safe_load(path.read_text())["strategy"]
-        write_config(tmp_path / path.name, strategy, "tiny.yaml")
+        write_config(tmp_path / path.name, strategy, "tiny_teachers.yaml" if "ensemble" in path.stem else "tiny.yaml")
         jobs[path.stem] = ["train", "--config", path.name, "--epochs", "1", "--out", f"{path.stem}.json"]
     with ThreadPoolExecutor(max_workers=2) as pool:
         procs = {name: pool.submit(run_cli, *args, cwd=tmp_path, env=env) for name, args in jobs.items()}
@@ -311,6 +317,7 @@ def test_every_shipped_scheme_example_trains_through_the_cli(tmp_path, _session_
              for name in procs}
     assert steps["born_again"] == 2 * steps["single"] and steps["mutual"] == 2 * steps["single"]
     assert steps["online"] == 3 * steps["single"] and steps["assistant"] == 2 * steps["single"]
+    assert steps["ensemble"] == steps["single"]  # more teachers, one student trained
 
 
 # --- teacher assistant ----------------------------------------------------------------------
@@ -381,3 +388,110 @@ def test_the_assistant_check_names_a_bad_model_or_a_layer_it_lacks(tiny_prepared
     lacks = _assistant(pairs=[{"teacher": "head.0", "student": "stages.1", "loss": "fitnet", "weight": 1.0}])
     with pytest.raises(AutokdError, match="head.0"):
         check_strategy(tiny_prepared, lacks)
+
+
+# --- several teachers -----------------------------------------------------------------------
+
+
+def test_weighted_logits_and_confidence_weights_follow_their_formulas():
+    from autokd.losses import confidence_weights, weighted_logits
+
+    torch.manual_seed(2)
+    z = [torch.randn(5, 4, requires_grad=True) for _ in range(3)]
+    y = torch.tensor([0, 1, 2, 3, 0])
+    assert torch.allclose(weighted_logits(z, torch.tensor([1.0, 1.0, 2.0])), (z[0] + z[1] + 2 * z[2]) / 4)
+    w = confidence_weights(z, y)
+    ce = torch.stack([torch.nn.functional.cross_entropy(t, y, reduction="none") for t in z], 1)
+    assert torch.allclose(w, torch.exp(-ce) / torch.exp(-ce).sum(1, keepdim=True), atol=1e-6)
+    assert torch.allclose(w.sum(1), torch.ones(5))
+    mixed = weighted_logits(z, w)
+    assert torch.allclose(mixed[1], sum(w[1, k] * z[k][1] for k in range(3)), atol=1e-6)
+    assert not mixed.requires_grad  # targets are detached
+    with pytest.raises(AutokdError, match="do not fit"):
+        weighted_logits(z, torch.ones(2))
+
+
+@pytest.fixture(scope="module")
+def teachers_prepared(tmp_path_factory):
+    from autokd.config import task_from_dict
+    from autokd.training.run import prepare_task
+
+    return prepare_task(task_from_dict(copy.deepcopy(TINY_TEACHERS_TASK)), "cpu",
+                        cache_root=tmp_path_factory.mktemp("teachers-cache"))
+
+
+def _ensemble(weights="equal", feature_teacher=0, pairs=None) -> Strategy:
+    return strategy_from_dict({"alpha": 0.8, "temperature": 2.0, "recipe": TINY_RECIPE, "pairs": pairs or [],
+                               "scheme": {"kind": "ensemble", "weights": weights, "feature_teacher": feature_teacher}})
+
+
+def test_the_further_teachers_load_once_and_come_from_the_cache_after(teachers_prepared):
+    from autokd.training.extra_teachers import extra_teachers
+
+    said: list[str] = []
+    first = extra_teachers(teachers_prepared, said.append)
+    assert len(first) == 1 and extra_teachers(teachers_prepared) is first  # kept on the prepared task
+    model, info = first[0]
+    assert info.source in ("trained", "cache") and not any(p.requires_grad for p in model.parameters())
+    assert info.fingerprint != teachers_prepared.teacher_info.fingerprint
+    again = replace(teachers_prepared, extra_teachers=None)
+    assert extra_teachers(again)[0][1].source == "cache"
+
+
+@pytest.mark.parametrize("weights", ["equal", "confidence", [3.0, 1.0]])
+def test_the_ensemble_target_combines_every_teacher(teachers_prepared, weights):
+    from autokd.losses import confidence_weights, weighted_logits
+    from autokd.training.extra_teachers import extra_teachers
+    from autokd.training.schemes.ensemble import TeacherEnsemble
+    from autokd.training.students import build_distiller
+
+    teachers = [teachers_prepared.teacher] + [m for m, _ in extra_teachers(teachers_prepared)]
+    strategy = _ensemble(weights)
+    wrapped = TeacherEnsemble(build_distiller(teachers_prepared, strategy, 0), teachers, weights).train()
+    x, y = teachers_prepared.data.train.x[:16], teachers_prepared.data.train.y[:16]
+    with torch.no_grad():
+        logits = [t(x) for t in teachers]
+    w = (torch.tensor([3.0, 1.0]) if isinstance(weights, list)
+         else {"equal": torch.ones(2), "confidence": confidence_weights(logits, y)}[weights])
+    assert torch.allclose(wrapped.target(x, y, None), weighted_logits(logits, w), atol=1e-6)
+    out = wrapped(x, y)
+    from autokd.losses import kd as kd_loss
+
+    assert torch.allclose(out.parts["kd"], 0.8 * kd_loss(out.logits, weighted_logits(logits, w), 2.0), atol=1e-6)
+    out.total.backward()
+    assert all(p.grad is None for t in teachers for p in t.parameters())
+
+
+def test_an_ensemble_run_trains_one_student_and_uses_the_feature_teacher_s_layers(teachers_prepared):
+    one = train_strategy(teachers_prepared, replace(_ensemble(), scheme=SingleScheme()), evaluate_test=False)
+    result = train_strategy(teachers_prepared, _ensemble("confidence"))
+    assert result.steps == one.steps and 0 <= result.test_acc <= 100
+    hint = [{"teacher": "stages.1", "student": "stages.1", "loss": "fitnet", "weight": 1.0}]
+    check_strategy(teachers_prepared, _ensemble(feature_teacher=1, pairs=hint))  # teacher 2 has 8 channels
+    assert train_strategy(teachers_prepared, _ensemble(feature_teacher=1, pairs=hint)).steps == one.steps
+
+
+@pytest.mark.parametrize("strategy, needle", [
+    (lambda: _ensemble(weights=[1.0, 1.0, 1.0]), "lists 3 numbers for 2 teachers"),
+    (lambda: _ensemble(feature_teacher=2), "feature_teacher is 2, but the task has 2 teachers"),
+])
+def test_ensemble_knobs_must_fit_the_task_s_teachers(teachers_prepared, strategy, needle):
+    with pytest.raises(AutokdError, match=needle):
+        check_strategy(teachers_prepared, strategy())
+
+
+def test_the_ensemble_scheme_needs_more_than_one_teacher(tiny_prepared):
+    with pytest.raises(AutokdError, match="needs more than one teacher"):
+        check_strategy(tiny_prepared, _ensemble())
+
+
+@pytest.mark.parametrize("scheme, needle", [
+    ({"kind": "ensemble", "weights": "mean"}, "weights must be equal or confidence"),
+    ({"kind": "ensemble", "weights": [1.0]}, "one number >= 0 per teacher"),
+    ({"kind": "ensemble", "weights": [0, 0]}, "not all 0"),
+    ({"kind": "ensemble", "weights": [1, -1]}, "must be >= 0"),
+    ({"kind": "ensemble", "feature_teacher": -1}, "feature_teacher must be a whole number >= 0"),
+])
+def test_bad_ensemble_schemes_are_config_errors(scheme, needle):
+    with pytest.raises(ConfigError, match=needle):
+        strategy_from_dict({"scheme": scheme})

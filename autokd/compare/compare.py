@@ -71,6 +71,10 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
         f"({len(jobs) - len(todo)} already done)")
     prepared = prepare_task(task, request.device, progress=say)  # a diverging teacher is an AutokdError
     check_same_teacher(study, prepared.teacher_info)  # the teacher the study was searched with
+    if any(j.strategy.scheme.kind == "ensemble" for j in todo):  # loaded once here, not in every run
+        from autokd.training.extra_teachers import extra_teachers
+
+        extra_teachers(prepared, say)
     if todo:
         _execute(prepared, todo, store, request, status)
     runs = [as_job(store.runs[j.key], j) for j in jobs]

@@ -28,6 +28,8 @@ _LATER_FIELDS = {"logit_standardization": False, "scheme": {"kind": "single"}}
 
 def _key(task, strategy, seed: Optional[int]) -> str:
     payload = {"task": to_mapping(task), "strategy": to_mapping(strategy), "seed": seed, "format": 1}
+    if not payload["task"].get("teachers"):
+        payload["task"].pop("teachers", None)  # a task without more teachers keys as before they existed
     payload["strategy"]["recipe"]["seed"] = seed
     for name, default in _LATER_FIELDS.items():
         value = payload["strategy"].get(name)

@@ -21,6 +21,10 @@ teacher; the scheme adds who that teacher is and who else trains alongside.
   strategy's logit term; the student then distils from the assistant with the whole strategy (its
   pairs name the assistant's layers). With ``teacher_weight`` > 0 the student also learns the
   teacher's logits, that weight times the logit term (DGKD, Son et al., ICCV 2021).
+* ``ensemble`` (multi-teacher): the task's ``teacher`` and its ``teachers`` teach together; the
+  logit term's target is their logits combined with ``weights`` (``equal``, ``confidence``: per
+  sample, CA-MKD style, or one number per teacher); pairs and relations use ``feature_teacher``
+  (0: the task's teacher, i: ``teachers[i-1]``).
 
 The training side of each kind lives in ``autokd.training.schemes``.
 """
@@ -124,7 +128,42 @@ class AssistantScheme:
         return f"assistant {self.model}{f'({size})' if size else ''}{guide}"
 
 
-Scheme = Union[SingleScheme, BornAgainScheme, CohortScheme, AssistantScheme]
+ENSEMBLE_WEIGHTS = ("equal", "confidence")
+
+
+@dataclass
+class EnsembleScheme:
+    """Several teachers at once: the task's teacher and its ``teachers``."""
+
+    kind: str = "ensemble"
+    weights: Union[str, list[float]] = "equal"  # equal | confidence | one number >= 0 per teacher
+    feature_teacher: int = 0  # whose layers the pairs and relations use (0: the task's teacher)
+
+    def validate(self, where: str) -> "EnsembleScheme":
+        if isinstance(self.weights, str):
+            if self.weights not in ENSEMBLE_WEIGHTS:
+                raise ConfigError(f"{where}.weights must be {' or '.join(ENSEMBLE_WEIGHTS)} or a list of numbers "
+                                  f"(one per teacher), got {short_repr(self.weights)}")
+        else:
+            for i, w in enumerate(self.weights):
+                finite_float(w, f"{where}.weights[{i}]")
+                if w < 0:
+                    raise ConfigError(f"{where}.weights[{i}] must be >= 0, got {w}")
+            if len(self.weights) < 2 or not sum(self.weights) > 0:
+                raise ConfigError(f"{where}.weights must list one number >= 0 per teacher (2 or more), not all 0; "
+                                  f"got {short_repr(self.weights)}")
+        if isinstance(self.feature_teacher, bool) or not isinstance(self.feature_teacher, int) or self.feature_teacher < 0:
+            raise ConfigError(f"{where}.feature_teacher must be a whole number >= 0 (0: the task's teacher, i: "
+                              f"task.teachers[i-1]), got {short_repr(self.feature_teacher)}")
+        return self
+
+    def describe(self) -> str:
+        weights = self.weights if isinstance(self.weights, str) else "/".join(f"{w:.3g}" for w in self.weights)
+        return f"ensemble of teachers ({weights})" + (f", features of teacher {self.feature_teacher}"
+                                                      if self.feature_teacher else "")
+
+
+Scheme = Union[SingleScheme, BornAgainScheme, CohortScheme, AssistantScheme, EnsembleScheme]
 
 # kind -> the dataclass that holds its knobs (and the kind's default ``kind`` field)
 SCHEME_TYPES: dict[str, type] = {
@@ -133,6 +172,7 @@ SCHEME_TYPES: dict[str, type] = {
     "mutual": CohortScheme,
     "online": CohortScheme,
     "assistant": AssistantScheme,
+    "ensemble": EnsembleScheme,
 }
 
 

@@ -6,6 +6,8 @@ The ``task`` section is shared by search-space files and train configs::
       name: mnist1d-cnn
       data: {name: mnist1d, num_samples: 30000, train_size: 4000}
       teacher: {model: cnn1d, kwargs: {channels: 64}, recipe: {epochs: 30}}
+      teachers:                     # optional: more teachers, for the ensemble (multi-teacher) scheme
+        - {model: cnn1d, kwargs: {channels: 48}, recipe: {epochs: 30, seed: 1}}
       student: {model: cnn1d, kwargs: {channels: 8}}
       recipes:
         full: {epochs: 20, optimizer: adam, lr: 0.01}
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from autokd.config.parse import convert, from_mapping, to_mapping
@@ -57,6 +59,11 @@ class TaskSpec:
     teacher: TeacherSpec
     student: ModelSpec
     recipes: Recipes = field(default_factory=Recipes)
+    teachers: list[TeacherSpec] = field(default_factory=list)  # more teachers (the ensemble scheme's)
+
+    def with_teacher(self, index: int) -> "TaskSpec":
+        """This task with ``teachers[index]`` as its teacher (to load, cache and key it like the teacher)."""
+        return replace(self, teacher=self.teachers[index], teachers=[])
 
     def teacher_key(self) -> str:
         """Cache key of a trained teacher: (model, data, recipe, seed)."""
@@ -80,11 +87,11 @@ def task_from_dict(data: dict, where: str = "task") -> TaskSpec:
         if key not in data:
             raise ConfigError(f"missing key {where}.{key}")
     recipes = data.pop("recipes", None) or {}
-    convert(dict, data["teacher"], f"{where}.teacher")  # a mapping, else a ConfigError (not a ValueError)
-    teacher = dict(data.pop("teacher"))
-    teacher_recipe = teacher.pop("recipe", None) or {}
-    task = from_mapping(TaskSpec, {**data, "teacher": teacher, "recipes": {}}, where)
-    task.teacher.recipe = recipe_from_dict(teacher_recipe, where=f"{where}.teacher.recipe")
+    teacher = _teacher_from(data.pop("teacher"), f"{where}.teacher")
+    teachers = convert(list[dict], data.pop("teachers", None) or [], f"{where}.teachers")
+    task = from_mapping(TaskSpec, {**data, "teacher": {"model": ""}, "recipes": {}}, where)
+    task.teacher = teacher
+    task.teachers = [_teacher_from(t, f"{where}.teachers[{i}]") for i, t in enumerate(teachers)]
     if not isinstance(recipes, dict):
         raise ConfigError(f"{where}.recipes must be a mapping with keys full and proxy")
     for key in recipes:
@@ -100,15 +107,27 @@ def task_from_dict(data: dict, where: str = "task") -> TaskSpec:
     return task
 
 
+def _teacher_from(data, where: str) -> TeacherSpec:
+    convert(dict, data, where)  # a mapping, else a ConfigError (not a ValueError)
+    data = dict(data)
+    recipe = data.pop("recipe", None) or {}
+    teacher = from_mapping(TeacherSpec, data, where)
+    teacher.recipe = recipe_from_dict(recipe, where=f"{where}.recipe")
+    return teacher
+
+
 def _check_values(task: TaskSpec, where: str) -> None:
     """What the parser's types do not say: data bounds, paths, model kwargs as plain data."""
     from autokd.data.validate import check_path_text
 
     _validate_data(task.data, f"{where}.data")
     convert(str, task.name, f"{where}.name")
-    if task.teacher.checkpoint is not None:
-        check_path_text(task.teacher.checkpoint, f"{where}.teacher.checkpoint")
-    for role, spec in (("teacher", task.teacher), ("student", task.student)):
+    roles = [("teacher", task.teacher), *((f"teachers[{i}]", t) for i, t in enumerate(task.teachers)),
+             ("student", task.student)]
+    for role, spec in roles:
+        if getattr(spec, "checkpoint", None) is not None:
+            check_path_text(spec.checkpoint, f"{where}.{role}.checkpoint")
+    for role, spec in roles:
         convert(str, spec.model, f"{where}.{role}.model")
         for key, value in spec.kwargs.items():
             if not isinstance(key, str) or not key.isidentifier():

@@ -19,12 +19,13 @@ from autokd.losses.registry import (
     LossInfo,
 )
 from autokd.losses.relations import pkt, rkd, sp
+from autokd.losses.teachers import confidence_weights, weighted_logits
 
 __all__ = [
     "kd", "dkd", "dkd_warmup", "dist", "ttm", "wttm", "standardize",
     "fitnet", "at", "nst",
     "sp", "rkd", "pkt",
     "crd", "CRDMemory",
-    "mutual_kl", "ensemble_kl",
+    "mutual_kl", "ensemble_kl", "weighted_logits", "confidence_weights",
     "LossInfo", "LOGIT_LOSSES", "PAIR_LOSSES", "EMBEDDING_LOSSES", "LEVELS",
 ]

@@ -40,6 +40,7 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
     candidates = [(t, s) for s, teachers in matches for t in teachers] if matches is not None else pairs
     _check_losses_take_pairs(spec, candidates, teacher, student, shape)
     _check_peer_models(spec, shape, classes)
+    _check_ensemble(spec, task)
     proxy = task.recipes.proxy
     # DKD warms up over 1/12 of training, as the shipped dkd baseline (20 of mdistiller's 240 epochs)
     return SearchSpace(spec, pairs, proxy, dkd_warmup=max(1, round(proxy.epochs / 12)), matches=matches)
@@ -83,6 +84,26 @@ def _check_peer_models(spec, shape, classes: int) -> None:
                     kwargs = json.loads(kwargs) if isinstance(kwargs, str) else kwargs or {}
                     role = f"{kind} peer" if model_knob == "peer_model" else kind
                     check_logits(build_model(name, kwargs, classes, shape), name, role, shape, classes)
+
+
+def _check_ensemble(spec, task) -> None:
+    """The ensemble scheme needs the task's further teachers, and its knobs must fit their number."""
+    knobs = spec.scheme_knobs.get("ensemble")
+    if knobs is None:
+        return
+    count = 1 + len(task.teachers)
+    if count < 2:
+        raise AutokdError("schemes lists ensemble, but the task has one teacher: list more under task.teachers "
+                          "(each like task.teacher: model, kwargs, recipe or checkpoint)")
+    weights = knobs.get("weights", "equal")  # a fixed list of numbers is a tuple; a list is choices
+    for choice in weights if isinstance(weights, list) else [weights]:
+        if isinstance(choice, tuple) and len(choice) != count:
+            raise AutokdError(f"scheme_knobs.ensemble.weights lists {len(choice)} numbers for {count} teachers")
+    features = knobs.get("feature_teacher", 0)
+    for choice in features if isinstance(features, list) else [features]:
+        if choice >= count:
+            raise AutokdError(f"scheme_knobs.ensemble.feature_teacher {choice} is beyond the task's {count} teachers "
+                              f"(0 to {count - 1})")
 
 
 def _check_losses_take_pairs(spec, pairs, teacher, student, shape) -> None:

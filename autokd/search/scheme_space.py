@@ -21,7 +21,7 @@ import dataclasses
 import itertools
 import json
 import typing
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 from autokd.config.parse import from_mapping
 from autokd.config.schemes import SCHEME_TYPES, Scheme, scheme_from_dict
@@ -91,6 +91,9 @@ def _parse_knob(kind: str, knob: str, setting: Any, base: dict, where: str) -> A
         return setting
     if _is_mapping_knob(hint) and isinstance(setting, list):
         return _mapping_choices(setting, at, check)
+    if _takes_numbers(hint) and isinstance(setting, list) and setting and all(_is_number(v) for v in setting):
+        check(setting)  # a knob that is a list of numbers (ensemble weights): this list, fixed
+        return tuple(setting)
     if isinstance(setting, list):
         if not setting or len({repr(v) for v in setting}) != len(setting):
             raise ConfigError(f"{at} must list one or more distinct values, got {short_repr(setting)}")
@@ -106,6 +109,15 @@ def _parse_knob(kind: str, knob: str, setting: Any, base: dict, where: str) -> A
 
 def _is_mapping_knob(hint) -> bool:
     return hint is dict or typing.get_origin(hint) is dict
+
+
+def _takes_numbers(hint) -> bool:
+    """A knob whose value may be a list of numbers (ensemble weights)."""
+    return typing.get_origin(hint) is Union and any(typing.get_origin(a) is list for a in typing.get_args(hint))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _mapping_choices(setting: list, at: str, check: Callable[[Any], None]) -> list[str]:
@@ -127,8 +139,8 @@ def _decoded(knob_hint, value: Any) -> Any:
 def _check_together(kind: str, knobs: dict[str, Any], where: str, limit: int = 1000) -> None:
     """Every combination of the knobs' choices (a range at its ends) must make a valid scheme."""
     hints = typing.get_type_hints(SCHEME_TYPES[kind])
-    options = {k: v if isinstance(v, list) else [v.low, v.high] if isinstance(v, FloatRange) else [v]
-               for k, v in knobs.items()}
+    options = {k: v if isinstance(v, list) else [v.low, v.high] if isinstance(v, FloatRange)
+               else [list(v)] if isinstance(v, tuple) else [v] for k, v in knobs.items()}
     for i, combo in enumerate(itertools.product(*options.values())):
         if i >= limit:
             return
@@ -160,7 +172,7 @@ def build_scheme(schemes: list[str], knobs: dict[str, dict[str, Any]], pick: Cal
         elif isinstance(setting, FloatRange):
             values[knob] = float(pick(scheme_param(kind, knob), setting.low))
         else:
-            values[knob] = setting
+            values[knob] = list(setting) if isinstance(setting, tuple) else setting
     return scheme_from_dict({"kind": kind, **values})
 
 

@@ -56,6 +56,7 @@ class PreparedTask:
     teacher_info: TeacherInfo
     device: torch.device
     cache_root: Optional[Path] = None  # where schemes keep their intermediate stages (None: not kept)
+    extra_teachers: Optional[list] = None  # task.teachers as (model, TeacherInfo), once loaded (extra_teachers.py)
 
 
 def prepare_task(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from autokd.training.schemes import assistant, born_again, cohort, single
+from autokd.training.schemes import assistant, born_again, cohort, ensemble, single
 from autokd.training.schemes.base import SchemeJob
 from autokd.training.students import Trained
 
@@ -32,6 +32,7 @@ SCHEMES: dict[str, SchemeInfo] = {
     "online": SchemeInfo(cohort.train, cohort.check, "the student and its peers learn from their ensemble (KDCL)"),
     "assistant": SchemeInfo(assistant.train, assistant.check,
                             "a teacher assistant between teacher and student (TAKD; DGKD with teacher_weight)"),
+    "ensemble": SchemeInfo(ensemble.train, ensemble.check, "several teachers teach together (multi-teacher)"),
 }
 
 __all__ = ["SCHEMES", "SchemeInfo", "SchemeJob", "Trained"]

@@ -1,0 +1,119 @@
+"""``ensemble``: several teachers teach one student (multi-teacher distillation).
+
+The task's teacher and its ``teachers`` (:mod:`autokd.training.extra_teachers`) each give
+logits; :class:`TeacherEnsemble` combines them (equal or fixed weights, or CA-MKD's per-sample
+confidence, :mod:`autokd.losses.teachers`) into the target of the strategy's logit term, while
+the pairs and relations use the ``feature_teacher``'s layers. The teachers' logits over the
+training split are computed once when the data allow (like the teacher cache); every teacher
+runs without gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+import torch
+from torch import nn
+
+from autokd.config.strategy import Strategy
+from autokd.errors import AutokdError
+from autokd.losses import confidence_weights, weighted_logits
+from autokd.models.registry import build_model
+from autokd.training.distiller import DistillOutput, Distiller, TeacherOutputs
+from autokd.training.extra_teachers import extra_teachers
+from autokd.training.schemes.base import SchemeJob
+from autokd.training.students import Trained, build_distiller, fit_cached, teacher_cache_for
+from autokd.training.teacher_cache import can_cache
+
+
+class TeacherEnsemble(nn.Module):
+    """The student's Distiller (whose teacher is the feature teacher) with the combined teachers' logits as target."""
+
+    def __init__(self, distiller: Distiller, teachers: list[nn.Module], weights, caches: Optional[list] = None):
+        super().__init__()
+        self.distiller = distiller
+        self.members = list(teachers)  # frozen; not submodules: never trained, never saved
+        self.weights = weights  # "equal", "confidence" or a list of numbers, one per teacher
+        self.caches = caches  # per teacher, its logits over the training split (None: run the teachers)
+
+    @property
+    def student(self) -> nn.Module:
+        return self.distiller.student
+
+    @property
+    def strategy(self) -> Strategy:
+        return self.distiller.strategy
+
+    @property
+    def teacher(self) -> Optional[nn.Module]:
+        return self.distiller.teacher
+
+    @property
+    def teacher_paths(self) -> list[str]:
+        return self.distiller.teacher_paths
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.distiller.trainable_parameters()
+
+    def train(self, mode: bool = True) -> "TeacherEnsemble":
+        super().train(mode)
+        self.distiller.train(mode)
+        return self
+
+    @torch.no_grad()
+    def target(self, x: torch.Tensor, y: torch.Tensor, index: Optional[torch.Tensor]) -> torch.Tensor:
+        """The teachers' logits combined for this batch."""
+        if self.caches is not None and index is not None:
+            logits = [c.lookup(index.to(c.logits.device)).logits for c in self.caches]
+        else:
+            logits = [t(x) for t in self.members]
+        if self.weights == "confidence":
+            weights = confidence_weights(logits, y)
+        elif self.weights == "equal":
+            weights = torch.ones(len(logits))
+        else:
+            weights = torch.tensor(self.weights, dtype=torch.float32)
+        return weighted_logits(logits, weights)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, index: Optional[torch.Tensor] = None,
+                teacher_outputs: Optional[TeacherOutputs] = None, epoch: int = 1) -> DistillOutput:
+        features = teacher_outputs or (self.distiller.teacher_outputs(x) if self.teacher_paths else None)
+        target = TeacherOutputs(self.target(x, y, index), features.features if features is not None else {})
+        return self.distiller(x, y, index=index, teacher_outputs=target, epoch=epoch)
+
+
+def _count_check(prepared, strategy: Strategy) -> int:
+    scheme, count = strategy.scheme, 1 + len(prepared.task.teachers)
+    if count < 2:
+        raise AutokdError("the ensemble scheme needs more than one teacher: list them under task.teachers "
+                          "(each like task.teacher: model, kwargs, recipe or checkpoint)")
+    if not isinstance(scheme.weights, str) and len(scheme.weights) != count:
+        raise AutokdError(f"strategy.scheme.weights lists {len(scheme.weights)} numbers for {count} teachers "
+                          f"(task.teacher and {count - 1} in task.teachers); give one per teacher")
+    if scheme.feature_teacher >= count:
+        raise AutokdError(f"strategy.scheme.feature_teacher is {scheme.feature_teacher}, but the task has {count} "
+                          f"teachers (0 to {count - 1})")
+    return count
+
+
+def check(prepared, strategy: Strategy) -> None:
+    _count_check(prepared, strategy)
+    index, data = strategy.scheme.feature_teacher, prepared.data
+    spec = prepared.task.teacher if index == 0 else prepared.task.teachers[index - 1]
+    feature_teacher = build_model(spec.model, spec.kwargs, data.num_classes, data.input_shape).to(prepared.device)
+    build_distiller(prepared, strategy, 0, teacher=feature_teacher)  # the pairs name the feature teacher's layers
+
+
+def train(job: SchemeJob) -> Trained:
+    prepared, scheme = job.prepared, job.strategy.scheme
+    _count_check(prepared, job.strategy)
+    teachers = [prepared.teacher] + [model for model, _ in extra_teachers(prepared, job.say)]
+    feature_teacher = teachers[scheme.feature_teacher]
+    distiller = build_distiller(prepared, job.strategy, job.recipe.seed, teacher=feature_teacher)
+    caches = None
+    if job.strategy.alpha > 0 and can_cache(prepared.data):  # every teacher's logits once, not every epoch
+        caches = [teacher_cache_for(prepared, [], t) for t in teachers]
+    wrapped = TeacherEnsemble(distiller, teachers, scheme.weights, caches)
+    feature_cache = job.teacher_cache if scheme.feature_teacher == 0 else None
+    result = fit_cached(wrapped, prepared, job.recipe, feature_cache, job.on_epoch, job.validate_at)
+    return Trained(distiller.student, result.val_acc, result.history, result.steps)
