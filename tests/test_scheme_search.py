@@ -209,3 +209,39 @@ def test_an_ensemble_search_needs_the_task_s_teachers_and_runs_with_them(tmp_pat
     assert "teacher 2 (cnn1d" in out.stderr  # the further teacher, loaded once before the trials
     study = optuna.load_study(study_name="e", storage=f"sqlite:///{tmp_path / 'e.db'}")
     assert "ensemble" in _trained_kinds(study) and counts(study).finished == 3
+
+
+def test_scheme_baselines_adapt_to_the_task_or_are_left_out(tiny_task, tmp_path):
+    import copy
+
+    from autokd.config import task_from_dict
+    from autokd.config.baseline_schemes import DoesNotFit, assistant_between
+    from autokd.config.baselines import baselines_that_adapt, load_baselines
+    from autokd.config.task import ModelSpec
+    from conftest import TINY_TASK
+
+    recipe = Recipe(epochs=2)
+    kept, left = baselines_that_adapt("scheme_baselines", [], recipe, tiny_task)
+    by_name = {b.name: b for b in kept}
+    # the tiny teacher is cnn1d(channels 16, depth 3), the student cnn1d(channels 4): not one architecture
+    # at two sizes, so no assistant between them; and the tiny task has one teacher
+    assert left == ["takd", "dgkd", "multi_teacher"]
+    assert set(by_name) == {"student", "kd", "ban", "dml", "kdcl"}
+    task = copy.deepcopy(TINY_TASK)
+    task["student"]["kwargs"] = {"channels": 4, "depth": 3}
+    task["teachers"] = [{"model": "cnn1d", "kwargs": {"channels": 8}}]
+    two = task_from_dict(task)
+    every = {b.name: b for b in load_baselines("scheme_baselines", [], recipe, two)}
+    assert every["takd"].strategy.scheme.kwargs == {"channels": 10, "depth": 3}
+    assert every["dgkd"].strategy.scheme.teacher_weight == 1.0 and every["multi_teacher"].strategy.scheme.kind == "ensemble"
+    assert every["ban"].strategy.recipe == recipe
+    with pytest.raises(DoesNotFit, match="not one architecture"):
+        assistant_between(ModelSpec("cnn1d", {"channels": 8}), ModelSpec("mlp", {"channels": 4}), "x")
+    with pytest.raises(DoesNotFit, match="same size"):
+        assistant_between(ModelSpec("cnn1d", {"channels": 8}), ModelSpec("cnn1d", {"channels": 8}), "x")
+    with pytest.raises(DoesNotFit, match="not a size"):
+        assistant_between(ModelSpec("m", {"act": "relu"}), ModelSpec("m", {"act": "gelu"}), "x")
+    malformed = tmp_path / "bad.yaml"  # a malformed entry stays an error, it is not quietly left out
+    malformed.write_text("baselines:\n  ban: {alpha: 0.9, scheme: {kind: born_again, generation: 2}}\n")
+    with pytest.raises(ConfigError, match="unknown key .*generation"):
+        baselines_that_adapt(malformed, [], recipe, tiny_task)

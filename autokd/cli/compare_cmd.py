@@ -31,7 +31,8 @@ def _check_folder_name(name: str) -> None:
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Seeds per strategy (the same for all).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Full training length (default: the task's full recipe).")
 @click.option("--baselines", "baselines_path", type=click.Path(dir_okay=False), default=None,
-              help="A baselines YAML file (default: the shipped search_spaces/baselines.yaml).")
+              help="A baselines YAML file, or a shipped set by name: baselines (the default) or "
+                   "scheme_baselines (who teaches whom: takd, dgkd, ban, dml, kdcl, multi_teacher).")
 @click.option("--out", "out_dir", metavar="FOLDER", default=None, help="Report folder (default: reports/NAME).")
 @click.option("--workers", type=int, default=None, help="Runs at once as Ray tasks (default: the CPU count); 0: in this process.")
 @click.option("--address", default=None, help="Join this Ray cluster.")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
-from autokd.config.baselines import load_baselines
+from autokd.config.baselines import baselines_that_adapt
 from autokd.compare.execute import JobResult, run_jobs
 from autokd.compare.plan import as_job, found_contenders, jobs_for, with_baselines
 from autokd.compare.results import FAILED, OK, Comparison, RunRecord
@@ -60,7 +60,10 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     if not entries:
         raise AutokdError(f"study {study.study_name!r} has no complete trial yet; nothing to compare")
     found = found_contenders(entries, space_file, request.epochs, request.top_k)
-    baselines = load_baselines(request.baselines_path, bind_space(space_file).pairs, recipe)
+    baselines, left_out = baselines_that_adapt(request.baselines_path, bind_space(space_file).pairs, recipe, task)
+    if left_out:
+        say(f"baselines left out (this task cannot take them: no layer pairs, one teacher, or no assistant size "
+            f"between teacher and student): {', '.join(left_out)}")
     contenders = with_baselines(found, baselines, task)
     seeds = [recipe.seed + i for i in range(request.seeds)]
     jobs = jobs_for(contenders, seeds, task)

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Union
 
+from autokd.config.baseline_schemes import DoesNotFit, fit_scheme
 from autokd.config.strategy import Recipe, Strategy, strategy_from_dict
 from autokd.config.yaml_io import load_yaml_file
 from autokd.errors import ConfigError
@@ -29,27 +30,37 @@ def default_baselines_path() -> Path:
     return Path(str(resources.files("autokd.search_spaces") / "baselines.yaml"))
 
 
-def load_baselines(path: Union[str, Path, None], pairs: list[tuple[str, str]], recipe: Recipe) -> list[Baseline]:
-    """Baselines from ``path`` (default: the shipped file) adapted to ``pairs``, trained with ``recipe``."""
+def load_baselines(path: Union[str, Path, None], pairs: list[tuple[str, str]], recipe: Recipe,
+                   task=None) -> list[Baseline]:
+    """Baselines from ``path`` (default: the shipped file) adapted to ``pairs`` (and to ``task``'s
+    models and teachers, for scheme baselines), trained with ``recipe``."""
     path, entries = _entries(path)
-    return [adapt(name, entry, pairs, recipe, where=f"{path.name}: baselines.{name}") for name, entry in entries.items()]
+    return [adapt(name, entry, pairs, recipe, where=f"{path.name}: baselines.{name}", task=task)
+            for name, entry in entries.items()]
 
 
 def baselines_that_adapt(path: Union[str, Path, None], pairs: list[tuple[str, str]],
-                         recipe: Recipe) -> tuple[list[Baseline], list[str]]:
-    """Like :func:`load_baselines`, but a baseline that cannot be placed on ``pairs`` (a feature
-    loss on a task without pairs) is left out: returns (baselines, names left out)."""
+                         recipe: Recipe, task=None) -> tuple[list[Baseline], list[str]]:
+    """Like :func:`load_baselines`, but a well-formed baseline the task cannot take (a feature loss
+    on a task without pairs, a multi-teacher baseline on a task with one teacher, an assistant
+    where teacher and student are not one architecture at two sizes) is left out: returns
+    (baselines, names left out). A malformed entry is still an error."""
     path, entries = _entries(path)
     adapted, left_out = [], []
     for name, entry in entries.items():
         try:
-            adapted.append(adapt(name, entry, pairs, recipe, where=f"{path.name}: baselines.{name}"))
-        except ConfigError:
+            adapted.append(adapt(name, entry, pairs, recipe, where=f"{path.name}: baselines.{name}", task=task))
+        except DoesNotFit:
             left_out.append(name)
     return adapted, left_out
 
 
+SHIPPED = ("baselines", "scheme_baselines")
+
+
 def _entries(path: Union[str, Path, None]) -> tuple[Path, dict]:
+    if path in SHIPPED:  # a shipped set by name
+        path = default_baselines_path().with_name(f"{path}.yaml")
     path = Path(path).expanduser() if path else default_baselines_path()
     data = load_yaml_file(path)
     if set(data) != {"baselines"} or not isinstance(data["baselines"], dict) or not data["baselines"]:
@@ -57,7 +68,7 @@ def _entries(path: Union[str, Path, None]) -> tuple[Path, dict]:
     return path, data["baselines"]
 
 
-def adapt(name: str, entry: dict, pairs: list[tuple[str, str]], recipe: Recipe, where: str) -> Baseline:
+def adapt(name: str, entry: dict, pairs: list[tuple[str, str]], recipe: Recipe, where: str, task=None) -> Baseline:
     """One baseline entry as a concrete strategy on ``pairs``."""
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be a mapping (a strategy)")
@@ -76,7 +87,7 @@ def adapt(name: str, entry: dict, pairs: list[tuple[str, str]], recipe: Recipe, 
         if isinstance(warmup_fraction, bool) or not isinstance(warmup_fraction, (int, float)) or not 0 <= warmup_fraction <= 1:
             raise ConfigError(f"{where}.warmup_fraction must be a number in [0, 1], got {warmup_fraction!r}")
         entry["logit_params"] = {**(entry.get("logit_params") or {}), "warmup": max(1, round(warmup_fraction * recipe.epochs))}
-    strategy = strategy_from_dict(entry, base_recipe=recipe, where=where)
+    strategy = fit_scheme(strategy_from_dict(entry, base_recipe=recipe, where=where), task, where)
     return Baseline(name, str(description or strategy.describe()), replace(strategy, recipe=recipe))
 
 
@@ -84,7 +95,7 @@ def select(position: str, pairs: list[tuple[str, str]], where: str) -> list[tupl
     if position not in POSITIONS:
         raise ConfigError(f"{where} is {position!r}; allowed: {', '.join(POSITIONS)}")
     if not pairs:
-        raise ConfigError(f"{where}: the task has no layer pairs to put this loss on")
+        raise DoesNotFit(f"{where}: the task has no layer pairs to put this loss on")
     if position == "all":
         return list(pairs)
     index = {"first": 0, "middle": (len(pairs) - 1) // 2, "last": len(pairs) - 1}[position]

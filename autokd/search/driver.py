@@ -61,7 +61,7 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
         study.sampler = make_sampler(settings.sampler, space, run_seed(settings.seed, created, current_owner().tag()))
         study.pruner = optuna_pruner(epochs, pruning)
         if settings.warm_start and created:
-            _warm_start(study, space, say)
+            _warm_start(study, space, prepared.task, say)
         elif settings.warm_start:
             say(f"warm start: study {name!r} already exists and its first trials are set; --warm-start is ignored")
         if not _announce(study, settings, space, created, pruning, say):
@@ -81,11 +81,11 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
     return study
 
 
-def _warm_start(study, space, say: Say) -> None:
+def _warm_start(study, space, task, say: Say) -> None:
     from autokd.config.baselines import baselines_that_adapt
     from autokd.search.warm_start import enqueue_baselines
 
-    baselines, unplaced = baselines_that_adapt(None, space.pairs, space.base_recipe)
+    baselines, unplaced = baselines_that_adapt(None, space.pairs, space.base_recipe, task)
     queued, misfits = enqueue_baselines(study, space, baselines)
     say(f"warm start: {len(queued)} baseline(s) queued as the first trials ({', '.join(queued) or 'none'})"
         + (f"; not expressible in this space: {', '.join(unplaced + misfits)}" if unplaced + misfits else ""))
