@@ -106,6 +106,50 @@ def _cases(d: Path) -> dict[str, tuple[list, str]]:
                                       "'middlish'; allowed: all, first, middle, last"),
         **_integrity_cases(d, st, good),
         **_hardening_cases(d, st),
+        **_scheme_cases(d, st, good),
+    }
+
+
+def _scheme_cases(d: Path, st: list, good: str) -> dict[str, tuple[list, str]]:
+    """Who-teaches-whom mistakes, in train configs and in search spaces."""
+    def config(name: str, scheme: dict, task=good) -> Path:
+        return write_config(d / name, {"alpha": 0.5, "scheme": scheme}, task)
+
+    def space(name: str, **changes) -> Path:
+        return _space(d, name, space_changes=changes)
+
+    return {
+        "unknown scheme kind": (["train", "--config", config("sk.yaml", {"kind": "teacher_assistant"})],
+                                "strategy.scheme.kind 'teacher_assistant' (did you mean 'assistant'?)"),
+        "born-again generations out of range": (["train", "--config", config("sg.yaml", {"kind": "born_again",
+                                                                                         "generations": 9})],
+                                                "generations must be a whole number from 1 to 5, got 9"),
+        "mutual peers zero": (["train", "--config", config("sp.yaml", {"kind": "mutual", "peers": 0})],
+                              "peers must be a whole number from 1 to 4"),
+        "online temperature nan": (["train", "--config", config("st.yaml", {"kind": "online", "temperature": float("nan")})],
+                                   "temperature must be a finite number"),
+        "assistant without a model": (["train", "--config", config("sa.yaml", {"kind": "assistant"})],
+                                      "strategy.scheme.model is missing"),
+        "assistant model without logits": (["train", "--config", config("sl.yaml", {"kind": "assistant",
+                                                                                    "model": "torch.nn:Flatten"})],
+                                           "assistant model 'torch.nn:Flatten'"),
+        "ensemble on a one-teacher task": (["train", "--config", config("se.yaml", {"kind": "ensemble"})],
+                                           "needs more than one teacher"),
+        "scheme knob of an unlisted scheme": (["search", "--space", space("s1.yaml", scheme_knobs={"mutual": {"peers": [1]}}),
+                                               *st], "space.scheme_knobs.mutual: 'mutual' is not in space.schemes"),
+        "unknown scheme in a space": (["search", "--space", space("s2.yaml", schemes=["single", "bam"]), *st],
+                                      "space.schemes: unknown scheme 'bam'"),
+        "scheme knob typo": (["search", "--space", space("s3.yaml", schemes=["born_again"],
+                                                         scheme_knobs={"born_again": {"generation": [2]}}), *st],
+                             "unknown key space.scheme_knobs.born_again.generation (did you mean 'generations'?)"),
+        "peer model without logits in a space": (["search", "--space", space("s4.yaml", schemes=["online"], scheme_knobs={
+            "online": {"peer_model": "torch.nn:Flatten"}}), *st], "online peer model 'torch.nn:Flatten'"),
+        "ensemble space on a one-teacher task": (["search", "--space", space("s5.yaml", schemes=["ensemble"]), *st],
+                                                 "the task has one teacher"),
+        "task teachers not a list": (["teacher", "--space", _space(d, "s6.yaml", {"teachers": {"model": "cnn1d"}})],
+                                     "task.teachers must be a list"),
+        "unknown shipped baselines": (["compare", "base", "--baselines", "scheme_baseline", "--workers", "0", *st],
+                                      "scheme_baseline"),
     }
 
 
