@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -24,7 +24,7 @@ from autokd.config.strategy import Strategy
 from autokd.models.checks import check_logits
 from autokd.models.registry import build_model
 from autokd.training.distiller import DistillOutput, Distiller, TeacherOutputs
-from autokd.training.schemes.base import SchemeJob, counting_cost
+from autokd.training.schemes.base import SchemeJob, WrappedDistiller, counting_cost
 from autokd.training.stage_cache import StageCache, stage_key
 from autokd.training.students import Trained, build_distiller, build_student, distill, fit_cached
 
@@ -34,38 +34,13 @@ def assistant_strategy(strategy: Strategy) -> Strategy:
     return replace(strategy, pairs=[], relations=[], scheme=SingleScheme())
 
 
-class Guided(nn.Module):
+class Guided(WrappedDistiller):
     """A student distilling from the assistant (``distiller``) and, weighted, from ``teacher``'s logits."""
 
     def __init__(self, distiller: Distiller, teacher: nn.Module, weight: float):
-        super().__init__()
-        self.distiller = distiller
+        super().__init__(distiller)
         self.guide = [teacher.eval().requires_grad_(False)]  # not a submodule: never trained, never saved
         self.weight = weight
-
-    @property
-    def student(self) -> nn.Module:
-        return self.distiller.student
-
-    @property
-    def strategy(self) -> Strategy:
-        return self.distiller.strategy
-
-    @property
-    def teacher(self) -> Optional[nn.Module]:
-        return self.distiller.teacher
-
-    @property
-    def teacher_paths(self) -> list[str]:
-        return self.distiller.teacher_paths
-
-    def trainable_parameters(self) -> Iterator[nn.Parameter]:
-        yield from self.distiller.trainable_parameters()
-
-    def train(self, mode: bool = True) -> "Guided":
-        super().train(mode)
-        self.distiller.train(mode)
-        return self
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, index: Optional[torch.Tensor] = None,
                 teacher_outputs: Optional[TeacherOutputs] = None, epoch: int = 1) -> DistillOutput:

@@ -20,7 +20,7 @@ from autokd.losses import ensemble_kl, mutual_kl
 from autokd.models.checks import check_logits
 from autokd.models.registry import build_model
 from autokd.training.distiller import DistillOutput, Distiller, TeacherOutputs
-from autokd.training.schemes.base import SchemeJob, counting_cost
+from autokd.training.schemes.base import SchemeJob, WrappedDistiller, counting_cost
 from autokd.training.students import Trained, build_distiller, build_student, fit_cached
 
 # kind -> the peer loss: every member's logits in, one loss per member out
@@ -30,43 +30,20 @@ PEER_LOSSES: dict[str, Callable[[list[torch.Tensor], float], list[torch.Tensor]]
 }
 
 
-class Cohort(nn.Module):
+class Cohort(WrappedDistiller):
     """The student (with its teacher terms, through ``distiller``) and ``peers``, trained together.
 
     Member m's loss: its own terms (the student: the strategy's Distiller loss; a peer:
     cross-entropy) plus ``scheme.weight`` x the scheme's peer loss at ``scheme.temperature``."""
 
     def __init__(self, distiller: Distiller, peers: list[nn.Module], scheme: CohortScheme):
-        super().__init__()
-        self.distiller = distiller
+        super().__init__(distiller)
         self.peers = nn.ModuleList(peers)
         self.scheme = scheme
-
-    # what fit and fit_cached read: the shipped student, and the teacher whose outputs may be cached
-    @property
-    def student(self) -> nn.Module:
-        return self.distiller.student
-
-    @property
-    def strategy(self):
-        return self.distiller.strategy
-
-    @property
-    def teacher(self) -> Optional[nn.Module]:
-        return self.distiller.teacher
-
-    @property
-    def teacher_paths(self) -> list[str]:
-        return self.distiller.teacher_paths
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.distiller.trainable_parameters()
         yield from self.peers.parameters()
-
-    def train(self, mode: bool = True) -> "Cohort":
-        super().train(mode)
-        self.distiller.train(mode)  # keeps the frozen teacher in eval mode
-        return self
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, index: Optional[torch.Tensor] = None,
                 teacher_outputs: Optional[TeacherOutputs] = None, epoch: int = 1) -> DistillOutput:

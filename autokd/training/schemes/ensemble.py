@@ -10,7 +10,7 @@ runs without gradients.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -21,44 +21,19 @@ from autokd.losses import confidence_weights, weighted_logits
 from autokd.models.registry import build_model
 from autokd.training.distiller import DistillOutput, Distiller, TeacherOutputs
 from autokd.training.extra_teachers import extra_teachers
-from autokd.training.schemes.base import SchemeJob
+from autokd.training.schemes.base import SchemeJob, WrappedDistiller
 from autokd.training.students import Trained, build_distiller, fit_cached, teacher_cache_for
 from autokd.training.teacher_cache import can_cache
 
 
-class TeacherEnsemble(nn.Module):
+class TeacherEnsemble(WrappedDistiller):
     """The student's Distiller (whose teacher is the feature teacher) with the combined teachers' logits as target."""
 
     def __init__(self, distiller: Distiller, teachers: list[nn.Module], weights, caches: Optional[list] = None):
-        super().__init__()
-        self.distiller = distiller
+        super().__init__(distiller)
         self.members = list(teachers)  # frozen; not submodules: never trained, never saved
         self.weights = weights  # "equal", "confidence" or a list of numbers, one per teacher
         self.caches = caches  # per teacher, its logits over the training split (None: run the teachers)
-
-    @property
-    def student(self) -> nn.Module:
-        return self.distiller.student
-
-    @property
-    def strategy(self) -> Strategy:
-        return self.distiller.strategy
-
-    @property
-    def teacher(self) -> Optional[nn.Module]:
-        return self.distiller.teacher
-
-    @property
-    def teacher_paths(self) -> list[str]:
-        return self.distiller.teacher_paths
-
-    def trainable_parameters(self) -> Iterator[nn.Parameter]:
-        yield from self.distiller.trainable_parameters()
-
-    def train(self, mode: bool = True) -> "TeacherEnsemble":
-        super().train(mode)
-        self.distiller.train(mode)
-        return self
 
     @torch.no_grad()
     def target(self, x: torch.Tensor, y: torch.Tensor, index: Optional[torch.Tensor]) -> torch.Tensor:
