@@ -54,6 +54,13 @@ TINY_TASK: dict = {
 }
 
 
+# a student recipe for scheme tests, and the tiny task with a second teacher (for multi-teacher)
+TINY_RECIPE = {"epochs": 2, "lr": 0.01, "batch_size": 64, "seed": 0}
+TINY_TEACHERS_TASK = {**TINY_TASK, "name": "tiny-two-teachers",
+                      "teachers": [{"model": "cnn1d", "kwargs": {"channels": 8, "depth": 3},
+                                    "recipe": {"epochs": 2, "lr": 0.01, "batch_size": 64, "seed": 1}}]}
+
+
 def write_space(path: Union[str, Path], task: Optional[dict] = None, space: Optional[dict] = None) -> Path:
     """Write a search-space file ``{task: ..., space: ...}`` (``space`` left out when None)."""
     path = Path(path)
