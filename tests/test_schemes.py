@@ -274,7 +274,7 @@ def test_single_scheme_results_are_unchanged_by_the_scheme_field(tiny_prepared):
 # --- the shipped examples through the CLI ---------------------------------------------------
 
 
-def test_every_shipped_scheme_example_trains_through_the_cli(tmp_path, _session_cache_dir):
+def test_every_shipped_scheme_example_trains_through_the_cli(tmp_path):
     """Each scheme_*.yaml strategy, on the tiny task for one epoch, through `autokd train`."""
     import json
     from concurrent.futures import ThreadPoolExecutor
@@ -292,7 +292,10 @@ def test_every_shipped_scheme_example_trains_through_the_cli(tmp_path, _session_
                                          "scheme_assistant", "scheme_ensemble"}
     write_space(tmp_path / "tiny.yaml")
     write_space(tmp_path / "tiny_teachers.yaml", task=TINY_TEACHERS_TASK)
-    env = {"AUTOKD_CACHE": str(_session_cache_dir), "MPLBACKEND": "Agg"}
+    # a cache of its own: a born-again generation or an assistant that another test cached would be
+    # loaded, not trained (and cost nothing); the teachers are trained first, one process at a time
+    env = {"AUTOKD_CACHE": str(tmp_path / "cache"), "MPLBACKEND": "Agg"}
+    assert run_cli("teacher", "--space", "tiny.yaml", cwd=tmp_path, env=env).returncode == 0
     jobs = {}
     for path in examples:
         strategy = yaml.safe_load(path.read_text())["strategy"]

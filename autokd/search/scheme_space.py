@@ -55,7 +55,8 @@ def parse_scheme_knobs(schemes: list[str], knobs: Any, where: str) -> dict[str, 
         raise ConfigError(f"{where}.scheme_knobs must be a mapping of scheme kind to its knobs, got {short_repr(knobs)}")
     for kind in knobs:
         if kind not in schemes:
-            raise ConfigError(f"{where}.scheme_knobs.{kind}: {short_repr(kind)} is not in {where}.schemes ({', '.join(schemes)})")
+            raise ConfigError(f"{where}.scheme_knobs.{kind}: {short_repr(kind)} is not one of the space's schemes "
+                              f"({', '.join(schemes)}); list it under schemes, or drop its knobs")
     out: dict[str, dict[str, Any]] = {}
     for kind in schemes:
         given = knobs.get(kind) or {}
