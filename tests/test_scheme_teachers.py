@@ -192,3 +192,16 @@ def test_the_ensemble_scheme_needs_more_than_one_teacher(tiny_prepared):
 def test_bad_ensemble_schemes_are_config_errors(scheme, needle):
     with pytest.raises(ConfigError, match=needle):
         strategy_from_dict({"scheme": scheme})
+
+
+def test_the_teacher_command_trains_and_caches_every_teacher(tmp_path):
+    from conftest import run_cli, write_space
+
+    space = write_space(tmp_path / "t.yaml", task=TINY_TEACHERS_TASK)
+    env = {"AUTOKD_CACHE": str(tmp_path / "cache")}
+    out = run_cli("teacher", "--space", space, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "teacher cnn1d" in out.stdout and "teacher 2 cnn1d {'channels': 8, 'depth': 3}" in out.stdout
+    assert len(list((tmp_path / "cache" / "teachers").glob("*.pt"))) == 2
+    again = run_cli("teacher", "--space", space, env=env)
+    assert again.stdout.count("parameters, cache)") == 2  # both read back, not trained again

@@ -142,7 +142,8 @@ def _write_results(out_path, config_path, task_name: str, strategy, prepared, ru
 @threads_option
 @download_option
 def teacher(space, retrain, device, threads, download):
-    """Train (or load) and cache the task's teacher; print its validation and test accuracy."""
+    """Train (or load) and cache the task's teacher, and its further teachers (task.teachers) if
+    it lists any; print each one's validation and test accuracy."""
     apply_threads(threads)
     from autokd.config import load_task
     from autokd.data import cache_dir, describe, load_task_data
@@ -154,11 +155,12 @@ def teacher(space, retrain, device, threads, download):
     task.data.download = task.data.download or download
     data = load_task_data(replace(task.data, train_size=None), cache_dir(), progress=progress.say)
     progress.say(describe(data))
-    model, info = get_teacher(task, data, resolve_device(device), cache_dir(), on_epoch=_teacher_epoch_printer(progress),
-                              retrain=retrain, progress=progress.say)
-    n_params = sum(p.numel() for p in model.parameters())
-    click.echo(
-        f"teacher {task.teacher.model} {task.teacher.kwargs or ''} ({n_params:,} parameters, {info.source})\n"
-        f"  val  {info.val_acc:.2f} %\n  test {info.test_acc:.2f} %\n"
-        f"  weights: {info.path or 'not saved (the cache folder could not be written)'}"
-    )
+    for label, one in [("teacher", task)] + [(f"teacher {i + 2}", task.with_teacher(i)) for i in range(len(task.teachers))]:
+        model, info = get_teacher(one, data, resolve_device(device), cache_dir(),
+                                  on_epoch=_teacher_epoch_printer(progress), retrain=retrain, progress=progress.say)
+        n_params = sum(p.numel() for p in model.parameters())
+        click.echo(
+            f"{label} {one.teacher.model} {one.teacher.kwargs or ''} ({n_params:,} parameters, {info.source})\n"
+            f"  val  {info.val_acc:.2f} %\n  test {info.test_acc:.2f} %\n"
+            f"  weights: {info.path or 'not saved (the cache folder could not be written)'}"
+        )
