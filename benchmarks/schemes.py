@@ -1,10 +1,10 @@
 """Do the distillation schemes pay for what they cost? Scheme baselines against one-teacher KD, and a
 search with schemes against one without at equal compute.
 
-The task is the space's (--space, default the shipped ``default``) with one more teacher (the
-teacher's architecture and recipe with seed 1: --second-teacher-seed), so that multi-teacher
-can run; the one-teacher figures do not change (a task's further teachers are used only by the
-ensemble scheme).
+The task is the space's (--space, default the shipped ``default``, whose second teacher was chosen
+by benchmarks/second_teacher.py); a task with one teacher gets one more (the teacher's architecture
+and recipe with another seed: --second-teacher-seed) so that multi-teacher can run. The one-teacher
+figures do not change: a task's further teachers are used only by the ensemble scheme.
 
 1. Baselines: every entry of ``search_spaces/scheme_baselines.yaml`` (kd, takd, dgkd, ban, dml,
    kdcl, multi_teacher, student) trained at the task's full recipe over --seeds seeds with the
@@ -56,7 +56,7 @@ SCHEMES = ["single", "born_again", "mutual", "online", "assistant", "ensemble"]
 def parse_args(argv: Optional[Iterable[str]] = None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--space", default="default", help="shipped space name or space file (its task and space)")
-    p.add_argument("--second-teacher-seed", type=int, default=1, help="the seed of the task's added teacher")
+    p.add_argument("--second-teacher-seed", type=int, default=1, help="the seed of the teacher added to a task that has one")
     p.add_argument("--seeds", type=int, default=5, help="full-length seeds per strategy")
     p.add_argument("--epochs", type=int, default=None, help="full length (default: the task's full recipe)")
     p.add_argument("--proxy-epochs", type=int, default=None, help="proxy length (default: the task's proxy recipe)")
@@ -84,11 +84,13 @@ def cli(*args: str, log: Path) -> dict:
 
 
 def task_with_two_teachers(space_file, seed: int) -> dict:
+    """The space's task; one with a single teacher gets the teacher again, trained with ``seed``."""
     from autokd.config.parse import to_mapping
 
     task = to_mapping(space_file.task)
-    task["teachers"] = [{**copy.deepcopy(task["teacher"]), "recipe": {**task["teacher"]["recipe"], "seed": seed}}]
-    task["name"] = f"{task['name']}-two-teachers"
+    if not task.get("teachers"):
+        task["teachers"] = [{**copy.deepcopy(task["teacher"]), "recipe": {**task["teacher"]["recipe"], "seed": seed}}]
+        task["name"] = f"{task['name']}-two-teachers"
     return task
 
 

@@ -104,14 +104,19 @@ def _row(name: str, s: dict, description: str = "") -> list[str]:
             "-" if vs is None or name == REFERENCE else f"{vs['diff']:+.2f} (se {vs['se']:.2f})", description]
 
 
+def _teacher_text(teacher: dict) -> str:
+    kwargs = ", ".join(f"{k}={v}" for k, v in (teacher.get("kwargs") or {}).items())
+    return f"{teacher['model']}({kwargs}) seed {(teacher.get('recipe') or {}).get('seed', 0)}"
+
+
 def report_blocks(report: dict) -> list:
     a, desc = report["analysis"], report.get("descriptions", {})
     headers = ["strategy", "test % (mean ± se)", "seeds", "steps/run", "s/run", "vs kd, paired (points)", "what"]
     blocks = [Heading("Distillation schemes: what they buy, at what cost", 1), dated_paragraph(report),
               command_paragraph(report["command"]),
-              Paragraph(f"Task {report['task']['name']} (the space's task with a second teacher of seed "
-                        f"{report['settings']['second_teacher_seed']}); full length {report['full_epochs']} epochs, "
-                        f"proxy {report['proxy_epochs']}."),
+              Paragraph(f"Task {report['task']['name']}, teachers: " + ", ".join(_teacher_text(t) for t in
+                        [report['task']['teacher'], *report['task']['teachers']])
+                        + f"; full length {report['full_epochs']} epochs, proxy {report['proxy_epochs']}."),
               Heading("Scheme baselines against one-teacher KD", 2),
               simple_table(headers, [_row(n, s, desc.get(n, "")) for n, s in a["baselines"].items()], "lrrrrrl")]
     fid = a["fidelity"]
