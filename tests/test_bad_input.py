@@ -134,7 +134,7 @@ def _scheme_cases(d: Path, st: list, good: str) -> dict[str, tuple[list, str]]:
                                                                                     "model": "torch.nn:Flatten"})],
                                            "assistant model 'torch.nn:Flatten'"),
         "ensemble on a one-teacher task": (["train", "--config", config("se.yaml", {"kind": "ensemble"})],
-                                           "needs more than one teacher"),
+                                           "the task has one teacher"),
         "scheme knob of an unlisted scheme": (["search", "--space", space("s1.yaml", scheme_knobs={"mutual": {"peers": [1]}}),
                                                *st], "space.scheme_knobs.mutual: 'mutual' is not one of the space's schemes"),
         "unknown scheme in a space": (["search", "--space", space("s2.yaml", schemes=["single", "bam"]), *st],

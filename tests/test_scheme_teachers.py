@@ -74,6 +74,17 @@ def test_the_teacher_guides_the_student_with_its_weight(tiny_prepared):
     assert all(p.grad is None for p in tiny_prepared.teacher.parameters())
     assert all(p.grad is None for p in helper.parameters())
     assert {id(p) for p in guided.trainable_parameters()} == {id(p) for p in guided.distiller.trainable_parameters()}
+    # with the teacher's cached outputs, the guide's logits are looked up by position, not recomputed
+    from autokd.training.students import teacher_cache_for
+
+    cache = teacher_cache_for(tiny_prepared, [])
+    cached = Guided(guided.distiller, tiny_prepared.teacher, 0.5, cache).eval()
+    index = torch.arange(3, 19)
+    x = tiny_prepared.data.train.x[index]
+    live = Guided(guided.distiller, tiny_prepared.teacher, 0.5).eval()
+    assert torch.allclose(cached(x, y, index=index).parts["kd@teacher"], live(x, y).parts["kd@teacher"], atol=1e-5)
+    cache.logits[index] = 0.0  # a wrong cache shows: the lookup is what is used
+    assert not torch.allclose(cached(x, y, index=index).parts["kd@teacher"], live(x, y).parts["kd@teacher"])
     result = train_strategy(replace(tiny_prepared, cache_root=None), strategy)
     assert 0 <= result.val_acc <= 100
 
@@ -168,6 +179,28 @@ def test_an_ensemble_run_trains_one_student_and_uses_the_feature_teacher_s_layer
     assert train_strategy(teachers_prepared, _ensemble(feature_teacher=1, pairs=hint)).steps == one.steps
 
 
+def test_the_ensemble_computes_each_teacher_s_outputs_once_and_only_what_it_uses(teachers_prepared):
+    from autokd.training.extra_teachers import extra_teachers
+    from autokd.training.schemes.base import SchemeJob
+    from autokd.training.schemes.ensemble import _caches
+    from autokd.training.students import teacher_cache_for
+
+    teachers = [teachers_prepared.teacher] + [m for m, _ in extra_teachers(teachers_prepared)]
+    own = teacher_cache_for(teachers_prepared, [])
+    hint = [{"teacher": "stages.1", "student": "stages.1", "loss": "fitnet", "weight": 1.0}]
+    strategy = _ensemble(feature_teacher=1, pairs=hint)
+    job = SchemeJob(teachers_prepared, strategy, strategy.recipe, teacher_cache=own)
+    caches, feature = _caches(job, teachers, ["stages.1"])
+    assert caches[0] is own and feature is caches[1] and set(feature.features) == {"stages.1"}
+    x = teachers_prepared.data.train.x[:4]
+    with torch.no_grad():
+        assert torch.allclose(caches[1].logits[:4], teachers[1](x), atol=1e-5)
+    no_logits = replace(job, strategy=replace(job.strategy, alpha=0.0))
+    assert _caches(no_logits, teachers, ["stages.1"])[0] is None  # no logit term: no teacher's logits needed
+    nothing = replace(no_logits, strategy=replace(_ensemble(feature_teacher=1), alpha=0.0))
+    assert _caches(nothing, teachers, []) == (None, None)
+
+
 @pytest.mark.parametrize("strategy, needle", [
     (lambda: _ensemble(weights=[1.0, 1.0, 1.0]), "lists 3 numbers for 2 teachers"),
     (lambda: _ensemble(feature_teacher=2), "feature_teacher is 2, but the task has 2 teachers"),
@@ -178,7 +211,7 @@ def test_ensemble_knobs_must_fit_the_task_s_teachers(teachers_prepared, strategy
 
 
 def test_the_ensemble_scheme_needs_more_than_one_teacher(tiny_prepared):
-    with pytest.raises(AutokdError, match="needs more than one teacher"):
+    with pytest.raises(AutokdError, match="the task has one teacher"):
         check_strategy(tiny_prepared, _ensemble())
 
 

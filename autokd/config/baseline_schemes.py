@@ -32,11 +32,9 @@ def fit_scheme(strategy: Strategy, task, where: str) -> Strategy:
         model, kwargs = assistant_between(task.teacher, task.student, where)
         return replace(strategy, scheme=replace(scheme, model=model, kwargs={**kwargs, **scheme.kwargs}))
     if scheme.kind == "ensemble":
-        count = 1 + len(task.teachers) if task is not None else 1
-        if count < 2:
-            raise DoesNotFit(f"{where}: the ensemble scheme needs the task's teachers (task.teachers)")
-        if not isinstance(scheme.weights, str) and len(scheme.weights) != count:
-            raise DoesNotFit(f"{where}: weights for {len(scheme.weights)} teachers, the task has {count}")
+        problem = scheme.misfit(1 + len(task.teachers) if task is not None else 1)
+        if problem:
+            raise DoesNotFit(f"{where}: {problem}")
     return strategy
 
 

@@ -157,6 +157,18 @@ class EnsembleScheme:
                               f"task.teachers[i-1]), got {short_repr(self.feature_teacher)}")
         return self
 
+    def misfit(self, count: int) -> Optional[str]:
+        """Why this scheme cannot run with ``count`` teachers (the task's teacher and its teachers), or None."""
+        if count < 2:
+            return ("the task has one teacher and the ensemble scheme needs more: list them under task.teachers "
+                    "(each like task.teacher: model, kwargs, recipe or checkpoint)")
+        if not isinstance(self.weights, str) and len(self.weights) != count:
+            return (f"weights lists {len(self.weights)} numbers for {count} teachers (task.teacher and "
+                    f"{count - 1} in task.teachers); give one per teacher")
+        if self.feature_teacher >= count:
+            return f"feature_teacher is {self.feature_teacher}, but the task has {count} teachers (0 to {count - 1})"
+        return None
+
     def describe(self) -> str:
         weights = self.weights if isinstance(self.weights, str) else "/".join(f"{w:.3g}" for w in self.weights)
         return f"ensemble of teachers ({weights})" + (f", features of teacher {self.feature_teacher}"

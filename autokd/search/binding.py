@@ -7,6 +7,7 @@ projector), so a loss that cannot take a pair fails here with the pair named, no
 
 from __future__ import annotations
 
+from autokd.config.schemes import EnsembleScheme
 from autokd.data.spec import nominal_shape
 from autokd.errors import AutokdError
 from autokd.search.space import NONE, SEARCH, MatchSpec
@@ -91,19 +92,14 @@ def _check_ensemble(spec, task) -> None:
     knobs = spec.scheme_knobs.get("ensemble")
     if knobs is None:
         return
-    count = 1 + len(task.teachers)
-    if count < 2:
-        raise AutokdError("schemes lists ensemble, but the task has one teacher: list more under task.teachers "
-                          "(each like task.teacher: model, kwargs, recipe or checkpoint)")
     weights = knobs.get("weights", "equal")  # a fixed list of numbers is a tuple; a list is choices
-    for choice in weights if isinstance(weights, list) else [weights]:
-        if isinstance(choice, tuple) and len(choice) != count:
-            raise AutokdError(f"scheme_knobs.ensemble.weights lists {len(choice)} numbers for {count} teachers")
     features = knobs.get("feature_teacher", 0)
-    for choice in features if isinstance(features, list) else [features]:
-        if choice >= count:
-            raise AutokdError(f"scheme_knobs.ensemble.feature_teacher {choice} is beyond the task's {count} teachers "
-                              f"(0 to {count - 1})")
+    for w in weights if isinstance(weights, list) else [weights]:
+        for f in features if isinstance(features, list) else [features]:
+            scheme = EnsembleScheme(weights=list(w) if isinstance(w, tuple) else w, feature_teacher=f)
+            problem = scheme.misfit(1 + len(task.teachers))
+            if problem:
+                raise AutokdError(f"schemes lists ensemble, but {problem} (scheme_knobs.ensemble)")
 
 
 def _check_losses_take_pairs(spec, pairs, teacher, student, shape) -> None:

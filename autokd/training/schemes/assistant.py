@@ -26,7 +26,8 @@ from autokd.models.registry import build_model
 from autokd.training.distiller import DistillOutput, Distiller, TeacherOutputs
 from autokd.training.schemes.base import SchemeJob, WrappedDistiller, counting_cost
 from autokd.training.stage_cache import StageCache, stage_key
-from autokd.training.students import Trained, build_distiller, build_student, distill, fit_cached
+from autokd.training.students import Trained, build_distiller, build_student, distill, fit_cached, teacher_cache_for
+from autokd.training.teacher_cache import TeacherCache
 
 
 def assistant_strategy(strategy: Strategy) -> Strategy:
@@ -35,19 +36,24 @@ def assistant_strategy(strategy: Strategy) -> Strategy:
 
 
 class Guided(WrappedDistiller):
-    """A student distilling from the assistant (``distiller``) and, weighted, from ``teacher``'s logits."""
+    """A student distilling from the assistant (``distiller``) and, weighted, from ``teacher``'s logits
+    (looked up in ``cache``, the teacher's outputs over the training split, when there is one)."""
 
-    def __init__(self, distiller: Distiller, teacher: nn.Module, weight: float):
+    def __init__(self, distiller: Distiller, teacher: nn.Module, weight: float, cache: Optional[TeacherCache] = None):
         super().__init__(distiller)
         self.guide = [teacher.eval().requires_grad_(False)]  # not a submodule: never trained, never saved
         self.weight = weight
+        self.cache = cache
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, index: Optional[torch.Tensor] = None,
                 teacher_outputs: Optional[TeacherOutputs] = None, epoch: int = 1) -> DistillOutput:
         out = self.distiller(x, y, index=index, teacher_outputs=teacher_outputs, epoch=epoch)
         s = self.strategy
-        with torch.no_grad():
-            guide_logits = self.guide[0](x)
+        if self.cache is not None and index is not None:
+            guide_logits = self.cache.logits[index]
+        else:
+            with torch.no_grad():
+                guide_logits = self.guide[0](x)
         parts = dict(out.parts)
         term = self.distiller.logit_term(out.logits, guide_logits, y, epoch)
         parts[f"{s.logit_loss}@teacher"] = self.weight * s.alpha * term
@@ -86,7 +92,10 @@ def train(job: SchemeJob) -> Trained:
     assistant = _assistant(job)
     teacher = assistant.model.eval()
     distiller = build_distiller(prepared, job.strategy, job.recipe.seed, teacher=teacher)
-    wrapped = Guided(distiller, prepared.teacher, scheme.teacher_weight) if scheme.teacher_weight > 0 else distiller
+    wrapped = distiller
+    if scheme.teacher_weight > 0:
+        cache = job.teacher_cache or teacher_cache_for(prepared, [])  # the teacher's logits once, not every batch
+        wrapped = Guided(distiller, prepared.teacher, scheme.teacher_weight, cache)
     on_epoch = counting_cost(job.on_epoch, assistant.steps)
     result = fit_cached(wrapped, prepared, job.recipe, None, on_epoch, job.validate_at)
     return Trained(distiller.student, result.val_acc, result.history, assistant.steps + result.steps)

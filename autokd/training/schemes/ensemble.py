@@ -57,18 +57,10 @@ class TeacherEnsemble(WrappedDistiller):
         return self.distiller(x, y, index=index, teacher_outputs=target, epoch=epoch)
 
 
-def _count_check(prepared, strategy: Strategy) -> int:
-    scheme, count = strategy.scheme, 1 + len(prepared.task.teachers)
-    if count < 2:
-        raise AutokdError("the ensemble scheme needs more than one teacher: list them under task.teachers "
-                          "(each like task.teacher: model, kwargs, recipe or checkpoint)")
-    if not isinstance(scheme.weights, str) and len(scheme.weights) != count:
-        raise AutokdError(f"strategy.scheme.weights lists {len(scheme.weights)} numbers for {count} teachers "
-                          f"(task.teacher and {count - 1} in task.teachers); give one per teacher")
-    if scheme.feature_teacher >= count:
-        raise AutokdError(f"strategy.scheme.feature_teacher is {scheme.feature_teacher}, but the task has {count} "
-                          f"teachers (0 to {count - 1})")
-    return count
+def _count_check(prepared, strategy: Strategy) -> None:
+    problem = strategy.scheme.misfit(1 + len(prepared.task.teachers))
+    if problem:
+        raise AutokdError(f"strategy.scheme (ensemble): {problem}")
 
 
 def check(prepared, strategy: Strategy) -> None:
@@ -79,16 +71,32 @@ def check(prepared, strategy: Strategy) -> None:
     build_distiller(prepared, strategy, 0, teacher=feature_teacher)  # the pairs name the feature teacher's layers
 
 
+def _caches(job: SchemeJob, teachers: list[nn.Module], paths: list[str]):
+    """Every teacher's outputs over the training split, computed once (the task's teacher's from the
+    job when it has them; the feature teacher's with ``paths``): (all of them or None, the feature
+    teacher's or None). Nothing when the data forbid caching, and only what the strategy uses."""
+    if not can_cache(job.prepared.data):
+        return None, None
+    f = job.strategy.scheme.feature_teacher
+
+    def cache_of(i: int):
+        if i == 0 and job.teacher_cache is not None:
+            return job.teacher_cache
+        return teacher_cache_for(job.prepared, paths if i == f else [], teachers[i])
+
+    if job.strategy.alpha > 0:  # the logit term's target needs every teacher's logits
+        caches = [cache_of(i) for i in range(len(teachers))]
+        return caches, caches[f]
+    return None, (cache_of(f) if paths else None)
+
+
 def train(job: SchemeJob) -> Trained:
     prepared, scheme = job.prepared, job.strategy.scheme
     _count_check(prepared, job.strategy)
     teachers = [prepared.teacher] + [model for model, _ in extra_teachers(prepared, job.say)]
     feature_teacher = teachers[scheme.feature_teacher]
     distiller = build_distiller(prepared, job.strategy, job.recipe.seed, teacher=feature_teacher)
-    caches = None
-    if job.strategy.alpha > 0 and can_cache(prepared.data):  # every teacher's logits once, not every epoch
-        caches = [teacher_cache_for(prepared, [], t) for t in teachers]
+    caches, feature_cache = _caches(job, teachers, distiller.teacher_paths)
     wrapped = TeacherEnsemble(distiller, teachers, scheme.weights, caches)
-    feature_cache = job.teacher_cache if scheme.feature_teacher == 0 else None
     result = fit_cached(wrapped, prepared, job.recipe, feature_cache, job.on_epoch, job.validate_at)
     return Trained(distiller.student, result.val_acc, result.history, result.steps)
