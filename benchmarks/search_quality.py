@@ -94,6 +94,8 @@ def parse_args(argv: Optional[Iterable[str]] = None):
     p.add_argument("--import-report", type=Path, default=None, metavar="JSON",
                    help="an earlier report of this benchmark: its searches that this one plans are taken with their "
                         "retraining instead of being run again (same space, budget, seeds, baselines, pruning)")
+    p.add_argument("--rerun", nargs="+", default=[], choices=SAMPLERS, metavar="SAMPLER",
+                   help="with --import-report: run these samplers' searches again (e.g. after changing one)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds before one search is stopped")
     p.add_argument("--note", action="append", default=[],
                    help="a line for the report's notes (e.g. about an earlier, interrupted invocation); repeatable")
@@ -102,6 +104,8 @@ def parse_args(argv: Optional[Iterable[str]] = None):
     args = p.parse_args(argv)
     if args.budget < 1 or args.repeats < 1 or args.seeds < 1:
         p.error("--budget, --repeats and --seeds must be >= 1")
+    if args.rerun and not args.import_report:
+        p.error("--rerun needs --import-report (without it every search runs)")
     args.samplers = list(dict.fromkeys(args.samplers))
     return args
 
@@ -401,7 +405,7 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
     imported = {}
     if args.import_report:
         imported = import_report(args.import_report, args, report["space"]["sha256"],
-                                 [study_name(s, r) for s, r in search_plan(args)])
+                                 [study_name(s, r) for s, r in search_plan(args) if s not in args.rerun])
     task = space_file.task
     print(f"space {space_file.source} (sha {report['space']['sha256'][:12]}), task {task.name}: proxy "
           f"{task.recipes.proxy.epochs} epochs, full {task.recipes.full.epochs}; work folder {work}; load "
