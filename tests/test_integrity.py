@@ -272,6 +272,21 @@ def test_a_study_refuses_another_teacher(tmp_path):
     assert "Traceback" not in again.stderr and _digest(db) == before  # nothing written, the budget unchanged
 
 
+def test_a_study_that_uses_further_teachers_refuses_others(tmp_path):
+    task = copy.deepcopy(TINY_TASK)
+    further = _checkpoint(tmp_path / "second.pt", seed=1)
+    task["teachers"] = [{"model": task["teacher"]["model"], "kwargs": task["teacher"]["kwargs"], "checkpoint": str(further)}]
+    space = write_space(tmp_path / "s.yaml", task=task, space={**SPACE, "schemes": ["single", "ensemble"]})
+    db = tmp_path / "t.db"
+    first = run_cli("search", "--space", space, "--budget", "1", "--workers", "0", "--storage", db, "--name", "t")
+    assert first.returncode == 0, first.stderr
+    before = _digest(db)
+    _checkpoint(further, seed=2)  # the same file, another second teacher
+    again = run_cli("resume", "t", "--storage", db, "--budget", "2")
+    assert again.returncode == 2 and "searched with other further teachers" in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr and _digest(db) == before
+
+
 @pytest.mark.parametrize("change, fragment", [
     ({"data.train_size": 100000}, "train_size 100000 is more than"),
     ({"data.val_size": 900}, "data.val_size 900 takes"),

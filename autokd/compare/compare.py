@@ -77,7 +77,7 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     if any(j.strategy.scheme.kind == "ensemble" for j in todo):  # loaded once here, not in every run
         from autokd.training.extra_teachers import extra_teachers
 
-        extra_teachers(prepared, say)
+        check_same_teacher(study, prepared.teacher_info, [info for _, info in extra_teachers(prepared, say)])
     if todo:
         _execute(prepared, todo, store, request, status)
     runs = [as_job(store.runs[j.key], j) for j in jobs]

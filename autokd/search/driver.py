@@ -50,12 +50,16 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
         prepared = prepare_task(space_file.task, settings.device, progress=say)
         if existing is not None:
             check_same_teacher(existing, prepared.teacher_info)
+        further = None
         if "ensemble" in space.spec.schemes:  # the further teachers, loaded once before the trials
             from autokd.training.extra_teachers import extra_teachers
 
-            extra_teachers(prepared, say)
+            further = [info for _, info in extra_teachers(prepared, say)]
+            if existing is not None:
+                check_same_teacher(existing, prepared.teacher_info, further)
         cache = teacher_cache_for(prepared, space.teacher_paths())
-        study, created = open_study(name, store or open_storage(storage), settings, prepared.teacher_info)  # first write
+        study, created = open_study(name, store or open_storage(storage), settings, prepared.teacher_info,
+                                    further)  # the first write
         epochs = space.base_recipe.epochs
         pruning = settings.pruning and space.spec.pruning  # --no-pruning or the space's `pruning: false`
         study.sampler = make_sampler(settings.sampler, space, run_seed(settings.seed, created, current_owner().tag()))

@@ -80,8 +80,9 @@ def check_same_search(study, settings: SearchSettings) -> SearchSettings:
     return old
 
 
-def check_same_teacher(study, teacher) -> None:
-    """Refuse a teacher (a :class:`TeacherInfo`) other than the one the study was searched with."""
+def check_same_teacher(study, teacher, further=None) -> None:
+    """Refuse a teacher (a :class:`TeacherInfo`) other than the one the study was searched with, and
+    with ``further`` (the task's further teachers, when the search uses them) other further teachers."""
     stored = _system_attrs(study).get(TEACHER_ATTR)
     if stored and stored.get("fingerprint") != teacher.fingerprint:
         raise AutokdError(
@@ -89,9 +90,15 @@ def check_same_teacher(study, teacher) -> None:
             f"{stored.get('source')} {stored.get('path')}); this run's teacher has fingerprint {teacher.fingerprint} "
             f"({teacher.source} {teacher.path}). Restore that teacher (its checkpoint or cache file), or start a "
             f"new study with --name")
+    now = [t.fingerprint for t in further] if further is not None else None
+    if stored and now is not None and "further" in stored and stored["further"] != now:
+        raise AutokdError(
+            f"study {study.study_name!r} was searched with other further teachers (task.teachers, fingerprints "
+            f"{', '.join(stored['further']) or 'none'}); this run's have {', '.join(now) or 'none'}. Restore those "
+            f"teachers (their checkpoints or cache files), or start a new study with --name")
 
 
-def open_study(name: str, storage, settings: SearchSettings, teacher):
+def open_study(name: str, storage, settings: SearchSettings, teacher, further=None):
     """Create the study, or load it and store the new budget and workers; returns ``(study, created)``.
 
     Call once the search's set-up succeeded: this is the first write to the storage.
@@ -112,11 +119,13 @@ def open_study(name: str, storage, settings: SearchSettings, teacher):
             study.set_metric_names([METRIC_NAME])  # optuna-dashboard labels its axis with it
     else:
         old = check_same_search(study, settings)
-        check_same_teacher(study, teacher)
+        check_same_teacher(study, teacher, further)
         if (old.budget, old.workers) != (settings.budget, settings.workers):
             _write(study, SETTINGS_ATTR, {**old.to_dict(), "budget": settings.budget, "workers": settings.workers})
-    if not _system_attrs(study).get(TEACHER_ATTR):
-        _write(study, TEACHER_ATTR, {"fingerprint": teacher.fingerprint, "source": teacher.source, "path": teacher.path})
+    stored = _system_attrs(study).get(TEACHER_ATTR)
+    if not stored or (further is not None and "further" not in stored):
+        record = {"fingerprint": teacher.fingerprint, "source": teacher.source, "path": teacher.path}
+        _write(study, TEACHER_ATTR, {**record, **({"further": [t.fingerprint for t in further]} if further else {})})
     return study, created
 
 
