@@ -39,13 +39,15 @@ def equal_compute(searches: dict[str, list[dict]]) -> dict:
     cut = min(totals.values()) if totals else 0
     curves, best = {}, {}
     for name, trials in searches.items():
-        spent, top, curve, within = 0, None, [], 0
+        spent, top, so_far, curve, within = 0, None, None, [], 0
         for t in trials:
             spent += t["steps"] or 0
-            if t["state"] == "COMPLETE" and t["value"] is not None and spent <= cut and (top is None or t["value"] > top["value"]):
-                top = t
+            if t["state"] == "COMPLETE" and t["value"] is not None:
+                so_far = t["value"] if so_far is None else max(so_far, t["value"])  # the curve runs past the cut
+                if spent <= cut and (top is None or t["value"] > top["value"]):
+                    top = t
             within += spent <= cut
-            curve.append([spent, top["value"] if top else None])
+            curve.append([spent, so_far])
         curves[name] = curve
         if top is not None:
             best[name] = {"number": top["number"], "value": top["value"], "strategy": top["strategy"],
@@ -132,4 +134,5 @@ def report_blocks(report: dict) -> list:
     if a.get("winners"):
         blocks.append(simple_table(headers, [_row(n, s) for n, s in a["winners"].items()], "lrrrrrl"))
     blocks.append(Paragraph(f"Plot: {report['plot']}. Total {report['total_s'] / 60:.1f} min."))
+    blocks += [Paragraph(f"Note: {note}") for note in report.get("notes", [])]
     return blocks
