@@ -83,6 +83,15 @@ def cli(*args: str, log: Path) -> dict:
     return {"returncode": code, "wall_s": time.perf_counter() - t0}
 
 
+def fresh_work_dir(work_dir: Path) -> Path:
+    """``work_dir`` emptied, with its configs/, runs/ and logs/ (what train_configs writes)."""
+    work = work_dir.resolve()
+    shutil.rmtree(work, ignore_errors=True)
+    for sub in ("configs", "runs", "logs"):
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    return work
+
+
 def task_with_two_teachers(space_file, seed: int) -> dict:
     """The space's task; one with a single teacher gets the teacher again, trained with ``seed``."""
     from autokd.config.parse import to_mapping
@@ -169,10 +178,7 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
     from autokd.search.space_file import load_space_file
 
     t_start = time.perf_counter()
-    work = args.work_dir.resolve()
-    shutil.rmtree(work, ignore_errors=True)
-    for sub in ("configs", "runs", "logs"):
-        (work / sub).mkdir(parents=True, exist_ok=True)
+    work = fresh_work_dir(args.work_dir)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     space_file = load_space_file(args.space)
     task = task_with_two_teachers(space_file, args.second_teacher_seed)

@@ -20,7 +20,6 @@ import argparse
 import copy
 import datetime
 import json
-import shutil
 import sys
 import time
 from dataclasses import replace
@@ -30,7 +29,7 @@ from typing import Iterable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (command_line, command_paragraph, dated_paragraph, fmt, load_average, machine_info,  # noqa: E402
                     write_markdown)
-from schemes import baseline_configs, train_configs  # noqa: E402
+from schemes import baseline_configs, fresh_work_dir, train_configs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # The task's teacher is cnn1d(channels=128) trained with seed 0. Candidates: the same network from
@@ -146,10 +145,7 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
     from autokd.search.space_file import load_space_file
 
     t_start = time.perf_counter()
-    work = args.work_dir.resolve()
-    shutil.rmtree(work, ignore_errors=True)
-    for sub in ("configs", "runs", "logs"):
-        (work / sub).mkdir(parents=True, exist_ok=True)
+    work = fresh_work_dir(args.work_dir)
     task = yaml.safe_load(load_space_file(args.space).text)["task"]
     task.pop("teachers", None)  # the candidates replace any the space already lists
     report = {"benchmark": "second_teacher", "command": command_line(), "machine": machine_info(),
