@@ -7,6 +7,7 @@ taken from the task's full-length recipe.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -70,7 +71,19 @@ def task_mapping(ref: Union[str, Path], relative_to: Union[str, Path, None] = No
         raise ConfigError(f"{path} has no 'task' section")
     if not isinstance(data["task"], dict):
         raise ConfigError(f"{path}: task must be an inline mapping there, not another reference")
-    return data["task"], f"{path.name}: task"
+    return with_data_root_resolved(data["task"], path), f"{path.name}: task"
+
+
+def with_data_root_resolved(task, written_in: Union[str, Path]):
+    """``task`` with a relative ``data.root`` made absolute, relative to the folder of the file it was
+    ``written_in`` (as a task file named in a config is), so a config means the same data from any
+    working directory and a study stores the absolute path. Anything else is left to the parser."""
+    data = task.get("data") if isinstance(task, dict) else None
+    root = data.get("root") if isinstance(data, dict) else None
+    if not isinstance(root, str) or not root or Path(root).expanduser().is_absolute():
+        return task
+    folder = Path(written_in).expanduser().absolute().parent
+    return {**task, "data": {**data, "root": os.path.normpath(folder / root)}}
 
 
 @dataclass
@@ -94,7 +107,7 @@ def load_config(path: Union[str, Path]) -> Config:
     if isinstance(task_ref, str):
         task = task_from_dict(*task_mapping(task_ref, relative_to=path))
     elif isinstance(task_ref, dict):
-        task = load_task(task_ref, where=f"{Path(path).name}: task")
+        task = load_task(with_data_root_resolved(task_ref, path), where=f"{Path(path).name}: task")
     else:
         raise ConfigError(f"{path}: task must be a shipped space name, a path to a space file or a mapping, "
                           f"got {short_repr(task_ref, 60)}")

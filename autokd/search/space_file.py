@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-from autokd.config.files import resolve_space_path, task_mapping
+from autokd.config.files import resolve_space_path, task_mapping, with_data_root_resolved
 from autokd.config.task import TaskSpec, task_from_dict
 from autokd.config.yaml_io import dump_yaml, load_yaml_file, load_yaml_text
 from autokd.errors import ConfigError
@@ -26,7 +26,10 @@ class SpaceFile:
 def load_space_file(ref: Union[str, Path]) -> SpaceFile:
     """A shipped space by name (``default``) or a path to a space file."""
     path = resolve_space_path(ref)
-    return space_file_from_dict(load_yaml_file(path), source=str(path))
+    data = load_yaml_file(path)
+    if isinstance(data.get("task"), dict):  # a relative data.root: relative to this file, stored absolute
+        data = {**data, "task": with_data_root_resolved(data["task"], path)}
+    return space_file_from_dict(data, source=str(path))
 
 
 def space_file_from_text(text: str, source: str) -> SpaceFile:
