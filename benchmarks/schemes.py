@@ -92,15 +92,22 @@ def fresh_work_dir(work_dir: Path) -> Path:
     return work
 
 
+def with_second_teacher(task: dict, model: str, kwargs: dict, seed: int) -> dict:
+    """``task`` (a mapping) with one further teacher: ``model`` trained with the teacher's recipe and ``seed``."""
+    spec = {"model": model, "kwargs": copy.deepcopy(kwargs), "recipe": {**task["teacher"]["recipe"], "seed": seed}}
+    return {**copy.deepcopy(task), "teachers": [spec]}
+
+
 def task_with_two_teachers(space_file, seed: int) -> dict:
     """The space's task; one with a single teacher gets the teacher again, trained with ``seed``."""
     from autokd.config.parse import to_mapping
 
     task = to_mapping(space_file.task)
-    if not task.get("teachers"):
-        task["teachers"] = [{**copy.deepcopy(task["teacher"]), "recipe": {**task["teacher"]["recipe"], "seed": seed}}]
-        task["name"] = f"{task['name']}-two-teachers"
-    return task
+    if task.get("teachers"):
+        return task
+    teacher = task["teacher"]
+    return {**with_second_teacher(task, teacher["model"], teacher.get("kwargs") or {}, seed),
+            "name": f"{task['name']}-two-teachers"}
 
 
 def write_spaces(work: Path, space_file, task: dict) -> dict[str, Path]:

@@ -29,7 +29,7 @@ from typing import Iterable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (command_line, command_paragraph, dated_paragraph, fmt, load_average, machine_info,  # noqa: E402
                     write_markdown)
-from schemes import baseline_configs, fresh_work_dir, train_configs  # noqa: E402
+from schemes import baseline_configs, fresh_work_dir, train_configs, with_second_teacher  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # The task's teacher is cnn1d(channels=128) trained with seed 0. Candidates: the same network from
@@ -54,9 +54,7 @@ def parse_args(argv: Optional[Iterable[str]] = None):
 
 def candidate_task(task: dict, candidate: dict) -> dict:
     """The task with ``candidate`` as its one further teacher (the teacher's recipe, another seed)."""
-    spec = {"model": candidate["model"], "kwargs": candidate["kwargs"],
-            "recipe": {**task["teacher"]["recipe"], "seed": candidate["seed"]}}
-    return {**copy.deepcopy(task), "teachers": [spec]}
+    return with_second_teacher(task, candidate["model"], candidate["kwargs"], candidate["seed"])
 
 
 def measure_teachers(task: dict) -> dict:

@@ -7,7 +7,7 @@ different inputs, so the teacher must run on the fly (:func:`can_cache` says whi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -34,6 +34,16 @@ class TeacherCache:
 
     def to(self, device) -> "TeacherCache":
         return TeacherCache(self.logits.to(device), {p: f.to(device) for p, f in self.features.items()})
+
+
+@torch.no_grad()
+def teacher_logits(teacher: nn.Module, cache: Optional[TeacherCache], x: torch.Tensor,
+                   index: Optional[torch.Tensor]) -> torch.Tensor:
+    """``teacher``'s logits for a batch: looked up in ``cache`` (its outputs over the training split)
+    by the batch's positions when there are both, else computed, without gradients."""
+    if cache is not None and index is not None:
+        return cache.logits[index.to(cache.logits.device)]
+    return teacher(x)
 
 
 def can_cache(data) -> bool:

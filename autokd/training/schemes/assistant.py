@@ -27,7 +27,7 @@ from autokd.training.distiller import DistillOutput, Distiller, TeacherOutputs
 from autokd.training.schemes.base import SchemeJob, WrappedDistiller, counting_cost
 from autokd.training.stage_cache import StageCache, stage_key
 from autokd.training.students import Trained, build_distiller, build_student, distill, fit_cached, teacher_cache_for
-from autokd.training.teacher_cache import TeacherCache
+from autokd.training.teacher_cache import TeacherCache, teacher_logits
 
 
 def assistant_strategy(strategy: Strategy) -> Strategy:
@@ -49,11 +49,7 @@ class Guided(WrappedDistiller):
                 teacher_outputs: Optional[TeacherOutputs] = None, epoch: int = 1) -> DistillOutput:
         out = self.distiller(x, y, index=index, teacher_outputs=teacher_outputs, epoch=epoch)
         s = self.strategy
-        if self.cache is not None and index is not None:
-            guide_logits = self.cache.logits[index]
-        else:
-            with torch.no_grad():
-                guide_logits = self.guide[0](x)
+        guide_logits = teacher_logits(self.guide[0], self.cache, x, index)
         parts = dict(out.parts)
         term = self.distiller.logit_term(out.logits, guide_logits, y, epoch)
         parts[f"{s.logit_loss}@teacher"] = self.weight * s.alpha * term

@@ -23,7 +23,7 @@ from autokd.training.distiller import DistillOutput, Distiller, TeacherOutputs
 from autokd.training.extra_teachers import extra_teachers
 from autokd.training.schemes.base import SchemeJob, WrappedDistiller
 from autokd.training.students import Trained, build_distiller, fit_cached, teacher_cache_for
-from autokd.training.teacher_cache import can_cache
+from autokd.training.teacher_cache import can_cache, teacher_logits
 
 
 class TeacherEnsemble(WrappedDistiller):
@@ -38,10 +38,8 @@ class TeacherEnsemble(WrappedDistiller):
     @torch.no_grad()
     def target(self, x: torch.Tensor, y: torch.Tensor, index: Optional[torch.Tensor]) -> torch.Tensor:
         """The teachers' logits combined for this batch."""
-        if self.caches is not None and index is not None:
-            logits = [c.lookup(index.to(c.logits.device)).logits for c in self.caches]
-        else:
-            logits = [t(x) for t in self.members]
+        caches = self.caches or [None] * len(self.members)
+        logits = [teacher_logits(t, c, x, index) for t, c in zip(self.members, caches)]
         if self.weights == "confidence":
             weights = confidence_weights(logits, y)
         elif self.weights == "equal":
