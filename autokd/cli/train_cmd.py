@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import click
@@ -34,11 +34,15 @@ def _teacher_epoch_printer(progress: Progress):
 @click.option("--epochs", type=click.IntRange(min=1, max=MAX_EPOCHS), default=None, help="Override the recipe's number of epochs.")
 @click.option("--seeds", type=click.IntRange(min=1, max=MAX_SEEDS), default=1, show_default=True, help="Train this many seeds (recipe seed, +1, ...).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
+@click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the trained student here (with --seeds, the seed best on validation); "
+                   "rebuild it with autokd.load_student(PATH).")
 @device_option
 @threads_option
 @download_option
-def train(config_path, epochs, seeds, out_path, device, threads, download):
-    """Train a student with the strategy in a config; print validation and test accuracy."""
+def train(config_path, epochs, seeds, out_path, save_path, device, threads, download):
+    """Train a student with the strategy in a config; print validation and test accuracy (of the
+    student as deployed: a quantized student converted) and its size and CPU latency."""
     from autokd.config import load_config
     from autokd.training.run import check_strategy, prepare_task
 
@@ -50,20 +54,28 @@ def train(config_path, epochs, seeds, out_path, device, threads, download):
     if epochs is not None:
         strategy = replace(strategy, recipe=replace(strategy.recipe, epochs=epochs))
     _check_seeds(strategy.recipe.seed, seeds)
-    if out_path:
-        _check_out(out_path)  # before training: a bad --out must not cost a training run
+    for option, path in (("--out", out_path), ("--save", save_path)):
+        if path:
+            _check_out(path, option)  # before training: a bad path must not cost a training run
     prepared = prepare_task(config.task, device, progress=progress.say, on_teacher_epoch=_teacher_epoch_printer(progress))
     check_strategy(prepared, strategy)
     progress.say(f"strategy: {strategy.describe()}")
     progress.say(f"recipe: {strategy.recipe.epochs} epochs, {strategy.recipe.optimizer} lr {strategy.recipe.lr:g}, "
                  f"{strategy.recipe.schedule}, batch {strategy.recipe.batch_size}")
-    runs = [_train_seed(prepared, strategy, strategy.recipe.seed + i, progress) for i in range(seeds)]
+    runs = [_train_seed(prepared, strategy, strategy.recipe.seed + i, progress, keep_model=bool(save_path))
+            for i in range(seeds)]
     summary = _summary(runs)
+    cost = runs[0].footprint
     click.echo(
         f"{config.task.name}: {strategy.describe()}\n"
         f"  val  {summary['val_mean']:.2f} ± {summary['val_sd']:.2f} %\n"
-        f"  test {summary['test_mean']:.2f} ± {summary['test_sd']:.2f} %   ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
+        f"  test {summary['test_mean']:.2f} ± {summary['test_sd']:.2f} %   ({len(runs)} seed{'s' if len(runs) > 1 else ''})\n"
+        f"  student: {cost.params:,} parameters, {cost.size_bytes / 1024:,.1f} KiB as deployed, "
+        f"{cost.macs:,} MACs, {cost.latency_ms:.3f} ms on one CPU thread"
     )
+    if save_path:
+        _save_best(save_path, config.task.name, strategy, prepared, runs)
+        progress.say(f"student written to {save_path}")
     if out_path:
         _write_results(out_path, config_path, config.task.name, strategy, prepared, runs, summary)
         progress.say(f"results written to {out_path}")
@@ -77,17 +89,35 @@ def _check_seeds(first: int, seeds: int) -> None:
                           f"use at most {MAX_SEED - first + 1} seeds or a smaller strategy.recipe.seed")
 
 
-def _check_out(out_path) -> None:
-    """``--out`` must name a file in a folder that exists (or can be made) and is writable."""
+def _check_out(out_path, option: str = "--out") -> None:
+    """``--out``/``--save`` must name a file in a folder that exists (or can be made) and is writable."""
     from autokd.outputs import make_folder
 
     target = Path(out_path).expanduser()
+    example = "result.json" if option == "--out" else "student.pt"
     if target.is_dir():
-        raise AutokdError(f"--out {target} is a folder; name a file, e.g. {target / 'result.json'}")
-    make_folder(target.parent, "the results (--out)")
+        raise AutokdError(f"{option} {target} is a folder; name a file, e.g. {target / example}")
+    make_folder(target.parent, f"the {'results' if option == '--out' else 'student'} ({option})")
 
 
-def _train_seed(prepared, strategy, seed: int, progress: Progress):
+def _save_best(save_path, task_name: str, strategy, prepared, runs) -> None:
+    """The student of the run best on validation, with what rebuilds it."""
+    from autokd.compression.saved import save_student
+    from autokd.config import strategy_to_dict
+    from autokd.config.compression import compression_to_dict
+    from autokd.training.shipping import student_architecture
+
+    best = max(runs, key=lambda r: r.val_acc)
+    if type(best.model).__name__ == "LogitEnsemble":
+        raise AutokdError("--save: this strategy ships an ensemble of born-again generations, which cannot be saved "
+                          "as one student yet; set strategy.scheme.ensemble to false to ship the last generation")
+    meta = {"task": task_name, "strategy": strategy_to_dict(strategy), "seed": best.seed,
+            "val_acc": best.val_acc, "test_acc": best.test_acc}
+    save_student(Path(save_path).expanduser(), best.model, student_architecture(prepared, strategy),
+                 prepared.data.num_classes, prepared.data.input_shape, compression_to_dict(strategy.compression), meta)
+
+
+def _train_seed(prepared, strategy, seed: int, progress: Progress, keep_model: bool = False):
     """One student run; a diverging one is an error line naming the seed and the knobs to turn."""
     from autokd.training.fit import TrainingFailed
     from autokd.training.run import train_strategy
@@ -100,7 +130,7 @@ def _train_seed(prepared, strategy, seed: int, progress: Progress):
 
     try:
         result = train_strategy(prepared, strategy, recipe=replace(strategy.recipe, seed=seed), on_epoch=show,
-                                progress=progress.say)
+                                progress=progress.say, keep_model=keep_model)
     except TrainingFailed as exc:
         raise AutokdError(
             f"the student diverged with seed {seed}: {exc}; lower strategy.recipe.lr (now {strategy.recipe.lr:g}) "
@@ -128,8 +158,8 @@ def _write_results(out_path, config_path, task_name: str, strategy, prepared, ru
         "task": task_name,
         "strategy": strategy_to_dict(strategy),
         "teacher": {"val_acc": prepared.teacher_info.val_acc, "test_acc": prepared.teacher_info.test_acc},
-        "runs": [{"seed": r.seed, "val_acc": r.val_acc, "test_acc": r.test_acc, "seconds": r.seconds, "steps": r.steps}
-                 for r in runs],
+        "runs": [{"seed": r.seed, "val_acc": r.val_acc, "test_acc": r.test_acc, "seconds": r.seconds, "steps": r.steps,
+                  "footprint": asdict(r.footprint) if r.footprint else None} for r in runs],
         **summary,
     }
     write_text(out_path, json.dumps(payload, indent=2), "the results (--out)", create_folder=True)

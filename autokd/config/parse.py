@@ -53,6 +53,9 @@ def convert(hint: Any, value: Any, where: str) -> Any:
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
+        real = [option for option in options if option is not type(None)]
+        if len(real) == 1:  # Optional[X]: X's own, located error
+            return convert(real[0], value, where)
         if float in options and isinstance(value, (int, float)) and not isinstance(value, bool):
             finite_float(value, where)  # NaN is "not a finite number", not "not an integer or a number"
         errors = []

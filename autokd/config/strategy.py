@@ -11,6 +11,9 @@ With ``logit_standardization`` the logit loss sees both logits Z-scored per samp
 (Sun et al., CVPR 2024; only for the losses the registry marks ``standardizable``). The
 ``scheme`` says who teaches whom (one teacher, born-again generations, a cohort of peers; see
 :mod:`autokd.config.schemes`); a strategy at the default ``single`` scheme leaves it out of its dict.
+What is shipped: ``student`` (model kwargs over the task's student, e.g. ``{channels: 48}``) and
+``compression`` (pruning, quantization-aware training; see :mod:`autokd.config.compression`),
+both left out of the dict when empty.
 
 A strategy round-trips YAML exactly: ``strategy_from_dict(strategy_to_dict(s)) == s``.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
+from autokd.config.compression import Compression, compression_to_dict
 from autokd.config.parse import finite_float, from_mapping, to_mapping
 from autokd.config.schemes import SCHEME_TYPES, Scheme, SingleScheme, scheme_from_dict
 from autokd.errors import ConfigError, key_text, short_repr, unknown
@@ -112,6 +116,8 @@ class Strategy:
     relations: list[RelationLoss] = field(default_factory=list)
     recipe: Recipe = field(default_factory=Recipe)
     scheme: Scheme = field(default_factory=SingleScheme)
+    student: dict = field(default_factory=dict)  # model kwargs over the task's student's
+    compression: Compression = field(default_factory=Compression)
 
     @property
     def needs_teacher(self) -> bool:
@@ -151,6 +157,8 @@ class Strategy:
         if not isinstance(self.scheme, SCHEME_TYPES.get(getattr(self.scheme, "kind", None), ())):
             raise unknown(f"{where}.scheme.kind", getattr(self.scheme, "kind", self.scheme), SCHEME_TYPES)
         self.scheme.validate(f"{where}.scheme")
+        self.compression.validate(f"{where}.compression")
+        _check_shipped(self, where)
         return self
 
     def describe(self) -> str:
@@ -160,7 +168,24 @@ class Strategy:
         parts += [f"{p.loss}({p.student}<-{p.teacher})x{p.weight:.3g}" for p in self.pairs]
         parts += [f"{r.loss}x{r.weight:.3g}" for r in self.relations]
         text = "ce only" if parts == ["ce"] else " + ".join(parts)
-        return f"{text}, {self.scheme.describe()}" if self.scheme.describe() else text
+        shipped = [f"student {_kwargs_text(self.student)}"] if self.student else []
+        extras = [self.scheme.describe(), *shipped, self.compression.describe()]
+        return ", ".join([text, *(e for e in extras if e)])
+
+
+def _kwargs_text(kwargs: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in kwargs.items())
+
+
+def _check_shipped(strategy: Strategy, where: str) -> None:
+    """The student section's keys are strings; a pruned teacher is the student, so it takes no kwargs."""
+    for key in strategy.student:
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ConfigError(f"{where}.student: {short_repr(key)} is not a keyword argument name")
+    prune = strategy.compression.prune
+    if prune is not None and prune.of == "teacher" and strategy.student:
+        raise ConfigError(f"{where}.student sets the student's kwargs, but {where}.compression.prune.of is teacher "
+                          f"(the student is the pruned teacher); remove one of them")
 
 
 def _check_standardization(on, logit_loss: str, losses: dict, where: str) -> None:
@@ -216,7 +241,10 @@ def strategy_from_dict(data: dict, base_recipe: Optional[Recipe] = None, where: 
     data = dict(data)
     recipe_data = data.pop("recipe", None)
     scheme_data = data.pop("scheme", None)
+    compression_data = data.pop("compression", None)
     strategy = from_mapping(Strategy, data, where)
+    if compression_data is not None:
+        strategy.compression = from_mapping(Compression, compression_data, f"{where}.compression")
     if scheme_data is not None:
         strategy.scheme = scheme_from_dict(scheme_data, f"{where}.scheme")
     base = base_recipe or Recipe()
@@ -231,6 +259,11 @@ def strategy_to_dict(strategy: Strategy) -> dict:
     data = to_mapping(strategy)
     if isinstance(strategy.scheme, SingleScheme):
         del data["scheme"]  # the default: configs and stored strategies read as before schemes existed
+    if not strategy.student:
+        del data["student"]
+    data["compression"] = compression_to_dict(strategy.compression)
+    if not data["compression"]:
+        del data["compression"]
     return data
 
 

@@ -19,11 +19,13 @@ from torch import nn
 from autokd.config.strategy import Recipe, Strategy
 from autokd.config.task import TaskSpec
 from autokd.data import cache_dir, load_task_data
+from autokd.compression import Footprint, deploy, footprint
 from autokd.errors import AutokdError, short_repr
 from autokd.models.registry import build_model
 from autokd.training.fit import EpochStats, accuracy
 from autokd.training.schemes import SCHEMES, SchemeJob
 from autokd.training.teacher import TeacherInfo, get_teacher
+from autokd.training.shipping import check_shipped, train_shipped
 from autokd.training.teacher_cache import TeacherCache
 
 Progress = Callable[[str], None]
@@ -91,8 +93,10 @@ def check_models(task: TaskSpec, data) -> None:
 
 
 def check_strategy(prepared: PreparedTask, strategy: Strategy) -> None:
-    """Raise AutokdError if the strategy does not fit the task's models (layer paths, shapes, peers)."""
+    """Raise AutokdError if the strategy does not fit the task's models (layer paths, shapes, peers,
+    the student's kwargs, compression)."""
     SCHEMES[strategy.scheme.kind].check(prepared, strategy)
+    check_shipped(prepared, strategy)
 
 
 @dataclass
@@ -104,6 +108,8 @@ class RunResult:
     seconds: float
     history: list[EpochStats] = field(default_factory=list)
     steps: int = 0  # model training steps, every stage of the scheme included (its cost)
+    footprint: Optional[Footprint] = None  # the shipped student's size and speed (when measured)
+    model: Optional[nn.Module] = None  # the trained student before deployment (only with keep_model)
 
 
 def train_strategy(
@@ -115,6 +121,8 @@ def train_strategy(
     evaluate_test: bool = True,
     validate_at: Optional[Collection[int]] = None,
     progress: Optional[Progress] = None,
+    measure: bool = True,
+    keep_model: bool = False,
 ) -> RunResult:
     """Train one student with ``strategy`` under its scheme (and ``recipe``, default the strategy's own).
 
@@ -123,11 +131,20 @@ def train_strategy(
     which validation accuracy is measured besides the last (``None``: every epoch; see ``fit``);
     with ``on_epoch`` it applies to the stage that trains the shipped model. ``progress`` hears
     a line per earlier stage (a born-again generation).
+
+    Accuracies are those of the student as deployed (a quantized student converted to int8).
+    ``measure``: record its :class:`Footprint`; ``keep_model``: hand back the trained model.
     """
     recipe = recipe or strategy.recipe
     start = time.perf_counter()
     job = SchemeJob(prepared, strategy, recipe, teacher_cache, on_epoch, validate_at, say=progress or (lambda _t: None))
-    trained = SCHEMES[strategy.scheme.kind].train(job)
-    test_acc = accuracy(trained.model, prepared.data, "test", prepared.device) if evaluate_test else None
-    return RunResult(trained.val_acc, test_acc, recipe.seed, recipe.epochs, time.perf_counter() - start,
-                     trained.history, trained.steps)
+    trained = train_shipped(job, SCHEMES[strategy.scheme.kind].train)
+    shipped, device, val_acc = trained.model, prepared.device, trained.val_acc
+    if not strategy.compression.empty:
+        shipped = deploy(trained.model.eval(), strategy.compression)
+        device = prepared.device if shipped is trained.model else torch.device("cpu")  # int8 kernels run on CPU
+        val_acc = accuracy(shipped.to(device), prepared.data, "val", device)
+    test_acc = accuracy(shipped, prepared.data, "test", device) if evaluate_test else None
+    cost = footprint(trained.model, shipped, prepared.data.input_shape) if measure else None
+    return RunResult(val_acc, test_acc, recipe.seed, recipe.epochs, time.perf_counter() - start,
+                     trained.history, trained.steps, cost, trained.model if keep_model else None)

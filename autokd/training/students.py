@@ -17,6 +17,7 @@ from autokd.config.strategy import Recipe, Strategy
 from autokd.models.registry import build_model
 from autokd.training.distiller import Distiller
 from autokd.training.fit import EpochStats, fit
+from autokd.training.shipping import start_student
 from autokd.training.teacher_cache import TeacherCache, can_cache, compute_teacher_cache
 
 
@@ -30,9 +31,13 @@ class Trained:
     steps: int = 0  # model training steps: batches x models trained, every stage included
 
 
-def build_student(prepared, seed: int, model: Optional[str] = None, kwargs: Optional[dict] = None) -> nn.Module:
-    """The task's student (or ``model`` with ``kwargs``), seeded, on the task's device."""
+def build_student(prepared, seed: int, model: Optional[str] = None, kwargs: Optional[dict] = None,
+                  strategy: Optional[Strategy] = None) -> nn.Module:
+    """The task's student (or ``model`` with ``kwargs``), seeded, on the task's device; with
+    ``strategy`` (and no ``model``) the student that strategy distils (its kwargs, compression)."""
     data, spec = prepared.data, prepared.task.student
+    if model is None and strategy is not None:
+        return start_student(prepared, strategy, seed)
     if seed is not None:
         torch.manual_seed(seed)
     name, args = (model, kwargs or {}) if model is not None else (spec.model, spec.kwargs)
@@ -40,10 +45,12 @@ def build_student(prepared, seed: int, model: Optional[str] = None, kwargs: Opti
 
 
 def build_distiller(prepared, strategy: Strategy, seed: int, teacher: Optional[nn.Module] = None,
-                    model: Optional[str] = None, kwargs: Optional[dict] = None) -> Distiller:
-    """A fresh student (seeded; ``model`` with ``kwargs`` instead of the task's student) and
-    ``teacher`` (default: the task's) wrapped for ``strategy``."""
-    student = build_student(prepared, seed, model, kwargs)
+                    model: Optional[str] = None, kwargs: Optional[dict] = None,
+                    student: Optional[nn.Module] = None) -> Distiller:
+    """``student`` (default: a fresh one, seeded: the strategy's student, or ``model`` with
+    ``kwargs``) and ``teacher`` (default: the task's) wrapped for ``strategy``."""
+    if student is None:
+        student = build_student(prepared, seed, model, kwargs, strategy=None if model is not None else strategy)
     teacher = prepared.teacher if teacher is None else teacher
     distiller = Distiller(teacher, student, strategy, prepared.data.input_shape,
                           num_train_samples=len(prepared.data.train))

@@ -35,7 +35,7 @@ def self_pairs(strategy: Strategy) -> Strategy:
 def check(prepared, strategy: Strategy) -> None:
     build_distiller(prepared, strategy, seed=0)
     if strategy.scheme.generations > 1:
-        build_distiller(prepared, self_pairs(strategy), seed=0, teacher=build_student(prepared, seed=0))
+        build_distiller(prepared, self_pairs(strategy), seed=0, teacher=build_student(prepared, 0, strategy=strategy))
 
 
 def train(job: SchemeJob) -> Trained:
@@ -51,7 +51,7 @@ def train(job: SchemeJob) -> Trained:
                               job.validate_at)
         else:
             key = stage_key(prepared, job.strategy, job.recipe, f"born_again/{g}")
-            model = build_student(prepared, recipe.seed)
+            model = build_student(prepared, recipe.seed, strategy=job.strategy)
             if stages.load(key, model):
                 job.say(f"born-again generation {g}/{generations}: from the cache")
                 trained = Trained(model.to(prepared.device), float("nan"))

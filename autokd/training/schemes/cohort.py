@@ -21,6 +21,7 @@ from autokd.models.checks import check_logits
 from autokd.models.registry import build_model
 from autokd.training.distiller import DistillOutput, Distiller, TeacherOutputs
 from autokd.training.schemes.base import SchemeJob, WrappedDistiller, counting_cost
+from autokd.training.shipping import student_kwargs
 from autokd.training.students import Trained, build_distiller, build_student, fit_cached
 
 # kind -> the peer loss: every member's logits in, one loss per member out
@@ -58,15 +59,18 @@ class Cohort(WrappedDistiller):
         return DistillOutput(total=torch.stack(list(parts.values())).sum(), parts=parts, logits=out.logits)
 
 
-def build_peers(prepared, scheme: CohortScheme, seed: int) -> list[nn.Module]:
-    """``scheme.peers`` fresh models (the student's architecture or ``peer_model``), seeded apart from the student."""
-    return [build_student(prepared, seed + i, scheme.peer_model, scheme.peer_kwargs) if scheme.peer_model
-            else build_student(prepared, seed + i) for i in range(1, scheme.peers + 1)]
+def build_peers(prepared, strategy, seed: int) -> list[nn.Module]:
+    """``scheme.peers`` fresh float models (the task's student with the strategy's ``student``
+    kwargs, or ``peer_model``), seeded apart from the student."""
+    scheme = strategy.scheme
+    model, kwargs = ((scheme.peer_model, scheme.peer_kwargs) if scheme.peer_model
+                     else (prepared.task.student.model, student_kwargs(prepared, strategy)))
+    return [build_student(prepared, seed + i, model, kwargs) for i in range(1, scheme.peers + 1)]
 
 
 def build_cohort(prepared, strategy, seed: int) -> Cohort:
     distiller = build_distiller(prepared, strategy, seed)
-    return Cohort(distiller, build_peers(prepared, strategy.scheme, seed), strategy.scheme).to(prepared.device)
+    return Cohort(distiller, build_peers(prepared, strategy, seed), strategy.scheme).to(prepared.device)
 
 
 def check(prepared, strategy) -> None:

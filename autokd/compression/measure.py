@@ -1,0 +1,90 @@
+"""What a shipped student costs: parameters, bytes as deployed, MACs and CPU latency."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from autokd.compression.quantize import quantized_weights
+
+LATENCY_RUNS = 30
+LATENCY_WARMUP = 5
+
+
+@dataclass
+class Footprint:
+    """A student's size and speed. ``size_bytes`` counts each stored value at its deployed width
+    (float32: 4 bytes, int8: 1, int4: 0.5; buffers such as batch-norm statistics included);
+    ``macs``: multiply-accumulates for one input; ``latency_ms``: median CPU time of one forward
+    at batch 1 on one thread (:data:`LATENCY_RUNS` timed runs after a warm-up)."""
+
+    params: int
+    size_bytes: int
+    macs: int
+    latency_ms: float
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def deployed_bytes(model: nn.Module) -> int:
+    """Bytes of the trained (not yet converted) model's parameters and buffers as deployed:
+    quantized weights at their bit width, the rest at their own element size. Fake-quantization
+    state (observers, scales) is not counted except one float scale per quantized channel."""
+    bits = quantized_weights(model)
+    total = 0.0
+    for name, tensor in model.named_parameters():
+        if name in bits:
+            total += tensor.numel() * bits[name] / 8 + tensor.shape[0] * 4  # the weights and a scale per channel
+        else:
+            total += tensor.numel() * tensor.element_size()
+    for name, tensor in model.named_buffers():
+        if "fake_quant" in name or "activation_post_process" in name or name.endswith("num_batches_tracked"):
+            continue
+        total += tensor.numel() * tensor.element_size()
+    return int(round(total))
+
+
+def count_macs(model: nn.Module, example: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward of ``example`` (one sample) in float."""
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(example)
+    model.train(was_training)
+    return int(counter.get_total_flops() // 2)
+
+
+def latency_ms(model: nn.Module, example: torch.Tensor, runs: int = LATENCY_RUNS) -> float:
+    """Median milliseconds of one forward of ``example`` on one CPU thread (model and input on CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model.eval()
+        times = []
+        with torch.no_grad():
+            for i in range(LATENCY_WARMUP + runs):
+                start = time.perf_counter()
+                model(example)
+                if i >= LATENCY_WARMUP:
+                    times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return 1000 * statistics.median(times)
+
+
+def footprint(trained: nn.Module, deployed: nn.Module, input_shape) -> Footprint:
+    """The footprint of a student: counts from the trained model, MACs and latency of the
+    deployed one (on CPU: latency is what a CPU deployment sees, whatever trained it)."""
+    example = torch.zeros(1, *input_shape)
+    cpu_trained = trained.to("cpu")
+    macs = count_macs(cpu_trained, example)
+    return Footprint(count_params(cpu_trained), deployed_bytes(cpu_trained), macs,
+                     latency_ms(deployed.to("cpu"), example))

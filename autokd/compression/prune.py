@@ -1,0 +1,119 @@
+"""Structured channel pruning by L1 importance, with the channels really removed.
+
+Built on torch-pruning (``torch_pruning``, VainF/Torch-Pruning): its dependency graph follows
+a channel through every layer that uses it (batch norm, the next convolution, residual adds,
+concatenations), so any model it can trace is pruned consistently and comes out smaller and
+faster, not masked (``torch.nn.utils.prune`` only masks: the tensors keep their shapes).
+
+``prune_channels(model, amount, example)`` removes ``amount`` of the output channels of every
+prunable layer (ranked by the L1 norm of the weights producing them, layer by layer), except the classifier
+that produces the logits, so the model still predicts the same classes. Its parameter count
+falls roughly by ``(1 - amount)**2`` (both the inputs and outputs of inner layers shrink).
+
+A pruned model's shapes no longer match its builder's kwargs; :func:`resize_like` rebuilds them
+from a saved state dict (see :mod:`autokd.compression.saved`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+RESIZABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+class PruningError(ValueError):
+    """The model cannot be pruned (or rebuilt) as asked."""
+
+
+def output_layer(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """The last Linear or convolution the forward calls: the classifier, never pruned."""
+    called = []
+    hooks = [m.register_forward_hook(lambda mod, _i, _o: called.append(mod))
+             for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if not called:
+        raise PruningError("the model has no Linear or convolution layer to prune")
+    return called[-1]
+
+
+def l1_filter_importance(tp):
+    """The standard L1 filter norm (Li et al., ICLR 2017): a channel's importance is the L1 norm of
+    the weights that produce it in the layer being pruned, not of the layers that consume it."""
+    return tp.importance.MagnitudeImportance(p=1, normalizer=None, group_reduction="first")
+
+
+def prune_channels(model: nn.Module, amount: float, example: torch.Tensor) -> nn.Module:
+    """A copy of ``model`` with ``amount`` (0 to 0.9) of each prunable layer's channels removed.
+
+    ``example`` is one input batch (its values do not matter). ``amount`` 0 returns an unchanged
+    copy. The copy is in the training mode ``model`` was in."""
+    import torch_pruning as tp
+
+    pruned = copy.deepcopy(model)
+    if amount == 0:
+        return pruned
+    was_training, before = pruned.training, sum(p.numel() for p in pruned.parameters())
+    frozen = {name for name, p in pruned.named_parameters() if not p.requires_grad}
+    for parameter in pruned.parameters():  # torch-pruning traces through autograd: a frozen model shows no graph
+        parameter.requires_grad_(True)
+    pruned.eval()
+    classifier = output_layer(pruned, example)
+    try:
+        pruner = tp.pruner.MagnitudePruner(pruned, example, importance=l1_filter_importance(tp),
+                                           pruning_ratio=float(amount), ignored_layers=[classifier])
+        pruner.step()
+    except Exception as exc:  # torch-pruning's tracer meets a model it cannot follow
+        raise PruningError(f"torch-pruning could not prune this model ({type(exc).__name__}: {exc})") from exc
+    if sum(p.numel() for p in pruned.parameters()) == before:
+        raise PruningError(f"nothing could be pruned at amount {amount:g}: the model has no prunable channel "
+                           "torch-pruning can follow (only the classifier, or layers it cannot trace)")
+    for name, parameter in pruned.named_parameters():
+        parameter.requires_grad_(name not in frozen)
+    pruned.train(was_training)
+    return pruned
+
+
+def resize_like(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    """``model`` (changed in place) with every layer whose saved tensors in ``state`` have other
+    shapes rebuilt empty at those shapes, so that ``load_state_dict(state)`` fits.
+
+    Handles the layers pruning shrinks (convolutions, Linear, batch norm); another kind of layer
+    whose shapes differ is a :class:`PruningError`."""
+    for path, module in model.named_modules():
+        prefix = f"{path}." if path else ""
+        own = {name: t for name, t in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+               if t is not None}
+        changed = {name for name, t in own.items() if prefix + name in state and state[prefix + name].shape != t.shape}
+        if not changed:
+            continue
+        if not isinstance(module, RESIZABLE):
+            raise PruningError(f"cannot rebuild {path or 'the model'} ({type(module).__name__}) at its saved shapes")
+        for name in own:
+            saved = state.get(prefix + name)
+            if saved is not None and saved.shape != own[name].shape:
+                tensor = torch.empty(saved.shape, dtype=own[name].dtype)
+                if isinstance(own[name], nn.Parameter):
+                    setattr(module, name, nn.Parameter(tensor, requires_grad=own[name].requires_grad))
+                else:
+                    setattr(module, name, tensor)
+        _fix_sizes(module)
+    return model
+
+
+def _fix_sizes(module: nn.Module) -> None:
+    """The size attributes of a layer whose tensors were resized."""
+    if isinstance(module, nn.Linear):
+        module.out_features, module.in_features = module.weight.shape
+    elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        module.out_channels = module.weight.shape[0]
+        module.in_channels = module.weight.shape[1] * module.groups
+    else:
+        module.num_features = module.weight.shape[0] if module.weight is not None else module.running_mean.shape[0]

@@ -1,0 +1,158 @@
+"""Quantization-aware training of a student, and its conversion to what it runs as.
+
+Built on ``torch.ao.quantization``'s eager-mode tools (fake-quantize modules, ``prepare_qat``,
+``convert``). Eager QAT is marked deprecated in torch 2.14, and the export-based (pt2e) flow it
+points to now lives in the separate torchao package; eager mode is chosen because it ships with
+torch, converts to real int8 CPU kernels, and leaves the model's module paths (which layer pairs
+and feature taps name) as they were. See the README's compression section.
+
+Every ``Conv1d``/``Conv2d``/``Conv3d``/``Linear`` layer of the student (except those listed as
+kept in float) is replaced, at the same module path, by a :class:`FakeQuantLayer`: the input is
+fake-quantized per tensor (affine, moving-average min/max), the weights per output channel
+(symmetric), the output per tensor, with straight-through gradients. Everything between such
+layers (batch norm, activations, pooling, residual adds) stays float, so any model made of these
+layers can be quantized without rewriting its forward.
+
+* 8 bits: :func:`deploy` converts each layer to a real int8 kernel (``torch.ao.nn.quantized``
+  Conv1d/2d/3d and Linear, back-end ``torch.backends.quantized.engine``: x86/fbgemm on Intel and
+  AMD CPUs, qnnpack on ARM) that quantizes its input, runs in int8 and dequantizes its output.
+  The back-end's default QAT settings are used (on x86 activations use 7 bits, ``reduce_range``,
+  so that the int16 accumulation of AVX2 kernels cannot overflow).
+* 4 bits: torch has no int4 CPU kernels for these layers, so the deployed model is the
+  fake-quantized one with its observers frozen (simulated: values on the 4-bit grid, float
+  arithmetic). Its size is counted at half a byte a weight.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+from torch.ao import quantization as tq
+from torch.ao.nn import qat as nnqat
+from torch.ao.nn import quantized as nnq
+
+QAT_LAYERS = {nn.Conv1d: nnqat.Conv1d, nn.Conv2d: nnqat.Conv2d, nn.Conv3d: nnqat.Conv3d, nn.Linear: nnqat.Linear}
+INT8_LAYERS = {nnqat.Conv1d: nnq.Conv1d, nnqat.Conv2d: nnq.Conv2d, nnqat.Conv3d: nnq.Conv3d, nnqat.Linear: nnq.Linear,
+               tq.QuantStub: nnq.Quantize, tq.DeQuantStub: nnq.DeQuantize}
+REAL_BITS = (8,)  # bit widths converted to real integer kernels; others are simulated
+
+
+class FakeQuantLayer(nn.Module):
+    """One layer with fake-quantized input, weights and output (see the module docstring).
+
+    Observers learn the ranges in training mode only: evaluation (validation) never moves them."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.quant = tq.QuantStub()
+        self.layer = layer
+        self.dequant = tq.DeQuantStub()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dequant(self.layer(self.quant(x)))
+
+    def train(self, mode: bool = True) -> "FakeQuantLayer":
+        super().train(mode)
+        self.apply(tq.enable_observer if mode else tq.disable_observer)
+        return self
+
+
+def qconfig(bits: int) -> tq.QConfig:
+    """The back-end's default QAT settings at 8 bits; the same scheme on the 4-bit grid otherwise."""
+    if bits == 8:
+        return tq.get_default_qat_qconfig(torch.backends.quantized.engine)
+    levels = 2**bits
+    activation = tq.FakeQuantize.with_args(observer=tq.MovingAverageMinMaxObserver, quant_min=0,
+                                           quant_max=levels - 1, dtype=torch.quint8,
+                                           qscheme=torch.per_tensor_affine)
+    weight = tq.FakeQuantize.with_args(observer=tq.MovingAveragePerChannelMinMaxObserver, quant_min=-levels // 2,
+                                       quant_max=levels // 2 - 1, dtype=torch.qint8,
+                                       qscheme=torch.per_channel_symmetric)
+    return tq.QConfig(activation=activation, weight=weight)
+
+
+def quantizable_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """(path, layer) of every layer QAT replaces, outermost first."""
+    for path, module in model.named_modules():
+        if type(module) in QAT_LAYERS:
+            yield path, module
+
+
+def prepare(model: nn.Module, bits: int) -> nn.Module:
+    """``model`` (changed in place and returned) with each quantizable layer fake-quantized at ``bits``.
+
+    The model must be in training mode for ``prepare_qat``; it is left in the mode it was in."""
+    was_training = model.training
+    layers = list(quantizable_layers(model))
+    if not layers:
+        raise ValueError("the student has no Conv1d, Conv2d, Conv3d or Linear layer to quantize")
+    config = qconfig(bits)
+    for path, layer in layers:
+        wrapped = FakeQuantLayer(layer)
+        wrapped.qconfig = config
+        _set_module(model, path, wrapped)
+    model.train()
+    with quiet():
+        tq.prepare_qat(model, mapping=QAT_LAYERS, inplace=True)
+    with torch.no_grad():  # observe the weights once: per-channel scales get their shapes before any eval forward
+        for path, _layer in layers:
+            qat_layer = model.get_submodule(path).layer
+            qat_layer.weight_fake_quant(qat_layer.weight)
+    model.train(was_training)
+    return model
+
+
+def bits_of(model: nn.Module) -> int | None:
+    """The bit width a prepared model was fake-quantized at (None: not quantized)."""
+    for module in model.modules():
+        if isinstance(module, FakeQuantLayer):
+            fake = module.layer.weight_fake_quant
+            return int(round(torch.log2(torch.tensor(float(fake.quant_max - fake.quant_min + 1))).item()))
+    return None
+
+
+def deploy(model: nn.Module) -> nn.Module:
+    """A copy of a prepared model as it runs after training: real int8 kernels at 8 bits,
+    the frozen fake-quantized model otherwise (the model itself is left as it is)."""
+    bits = bits_of(model)
+    deployed = copy.deepcopy(model).eval()
+    if bits in REAL_BITS:
+        with quiet():
+            tq.convert(deployed, mapping=INT8_LAYERS, inplace=True)
+    return deployed
+
+
+def quantized_weights(model: nn.Module) -> dict[str, int]:
+    """Parameter name -> bits, for the weights a prepared model stores quantized."""
+    out = {}
+    for path, module in model.named_modules():
+        if isinstance(module, FakeQuantLayer):
+            out[f"{path}.layer.weight"] = bits_of_layer(module)
+    return out
+
+
+def bits_of_layer(layer: FakeQuantLayer) -> int:
+    fake = layer.layer.weight_fake_quant
+    return (fake.quant_max - fake.quant_min + 1).bit_length() - 1
+
+
+@contextmanager
+def quiet():
+    """torch.ao's deprecation notices (eager QAT, quantized tensors, reduce_range) said once in the
+    README instead of on every trial."""
+    with warnings.catch_warnings():
+        for message in (r"torch\.ao\.quantization is deprecated", r".*quantized tensor creation functions",
+                        r"Please use quant_min and quant_max"):
+            warnings.filterwarnings("ignore", message=message)
+        yield
+
+
+def _set_module(model: nn.Module, path: str, module: nn.Module) -> None:
+    parent_path, _, name = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    setattr(parent, name, module)

@@ -1,0 +1,79 @@
+"""A trained student on disk, and rebuilt from it for inference.
+
+``save_student`` writes one ``torch.save`` file holding only plain data (strings, numbers, lists,
+dicts and tensors), so it loads with ``torch.load(..., weights_only=True)``: the model's builder
+name and kwargs, the data's class count and input shape, the compression steps, and the trained
+state dict (a quantized student's fake-quantization state included; a pruned one's tensors at
+their pruned shapes). ``load_student`` rebuilds the architecture, shrinks the pruned layers to
+the saved shapes, re-applies quantization-aware training, loads the weights and returns the model
+as deployed (int8 kernels for an 8-bit student), in eval mode, on the CPU::
+
+    import autokd
+    student = autokd.load_student("student.pt")
+    logits = student(x)
+
+A ``package.module:callable`` model is rebuilt by importing that module, as in training: load
+files only from people you trust to run code on your machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import torch
+from torch import nn
+
+FORMAT = "autokd-student/1"
+
+
+class SavedStudentError(ValueError):
+    """The file is not a saved autokd student (or not one this version reads)."""
+
+
+def save_student(path: Union[str, Path], model: nn.Module, architecture: tuple[str, dict], num_classes: int,
+                 input_shape, compression: dict, meta: dict) -> None:
+    """Write ``model`` (trained, before deployment) with what rebuilds it."""
+    name, kwargs = architecture
+    payload = {"format": FORMAT, "model": name, "kwargs": dict(kwargs), "num_classes": int(num_classes),
+               "input_shape": [int(s) for s in input_shape], "compression": dict(compression), "meta": dict(meta),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    torch.save(payload, Path(path))
+
+
+def read_saved(path: Union[str, Path]) -> dict:
+    """The saved payload, checked (weights only: nothing in the file is executed)."""
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise SavedStudentError(f"{path} is not a readable autokd student file ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise SavedStudentError(f"{path} is not an autokd student file (format {FORMAT!r}); write one with "
+                                f"autokd train --config FILE --save {Path(path).name}")
+    return payload
+
+
+def rebuild(payload: dict, deployed: bool = True) -> nn.Module:
+    """The student in ``payload`` (from :func:`read_saved`), as deployed or as trained."""
+    from autokd.compression import deploy
+    from autokd.compression.prune import resize_like
+    from autokd.compression.quantize import prepare
+    from autokd.config.compression import Compression
+    from autokd.config.parse import from_mapping
+    from autokd.models.registry import build_model
+
+    compression = from_mapping(Compression, payload["compression"], "compression")
+    state = payload["state_dict"]
+    model = build_model(payload["model"], payload["kwargs"], payload["num_classes"], tuple(payload["input_shape"]))
+    resize_like(model, state)
+    if compression.quantize is not None:
+        prepare(model, compression.quantize.bits)
+    model.load_state_dict(state)
+    model.eval()
+    return deploy(model, compression).eval() if deployed else model
+
+
+def load_student(path: Union[str, Path], deployed: bool = True) -> nn.Module:
+    """Rebuild a student saved by ``autokd train --save`` (see the module docstring)."""
+    return rebuild(read_saved(path), deployed)
