@@ -69,20 +69,40 @@ def _run(space_file, settings, name: str, storage, address) -> None:
 @click.option("--warm-start", type=click.Choice(WARM_STARTS), default=None,
               help="baselines: a new study's first trials are the shipped baselines the space can express "
                    "(each costs one trial of the budget).")
+@click.option("--objectives", default=None,
+              help="accuracy, then any of params, size, latency, macs (comma-separated): a multi-objective "
+                   "search with a Pareto front (as the space's `objectives`).")
+@click.option("--max-params", type=click.IntRange(min=1), default=None,
+              help="Constraint: a student with more parameters is infeasible (as the space's constraints).")
+@click.option("--max-size-kb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Constraint: a student larger than this as deployed (KiB) is infeasible.")
+@click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Constraint: a student slower than this (ms at batch 1 on one CPU thread) is infeasible.")
 @device_option
 @download_option
-def search(space, budget, sampler, workers, name, storage, address, seed, no_pruning, warm_start, device, download):
+def search(space, budget, sampler, workers, name, storage, address, seed, no_pruning, warm_start, objectives,
+           max_params, max_size_kb, max_latency_ms, device, download):
     """Search distillation strategies on a task; re-running it continues the study to its budget."""
     from autokd.search.settings import SearchSettings, default_study_name
     from autokd.search.space_file import load_space_file
 
-    space_file = load_space_file(space)
+    space_file = load_space_file(space, _space_overrides(objectives, max_params, max_size_kb, max_latency_ms))
     space_file.task.data.download = space_file.task.data.download or download
     name = name if name is not None else default_study_name(space_file.source, sampler)
     settings = SearchSettings(space_text=space_file.text, space_source=space_file.source, sampler=sampler,
                               budget=budget, workers=workers, seed=seed, device=device, pruning=not no_pruning,
                               warm_start=warm_start)
     _run(space_file, settings, name, storage, address)
+
+
+def _space_overrides(objectives, max_params, max_size_kb, max_latency_ms) -> dict:
+    """The space keys the flags set (checked here, so an error names the flag)."""
+    from autokd.search.objectives import check_objectives
+
+    overrides = {"objectives": check_objectives(objectives, "--objectives")} if objectives is not None else {}
+    limits = {"max_params": max_params, "max_size_kb": max_size_kb, "max_latency_ms": max_latency_ms}
+    constraints = {key: value for key, value in limits.items() if value is not None}
+    return {**overrides, **({"constraints": constraints} if constraints else {})}
 
 
 @click.command()
@@ -131,7 +151,7 @@ def studies(storage):
             sampler, budget = s.sampler, s.budget
         except AutokdError:  # a study some other tool made in the same storage
             sampler, budget = "?", "?"
-        best = max((t.value for t in study.get_trials(deepcopy=False) if t.value is not None), default=None)
+        best = max((t.values[0] for t in study.get_trials(deepcopy=False) if t.values), default=None)
         click.echo(f"{name:<28} {sampler:<7} {str(c.finished) + '/' + str(budget):>11} {c.complete:>8} "
                    f"{c.pruned:>6} {c.failed:>6} {(f'{best:.2f}%' if best is not None else '-'):>8}")
 
@@ -141,8 +161,9 @@ def studies(storage):
 @storage_option
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
 def show(name, storage, top):
-    """Print a study's leaderboard, parameter importances and failed trials."""
-    from autokd.search.leaderboard import failures, format_leaderboard, importances, ranked
+    """Print a study's leaderboard (with several objectives, its Pareto front), parameter
+    importances and failed trials."""
+    from autokd.search.leaderboard import complete_entries, failures, format_leaderboard, front, importances, judging, ranked
     from autokd.search.storage import open_storage
     from autokd.search.study import counts, load_existing_study, read_settings
 
@@ -152,7 +173,17 @@ def show(name, storage, top):
                f"({c.complete} complete, {c.pruned} pruned, {c.failed} failed"
                + (f"; {c.void} void: interrupted and re-queued, or duplicates not trained again" if c.void else "")
                + (f"; {c.running} running" if c.running else "") + ")")
-    click.echo(format_leaderboard(ranked(study), top))
+    rules, feasible = judging(study), ranked(study)
+    if rules.constraints:
+        limits = ", ".join(f"{k} {v:g}" for k, v in rules.constraints)
+        click.echo(f"constraints: {limits}; {len(complete_entries(study)) - len(feasible)} complete trial(s) infeasible "
+                   f"(not ranked)")
+    if rules.multi_objective:
+        click.echo(f"Pareto front over {', '.join(rules.objectives)} (feasible trials; export one with "
+                   f"autokd export {name} --trial N):")
+        click.echo(format_leaderboard(front(study), top=1000, empty="no feasible complete trials yet"))
+        click.echo("\nby validation accuracy:")
+    click.echo(format_leaderboard(feasible, top))
     imp = importances(study)
     if imp:
         click.echo("\nparameter importances (Optuna's default evaluator):")
@@ -169,14 +200,16 @@ def show(name, storage, top):
 @click.argument("name")
 @storage_option
 @click.option("--rank", type=int, default=1, show_default=True, help="Which strategy of the leaderboard.")
+@click.option("--trial", "trial_number", type=click.IntRange(min=0), default=None,
+              help="Export this trial (any complete one, e.g. a point of the Pareto front) instead of a rank.")
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write here (default: print).")
-def export(name, storage, rank, out_path):
-    """Write a study's best (or rank-K) strategy as a config for autokd train."""
+def export(name, storage, rank, trial_number, out_path):
+    """Write a study's best (or rank-K, or trial-N) strategy as a config for autokd train."""
     from autokd.search.export import export_config
     from autokd.search.storage import open_storage
     from autokd.search.study import load_existing_study
 
-    text = export_config(load_existing_study(name, open_storage(storage, create=False)), rank)
+    text = export_config(load_existing_study(name, open_storage(storage, create=False)), rank, trial_number)
     if out_path:
         from autokd.outputs import write_text
 

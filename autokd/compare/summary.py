@@ -108,7 +108,7 @@ def _history(study) -> list[HistoryPoint]:
     """The finished trials that count (void ones, such as interrupted trials, left out)."""
     from autokd.search.ledger import is_void
 
-    return [HistoryPoint(t.number, t.state.name, t.value) for t in study.get_trials(deepcopy=False)
+    return [HistoryPoint(t.number, t.state.name, t.values[0] if t.values else None) for t in study.get_trials(deepcopy=False)
             if t.state.is_finished() and not is_void(t)]
 
 

@@ -42,6 +42,7 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
     _check_losses_take_pairs(spec, candidates, teacher, student, shape)
     _check_peer_models(spec, shape, classes)
     _check_ensemble(spec, task)
+    _check_shipped(spec, task, shape, classes, [s for _, s in candidates])
     proxy = task.recipes.proxy
     # DKD warms up over 1/12 of training, as the shipped dkd baseline (20 of mdistiller's 240 epochs)
     return SearchSpace(spec, pairs, proxy, dkd_warmup=max(1, round(proxy.epochs / 12)), matches=matches)
@@ -85,6 +86,31 @@ def _check_peer_models(spec, shape, classes: int) -> None:
                     kwargs = json.loads(kwargs) if isinstance(kwargs, str) else kwargs or {}
                     role = f"{kind} peer" if model_knob == "peer_model" else kind
                     check_logits(build_model(name, kwargs, classes, shape), name, role, shape, classes)
+
+
+def _check_shipped(spec, task, shape, classes: int, student_paths: list[str]) -> None:
+    """Every student the space may ship builds, returns logits and has the layers its pairs tap;
+    a pruned teacher (the student when ``prune.of`` is teacher) has them too."""
+    from autokd.models.checks import check_logits
+    from autokd.models.registry import build_model
+    from autokd.models.taps import FeatureTaps
+    from autokd.search.shipped_space import student_variants
+
+    paths = list(dict.fromkeys(student_paths))
+    if spec.prune is not None and spec.prune["of"] == "teacher":
+        variants = [(task.teacher.model, dict(task.teacher.kwargs), "the pruned teacher (prune.of: teacher)")]
+    elif spec.student:
+        variants = [(task.student.model, {**task.student.kwargs, **kwargs}, f"the student with {kwargs}")
+                    for kwargs in student_variants(spec)]
+    else:
+        return
+    for name, kwargs, what in variants:
+        try:
+            model = build_model(name, kwargs, classes, shape)
+            check_logits(model, name, what, shape, classes)
+            FeatureTaps(model, paths).remove()
+        except AutokdError as exc:
+            raise AutokdError(f"space.student/prune: {what} does not fit the space: {exc}") from None
 
 
 def _check_ensemble(spec, task) -> None:

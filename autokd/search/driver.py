@@ -17,7 +17,7 @@ from autokd.search.interrupts import interrupts_as_keyboard
 from autokd.search.ledger import counts, recover_interrupted
 from autokd.search.monitor import SearchMonitor
 from autokd.search.owner import current_owner
-from autokd.search.samplers import make_sampler, run_seed
+from autokd.search.samplers import check_sampler_fits, make_sampler, run_seed
 from autokd.search.settings import SearchSettings, check_study_name, check_workers  # noqa: F401 (compare uses check_workers)
 from autokd.search.space_file import SpaceFile
 from autokd.search.study import check_same_search, check_same_teacher, find_study, open_study
@@ -42,6 +42,7 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
 
         check_address(address or os.environ["RAY_ADDRESS"])
     space = bind_space(space_file)
+    check_sampler_fits(settings.sampler, space)
     store = open_storage(storage) if storage_exists(storage) else None  # a new file is made only to write
     existing = find_study(name, store) if store is not None else None
     if existing is not None:
@@ -61,7 +62,8 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
         study, created = open_study(name, store or open_storage(storage), settings, prepared.teacher_info,
                                     further)  # the first write
         epochs = space.base_recipe.epochs
-        pruning = settings.pruning and space.spec.pruning  # --no-pruning or the space's `pruning: false`
+        # --no-pruning or the space's `pruning: false`; Optuna prunes no multi-objective trial
+        pruning = settings.pruning and space.spec.pruning and not space.spec.multi_objective
         study.sampler = make_sampler(settings.sampler, space, run_seed(settings.seed, created, current_owner().tag()))
         study.pruner = optuna_pruner(epochs, pruning)
         if settings.warm_start and created:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Optional
 
 from autokd.config.strategy import strategy_from_dict, strategy_to_dict
 from autokd.config.yaml_io import dump_yaml, load_yaml_value
@@ -27,28 +28,58 @@ def full_length_strategy(space_file, stored: dict, epochs=None):
     return replace(strategy, recipe=full)
 
 
-def export_config(study, rank: int = 1) -> str:
-    """YAML text of the rank-``rank`` strategy with the task inline and the full-length recipe."""
+def export_config(study, rank: int = 1, trial: Optional[int] = None) -> str:
+    """YAML text of the rank-``rank`` strategy (or of trial number ``trial``) with the task inline
+    and the full-length recipe."""
     settings = read_settings(study)
     entries = ranked(study)
-    if not entries:
-        raise AutokdError(f"study {study.study_name!r} has no complete trial yet; nothing to export")
-    if not 1 <= rank <= len(entries):
-        raise AutokdError(f"--rank {rank} is beyond the leaderboard: study {study.study_name!r} has "
-                          f"{len(entries)} complete trial(s), so rank must be 1..{len(entries)}")
-    entry = entries[rank - 1]
+    if trial is not None:
+        entry = _trial_entry(study, trial)
+        rank = entry.rank
+    else:
+        if not entries:
+            raise AutokdError(_nothing_to_export(study))
+        if not 1 <= rank <= len(entries):
+            raise AutokdError(f"--rank {rank} is beyond the leaderboard: study {study.study_name!r} has "
+                              f"{len(entries)} ranked trial(s), so rank must be 1..{len(entries)}")
+        entry = entries[rank - 1]
+    where = f"rank {rank} of {len(entries)}" if rank else "not ranked: its student breaks a constraint"
     space_file = space_file_from_text(settings.space_text, settings.space_source)
     strategy = full_length_strategy(space_file, entry.strategy)
     task = load_yaml_value(settings.space_text)["task"]
     header = (
         f"# Exported by autokd from study {comment_safe(study.study_name)!r}, trial {entry.number} "
-        f"(rank {rank} of {len(entries)}):\n"
+        f"({where}):\n"
         f"# validation accuracy {entry.value:.2f}% after the {space_file.task.recipes.proxy.epochs}-epoch proxy run.\n"
         f"# Space: {comment_safe(settings.space_source)}; sampler: {comment_safe(settings.sampler)}. "
         f"The recipe below is the task's full length.\n"
         f"# Train it: autokd train --config THIS_FILE [--seeds 3]\n"
     )
     return header + dump_yaml({"task": task, "strategy": strategy_to_dict(strategy)})
+
+
+def _nothing_to_export(study) -> str:
+    from autokd.search.leaderboard import complete_entries
+
+    done = complete_entries(study)
+    if not done:
+        return f"study {study.study_name!r} has no complete trial yet; nothing to export"
+    return (f"study {study.study_name!r} has no complete trial that meets its constraints ({len(done)} infeasible); "
+            f"export one anyway with --trial N (e.g. --trial {done[0].number})")
+
+
+def _trial_entry(study, number: int):
+    """Trial ``number``'s leaderboard entry (rank 0 when infeasible); an error when it is not complete."""
+    from autokd.search.leaderboard import complete_entries
+
+    ranks = {e.number: e.rank for e in ranked(study)}
+    done = complete_entries(study)
+    for entry in done:
+        if entry.number == number:
+            return replace(entry, rank=ranks.get(number, 0))
+    shown = ", ".join(str(e.number) for e in done[:20]) + (" ..." if len(done) > 20 else "")
+    raise AutokdError(f"--trial {number}: study {study.study_name!r} has no complete trial {number}; "
+                      f"complete trials: {shown or 'none yet'}")
 
 
 def comment_safe(text: str) -> str:

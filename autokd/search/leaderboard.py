@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from autokd.search.ledger import FAIL_REASON_ATTR, STEPS_ATTR, STRATEGY_ATTR, is_void
+from autokd.search.ledger import FAIL_REASON_ATTR, FOOTPRINT_ATTR, STEPS_ATTR, STRATEGY_ATTR, is_void
+from autokd.search.objectives import Judging, judging_of, pareto_front
 
 
 @dataclass
@@ -16,20 +17,46 @@ class Entry:
     strategy: dict
     seconds: Optional[float]
     steps: Optional[int] = None  # training steps, every model and stage of its scheme (None: not recorded)
+    values: list[float] = field(default_factory=list)  # every objective's value (the first is ``value``)
+    footprint: Optional[dict] = None  # the shipped student's size and speed (None: not recorded)
 
 
-def ranked(study) -> list[Entry]:
-    """Complete trials, best validation accuracy first (ties: the earlier trial)."""
+def judging(study) -> Judging:
+    """The study's objectives and constraints (one objective and none for a study without settings)."""
+    from autokd.search.study import SETTINGS_ATTR, read_settings
+
+    if not study._storage.get_study_system_attrs(study._study_id).get(SETTINGS_ATTR):
+        return Judging()
+    return judging_of(read_settings(study).space_text)
+
+
+def complete_entries(study) -> list[Entry]:
+    """Every complete trial that holds a strategy, feasible or not, in trial order (rank 0)."""
     from optuna.trial import TrialState
 
     trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if STRATEGY_ATTR in t.user_attrs]
-    trials.sort(key=lambda t: (-t.value, t.number))
-    return [
-        Entry(i + 1, t.number, t.value, t.user_attrs[STRATEGY_ATTR],
-              (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_start and t.datetime_complete else None,
-              t.user_attrs.get(STEPS_ATTR))
-        for i, t in enumerate(trials)
-    ]
+    return [Entry(0, t.number, t.values[0], t.user_attrs[STRATEGY_ATTR],
+                  (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_start and t.datetime_complete
+                  else None, t.user_attrs.get(STEPS_ATTR), list(t.values), t.user_attrs.get(FOOTPRINT_ATTR))
+            for t in trials]
+
+
+def ranked(study) -> list[Entry]:
+    """Complete trials whose student meets the study's constraints, best validation accuracy
+    first (ties: the earlier trial)."""
+    rules = judging(study)
+    entries = [e for e in complete_entries(study) if rules.feasible(e.footprint)]
+    entries.sort(key=lambda e: (-e.value, e.number))
+    return [replace(e, rank=i + 1) for i, e in enumerate(entries)]
+
+
+def front(study) -> list[Entry]:
+    """The Pareto front of the feasible trials over the study's objectives, most accurate first
+    (with one objective: the most accurate trial)."""
+    rules = judging(study)
+    entries = ranked(study)
+    on_front = set(pareto_front([(e.number, e.values) for e in entries], rules.objectives))
+    return [e for e in entries if e.number in on_front]
 
 
 def failures(study) -> list[tuple[int, str]]:
@@ -52,7 +79,8 @@ def importances(study) -> dict[str, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "few trials in some regimes": expected early in a search
         try:
-            return optuna.importance.get_param_importances(study)
+            target = (lambda t: t.values[0]) if len(study.directions) > 1 else None  # accuracy's importances
+            return optuna.importance.get_param_importances(study, target=target)
         except (RuntimeError, ValueError):
             return {}
 
@@ -63,12 +91,23 @@ def describe_strategy(data: dict) -> str:
     return strategy_from_dict(data).describe()
 
 
-def format_leaderboard(entries: list[Entry], top: int = 10) -> str:
+def format_leaderboard(entries: list[Entry], top: int = 10, empty: str = "no complete trials yet") -> str:
+    """A table of ``entries`` (the student's size and speed too where trials recorded them)."""
     if not entries:
-        return "no complete trials yet"
-    lines = [f"{'rank':>4}  {'trial':>5}  {'val acc':>7}  {'steps':>7}  {'time':>6}  strategy"]
+        return empty
+    sized = any(e.footprint for e in entries[:top])
+    size_head = f"  {'params':>9}  {'KiB':>7}  {'ms':>6}" if sized else ""
+    lines = [f"{'rank':>4}  {'trial':>5}  {'val acc':>7}{size_head}  {'steps':>7}  {'time':>6}  strategy"]
     for e in entries[:top]:
         steps = f"{e.steps:>7,}" if e.steps is not None else f"{'-':>7}"
         seconds = f"{e.seconds:>5.0f}s" if e.seconds is not None else f"{'-':>6}"
-        lines.append(f"{e.rank:>4}  {e.number:>5}  {e.value:>6.2f}%  {steps}  {seconds}  {describe_strategy(e.strategy)}")
+        size = f"  {_size_text(e.footprint)}" if sized else ""
+        rank = f"{e.rank:>4}" if e.rank else f"{'-':>4}"
+        lines.append(f"{rank}  {e.number:>5}  {e.value:>6.2f}%{size}  {steps}  {seconds}  {describe_strategy(e.strategy)}")
     return "\n".join(lines)
+
+
+def _size_text(footprint: Optional[dict]) -> str:
+    if not footprint:
+        return f"{'-':>9}  {'-':>7}  {'-':>6}"
+    return f"{footprint['params']:>9,}  {footprint['size_bytes'] / 1024:>7.1f}  {footprint['latency_ms']:>6.3f}"

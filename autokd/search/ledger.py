@@ -23,6 +23,7 @@ FAIL_REASON_ATTR = "fail_reason"
 STRATEGY_ATTR = "strategy"
 REQUEUED_ATTR = "requeued_from"
 STEPS_ATTR = "steps"  # the trial's cost: training steps, every model and stage of its scheme
+FOOTPRINT_ATTR = "footprint"  # the shipped student's size and speed (autokd.compression.Footprint fields)
 
 
 @dataclass
@@ -83,16 +84,19 @@ def mark_owner(study, trial_id: int) -> None:
     study._storage.set_trial_system_attr(trial_id, OWNER_ATTR, current_owner().tag())
 
 
-def record_result(study, number: int, *, value: Optional[float] = None, pruned: bool = False,
-                  reason: Optional[str] = None, steps: Optional[int] = None) -> str:
-    """Tell the study how a trial ended (``steps``: what it cost, when known); returns the
-    :class:`TrialCounts` field it counts in."""
+def record_result(study, number: int, *, value=None, pruned: bool = False, reason: Optional[str] = None,
+                  steps: Optional[int] = None, footprint: Optional[dict] = None) -> str:
+    """Tell the study how a trial ended (``value``: a number, or a list with several objectives;
+    ``steps``: what it cost; ``footprint``: its student's size and speed, stored before the study is
+    told so that samplers' constraints read it); returns the :class:`TrialCounts` field it counts in."""
     from optuna.trial import TrialState
 
-    if steps is not None or reason is not None:
+    if steps is not None or reason is not None or footprint is not None:
         trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
         if steps is not None:
             study._storage.set_trial_user_attr(trial_id, STEPS_ATTR, int(steps))
+        if footprint is not None:
+            study._storage.set_trial_user_attr(trial_id, FOOTPRINT_ATTR, dict(footprint))
     if reason is not None:
         study._storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
         study.tell(number, state=TrialState.FAIL, skip_if_finished=True)

@@ -13,7 +13,7 @@ from autokd.search.claims import NoNewStrategy, claim_trial
 from autokd.search.ledger import interrupt_own_trials, record_result
 from autokd.search.monitor import SearchMonitor
 from autokd.search.pruning import report_epochs
-from autokd.search.trial import run_trial
+from autokd.search.trial import run_trial, told_value
 
 
 def run_local(study, space, prepared, teacher_cache, budget: int, monitor: SearchMonitor,
@@ -48,7 +48,8 @@ def _run(study, space, prepared, teacher_cache, budget, monitor, pruning) -> Opt
 
         def report(stats, trial=trial, cost=cost):
             cost["steps"] = stats.steps
-            trial.report(stats.val_acc, stats.epoch)
+            if not space.spec.multi_objective:  # Optuna keeps no intermediate values with several objectives
+                trial.report(stats.val_acc, stats.epoch)
             monitor.epoch()
             if pruning and stats.epoch < stats.epochs and trial.should_prune():
                 raise optuna.TrialPruned()
@@ -59,6 +60,7 @@ def _run(study, space, prepared, teacher_cache, budget, monitor, pruning) -> Opt
         except optuna.TrialPruned:
             monitor.trial_finished(record_result(study, trial.number, pruned=True, steps=cost["steps"]), None)
             continue
-        state = record_result(study, trial.number, value=outcome.value, reason=outcome.reason,
-                              steps=outcome.steps if outcome.steps is not None else cost["steps"])
+        state = record_result(study, trial.number, value=told_value(space.spec, outcome), reason=outcome.reason,
+                              steps=outcome.steps if outcome.steps is not None else cost["steps"],
+                              footprint=outcome.footprint)
         monitor.trial_finished(state, outcome.value)

@@ -59,6 +59,6 @@ class SearchMonitor:
 def _best_value(study) -> Optional[float]:
     from optuna.trial import TrialState
 
-    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    values = [t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     return max(values) if values else None
 

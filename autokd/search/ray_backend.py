@@ -28,8 +28,10 @@ def _trainable(config: dict, prepared=None, teacher_cache=None) -> None:
 
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
 
-    def report(stats) -> None:
-        tune.report({METRIC: stats.val_acc, "epoch": stats.epoch, "train_loss": stats.train_loss, "steps": stats.steps})
+    def report(stats) -> None:  # the rungs; the last epoch is reported below, with the deployed student's accuracy
+        if stats.epoch < stats.epochs:
+            tune.report({METRIC: stats.val_acc, "epoch": stats.epoch, "train_loss": stats.train_loss,
+                         "steps": stats.steps})
 
     try:
         strategy = strategy_from_dict(config["strategy"])
@@ -39,6 +41,9 @@ def _trainable(config: dict, prepared=None, teacher_cache=None) -> None:
     outcome = run_trial(prepared, strategy, teacher_cache, report, config.get("report_at"))
     if outcome.failed:
         tune.report({METRIC: 0.0, "failed": outcome.reason})
+    else:
+        tune.report({METRIC: outcome.value, "epoch": strategy.recipe.epochs, "steps": outcome.steps,
+                     "footprint": outcome.footprint})
 
 
 def make_searcher(study, space, budget: int, epochs: int, monitor: SearchMonitor):

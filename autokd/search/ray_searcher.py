@@ -14,6 +14,13 @@ from autokd.search.claims import NoNewStrategy, claim_trial
 from autokd.search.ledger import interrupt_own_trials, record_result, void_trial
 from autokd.search.monitor import SearchMonitor
 from autokd.search.study import METRIC_NAME as METRIC
+from autokd.search.trial import TrialOutcome, told_value
+
+
+def _footprint(result: dict):
+    """The trial's footprint from its last result (Tune flattens nested dicts: ``footprint/params``)."""
+    flat = {key.split("/", 1)[1]: value for key, value in result.items() if key.startswith("footprint/")}
+    return result.get("footprint") or flat or None
 
 
 class StudySearcher(Searcher):
@@ -57,6 +64,8 @@ class StudySearcher(Searcher):
 
     def _report(self, trial, result: dict) -> None:
         step = int(result["epoch"])
+        if self.space.spec.multi_objective:  # Optuna keeps no intermediate values with several objectives
+            return
         if step not in self.reported.setdefault(trial.number, set()):
             self.reported[trial.number].add(step)
             trial.report(result[METRIC], step)
@@ -76,9 +85,10 @@ class StudySearcher(Searcher):
             steps = result.get("steps")
             self.monitor.trial_finished(record_result(self.study, trial.number, pruned=True, steps=steps), None)
         else:
-            value = float(result[METRIC])
-            steps = result.get("steps")
-            self.monitor.trial_finished(record_result(self.study, trial.number, value=value, steps=steps), value)
+            outcome = TrialOutcome(float(result[METRIC]), steps=result.get("steps"), footprint=_footprint(result))
+            state = record_result(self.study, trial.number, value=told_value(self.space.spec, outcome),
+                                  steps=outcome.steps, footprint=outcome.footprint)
+            self.monitor.trial_finished(state, outcome.value)
 
     def _worker_died(self, trial) -> None:
         """A dead worker says nothing about the strategy: the trial is void and runs once more;

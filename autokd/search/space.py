@@ -12,18 +12,24 @@
       lr: null                                     # or {low: 0.001, high: 0.05, log: true}
       schemes: [single]                            # or more of single, born_again, mutual, online
       scheme_knobs: {}                             # per scheme: its knobs searched (see scheme_space)
+      student: {}                                  # the student's kwargs searched, e.g. {channels: [32, 64]}
+      quantize: none                               # or 8, 4, or a list such as [none, 8, 4]
+      prune: null                                  # or {amount: ..., of: teacher | student}
+      objectives: [accuracy]                       # or [accuracy, params | size | latency | macs, ...]
+      constraints: {}                              # max_params, max_size_kb, max_latency_ms, max_macs
 
 ``pairs``: ``auto`` pairs the teacher's and student's stages of equal resolution; a list of
 ``{teacher, student}`` fixes the pairs; ``search`` lets the searcher choose, for each student
 stage, which teacher stage it matches (any resolution) or none; ``{student: [...], teacher:
-[...]}`` does the same over the layers listed. :mod:`autokd.search.strategy_space` turns a
+[...]}`` does the same over the layers listed. The last five keys say what is shipped and what
+it is judged by (:mod:`autokd.search.shipped_space`). :mod:`autokd.search.strategy_space` turns a
 validated space into parameters and strategies.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from autokd.config.parse import convert, from_mapping
 from autokd.errors import ConfigError, did_you_mean, short_repr
@@ -87,6 +93,15 @@ class SpaceSpec:
     # stop weak trials early at the grace period (half the proxy); off where early epochs rank
     # strategies unlike the end of the proxy (measure with benchmarks/proxy_fidelity.py)
     pruning: bool = True
+    student: dict = field(default_factory=dict)  # kwarg -> fixed value, choices or FloatRange (parsed)
+    quantize: Any = "none"  # a list of choices once parsed ("none", 8, 4)
+    prune: Optional[dict] = None  # {amount: fixed, choices or FloatRange; of; recover_epochs} once parsed
+    objectives: Any = field(default_factory=lambda: ["accuracy"])
+    constraints: dict = field(default_factory=dict)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
 
 
 def space_from_dict(data: Optional[dict], where: str = "space") -> SpaceSpec:
@@ -119,6 +134,9 @@ def space_from_dict(data: Optional[dict], where: str = "space") -> SpaceSpec:
     from autokd.search.scheme_space import parse_scheme_knobs  # (it imports this module)
 
     spec.scheme_knobs = parse_scheme_knobs(spec.schemes, spec.scheme_knobs, where)
+    from autokd.search.shipped_space import parse_shipped  # (it imports this module)
+
+    parse_shipped(spec, where)
     return spec
 
 

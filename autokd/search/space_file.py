@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from autokd.config.files import resolve_space_path, task_mapping, with_data_root_resolved
 from autokd.config.task import TaskSpec, task_from_dict
@@ -23,10 +23,18 @@ class SpaceFile:
     source: str
 
 
-def load_space_file(ref: Union[str, Path]) -> SpaceFile:
-    """A shipped space by name (``default``) or a path to a space file."""
+def load_space_file(ref: Union[str, Path], overrides: Optional[dict] = None) -> SpaceFile:
+    """A shipped space by name (``default``) or a path to a space file; ``overrides``: keys of its
+    ``space`` section replaced (``constraints`` merged), as command-line flags set them."""
     path = resolve_space_path(ref)
     data = load_yaml_file(path)
+    if overrides:
+        space = dict(data.get("space") or {}) if isinstance(data.get("space") or {}, dict) else data.get("space")
+        if isinstance(space, dict):
+            constraints = overrides.get("constraints")
+            if constraints and isinstance(space.get("constraints"), dict):
+                overrides = {**overrides, "constraints": {**space["constraints"], **constraints}}
+            data = {**data, "space": {**space, **overrides}}
     if isinstance(data.get("task"), dict):  # a relative data.root: relative to this file, stored absolute
         data = {**data, "task": with_data_root_resolved(data["task"], path)}
     return space_file_from_dict(data, source=str(path))

@@ -10,7 +10,8 @@ that reads them (the ``_build_*`` methods); a parameter whose part is off is not
 - fixed pairs (``pairs: auto`` or a list): ``pair[T->S].loss`` and ``.scale``;
 - layer search (``pairs: search``): ``match[S].teacher`` (a teacher layer or none), ``.loss``, ``.scale``;
 - relations: ``relation[LOSS].on`` and ``.scale``; ``lr``;
-- schemes: ``scheme`` and ``scheme[KIND].KNOB`` (:mod:`autokd.search.scheme_space`).
+- schemes: ``scheme`` and ``scheme[KIND].KNOB`` (:mod:`autokd.search.scheme_space`);
+- what is shipped: ``student.KWARG``, ``quantize``, ``prune.amount`` (:mod:`autokd.search.shipped_space`).
 
 Loss weights are ``scale x`` each loss's published default weight.
 """
@@ -26,6 +27,7 @@ from typing import Any, Callable, Optional
 from autokd.config.strategy import PairLoss, Recipe, RelationLoss, Strategy
 from autokd.losses import EMBEDDING_LOSSES, LOGIT_LOSSES, PAIR_LOSSES
 from autokd.search.scheme_space import build_scheme, scheme_dimensions
+from autokd.search.shipped_space import build_shipped, shipped_dimensions
 from autokd.search.space import NONE, FloatRange, SpaceSpec
 
 Pick = Callable[[str, Any], Any]
@@ -84,7 +86,7 @@ class SearchSpace:
             dims += self._scale_dim(relation_param(loss, "scale"))
         if isinstance(s.lr, FloatRange):
             dims.append(Dimension("lr", range=s.lr))
-        return dims + scheme_dimensions(s.schemes, s.scheme_knobs)
+        return dims + scheme_dimensions(s.schemes, s.scheme_knobs) + shipped_dimensions(s)
 
     def _scale_dim(self, name: str) -> list[Dimension]:
         scale = self.spec.weight_scale
@@ -152,9 +154,11 @@ class SearchSpace:
         lr = pick("lr", s.lr)
         if lr is not None:
             recipe = replace(recipe, lr=float(lr))
+        student, compression = build_shipped(s, pick)
         return Strategy(temperature=temperature, alpha=alpha, logit_loss=logit_loss, logit_params=logit_params,
                         logit_standardization=standardize, pairs=pairs, relations=self._build_relations(pick),
-                        recipe=replace(recipe), scheme=build_scheme(s.schemes, s.scheme_knobs, pick))
+                        recipe=replace(recipe), scheme=build_scheme(s.schemes, s.scheme_knobs, pick),
+                        student=student, compression=compression)
 
     def _build_logit(self, pick: Pick) -> tuple[str, bool, dict]:
         s = self.spec

@@ -67,17 +67,24 @@ def read_settings(study, wait: float = 0.0) -> SearchSettings:
 
 
 def check_same_search(study, settings: SearchSettings) -> SearchSettings:
-    """Refuse to continue ``study`` with another space or direction; returns its stored settings."""
-    import optuna
-
+    """Refuse to continue ``study`` with another space or directions; returns its stored settings."""
     old = read_settings(study, wait=10.0)
     if old.space_fingerprint() != settings.space_fingerprint():
         raise AutokdError(
             f"study {study.study_name!r} was made with a different search space ({old.space_source}); "
             f"resume it with that space, or start a new study with --name")
-    if study.directions != [optuna.study.StudyDirection.MAXIMIZE]:
-        raise AutokdError(f"study {study.study_name!r} does not maximise one value; it was not made by autokd")
+    wanted = study_directions(settings)
+    if [d.name.lower() for d in study.directions] != wanted:
+        raise AutokdError(f"study {study.study_name!r} does not {' and '.join(wanted)} its values as the space's "
+                          f"objectives say; it was not made by autokd")
     return old
+
+
+def study_directions(settings: SearchSettings) -> list[str]:
+    """Optuna's directions for the space's objectives (one maximised value by default)."""
+    from autokd.search.objectives import directions, judging_of
+
+    return directions(judging_of(settings.space_text).objectives)
 
 
 def check_same_teacher(study, teacher, further=None) -> None:
@@ -109,14 +116,14 @@ def open_study(name: str, storage, settings: SearchSettings, teacher, further=No
     created = study is None
     if created:
         try:
-            study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+            study = optuna.create_study(study_name=name, storage=storage, directions=study_directions(settings))
         except optuna.exceptions.DuplicatedStudyError:  # another process created it a moment ago
             study, created = find_study(name, storage), False
     if created:
         _write(study, SETTINGS_ATTR, settings.to_dict())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([METRIC_NAME])  # optuna-dashboard labels its axis with it
+            study.set_metric_names(metric_names(settings))  # optuna-dashboard labels its axes with them
     else:
         old = check_same_search(study, settings)
         check_same_teacher(study, teacher, further)
@@ -127,6 +134,13 @@ def open_study(name: str, storage, settings: SearchSettings, teacher, further=No
         record = {"fingerprint": teacher.fingerprint, "source": teacher.source, "path": teacher.path}
         _write(study, TEACHER_ATTR, {**record, **({"further": [t.fingerprint for t in further]} if further else {})})
     return study, created
+
+
+def metric_names(settings: SearchSettings) -> list[str]:
+    from autokd.search.objectives import judging_of
+
+    objectives = judging_of(settings.space_text).objectives
+    return [METRIC_NAME, *objectives[1:]]
 
 
 def _write(study, key: str, value) -> None:

@@ -8,7 +8,7 @@ out of memory, an error inside a loss) is a FAIL with a readable reason, not a c
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable, Collection, Optional
 
 import torch
@@ -24,6 +24,7 @@ class TrialOutcome:
     value: Optional[float]  # final validation accuracy, None when failed
     reason: Optional[str] = None  # why it failed
     steps: Optional[int] = None  # what it cost in training steps (None when it failed)
+    footprint: Optional[dict] = None  # the shipped student's Footprint as a dict (None when it failed)
 
     @property
     def failed(self) -> bool:
@@ -38,7 +39,8 @@ def run_trial(
     report_at: Optional[Collection[int]] = None,
 ) -> TrialOutcome:
     """Train with ``strategy`` (its recipe is the proxy recipe); ``report`` sees the validation
-    accuracy after each epoch in ``report_at`` and after the last (``None``: every epoch).
+    accuracy after each epoch in ``report_at`` and after the last (``None``: every epoch); the
+    outcome's value is the deployed student's (a quantized one converted), measured after that.
 
     Exceptions that stop a trial on purpose (Optuna's TrialPruned, Tune's SystemExit) pass through.
     """
@@ -59,4 +61,16 @@ def run_trial(
     except Exception as exc:  # a strategy that makes a loss raise must not end the search
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return TrialOutcome(None, f"{type(exc).__name__}: {exc} (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
-    return TrialOutcome(result.val_acc, steps=result.steps)
+    footprint = asdict(result.footprint) if result.footprint is not None else None
+    return TrialOutcome(result.val_acc, steps=result.steps, footprint=footprint)
+
+
+def told_value(spec, outcome: TrialOutcome):
+    """What the study is told for a finished trial: its accuracy, or with several objectives the
+    list of their values (None when it failed)."""
+    from autokd.search.objectives import trial_values
+
+    if outcome.failed:
+        return None
+    values = trial_values(spec.objectives, outcome.value, outcome.footprint)
+    return values if spec.multi_objective else values[0]

@@ -23,11 +23,19 @@ def run_seed(seed: int, created: bool, owner_tag: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}|{owner_tag}".encode()).digest()[:4], "big")
 
 
+def _constraints(space) -> dict:
+    """``constraints_func`` for samplers that take it, when the space has constraints."""
+    from autokd.search.objectives import constraints_func
+
+    return {"constraints_func": constraints_func(space.spec.constraints)} if space.spec.constraints else {}
+
+
 def _tpe(space, seed):
     import optuna
 
     # multivariate with the constant liar: several trials in flight do not all land on one point
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+                                      **_constraints(space))
 
 
 def _random(space, seed):
@@ -44,13 +52,24 @@ EVOLUTION_POPULATION = 10
 def _evolution(space, seed):
     import optuna
 
-    return optuna.samplers.NSGAIISampler(population_size=EVOLUTION_POPULATION, seed=seed)
+    return optuna.samplers.NSGAIISampler(population_size=EVOLUTION_POPULATION, seed=seed, **_constraints(space))
 
 
 def _ppo(space, seed):
     from autokd.search.samplers.ppo import PPOSampler
 
     return PPOSampler(space, seed=seed)
+
+
+def check_sampler_fits(name: str, space) -> None:
+    """PPO learns from one reward: it takes neither several objectives nor constraints."""
+    from autokd.errors import AutokdError
+
+    spec = space.spec
+    if name == "ppo" and (spec.multi_objective or spec.constraints):
+        what = f"objectives {', '.join(spec.objectives)}" if spec.multi_objective else "constraints"
+        raise AutokdError(f"--sampler ppo learns from one reward and does not take {what}; use --sampler tpe, "
+                          f"random or evolution (NSGA-II), or search accuracy alone without constraints")
 
 
 FACTORIES = {"tpe": _tpe, "random": _random, "ppo": _ppo, "evolution": _evolution}
