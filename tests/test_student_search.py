@@ -13,7 +13,9 @@ from autokd.search.ledger import FOOTPRINT_ATTR, STRATEGY_ATTR, counts
 from autokd.search.objectives import pareto_front
 from autokd.search.space import space_from_dict
 from autokd.search.strategy_space import SearchSpace
-from conftest import run_cli, write_space
+from conftest import TINY_TASK, run_cli, write_space
+
+TINY_STUDENT_CHANNELS = TINY_TASK["student"]["kwargs"]["channels"]
 
 # one strategy per student: only the shipped knobs are searched
 SHIPPED = {"temperature": 4.0, "alpha": 0.5, "logit_losses": ["kd"], "pair_losses": ["none"], "relation_losses": [],
@@ -135,3 +137,32 @@ def test_a_ray_search_with_tpe_records_footprints_and_marks_infeasible_trials(tm
         assert exported.returncode == 0 and f"trial {best.number} (rank 1 of {len(feasible)})" in exported.stdout
     else:
         assert exported.returncode == 2 and "feasible" in exported.stderr
+
+
+def test_compare_of_a_multi_objective_study_retrains_front_points_and_baselines_at_their_sizes(tmp_path):
+    import json
+
+    import pandas as pd
+
+    space = write_space(tmp_path / "s.yaml", space={**SHIPPED, "quantize": "none"})
+    db = tmp_path / "mo.db"
+    out = run_cli("search", "--space", space, "--budget", "3", "--workers", "0", "--storage", db, "--name", "mo",
+                  "--objectives", "accuracy,params")
+    assert out.returncode == 0, out.stderr
+    (tmp_path / "baselines.yaml").write_text("baselines:\n  student: {alpha: 0.0}\n  kd: {alpha: 0.9, temperature: 4.0}\n")
+    report = tmp_path / "report"
+    result = run_cli("compare", "mo", "--storage", db, "--baselines", tmp_path / "baselines.yaml", "--top-k", "3",
+                     "--seeds", "1", "--epochs", "1", "--workers", "0", "--out", report)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "point(s) of its Pareto front" in result.stderr
+    study = optuna.load_study(study_name="mo", storage=f"sqlite:///{db}")
+    widths = {t.user_attrs[STRATEGY_ATTR]["student"]["channels"] for t in study.best_trials}
+    summary = pd.read_csv(report / "summary.csv")
+    names = set(summary["name"])
+    for width in widths - {TINY_STUDENT_CHANNELS}:  # every searched student size gets the baselines too
+        assert {f"kd @ channels={width}", f"student @ channels={width}"} <= names, names
+    assert summary["size_kib"].notna().all() and summary["params"].notna().all()
+    runs = [json.loads(line) for line in (report / "runs.jsonl").read_text().splitlines() if line.strip()]
+    assert all(r["footprint"]["latency_ms"] > 0 for r in runs)
+    if len(set(summary["params"])) > 1:
+        assert (report / "size.png").exists() and "Accuracy against size" in (report / "report.md").read_text()

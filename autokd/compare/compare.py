@@ -18,7 +18,9 @@ from typing import Callable, Optional
 
 from autokd.config.baselines import baselines_that_adapt
 from autokd.compare.execute import JobResult, run_jobs
-from autokd.compare.plan import as_job, found_contenders, jobs_for, with_baselines
+from autokd.compare.plan import (
+    as_job, fitting, found_contenders, jobs_for, shipped_baselines, spread, with_baselines,
+)
 from autokd.compare.results import FAILED, OK, Comparison, RunRecord
 from autokd.compare.store import RunStore
 from autokd.compare.summary import summarise
@@ -46,7 +48,7 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     """Retrain the study's best ``top_k`` distinct strategies and the baselines (runs already in
     OUT/runs.jsonl are reused) and summarise them; the report is written by :func:`write_report`."""
     from autokd.search.binding import bind_space
-    from autokd.search.leaderboard import ranked
+    from autokd.search.leaderboard import front, judging, ranked
     from autokd.search.space_file import space_file_from_text
     from autokd.search.study import check_same_teacher, read_settings
     from autokd.training.run import prepare_task
@@ -56,14 +58,18 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     space_file = space_file_from_text(settings.space_text, settings.space_source)
     task = space_file.task
     recipe = task.recipes.full if request.epochs is None else replace(task.recipes.full, epochs=request.epochs)
-    entries = ranked(study)
+    multi = judging(study).multi_objective
+    entries = spread(front(study), request.top_k) if multi else ranked(study)
     if not entries:
-        raise AutokdError(f"study {study.study_name!r} has no complete trial yet; nothing to compare")
+        raise AutokdError(f"study {study.study_name!r} has no complete (and feasible) trial yet; nothing to compare")
     found = found_contenders(entries, space_file, request.epochs, request.top_k)
+    if multi:
+        say(f"multi-objective study: {len(found)} point(s) of its Pareto front, spread over it (--top-k {request.top_k})")
     baselines, left_out = baselines_that_adapt(request.baselines_path, bind_space(space_file).pairs, recipe, task)
     if left_out:
         say(f"baselines left out (this task cannot take them: no layer pairs, one teacher, or no assistant size "
             f"between teacher and student): {', '.join(left_out)}")
+    baselines = baselines + shipped_baselines(found, baselines)
     contenders = with_baselines(found, baselines, task)
     seeds = [recipe.seed + i for i in range(request.seeds)]
     jobs = jobs_for(contenders, seeds, task)
@@ -74,6 +80,11 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
         f"({len(jobs) - len(todo)} already done)")
     prepared = prepare_task(task, request.device, progress=say)  # a diverging teacher is an AutokdError
     check_same_teacher(study, prepared.teacher_info)  # the teacher the study was searched with
+    contenders, unfit = fitting(prepared, contenders)
+    if unfit:
+        say(f"baselines left out at a searched student size (they do not fit that student): {', '.join(unfit)}")
+        jobs = jobs_for(contenders, seeds, task)
+        todo = [j for j in jobs if j.key not in store]
     if any(j.strategy.scheme.kind == "ensemble" for j in todo):  # loaded once here, not in every run
         from autokd.training.extra_teachers import extra_teachers
 
@@ -108,7 +119,7 @@ def _execute(prepared, todo, store: RunStore, request: CompareRequest, status: S
         j, o = result.job, result.outcome
         seed = j.strategy.recipe.seed
         store.add(RunRecord(j.name, j.kind, seed, o.val_acc, o.test_acc, o.seconds, j.key,
-                            FAILED if o.reason else OK, o.reason, o.steps))
+                            FAILED if o.reason else OK, o.reason, o.steps, o.footprint))
         done += 1
         elapsed = time.monotonic() - start
         last = f"failed ({o.reason})" if o.reason else f"test {o.test_acc:.2f}%"

@@ -7,7 +7,7 @@ or whose worker dies comes back as a failed result with its reason, and the othe
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Optional
 
 from autokd.config.strategy import Strategy
@@ -30,6 +30,7 @@ class Outcome:
     seconds: float
     reason: Optional[str] = None  # set when training diverged
     steps: Optional[int] = None  # training steps, every model and stage of the scheme (the run's cost)
+    footprint: Optional[dict] = None  # the shipped student's size and speed (autokd.compression.Footprint)
 
 
 @dataclass
@@ -53,7 +54,8 @@ def _train(prepared, strategy: Strategy, threads: Optional[int] = None) -> Outco
         return Outcome(None, None, time.perf_counter() - start, str(exc))
     except torch.OutOfMemoryError:
         return Outcome(None, None, time.perf_counter() - start, "out of memory")
-    return Outcome(result.val_acc, result.test_acc, result.seconds, steps=result.steps)
+    footprint = asdict(result.footprint) if result.footprint is not None else None
+    return Outcome(result.val_acc, result.test_acc, result.seconds, steps=result.steps, footprint=footprint)
 
 
 def run_in_process(prepared, jobs: list[Job], on_done: Callable[[JobResult], None]) -> None:

@@ -8,7 +8,8 @@ also a baseline is one contender, named both ways (``trial 4 = kd``) and counted
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import json
+from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
 from autokd.config.baselines import Baseline
@@ -48,6 +49,58 @@ def found_contenders(entries, space_file, epochs: Optional[int], top_k: int) -> 
             if len(chosen) == top_k:
                 break
     return list(chosen.values())
+
+
+def spread(entries: list, most: int) -> list:
+    """At most ``most`` of ``entries`` (a Pareto front, most accurate first), spread evenly over it:
+    the most and the least accurate kept."""
+    if len(entries) <= most:
+        return list(entries)
+    if most == 1:
+        return entries[:1]
+    step = (len(entries) - 1) / (most - 1)
+    return [entries[round(i * step)] for i in range(most)]
+
+
+def shipped_baselines(found: list[Contender], baselines: list[Baseline]) -> list[Baseline]:
+    """Each baseline again at every shipped student the found strategies use (their ``student``
+    kwargs and ``compression``) other than the task's own, named ``NAME @ WHAT``."""
+    from autokd.config.compression import Compression
+
+    shipped, out = {}, []
+    for c in found:
+        s = c.strategy
+        if s.student or not s.compression.empty:
+            shipped.setdefault(json.dumps([s.student, asdict(s.compression)], sort_keys=True, default=str),
+                               (s.student, s.compression))
+    for student, compression in shipped.values():
+        what = ", ".join([" ".join(f"{k}={v}" for k, v in student.items())] * bool(student)
+                         + [compression.describe()] * (not compression.empty))
+        for b in baselines:
+            if b.strategy.student or not b.strategy.compression.empty:
+                continue  # a baseline that sets its own student stays as it is
+            out.append(replace(b, name=f"{b.name} @ {what}", description=f"{b.description}; shipped as {what}",
+                               strategy=replace(
+                b.strategy, student=dict(student), compression=replace(compression) if compression else Compression())))
+    return out
+
+
+def fitting(prepared, contenders: list[Contender]) -> tuple[list[Contender], list[str]]:
+    """The contenders whose strategy fits the task's models (a baseline's pairs may name a layer a
+    searched student lacks), and the names of those left out. Found strategies always fit."""
+    from autokd.errors import AutokdError
+    from autokd.training.run import check_strategy
+
+    kept, unfit = [], []
+    for c in contenders:
+        if c.kind == BASELINE and (c.strategy.student or not c.strategy.compression.empty):
+            try:
+                check_strategy(prepared, c.strategy)
+            except AutokdError:
+                unfit.append(c.name)
+                continue
+        kept.append(c)
+    return kept, unfit
 
 
 def with_baselines(found: list[Contender], baselines: list[Baseline], task) -> list[Contender]:

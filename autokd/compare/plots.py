@@ -36,6 +36,9 @@ FIGURES = {
                        "in orange, baselines in blue.", 820),
     "cost.png": ("Full-length test accuracy (mean ± se) against one run's cost in training steps: what a scheme's "
                  "extra models and stages buy.", 720),
+    "size.png": ("Full-length test accuracy (mean ± se) against the student's size as deployed (KiB, log scale): "
+                 "found strategies in orange, baselines (at the task's student and at each searched student) in "
+                 "blue.", 720),
     "proxy_vs_full.png": ("Does the short proxy run rank strategies like full-length training? Proxy validation "
                           "accuracy against full-length test accuracy of the found strategies.", 660),
 }
@@ -82,6 +85,9 @@ def draw_all(c: Comparison, out_dir: Path) -> Figures:
         attempt("cost.png", lambda path: cost(costed, path))
     else:
         figures.notes["cost.png"] = "No run recorded its cost (runs stored by an older autokd), so there is no cost plot."
+    sized = [s for s in bars if finite(s.size_kib)]
+    if len({round(s.size_kib, 3) for s in sized}) > 1:  # only when the compared students differ in size
+        attempt("size.png", lambda path: size_tradeoff(sized, path))
     points = [s for s in c.summaries if s.kind == FOUND and finite(s.proxy_val) and finite(s.test_mean)]
     if points:
         attempt("proxy_vs_full.png", lambda path: proxy_vs_full(points, path, c.fidelity))
@@ -266,6 +272,23 @@ def cost(rows: Sequence[StrategySummary], path: Path) -> Path:
     ax.set_xlabel("cost of one run (thousands of training steps: batches x models trained)")
     ax.set_ylabel("test accuracy (%), mean ± se")
     ax.set_title("Accuracy against cost", fontsize=11)
+    ax.grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
+def size_tradeoff(rows: Sequence[StrategySummary], path: Path) -> Path:
+    """Test accuracy (mean ± se) against the deployed size, each strategy labelled."""
+    fig, ax = _figure(7.5, 4.6)
+    _style(ax)
+    for s in rows:
+        color = FOUND_COLOR if s.kind == FOUND else BASELINE_COLOR
+        se = s.test_se if finite(s.test_se) else 0.0
+        ax.errorbar(s.size_kib, s.test_mean, yerr=se, fmt="o", color=color, ecolor="#333", capsize=3, zorder=3)
+        ax.annotate(s.name, (s.size_kib, s.test_mean), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("student size as deployed (KiB, log scale)")
+    ax.set_ylabel("test accuracy (%), mean ± se")
+    ax.set_title("Accuracy against size", fontsize=11)
     ax.grid(True, alpha=0.3)
     return _save(fig, path)
 

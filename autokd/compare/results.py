@@ -29,6 +29,7 @@ class RunRecord:
     state: str = OK  # OK, or FAILED (training diverged); lines written before states existed are OK
     reason: Optional[str] = None  # why it failed
     steps: Optional[int] = None  # training steps of every model the scheme trained (None: run before costs were kept)
+    footprint: Optional[dict] = None  # the student's params, size_bytes, macs, latency_ms (None: not recorded)
 
     @property
     def ok(self) -> bool:
@@ -54,6 +55,9 @@ class StrategySummary:
     baselines: list[str] = field(default_factory=list)  # the baselines this very strategy is
     steps_mean: Optional[float] = None  # cost of one run in training steps (None: not recorded)
     seconds_mean: Optional[float] = None  # wall time of one run
+    params: Optional[int] = None  # the shipped student's parameters (None: no run recorded its footprint)
+    size_kib: Optional[float] = None  # its size as deployed
+    latency_ms: Optional[float] = None  # median over the runs of its batch-1 CPU latency
 
 
 @dataclass

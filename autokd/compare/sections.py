@@ -131,7 +131,18 @@ def comparison_section(c: Comparison, figures: Figures) -> list[Block]:
         ], style))
     return ([Heading("Comparison"), Table(columns, table_rows, "ranking"), _comparison_note(c, best_found, best_base)]
             + _same_as_baseline_notes(c) + _figure_or_note("comparison.png", "comparison plot", figures)
-            + _figure_or_note("cost.png", "accuracy against cost", figures))
+            + _figure_or_note("cost.png", "accuracy against cost", figures) + _size_blocks(c, figures))
+
+
+def _size_blocks(c: Comparison, figures: Figures) -> list[Block]:
+    """The students' size and speed, when the compared students differ in size (a student search)."""
+    if "size.png" not in figures.drawn and "size.png" not in figures.notes:
+        return []
+    rows = sorted((s for s in c.summaries if finite(s.size_kib)), key=lambda s: s.size_kib)
+    table = simple_table(["strategy", "kind", "params", "KiB as deployed", "ms (batch 1, 1 CPU thread)", "test mean"],
+                         [[s.name, s.kind, f"{s.params:,}", f"{s.size_kib:,.1f}", f"{s.latency_ms:.3f}",
+                           fmt_acc(s.test_mean)] for s in rows], align="llrrrr")
+    return [Heading("Accuracy against size", 3), table] + _figure_or_note("size.png", "accuracy against size", figures)
 
 
 def _comparison_note(c: Comparison, best_found, best_base) -> Paragraph:

@@ -71,10 +71,13 @@ def _summary(c: Contender, runs: list[RunRecord], student_mean: Optional[float],
         if student_mean is not None:
             gap = gap_closed(test_mean, student_mean, teacher_test)
     steps = [r.steps for r in ok if r.steps is not None]
+    sized = [r.footprint for r in ok if r.footprint]
     return StrategySummary(c.name, c.kind, c.description, len(ok), len(runs) - len(ok), test_mean, test_sd, test_se,
                            val_mean, gap, c.proxy_val, c.trial_number, list(c.baselines),
                            statistics.fmean(steps) if steps else None,
-                           statistics.fmean(r.seconds for r in ok) if ok else None)
+                           statistics.fmean(r.seconds for r in ok) if ok else None,
+                           sized[0]["params"] if sized else None, sized[0]["size_bytes"] / 1024 if sized else None,
+                           statistics.median(f["latency_ms"] for f in sized) if sized else None)
 
 
 def paired_with_best_baseline(winner: str, summaries: list[StrategySummary], runs: list[RunRecord]
