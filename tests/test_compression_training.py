@@ -135,3 +135,12 @@ def test_save_errors(tmp_path):
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an autokd student file"):
         autokd.load_student(tmp_path / "other.pt")
+
+
+def test_saving_a_born_again_ensemble_is_refused_before_training(tmp_path):
+    write_space(tmp_path / "tiny.yaml")
+    write_config(tmp_path / "c.yaml", {**KD, "scheme": {"kind": "born_again", "ensemble": True}}, "tiny.yaml")
+    proc = run_cli("train", "--config", "c.yaml", "--save", "s.pt", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: --save") and "epoch" not in proc.stderr
+    assert not (tmp_path / "s.pt").exists()

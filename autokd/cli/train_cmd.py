@@ -57,6 +57,8 @@ def train(config_path, epochs, seeds, out_path, save_path, device, threads, down
     for option, path in (("--out", out_path), ("--save", save_path)):
         if path:
             _check_out(path, option)  # before training: a bad path must not cost a training run
+    if save_path and getattr(strategy.scheme, "ensemble", False):
+        raise AutokdError(_ENSEMBLE_SAVE)
     prepared = prepare_task(config.task, device, progress=progress.say, on_teacher_epoch=_teacher_epoch_printer(progress))
     check_strategy(prepared, strategy)
     progress.say(f"strategy: {strategy.describe()}")
@@ -100,6 +102,11 @@ def _check_out(out_path, option: str = "--out") -> None:
     make_folder(target.parent, f"the {'results' if option == '--out' else 'student'} ({option})")
 
 
+_ENSEMBLE_SAVE = ("--save: this strategy ships an ensemble of born-again generations (scheme.ensemble: true), "
+                  "which cannot be saved as one student yet; set strategy.scheme.ensemble to false to ship the last "
+                  "generation")
+
+
 def _save_best(save_path, task_name: str, strategy, prepared, runs) -> None:
     """The student of the run best on validation, with what rebuilds it."""
     from autokd.compression.saved import save_student
@@ -109,8 +116,7 @@ def _save_best(save_path, task_name: str, strategy, prepared, runs) -> None:
 
     best = max(runs, key=lambda r: r.val_acc)
     if type(best.model).__name__ == "LogitEnsemble":
-        raise AutokdError("--save: this strategy ships an ensemble of born-again generations, which cannot be saved "
-                          "as one student yet; set strategy.scheme.ensemble to false to ship the last generation")
+        raise AutokdError(_ENSEMBLE_SAVE)
     meta = {"task": task_name, "strategy": strategy_to_dict(strategy), "seed": best.seed,
             "val_acc": best.val_acc, "test_acc": best.test_acc}
     save_student(Path(save_path).expanduser(), best.model, student_architecture(prepared, strategy),
