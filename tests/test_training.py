@@ -16,7 +16,7 @@ from autokd.models.registry import build_model
 from autokd.training.fit import TrainingFailed, accuracy, fit
 from autokd.training.run import check_strategy, train_strategy
 from autokd.training.students import build_distiller
-from autokd.training.teacher import get_teacher, teacher_cache_path
+from autokd.training.teacher import get_teacher, teacher_cache_path, teacher_content
 
 from conftest import TINY_TASK
 
@@ -118,7 +118,7 @@ def test_teacher_is_trained_once_then_read_from_the_cache(tmp_path, teacher_data
     epochs = []
     t1, info1 = get_teacher(task, teacher_data, "cpu", root, on_epoch=epochs.append)
     assert info1.source == "trained" and len(epochs) == 3
-    assert info1.path == str(teacher_cache_path(task, root)) and teacher_cache_path(task, root).is_file()
+    assert info1.path == str(teacher_cache_path(task, root, teacher_content(task, teacher_data))) and teacher_cache_path(task, root, teacher_content(task, teacher_data)).is_file()
     assert not list((root / "teachers").glob("*.tmp"))
     assert info1.val_acc > CHANCE + 5
     t2, info2 = get_teacher(task, teacher_data, "cpu", root, on_epoch=epochs.append)
@@ -129,9 +129,9 @@ def test_teacher_is_trained_once_then_read_from_the_cache(tmp_path, teacher_data
     assert not t2.training and not any(p.requires_grad for p in t2.parameters())
     # a different teacher recipe is a different cache entry; train_size is not part of the key
     other = replace(task, teacher=replace(task.teacher, recipe=replace(task.teacher.recipe, epochs=1)))
-    assert teacher_cache_path(other, root) != teacher_cache_path(task, root)
+    assert teacher_cache_path(other, root, teacher_content(other, teacher_data)) != teacher_cache_path(task, root, teacher_content(task, teacher_data))
     same = replace(task, data=replace(task.data, train_size=123))
-    assert teacher_cache_path(same, root) == teacher_cache_path(task, root)
+    assert teacher_cache_path(same, root, teacher_content(same, teacher_data)) == teacher_cache_path(task, root, teacher_content(task, teacher_data))
     # retrain ignores the cache
     _, info3 = get_teacher(task, teacher_data, "cpu", root, retrain=True)
     assert info3.source == "trained"
@@ -228,14 +228,14 @@ def test_a_diverging_teacher_is_an_error_naming_the_knob(tmp_path, teacher_data)
     message = str(info.value)
     assert "teacher 'cnn1d' diverged" in message and "epoch 1" in message, message
     assert "lower task.teacher.recipe.lr (now 1e+06)" in message and "\n" not in message
-    assert not teacher_cache_path(task, tmp_path / "cache").exists()
+    assert not teacher_cache_path(task, tmp_path / "cache", teacher_content(task, teacher_data)).exists()
 
 
 @pytest.mark.parametrize("content", ["garbage", "wrong_mapping", "wrong_shapes"])
 def test_a_corrupt_cached_teacher_is_trained_again_saying_why(tmp_path, teacher_data, content):
     task = _tiny_task(epochs=1)
     root = tmp_path / "cache"
-    path = teacher_cache_path(task, root)
+    path = teacher_cache_path(task, root, teacher_content(task, teacher_data))
     path.parent.mkdir(parents=True)
     if content == "garbage":
         path.write_bytes(b"\x00not a zip" * 50)

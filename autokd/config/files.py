@@ -74,16 +74,24 @@ def task_mapping(ref: Union[str, Path], relative_to: Union[str, Path, None] = No
     return with_data_root_resolved(data["task"], path), f"{path.name}: task"
 
 
+DATA_PATHS = ("root", "path", "test_path")  # data keys that name files or folders
+
+
 def with_data_root_resolved(task, written_in: Union[str, Path]):
-    """``task`` with a relative ``data.root`` made absolute, relative to the folder of the file it was
-    ``written_in`` (as a task file named in a config is), so a config means the same data from any
+    """``task`` with a relative ``data.root``, ``data.path`` or ``data.test_path`` made absolute,
+    relative to the folder of the file it was ``written_in`` (as a task file named in a config
+    is), so a config means the same data from any
     working directory and a study stores the absolute path. Anything else is left to the parser."""
     data = task.get("data") if isinstance(task, dict) else None
-    root = data.get("root") if isinstance(data, dict) else None
-    if not isinstance(root, str) or not root or Path(root).expanduser().is_absolute():
+    if not isinstance(data, dict):
         return task
     folder = Path(written_in).expanduser().absolute().parent
-    return {**task, "data": {**data, "root": os.path.normpath(folder / root)}}
+    resolved = dict(data)
+    for key in DATA_PATHS:
+        value = data.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            resolved[key] = os.path.normpath(folder / value)
+    return {**task, "data": resolved} if resolved != data else task
 
 
 @dataclass

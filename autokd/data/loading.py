@@ -16,8 +16,8 @@ from torch import Tensor
 
 from ..errors import unknown
 from .batches import Split, iterate_batches, standard_augment
-from .spec import DataSpec
-from .splits import split_indices
+from .spec import USER_SOURCES, DataSpec
+from .splits import split_indices, subset_indices
 from .validate import validate_spec
 
 Progress = Optional[Callable[[str], None]]
@@ -51,6 +51,7 @@ class TaskData:
     spec: DataSpec
     normalize: Optional[Tuple[Sequence[float], Sequence[float]]] = None
     class_names: Tuple[str, ...] = field(default_factory=tuple)
+    fingerprint: str = ""  # a hash of the data as loaded (every split): caches built on it key by it
 
     def split(self, name: str) -> Split:
         """The split called ``name`` (train, val or test)."""
@@ -87,6 +88,10 @@ class TaskData:
 
 def _load_raw(spec: DataSpec, cache_root: Path, progress: Progress) -> dict:
     """The data set's train and test parts as tensors, plus shape / class / normalisation info."""
+    if spec.name in USER_SOURCES:
+        from .sources import load_user_source
+
+        return load_user_source(spec, progress)
     if spec.name == "mnist1d":
         from .mnist1d import INPUT_SHAPE, NUM_CLASSES, load_mnist1d
 
@@ -121,9 +126,13 @@ def load_task_data(
     cache_root = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
     raw = _load_raw(spec, cache_root, progress)
     x, y = raw["x"], raw["y"]
-    train_idx, val_idx = split_indices(len(y), spec.val_size, spec.train_size, spec.seed)
+    if raw.get("x_val") is not None:  # the data brings its validation split: train_size still applies
+        train_idx = subset_indices(len(y), spec.train_size, spec.seed)
+        val = Split(raw["x_val"], raw["y_val"], torch.arange(len(raw["y_val"])))
+    else:
+        train_idx, val_idx = split_indices(len(y), spec.val_size, spec.train_size, spec.seed)
+        val = Split(x[val_idx], y[val_idx], val_idx)
     train = Split(x[train_idx], y[train_idx], train_idx)
-    val = Split(x[val_idx], y[val_idx], val_idx)
     test = Split(raw["x_test"], raw["y_test"], torch.arange(len(raw["y_test"])))
     normalize = raw["normalize"]
     if normalize is None and spec.name == "imagefolder":
@@ -142,7 +151,24 @@ def load_task_data(
         spec=spec,
         normalize=normalize,
         class_names=classes,
+        fingerprint=content_fingerprint(raw),
     )
+
+
+def content_fingerprint(raw: dict) -> str:
+    """A hash of the data actually loaded (every split's inputs and labels, as stored), so that
+    caches keyed by it notice changed files, folders or generators, whatever the spec says."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=12)
+    for name in ("x", "y", "x_test", "y_test", "x_val", "y_val"):
+        tensor = raw.get(name)
+        if tensor is None:
+            continue
+        tensor = tensor.contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.numpy().tobytes() if tensor.device.type == "cpu" else tensor.cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def describe(task_data: TaskData) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Union
 
-DATASETS = ("mnist1d", "cifar10", "cifar100", "mnist", "fashionmnist", "imagefolder")
+DATASETS = ("mnist1d", "cifar10", "cifar100", "mnist", "fashionmnist", "imagefolder", "arrays", "table", "python")
+USER_SOURCES = ("arrays", "table", "python")  # a user's own data: shapes and classes come from reading it
 
 
 @dataclass
@@ -35,14 +36,30 @@ class DataSpec:
     augment: Optional[bool] = None
     # imagefolder only: images are resized to this square size.
     image_size: int = 32
+    # arrays: a .npz file or a folder of .npy files; table: a .csv or .parquet file.
+    path: Optional[str] = None
+    # table: the test split's own file (else a seeded test_fraction of ``path`` is held out).
+    test_path: Optional[str] = None
+    # arrays and python: other names for the arrays x_train, y_train, x_test, y_test, x_val, y_val.
+    keys: dict = field(default_factory=dict)
+    # table: the label column, and the feature columns (None: every other column).
+    label: Optional[str] = None
+    features: Optional[list[str]] = None
+    # python: ``package.module:callable`` returning the arrays (a mapping or x_train, y_train, x_test, y_test).
+    callable: Optional[str] = None
 
 
 def nominal_shape(spec: DataSpec) -> tuple[tuple[int, ...], int]:
     """(per-sample input shape, number of classes) without reading any data.
 
     For image folders the class count is unknown until the folder is read; 10 is returned,
-    which is enough to list layers and match pairs (only the classifier depends on it).
+    which is enough to list layers and match pairs (only the classifier depends on it). A user's
+    own data (arrays, table, python) is read for it (once per process).
     """
+    if spec.name in USER_SOURCES:
+        from .sources import peek
+
+        return peek(spec)
     shapes = {
         "mnist1d": ((1, 40), 10),
         "cifar10": ((3, 32, 32), 10),

@@ -49,6 +49,17 @@ def val_count(n: int, val_size: Union[int, float]) -> int:
     return count
 
 
+def subset_indices(n: int, train_size: Optional[int], seed: int = 0) -> torch.Tensor:
+    """Sorted indices of a seeded ``train_size`` subset of ``range(n)`` (all of it when None), for
+    data that brings its own validation split."""
+    if train_size is None:
+        return torch.arange(int(n))
+    if train_size > n:
+        raise AutokdError(f"data.train_size {train_size} is more than the {n} training samples; use at most {n} or null")
+    perm = torch.randperm(int(n), generator=torch.Generator().manual_seed(int(seed)))
+    return perm[: int(train_size)].sort().values
+
+
 def split_indices(
     n: int,
     val_size: Union[int, float],

@@ -49,6 +49,7 @@ def validate_spec(spec: DataSpec, where: str = "data") -> None:
         check_path_text(spec.root, f"{where}.root")
     if spec.name == "mnist1d":
         _validate_mnist1d(spec, where)
+    _validate_source_keys(spec, where)
     if spec.name == "imagefolder" and (not _is_int(spec.image_size) or not 1 <= spec.image_size <= MAX_IMAGE_SIZE):
         raise ConfigError(f"{where}.image_size must be a whole number of pixels from 1 to {MAX_IMAGE_SIZE}; "
                           f"got {short_repr(spec.image_size)}")
@@ -86,6 +87,51 @@ def _validate_mnist1d(spec: DataSpec, where: str) -> None:
             f"{where}.test_fraction {tf!r} of {total} samples leaves {n_train} for training and "
             f"{total - n_train} for test; both need samples"
         )
+
+
+# the keys each user source takes (required first); other sources take none of them
+SOURCE_KEYS = {"arrays": (("path",), ("keys", "test_fraction")),
+               "table": (("path", "label"), ("test_path", "features", "test_fraction")),
+               "python": (("callable",), ("keys", "test_fraction"))}
+USER_KEYS = ("path", "test_path", "keys", "label", "features", "callable")
+
+
+def _validate_source_keys(spec: DataSpec, where: str) -> None:
+    """A user source has its required keys and no key of another source's."""
+    required, optional = SOURCE_KEYS.get(spec.name, ((), ()))
+    for key in USER_KEYS:
+        value = getattr(spec, key)
+        if key not in required + optional and value not in (None, {}):
+            users = [name for name, (req, opt) in SOURCE_KEYS.items() if key in req + opt]
+            raise ConfigError(f"{where}.{key} applies to data {', '.join(users)}, not {spec.name}; remove it")
+    for key in required:
+        if getattr(spec, key) in (None, ""):
+            raise ConfigError(f"{where}.{key} is required for data {spec.name}")
+    for key in ("path", "test_path"):
+        if getattr(spec, key) is not None:
+            check_path_text(getattr(spec, key), f"{where}.{key}")
+    if spec.callable is not None and (not isinstance(spec.callable, str) or spec.callable.count(":") != 1):
+        raise ConfigError(f"{where}.callable must be 'package.module:function', got {short_repr(spec.callable)}")
+    if spec.label is not None and not isinstance(spec.label, str):
+        raise ConfigError(f"{where}.label must be a column name, got {short_repr(spec.label)}")
+    if spec.features is not None and (not isinstance(spec.features, list) or not spec.features
+                                      or not all(isinstance(f, str) for f in spec.features)):
+        raise ConfigError(f"{where}.features must list one or more column names, got {short_repr(spec.features)}")
+    from .arrays import NAMES
+
+    if not isinstance(spec.keys, dict):
+        raise ConfigError(f"{where}.keys must map array names to the names in the data, got {short_repr(spec.keys)}")
+    for key, value in spec.keys.items():
+        if key not in NAMES or not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}.keys: {short_repr(key)}: {short_repr(value)} must map one of "
+                              f"{', '.join(NAMES)} to a name in the data")
+    if spec.name in SOURCE_KEYS:
+        tf = spec.test_fraction
+        if not _is_number(tf) or not 0 < tf < 1:
+            raise ConfigError(f"{where}.test_fraction must be a number strictly between 0 and 1; got {short_repr(tf)}")
+        if spec.augment:
+            raise ConfigError(f"{where}.augment: true (crop and flip) is defined for image data sets (cifar10, "
+                              f"cifar100, imagefolder), not {spec.name}; use false or leave it unset")
 
 
 def check_path_text(value, where: str) -> None:

@@ -11,7 +11,9 @@ A model's *stage outputs* are found with one dummy forward (:func:`autokd.models
    (so global pooling and classifier outputs are left out).
 3. For each spatial resolution the last module to finish, in execution order, is kept.
 
-Teacher and student stages are then paired by equal resolution, shallow to deep.
+Teacher and student stages are then paired by equal resolution, shallow to deep. Models without
+feature maps (MLPs over a table's features or flattened signals) pair the blocks of their
+top-level stacks instead, by position (``layers.0`` with ``layers.0``, ...).
 """
 
 from __future__ import annotations
@@ -55,9 +57,25 @@ def auto_pairs(teacher: nn.Module, student: nn.Module, input_shape: tuple[int, .
     Ordered from shallow to deep (the teacher's execution order); empty when no resolution
     matches.
     """
-    student_at = {shape[1:]: path for path, shape in stage_layers(student, input_shape)}
+    teacher_stages, student_stages = stage_layers(teacher, input_shape), stage_layers(student, input_shape)
+    if not teacher_stages and not student_stages:
+        return list(zip(vector_blocks(teacher, input_shape), vector_blocks(student, input_shape)))
+    student_at = {shape[1:]: path for path, shape in student_stages}
     return [
         (path, student_at[shape[1:]])
-        for path, shape in stage_layers(teacher, input_shape)
+        for path, shape in teacher_stages
         if shape[1:] in student_at
     ]
+
+
+def vector_blocks(model: nn.Module, input_shape: tuple[int, ...]) -> list[str]:
+    """The blocks of the model's top-level stacks (``nn.Sequential``/``nn.ModuleList``) that output
+    one vector per sample, in execution order (an MLP's hidden layers)."""
+    traced = trace(model, tuple(input_shape))
+    blocks = []
+    for name, child in model.named_children():
+        if isinstance(child, (nn.Sequential, nn.ModuleList)):
+            blocks += [f"{name}.{k}" for k, _ in child.named_children()
+                       if traced[f"{name}.{k}"][1] >= 0 and traced[f"{name}.{k}"][0] is not None
+                       and len(traced[f"{name}.{k}"][0]) == 1]
+    return sorted(blocks, key=lambda path: traced[path][1])

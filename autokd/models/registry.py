@@ -22,10 +22,7 @@ callable is therefore called twice (a meta build that fails is ignored: the real
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import os
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -216,27 +213,6 @@ def _user_maker(spec: str, kwargs: dict, num_classes: int, input_shape: tuple[in
 
 
 def _import_callable(spec: str) -> Callable:
-    module_name, _, attr_path = spec.partition(":")
-    if not module_name or not attr_path or ":" in attr_path:
-        raise AutokdError(f"model {_named(spec)}: a user model is written 'package.module:callable'")
-    # A console script does not put the working directory on sys.path; users expect it there.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())
-    try:
-        obj = importlib.import_module(module_name)
-    except (Exception, SystemExit) as exc:
-        raise AutokdError(
-            f"model {_named(spec)}: cannot import module {short_repr(module_name)}: {_one_line(exc)}"
-        ) from None
-    for part in attr_path.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise AutokdError(
-                f"model {_named(spec)}: module {short_repr(module_name)} has no attribute {short_repr(attr_path)}"
-            ) from None
-        except (Exception, SystemExit) as exc:
-            raise AutokdError(f"model {_named(spec)}: reading {short_repr(attr_path)} failed: {_one_line(exc)}") from None
-    if not callable(obj):
-        raise AutokdError(f"model {_named(spec)}: {short_repr(attr_path)} is not callable (got {type(obj).__name__})")
-    return obj
+    from autokd.user_code import import_callable
+
+    return import_callable(spec, "model")

@@ -26,6 +26,7 @@ from autokd.config.schemes import SingleScheme
 
 def stage_key(prepared, strategy, recipe, stage: str) -> str:
     payload = {"task": to_mapping(prepared.task), "teacher": prepared.teacher_info.fingerprint,
+               "data": getattr(prepared.data, "fingerprint", ""),
                "strategy": to_mapping(replace(strategy, scheme=SingleScheme(), recipe=recipe)),
                "stage": stage, "format": 1}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]

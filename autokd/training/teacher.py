@@ -8,6 +8,7 @@ rest of this process (saying so once) instead of failing or training it again.
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,8 +92,40 @@ def _load_state(model: nn.Module, state: dict, file: Path) -> None:
         raise AutokdError(f"checkpoint {file} does not fit the teacher model: {detail}") from None
 
 
-def teacher_cache_path(task: TaskSpec, cache_root: Path) -> Path:
-    return cache_root / "teachers" / f"{task.teacher.model.replace('/', '_').replace(':', '_')}-{task.teacher_key()}.pt"
+def teacher_content(task: TaskSpec, data) -> dict:
+    """What the cache key adds to the spec: a hash of the data as loaded, and of a
+    ``package.module:callable`` teacher's source file (so changed files or code retrain it)."""
+    from autokd.user_code import source_fingerprint
+
+    model = task.teacher.model
+    return {"data": getattr(data, "fingerprint", ""), "model_source": source_fingerprint(model) if ":" in model else ""}
+
+
+def _stem(task: TaskSpec) -> str:
+    return f"{task.teacher.model.replace('/', '_').replace(':', '_')}-{task.teacher_key()}"
+
+
+def teacher_cache_path(task: TaskSpec, cache_root: Path, content: Optional[dict] = None) -> Path:
+    """``<cache>/teachers/MODEL-SPECKEY-CONTENTKEY.pt``: the spec's key and the content's."""
+    content_key = hashlib.sha256(json.dumps(content or {}, sort_keys=True).encode()).hexdigest()[:12]
+    return cache_root / "teachers" / f"{_stem(task)}-{content_key}.pt"
+
+
+def _why_retrained(task: TaskSpec, path: Path, content: dict) -> Optional[str]:
+    """When a teacher of this very spec is cached for other content: what changed."""
+    for other in sorted(path.parent.glob(f"{_stem(task)}-*.pt")):
+        if other == path:
+            continue
+        try:
+            old = torch.load(other, map_location="cpu", weights_only=True).get("content") or {}
+        except Exception:
+            continue
+        changed = [what for key, what in (("data", "the data"), ("model_source", "the teacher model's source file"))
+                   if old.get(key) != content.get(key)]
+        if changed:
+            return (f"a teacher of this task is cached for other content ({other.name}), but {' and '.join(changed)} "
+                    f"changed since; training it again")
+    return None
 
 
 def get_teacher(
@@ -127,7 +160,8 @@ def get_teacher(
 
 def _cached_or_trained(task, data, device, cache_root: Path, on_epoch, retrain: bool, say: Progress):
     """(model, source, path): from this process's memory, the cache file, or trained now."""
-    path = teacher_cache_path(task, cache_root)
+    content = teacher_content(task, data)
+    path = teacher_cache_path(task, cache_root, content)
     if not retrain:
         kept = _KEPT_IN_MEMORY.get(str(path))
         if kept is not None:
@@ -137,8 +171,11 @@ def _cached_or_trained(task, data, device, cache_root: Path, on_epoch, retrain: 
         model = _read_cached(task, data, path, say)
         if model is not None:
             return model, "cache", str(path)
+        why = _why_retrained(task, path, content) if path.parent.is_dir() else None
+        if why:
+            say(why)
     model = train_teacher(task, data, device, on_epoch)
-    return model, "trained", str(path) if _save_teacher(model, task, path, say) else ""
+    return model, "trained", str(path) if _save_teacher(model, task, path, say, content) else ""
 
 
 def _read_cached(task: TaskSpec, data, path: Path, say: Progress) -> Optional[nn.Module]:
@@ -176,10 +213,10 @@ def train_teacher(task: TaskSpec, data, device, on_epoch=None) -> nn.Module:
     return model
 
 
-def _save_teacher(model: nn.Module, task: TaskSpec, path: Path, say: Progress) -> bool:
+def _save_teacher(model: nn.Module, task: TaskSpec, path: Path, say: Progress, content: Optional[dict] = None) -> bool:
     """Cache the trained teacher atomically; when that fails keep it in memory for this process
     and say so (once: the next request in this process finds it in memory)."""
-    payload = {"state_dict": model.state_dict(), "task": task.name}
+    payload = {"state_dict": model.state_dict(), "task": task.name, "content": dict(content or {})}
 
     def write(tmp: Path) -> None:
         try:

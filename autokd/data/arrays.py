@@ -1,0 +1,122 @@
+"""A user's arrays as a task's data: a ``.npz`` file, a folder of ``.npy`` files, or the arrays a
+Python callable returns (:mod:`autokd.data.python_source`).
+
+Names (configurable with ``data.keys``): ``x_train``, ``y_train``, ``x_test``, ``y_test`` and
+optionally ``x_val``, ``y_val``. Without a test pair a seeded ``test_fraction`` of train is held
+out; without a validation pair ``val_size`` is carved out of train as for every source. Inputs
+may have any per-sample shape (vectors, signals ``(C, L)``, images ``(C, H, W)``); ``uint8``
+inputs are kept as bytes and scaled to [0, 1] per batch, others become float32 as given (no
+normalisation). ``.npy`` files are memory-mapped, not read whole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from ..errors import AutokdError
+
+NAMES = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
+REQUIRED = ("x_train", "y_train")
+
+
+def key_names(keys: Mapping) -> dict[str, str]:
+    """Each array's name in the file: the standard name unless ``data.keys`` renames it."""
+    return {name: str(keys.get(name, name)) for name in NAMES}
+
+
+def read_array_file(path: str, keys: Mapping) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npz`` file or of a folder of ``NAME.npy`` files (memory-mapped)."""
+    base, names = Path(path).expanduser(), key_names(keys)
+    if base.is_dir():
+        found = {std: np.load(base / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+                 for std, name in names.items() if (base / f"{name}.npy").is_file()}
+        where = f"folder {base} (files NAME.npy)"
+    elif base.is_file():
+        try:
+            with np.load(base, allow_pickle=False) as archive:
+                found = {std: archive[name] for std, name in names.items() if name in archive.files}
+                stored = list(archive.files)
+        except (OSError, ValueError, EOFError) as exc:
+            raise AutokdError(f"data.path {base}: not a readable .npz file ({type(exc).__name__}: "
+                              f"{str(exc)[:150]})") from None
+        where = f"file {base} (holds {', '.join(stored) or 'no arrays'})"
+    else:
+        raise AutokdError(f"data.path {base} does not exist: name a .npz file or a folder of .npy files")
+    missing = [names[n] for n in REQUIRED if n not in found]
+    if missing:
+        raise AutokdError(f"data.path: the {where} has no {' or '.join(missing)}; name them with data.keys "
+                          f"(e.g. keys: {{x_train: X, y_train: y}})")
+    return found
+
+
+def as_task_arrays(arrays: Mapping[str, object], spec, source: str) -> dict:
+    """Checked tensors and classes from the arrays (test held out when absent), as ``_load_raw`` returns."""
+    from .checks import check_features, encode_labels
+
+    x, y = _numpy(arrays["x_train"], "x_train", source), _numpy(arrays["y_train"], "y_train", source)
+    x_test, y_test = _pair(arrays, "test", source)
+    x_val, y_val = _pair(arrays, "val", source)
+    check_features(x, y, "train", source)
+    if x_test is None:
+        x, y, x_test, y_test = _hold_out(x, y, spec.test_fraction, spec.seed, source)
+    splits = {"train": (x, y), "test": (x_test, y_test), **({"val": (x_val, y_val)} if x_val is not None else {})}
+    for split, (xs, ys) in list(splits.items())[1:]:
+        check_features(xs, ys, split, source)
+    shapes = {split: tuple(xs.shape[1:]) for split, (xs, _) in splits.items()}
+    if len(set(shapes.values())) > 1:
+        raise AutokdError(f"{source}: the splits' samples have different shapes ({shapes}); they must match")
+    labels, classes = encode_labels({split: ys for split, (_, ys) in splits.items()}, source)
+    raw = {"x": _tensor(x), "y": labels["train"], "x_test": _tensor(x_test), "y_test": labels["test"],
+           "classes": classes, "input_shape": shapes["train"], "normalize": None}
+    if x_val is not None:
+        raw.update(x_val=_tensor(x_val), y_val=labels["val"])
+    return raw
+
+
+def _pair(arrays, split: str, source: str):
+    x, y = arrays.get(f"x_{split}"), arrays.get(f"y_{split}")
+    if (x is None) != (y is None):
+        raise AutokdError(f"{source}: x_{split} and y_{split} come together; it has only "
+                          f"{'x' if x is not None else 'y'}_{split}")
+    if x is None:
+        return None, None
+    return _numpy(x, f"x_{split}", source), _numpy(y, f"y_{split}", source)
+
+
+def _numpy(value, name: str, source: str) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        array = np.asarray(value)
+    except Exception as exc:
+        raise AutokdError(f"{source}: {name} is not an array ({type(value).__name__}: {exc})") from None
+    if array.dtype == object and name.startswith("x"):
+        raise AutokdError(f"{source}: {name} holds Python objects, not numbers (dtype object)")
+    if array.ndim == 0 or len(array) == 0:
+        raise AutokdError(f"{source}: {name} is empty (shape {array.shape}); every split needs samples")
+    return array
+
+
+def _hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, source: str):
+    """A seeded ``fraction`` of train as the test split (when the data brings none)."""
+    n = len(y)
+    n_test = int(round(n * fraction))
+    if not 1 <= n_test < n - 1:
+        raise AutokdError(f"{source}: holding out test_fraction {fraction} of {n} samples leaves "
+                          f"{n_test} for test and {n - n_test} for train; both need samples")
+    perm = np.random.default_rng(seed).permutation(n)
+    test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    return x[train], y[train], x[test], y[test]
+
+
+def _tensor(x: np.ndarray) -> torch.Tensor:
+    """uint8 kept as bytes (scaled per batch); everything else float32."""
+    if x.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(x))
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+

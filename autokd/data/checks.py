@@ -1,0 +1,70 @@
+"""Checks of a user's loaded data, each failure one line naming the split and what is wrong:
+lengths that differ, non-finite features, labels that are not whole numbers 0..C-1 (or names)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import AutokdError
+
+MAX_CLASSES = 100_000
+
+
+def check_features(x: np.ndarray, y: np.ndarray, split: str, source: str) -> None:
+    if len(x) != len(y):
+        raise AutokdError(f"{source}: x_{split} has {len(x):,} samples but y_{split} has {len(y):,} labels; "
+                          f"they must match")
+    if y.ndim != 1:
+        raise AutokdError(f"{source}: y_{split} must be one label per sample (shape (N,)), got shape {y.shape}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise AutokdError(f"{source}: x_{split} must hold numbers, got dtype {x.dtype}")
+    if np.issubdtype(x.dtype, np.floating):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise AutokdError(f"{source}: x_{split} holds {bad:,} NaN or infinite value(s); clean or impute them first")
+
+
+def encode_labels(labels: dict[str, np.ndarray], source: str) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Labels as int64 tensors 0..C-1, and the class names. Whole numbers must already be 0..C-1
+    with every class in train; strings (names) are numbered in sorted order of train's names."""
+    train = labels["train"]
+    if train.dtype.kind in "USO":  # names
+        classes = sorted({str(v) for v in train})
+        index = {name: i for i, name in enumerate(classes)}
+        out = {}
+        for split, y in labels.items():
+            unknown = sorted({str(v) for v in y} - set(classes))
+            if unknown:
+                raise AutokdError(f"{source}: y_{split} has label(s) {unknown[:5]} that y_train does not; every class "
+                                  f"must appear in training")
+            out[split] = torch.tensor([index[str(v)] for v in y], dtype=torch.long)
+        return out, classes
+    out = {split: _whole(y, split, source) for split, y in labels.items()}
+    top = int(out["train"].max())
+    if top + 1 > MAX_CLASSES:
+        raise AutokdError(f"{source}: y_train's largest label is {top}; at most {MAX_CLASSES:,} classes")
+    present = set(out["train"].unique().tolist())
+    missing = sorted(set(range(top + 1)) - present)
+    if missing:
+        raise AutokdError(f"{source}: labels must be 0..C-1 with every class in y_train; classes {missing[:10]} of "
+                          f"0..{top} never occur (renumber the labels, or give them as names)")
+    for split, y in out.items():
+        if int(y.max()) > top:
+            raise AutokdError(f"{source}: y_{split} has label {int(y.max())}, but y_train's classes are 0..{top}")
+    return out, [str(i) for i in range(top + 1)]
+
+
+def _whole(y: np.ndarray, split: str, source: str) -> torch.Tensor:
+    if y.dtype == np.bool_:
+        y = y.astype(np.int64)
+    if not np.issubdtype(y.dtype, np.number):
+        raise AutokdError(f"{source}: y_{split} must hold whole-number labels or names, got dtype {y.dtype}")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise AutokdError(f"{source}: y_{split} holds labels that are not whole numbers (e.g. "
+                              f"{y[~(np.isfinite(y) & (y == np.round(y)))][:3].tolist()})")
+    y = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    if int(y.min()) < 0:
+        raise AutokdError(f"{source}: y_{split} has the negative label {int(y.min())}; labels are 0..C-1")
+    return y
