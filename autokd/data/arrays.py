@@ -6,11 +6,13 @@ optionally ``x_val``, ``y_val``. Without a test pair a seeded ``test_fraction`` 
 out; without a validation pair ``val_size`` is carved out of train as for every source. Inputs
 may have any per-sample shape (vectors, signals ``(C, L)``, images ``(C, H, W)``); ``uint8``
 inputs are kept as bytes and scaled to [0, 1] per batch, others become float32 as given (no
-normalisation). ``.npy`` files are memory-mapped, not read whole.
+normalisation). ``.npy`` files are memory-mapped, not read whole into memory
+first (the train, validation and test splits a run holds are copies of their rows).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -115,8 +117,9 @@ def _hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, source: 
 
 def _tensor(x: np.ndarray) -> torch.Tensor:
     """uint8 kept as bytes (scaled per batch); everything else float32."""
-    if x.dtype == np.uint8:
-        return torch.from_numpy(np.ascontiguousarray(x))
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    x = np.ascontiguousarray(x) if x.dtype == np.uint8 else np.ascontiguousarray(x, dtype=np.float32)
+    with warnings.catch_warnings():  # a memory-mapped .npy is read-only: the tensor only reads it
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(x)
 
 

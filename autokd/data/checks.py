@@ -64,7 +64,7 @@ def _whole(y: np.ndarray, split: str, source: str) -> torch.Tensor:
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
             raise AutokdError(f"{source}: y_{split} holds labels that are not whole numbers (e.g. "
                               f"{y[~(np.isfinite(y) & (y == np.round(y)))][:3].tolist()})")
-    y = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    y = torch.from_numpy(np.array(y, dtype=np.int64))  # a copy: labels are small, and a memory map is read-only
     if int(y.min()) < 0:
         raise AutokdError(f"{source}: y_{split} has the negative label {int(y.min())}; labels are 0..C-1")
     return y

@@ -165,9 +165,9 @@ def content_fingerprint(raw: dict) -> str:
         tensor = raw.get(name)
         if tensor is None:
             continue
-        tensor = tensor.contiguous()
+        array = tensor.detach().cpu().contiguous().numpy()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(tensor.numpy().tobytes() if tensor.device.type == "cpu" else tensor.cpu().numpy().tobytes())
+        digest.update(memoryview(array).cast("B"))  # the buffer itself: no copy of a large (memory-mapped) array
     return digest.hexdigest()
 
 
