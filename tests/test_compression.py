@@ -74,15 +74,18 @@ def test_int8_conversion_predicts_like_the_fake_quantized_model():
     assert quantize.bits_of(model) == 8 and model.stages[0][0].layer.weight.dtype == torch.float32  # model kept
 
 
-def test_int4_is_simulated_and_counted_at_half_a_byte():
-    float_model = _tiny_cnn()
-    model = quantize.prepare(_tiny_cnn(), 4)
+def test_int4_is_simulated_and_counted_at_half_a_byte_with_an_8_bit_first_layer_and_a_float_classifier():
+    float_model, x = _tiny_cnn(), torch.randn(2, 1, 40)
+    model = quantize.prepare(_tiny_cnn(), 4, x)
+    assert quantize.layer_bits(_tiny_cnn(), 4, x) == {"stages.0.0": 8, "stages.1.0": 4, "stages.2.0": 4, "fc": None}
+    assert quantize.layer_bits(_tiny_cnn(), 8, x) == {"stages.0.0": 8, "stages.1.0": 8, "stages.2.0": 8, "fc": None}
+    assert isinstance(model.fc, nn.Linear) and quantize.bits_of(model) == 4
     assert quantize.deploy(model).stages[0][0].layer.weight.dtype == torch.float32  # no int4 kernel: simulated
-    conv = sum(p.numel() for n, p in float_model.named_parameters() if n.startswith("stages") and n.endswith("0.weight"))
+    first = float_model.stages[0][0].weight.numel()
+    inner = float_model.stages[1][0].weight.numel() + float_model.stages[2][0].weight.numel()
     saved = deployed_bytes(float_model) - deployed_bytes(model)
-    channels = 16 * 3 + 10  # a float scale per output channel of each quantized layer
-    fc = float_model.fc.weight.numel()
-    assert saved == pytest.approx((conv + fc) * 3.5 - channels * 4, abs=1)
+    scales = 16 * 3 * 4  # a float scale per output channel of each quantized layer
+    assert saved == pytest.approx(first * 3 + inner * 3.5 - scales, abs=1)
 
 
 def test_pruning_removes_channels_and_amount_zero_is_the_identity():

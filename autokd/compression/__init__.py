@@ -32,7 +32,7 @@ def _prune(model: nn.Module, config, example: torch.Tensor) -> nn.Module:
 
 
 def _quantize(model: nn.Module, config, example: torch.Tensor) -> nn.Module:
-    return quantize.prepare(model, config.bits)
+    return quantize.prepare(model, config.bits, example)
 
 
 def _as_is(model: nn.Module) -> nn.Module:

@@ -6,8 +6,8 @@ points to now lives in the separate torchao package; eager mode is chosen becaus
 torch, converts to real int8 CPU kernels, and leaves the model's module paths (which layer pairs
 and feature taps name) as they were. See the README's compression section.
 
-Every ``Conv1d``/``Conv2d``/``Conv3d``/``Linear`` layer of the student (except those listed as
-kept in float) is replaced, at the same module path, by a :class:`FakeQuantLayer`: the input is
+Every ``Conv1d``/``Conv2d``/``Conv3d``/``Linear`` layer of the student but its classifier (see
+:func:`layer_bits`) is replaced, at the same module path, by a :class:`FakeQuantLayer`: the input is
 fake-quantized per tensor (affine, moving-average min/max), the weights per output channel
 (symmetric), the output per tensor, with straight-through gradients. Everything between such
 layers (batch norm, activations, pooling, residual adds) stays float, so any model made of these
@@ -20,7 +20,7 @@ layers can be quantized without rewriting its forward.
   so that the int16 accumulation of AVX2 kernels cannot overflow).
 * 4 bits: torch has no int4 CPU kernels for these layers, so the deployed model is the
   fake-quantized one with its observers frozen (simulated: values on the 4-bit grid, float
-  arithmetic). Its size is counted at half a byte a weight.
+  arithmetic). Its size is counted at half a byte a weight (the first layer's at one byte).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import warnings
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 from torch import nn
@@ -83,18 +83,21 @@ def quantizable_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
             yield path, module
 
 
-def prepare(model: nn.Module, bits: int) -> nn.Module:
-    """``model`` (changed in place and returned) with each quantizable layer fake-quantized at ``bits``.
+def prepare(model: nn.Module, bits: int, example: Optional[torch.Tensor] = None) -> nn.Module:
+    """``model`` (changed in place and returned) with its layers fake-quantized: see
+    :func:`layer_bits` for which layer gets which width (``example``, one input batch, finds the
+    classifier; without it the last layer registered is taken).
 
     The model must be in training mode for ``prepare_qat``; it is left in the mode it was in."""
     was_training = model.training
-    layers = list(quantizable_layers(model))
+    plan = layer_bits(model, bits, example)
+    layers = [(path, layer) for path, layer in quantizable_layers(model) if plan.get(path)]
     if not layers:
-        raise ValueError("the student has no Conv1d, Conv2d, Conv3d or Linear layer to quantize")
-    config = qconfig(bits)
+        raise ValueError("the student has no Conv1d, Conv2d, Conv3d or Linear layer to quantize besides its "
+                         "classifier")
     for path, layer in layers:
         wrapped = FakeQuantLayer(layer)
-        wrapped.qconfig = config
+        wrapped.qconfig = qconfig(plan[path])
         _set_module(model, path, wrapped)
     model.train()
     with quiet():
@@ -107,13 +110,37 @@ def prepare(model: nn.Module, bits: int) -> nn.Module:
     return model
 
 
+def layer_bits(model: nn.Module, bits: int, example: Optional[torch.Tensor] = None) -> dict[str, Optional[int]]:
+    """Layer path -> bit width (None: kept float). The classifier (the last layer the forward
+    calls, whose outputs are the logits) stays float: quantizing logits to 256 levels (128 on x86)
+    cost 2 points of KD accuracy on the default task, for 0.3 % of its weights. Below 8 bits the
+    first layer, which sees the raw input, is quantized at 8 bits (as is usual for int4 networks:
+    at 4 bits it cost 12 points)."""
+    layers = [path for path, _ in quantizable_layers(model)]
+    if not layers:
+        return {}
+    plan: dict[str, Optional[int]] = {path: bits for path in layers}
+    plan[_classifier_path(model, example, layers)] = None
+    if bits < 8:
+        first = layers[0]
+        if plan.get(first) is not None:
+            plan[first] = 8
+    return plan
+
+
+def _classifier_path(model: nn.Module, example: Optional[torch.Tensor], layers: list[str]) -> str:
+    if example is None:
+        return layers[-1]
+    from autokd.compression.prune import output_layer
+
+    classifier = output_layer(model, example)
+    return next((path for path, module in model.named_modules() if module is classifier), layers[-1])
+
+
 def bits_of(model: nn.Module) -> int | None:
-    """The bit width a prepared model was fake-quantized at (None: not quantized)."""
-    for module in model.modules():
-        if isinstance(module, FakeQuantLayer):
-            fake = module.layer.weight_fake_quant
-            return int(round(torch.log2(torch.tensor(float(fake.quant_max - fake.quant_min + 1))).item()))
-    return None
+    """The bit width a prepared model was fake-quantized at (its narrowest layer's; None: not quantized)."""
+    widths = [bits_of_layer(m) for m in model.modules() if isinstance(m, FakeQuantLayer)]
+    return min(widths) if widths else None
 
 
 def deploy(model: nn.Module) -> nn.Module:

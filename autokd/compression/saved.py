@@ -67,8 +67,8 @@ def rebuild(payload: dict, deployed: bool = True) -> nn.Module:
     state = payload["state_dict"]
     model = build_model(payload["model"], payload["kwargs"], payload["num_classes"], tuple(payload["input_shape"]))
     resize_like(model, state)
-    if compression.quantize is not None:
-        prepare(model, compression.quantize.bits)
+    if compression.quantize is not None:  # the same layer plan as in training (the classifier found by a forward)
+        prepare(model, compression.quantize.bits, torch.zeros(2, *payload["input_shape"]))
     model.load_state_dict(state)
     model.eval()
     return deploy(model, compression).eval() if deployed else model
