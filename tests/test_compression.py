@@ -97,6 +97,8 @@ def test_pruning_removes_channels_and_amount_zero_is_the_identity():
     assert count_params(pruned) < 0.35 * count_params(model)
     assert count_macs(pruned, x[:1]) < 0.35 * count_macs(model, x[:1])
     assert pruned(x).shape == (4, 10)
+    narrow = [prune_channels(_tiny_cnn(4), a, x).stages[0][0].out_channels for a in (0.3, 0.5, 0.7, 0.9)]
+    assert narrow == sorted(narrow, reverse=True) and narrow[-1] == 1  # monotonic; a layer keeps one channel
     big, small = _tiny_cnn(256).eval(), prune_channels(_tiny_cnn(256), 0.75, x).eval()
     assert latency_ms(small, x[:1]) < latency_ms(big, x[:1])
 
@@ -107,7 +109,7 @@ def test_a_frozen_model_is_pruned_and_stays_frozen():
     pruned = prune_channels(model, 0.5, x)
     assert count_params(pruned) < 0.35 * count_params(model)
     assert not any(p.requires_grad for p in pruned.parameters())
-    with pytest.raises(PruningError, match="nothing could be pruned"):
+    with pytest.raises(PruningError, match="no layer to prune besides its classifier"):
         prune_channels(nn.Sequential(nn.Flatten(), nn.Linear(40, 10)), 0.5, x)
 
 

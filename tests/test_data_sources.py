@@ -136,6 +136,8 @@ def test_a_python_callable_returns_the_data(tmp_path):
     ({"x_train": np.zeros((10, 3), "float32"), "y_train": np.array([0, 1] * 5),
       "x_test": np.zeros((4, 5), "float32"), "y_test": np.array([0, 1, 0, 1])}, "different shapes"),
     ({"X": np.zeros((10, 3), "float32"), "y_train": np.array([0, 1] * 5)}, "has no x_train"),
+    ({"x_train": np.zeros(10, "float32"), "y_train": np.array([0, 1] * 5)}, "one array per sample"),
+    ({"x_train": np.zeros((10, 3), "float32"), "y_train": np.zeros(10, int)}, "a single class"),
 ])
 def test_bad_arrays_are_one_line_errors(tmp_path, arrays, needle):
     np.savez(tmp_path / "bad.npz", **arrays)

@@ -54,27 +54,32 @@ def prune_channels(model: nn.Module, amount: float, example: torch.Tensor) -> nn
     """A copy of ``model`` with ``amount`` (0 to 0.9) of each prunable layer's channels removed.
 
     ``example`` is one input batch (its values do not matter). ``amount`` 0 returns an unchanged
-    copy. The copy is in the training mode ``model`` was in."""
+    copy. Every layer keeps at least one channel (the amount is capped for very narrow models), and
+    a small amount of a narrow layer may remove nothing. The copy is in the training mode ``model``
+    was in."""
     import torch_pruning as tp
 
     pruned = copy.deepcopy(model)
     if amount == 0:
         return pruned
-    was_training, before = pruned.training, sum(p.numel() for p in pruned.parameters())
+    was_training = pruned.training
     frozen = {name for name, p in pruned.named_parameters() if not p.requires_grad}
     for parameter in pruned.parameters():  # torch-pruning traces through autograd: a frozen model shows no graph
         parameter.requires_grad_(True)
     pruned.eval()
     classifier = output_layer(pruned, example)
+    widths = [m.weight.shape[0] for m in pruned.modules()
+              if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) and m is not classifier]
+    if not widths:
+        raise PruningError("the model has no layer to prune besides its classifier")
+    narrowest = min(widths)  # torch-pruning skips a layer it would empty: keep one channel of the narrowest
+    ratio = min(float(amount), (narrowest - 1) / narrowest) if narrowest > 1 else float(amount)
     try:
         pruner = tp.pruner.MagnitudePruner(pruned, example, importance=l1_filter_importance(tp),
-                                           pruning_ratio=float(amount), ignored_layers=[classifier])
+                                           pruning_ratio=ratio, ignored_layers=[classifier])
         pruner.step()
     except Exception as exc:  # torch-pruning's tracer meets a model it cannot follow
         raise PruningError(f"torch-pruning could not prune this model ({type(exc).__name__}: {exc})") from exc
-    if sum(p.numel() for p in pruned.parameters()) == before:
-        raise PruningError(f"nothing could be pruned at amount {amount:g}: the model has no prunable channel "
-                           "torch-pruning can follow (only the classifier, or layers it cannot trace)")
     for name, parameter in pruned.named_parameters():
         parameter.requires_grad_(name not in frozen)
     pruned.train(was_training)

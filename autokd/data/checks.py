@@ -15,6 +15,9 @@ def check_features(x: np.ndarray, y: np.ndarray, split: str, source: str) -> Non
     if len(x) != len(y):
         raise AutokdError(f"{source}: x_{split} has {len(x):,} samples but y_{split} has {len(y):,} labels; "
                           f"they must match")
+    if x.ndim < 2:
+        raise AutokdError(f"{source}: x_{split} must be one array per sample (shape (N, ...), e.g. (N, features)), "
+                          f"got shape {x.shape}")
     if y.ndim != 1:
         raise AutokdError(f"{source}: y_{split} must be one label per sample (shape (N,)), got shape {y.shape}")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
@@ -31,6 +34,8 @@ def encode_labels(labels: dict[str, np.ndarray], source: str) -> tuple[dict[str,
     train = labels["train"]
     if train.dtype.kind in "USO":  # names
         classes = sorted({str(v) for v in train})
+        if len(classes) < 2:
+            raise AutokdError(f"{source}: y_train holds a single class ({classes}); a classifier needs two or more")
         index = {name: i for i, name in enumerate(classes)}
         out = {}
         for split, y in labels.items():
@@ -42,6 +47,8 @@ def encode_labels(labels: dict[str, np.ndarray], source: str) -> tuple[dict[str,
         return out, classes
     out = {split: _whole(y, split, source) for split, y in labels.items()}
     top = int(out["train"].max())
+    if top < 1:
+        raise AutokdError(f"{source}: y_train holds a single class; a classifier needs two or more")
     if top + 1 > MAX_CLASSES:
         raise AutokdError(f"{source}: y_train's largest label is {top}; at most {MAX_CLASSES:,} classes")
     present = set(out["train"].unique().tolist())
