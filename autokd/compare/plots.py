@@ -260,37 +260,36 @@ def comparison(rows: Sequence[StrategySummary], path: Path, teacher: Optional[fl
     return _save(fig, path)
 
 
-def cost(rows: Sequence[StrategySummary], path: Path) -> Path:
-    """Test accuracy (mean ± se) against one run's cost in training steps, each strategy labelled."""
+def _accuracy_against(rows: Sequence[StrategySummary], x_of, path: Path, xlabel: str, title: str,
+                      log: bool = False, fontsize: int = 8) -> Path:
+    """Test accuracy (mean ± se) against ``x_of(row)``, each strategy labelled and coloured by kind."""
     fig, ax = _figure(7.5, 4.6)
     _style(ax)
     for s in rows:
         color = FOUND_COLOR if s.kind == FOUND else BASELINE_COLOR
         se = s.test_se if finite(s.test_se) else 0.0
-        ax.errorbar(s.steps_mean / 1000, s.test_mean, yerr=se, fmt="o", color=color, ecolor="#333", capsize=3, zorder=3)
-        ax.annotate(s.name, (s.steps_mean / 1000, s.test_mean), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xlabel("cost of one run (thousands of training steps: batches x models trained)")
+        ax.errorbar(x_of(s), s.test_mean, yerr=se, fmt="o", color=color, ecolor="#333", capsize=3, zorder=3)
+        ax.annotate(s.name, (x_of(s), s.test_mean), textcoords="offset points", xytext=(5, 4), fontsize=fontsize)
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%), mean ± se")
-    ax.set_title("Accuracy against cost", fontsize=11)
+    ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
     return _save(fig, path)
+
+
+def cost(rows: Sequence[StrategySummary], path: Path) -> Path:
+    """Test accuracy (mean ± se) against one run's cost in training steps, each strategy labelled."""
+    return _accuracy_against(rows, lambda s: s.steps_mean / 1000, path,
+                             "cost of one run (thousands of training steps: batches x models trained)",
+                             "Accuracy against cost")
 
 
 def size_tradeoff(rows: Sequence[StrategySummary], path: Path) -> Path:
     """Test accuracy (mean ± se) against the deployed size, each strategy labelled."""
-    fig, ax = _figure(7.5, 4.6)
-    _style(ax)
-    for s in rows:
-        color = FOUND_COLOR if s.kind == FOUND else BASELINE_COLOR
-        se = s.test_se if finite(s.test_se) else 0.0
-        ax.errorbar(s.size_kib, s.test_mean, yerr=se, fmt="o", color=color, ecolor="#333", capsize=3, zorder=3)
-        ax.annotate(s.name, (s.size_kib, s.test_mean), textcoords="offset points", xytext=(5, 4), fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("student size as deployed (KiB, log scale)")
-    ax.set_ylabel("test accuracy (%), mean ± se")
-    ax.set_title("Accuracy against size", fontsize=11)
-    ax.grid(True, alpha=0.3)
-    return _save(fig, path)
+    return _accuracy_against(rows, lambda s: s.size_kib, path, "student size as deployed (KiB, log scale)",
+                             "Accuracy against size", log=True, fontsize=7)
 
 
 def proxy_vs_full(points: Sequence[StrategySummary], path: Path, fidelity: Fidelity) -> Path:

@@ -30,6 +30,7 @@ from torch import nn
 
 from autokd.errors import AutokdError, short_repr, unknown
 from autokd.models import cifar_resnet, mnist1d_nets, wrn
+from autokd.user_code import named as _named, one_line as _one_line
 
 TORCHVISION_PREFIX = "torchvision/"
 
@@ -143,17 +144,6 @@ def meta_parameter_count(make: Callable[[], nn.Module]) -> Optional[int]:
         return None
 
 
-def _named(name: Any) -> str:
-    return short_repr(name, 80)
-
-
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, SystemExit):
-        return f"it called sys.exit({short_repr(exc.code, 40)})"
-    text = " ".join(str(exc).split())
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _torchvision_maker(tv_name: str, kwargs: dict, num_classes: int, input_shape: tuple[int, ...]):
