@@ -12,7 +12,7 @@ Three experiments, every student at the task's full recipe over --seeds seeds (`
    student widths each trained with the best single-teacher baseline (SP on the last stage, the
    strongest baseline on this task).
 
-    .venv/bin/python benchmarks/compression.py            # about 40 min on 2 cores
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compression.py    # about 13 min on 2 cores (one thread per run)
 
 Writes reports/benchmarks/compression.{json,md,png}; work files go to --work-dir (git-ignored).
 """
