@@ -185,7 +185,13 @@ def test_compare_reuses_runs_adds_only_new_seeds_and_survives_a_diverging_baseli
     assert summary["kd"].n == 3 and summary["kd"].failed == 0 and summary["kd"].test_mean == pytest.approx(sum(runs) / 3)
     assert again.paired.found == f"trial {best.number}" and again.paired.baseline in ("student", "kd")
     assert again.paired.n == 3
-    assert again.fidelity.n == 2  # two found strategies: too few for a rank correlation
+    # proxy fidelity over every strategy with a proxy value: the 2 found (their trials) and the baselines
+    # whose proxy run did not diverge (one proxy run each, kept and reused by the second compare)
+    proxies = [json.loads(line) for line in (out / "proxy_runs.jsonl").read_text().splitlines()]
+    assert sorted(p["strategy"] for p in proxies) == ["huge_hint", "kd", "student"]
+    assert {p["seed"] for p in proxies} == {0}
+    assert again.fidelity.n == 2 + 2 and summary["kd"].proxy_val == next(p["val_acc"] for p in proxies
+                                                                        if p["strategy"] == "kd")
     assert summary["student"].gap_closed is None
     assert again.student.test_acc == pytest.approx(summary["student"].test_mean)
     assert again.teacher.test_acc > summary["student"].test_mean

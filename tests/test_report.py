@@ -309,3 +309,19 @@ def test_document_renders_escaped_markdown_and_html():
     assert '<img src="data:image/png;base64,UE5H" alt="a [plot]"><figcaption>caption_1</figcaption>' in page
     assert inline_markup("a `b*` **c** *d* e * f") == [Text("a "), Code("b*"), Text(" "), Strong("c"), Text(" "),
                                                        Emphasis("d"), Text(" e * f")]
+
+
+def test_proxy_fidelity_has_a_bootstrap_interval_and_says_when_points_are_too_close():
+    from autokd.compare.formats import fidelity_sentence
+    from autokd.compare.stats import spearman
+
+    proxy = [90.0, 91.0, 92.5, 93.0, 94.2, 95.0, 96.1]
+    full = [88.0, 90.5, 90.0, 92.0, 93.5, 94.0, 95.5]
+    f = spearman(proxy, full)
+    assert f.n == 7 and f.rho == pytest.approx(0.9642857, abs=1e-6)
+    assert f.ci_low is not None and f.ci_low <= f.rho <= f.ci_high <= 1.0 and f.proxy_range == pytest.approx(6.1)
+    assert "95 % bootstrap interval" in fidelity_sentence(f) and "much as full-length training" in fidelity_sentence(f)
+    close = spearman([96.10, 96.20, 96.25], [97.0, 96.0, 96.5])
+    assert close.ci_low is None  # too few points for an interval
+    assert "too close to rank" in fidelity_sentence(close) and "cannot judge" in fidelity_sentence(close)
+    assert "Not enough points" in fidelity_sentence(spearman([1.0, 2.0], [1.0, 2.0]))

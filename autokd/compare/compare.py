@@ -19,9 +19,9 @@ from typing import Callable, Optional
 from autokd.config.baselines import baselines_that_adapt
 from autokd.compare.execute import JobResult, run_jobs
 from autokd.compare.plan import (
-    as_job, fitting, found_contenders, jobs_for, shipped_baselines, spread, with_baselines,
+    as_job, fitting, found_contenders, jobs_for, proxy_jobs_for, shipped_baselines, spread, with_baselines,
 )
-from autokd.compare.results import FAILED, OK, Comparison, RunRecord
+from autokd.compare.results import FAILED, OK, PROXY, Comparison, RunRecord
 from autokd.compare.store import RunStore
 from autokd.compare.summary import summarise
 from autokd.errors import AutokdError
@@ -74,10 +74,12 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     seeds = [recipe.seed + i for i in range(request.seeds)]
     jobs = jobs_for(contenders, seeds, task)
     store = RunStore(make_folder(request.out_dir, "the compare report") / "runs.jsonl")  # before any training
+    proxy_store = RunStore(request.out_dir / "proxy_runs.jsonl")
     todo = [j for j in jobs if j.key not in store]
     say(f"compare {study.study_name!r}: {len(found)} found + {len(baselines)} baselines = {len(contenders)} distinct "
         f"strategies x {request.seeds} seeds at {recipe.epochs} epochs = {len(jobs)} runs "
-        f"({len(jobs) - len(todo)} already done)")
+        f"({len(jobs) - len(todo)} already done), and one {task.recipes.proxy.epochs}-epoch proxy run of each "
+        f"baseline for proxy fidelity")
     prepared = prepare_task(task, request.device, progress=say)  # a diverging teacher is an AutokdError
     check_same_teacher(study, prepared.teacher_info)  # the teacher the study was searched with
     contenders, unfit = fitting(prepared, contenders)
@@ -89,8 +91,13 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
         from autokd.training.extra_teachers import extra_teachers
 
         check_same_teacher(study, prepared.teacher_info, [info for _, info in extra_teachers(prepared, say)])
-    if todo:
-        _execute(prepared, todo, store, request, status)
+    proxy_jobs = proxy_jobs_for(contenders, task.recipes.proxy, task)
+    proxy_todo = [j for j in proxy_jobs if j.key not in proxy_store]
+    if todo or proxy_todo:
+        _execute(prepared, todo + proxy_todo, {PROXY: proxy_store}, store, request, status)
+    for job in proxy_jobs:  # a baseline's proxy value: its proxy run's validation accuracy
+        record = proxy_store.runs[job.key]
+        next(c for c in contenders if c.name == job.name).proxy_val = record.val_acc if record.ok else None
     runs = [as_job(store.runs[j.key], j) for j in jobs]
     return summarise(study, settings, prepared, contenders, runs, recipe, seeds)
 
@@ -111,14 +118,15 @@ def _check(request: CompareRequest) -> None:
         check_address(address)
 
 
-def _execute(prepared, todo, store: RunStore, request: CompareRequest, status: Status) -> None:
+def _execute(prepared, todo, stores: dict, store: RunStore, request: CompareRequest, status: Status) -> None:
+    """Run ``todo``; each result is kept in the store of its job's kind (``stores``), else ``store``."""
     start, done = time.monotonic(), 0
 
     def on_done(result: JobResult) -> None:
         nonlocal done
         j, o = result.job, result.outcome
         seed = j.strategy.recipe.seed
-        store.add(RunRecord(j.name, j.kind, seed, o.val_acc, o.test_acc, o.seconds, j.key,
+        stores.get(j.kind, store).add(RunRecord(j.name, j.kind, seed, o.val_acc, o.test_acc, o.seconds, j.key,
                             FAILED if o.reason else OK, o.reason, o.steps, o.footprint))
         done += 1
         elapsed = time.monotonic() - start

@@ -105,10 +105,16 @@ def paired_sentence(p: Optional[PairedComparison]) -> Optional[str]:
     return f"{p.found} does not beat {p.baseline} (difference {d:+.1f} points, within 2 standard errors: {k:+.1f})."
 
 
+TOO_CLOSE = 0.5  # points: proxy values closer than this are within seed noise on small tasks
+
+
 def fidelity_sentence(f: Fidelity) -> str:
     if not finite(f.rho):
-        return (f"Not enough points to judge the proxy (n = {f.n}; Spearman's rho needs at least 3 found "
-                f"strategies with distinct values).")
+        return (f"Not enough points to judge the proxy (n = {f.n}; Spearman's rho needs at least 3 strategies "
+                f"with a proxy value and a full-length result, with distinct values).")
+    if f.proxy_range is not None and f.proxy_range < TOO_CLOSE:
+        return (f"Spearman ρ = {f.rho:.2f}, but the {f.n} proxy values lie within {f.proxy_range:.2f} points of "
+                f"each other, too close to rank: this figure cannot judge the proxy.")
     r = f.rho
     if r >= 0.7:
         verdict = "the short proxy runs rank strategies much as full-length training does"
@@ -119,7 +125,9 @@ def fidelity_sentence(f: Fidelity) -> str:
     else:
         verdict = "the proxy ranking tends to reverse the full-length ranking"
     small = f" With only {f.n} strategies this estimate is rough." if f.n < 8 else ""
-    return f"Spearman ρ = {r:.2f}: {verdict}.{small}"
+    interval = (f" (95 % bootstrap interval {f.ci_low:.2f} to {f.ci_high:.2f} over {f.n} strategies)"
+                if finite(f.ci_low) and finite(f.ci_high) else "")
+    return f"Spearman ρ = {r:.2f}{interval}: {verdict}.{small}"
 
 
 def model_line(model: str, kwargs: dict) -> str:

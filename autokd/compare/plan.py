@@ -14,9 +14,9 @@ from typing import Optional
 
 from autokd.config.baselines import Baseline
 from autokd.compare.execute import Job, with_seed
-from autokd.compare.results import BASELINE, FOUND, RunRecord
+from autokd.compare.results import BASELINE, FOUND, PROXY, RunRecord
 from autokd.compare.store import run_key, strategy_key
-from autokd.config.strategy import Strategy
+from autokd.config.strategy import Recipe, Strategy
 from autokd.search.export import full_length_strategy
 
 
@@ -115,6 +115,18 @@ def with_baselines(found: list[Contender], baselines: list[Baseline], task) -> l
             by_key[key] = Contender(BASELINE, b.strategy, b.description, key, baselines=[b.name])
             contenders.append(by_key[key])
     return contenders
+
+
+def proxy_jobs_for(contenders: list[Contender], proxy: Recipe, task) -> list[Job]:
+    """One run at the search's proxy length (its recipe and seed) for each contender that has no
+    proxy value of its own (the baselines; a found strategy has its trial's), for proxy fidelity
+    over every compared strategy."""
+    jobs = []
+    for c in contenders:
+        if c.proxy_val is None:
+            strategy = replace(c.strategy, recipe=replace(proxy))
+            jobs.append(Job(c.name, PROXY, strategy, run_key(task, strategy, proxy.seed)))
+    return jobs
 
 
 def jobs_for(contenders: list[Contender], seeds: list[int], task) -> list[Job]:

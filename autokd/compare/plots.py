@@ -40,7 +40,8 @@ FIGURES = {
                  "found strategies in orange, baselines (at the task's student and at each searched student) in "
                  "blue.", 720),
     "proxy_vs_full.png": ("Does the short proxy run rank strategies like full-length training? Proxy validation "
-                          "accuracy against full-length test accuracy of the found strategies.", 660),
+                          "accuracy (found strategies: their trial's; baselines: a proxy run by compare) against "
+                          "full-length test accuracy of every compared strategy.", 660),
 }
 
 
@@ -88,11 +89,11 @@ def draw_all(c: Comparison, out_dir: Path) -> Figures:
     sized = [s for s in bars if finite(s.size_kib)]
     if len({round(s.size_kib, 3) for s in sized}) > 1:  # only when the compared students differ in size
         attempt("size.png", lambda path: size_tradeoff(sized, path))
-    points = [s for s in c.summaries if s.kind == FOUND and finite(s.proxy_val) and finite(s.test_mean)]
+    points = [s for s in c.summaries if finite(s.proxy_val) and finite(s.test_mean)]
     if points:
         attempt("proxy_vs_full.png", lambda path: proxy_vs_full(points, path, c.fidelity))
     else:
-        figures.notes["proxy_vs_full.png"] = "No found strategy has a proxy value, so there is no proxy-vs-full plot."
+        figures.notes["proxy_vs_full.png"] = "No strategy has a proxy value, so there is no proxy-vs-full plot."
     return figures
 
 
@@ -293,17 +294,20 @@ def size_tradeoff(rows: Sequence[StrategySummary], path: Path) -> Path:
 
 
 def proxy_vs_full(points: Sequence[StrategySummary], path: Path, fidelity: Fidelity) -> Path:
-    """Scatter of proxy validation accuracy (x) against full-length test mean (y, ± sd) of the found
-    strategies, each labelled with its name; the title gives Spearman's rho."""
+    """Scatter of proxy validation accuracy (x) against full-length test mean (y, ± sd) of every
+    strategy with both (found in orange, baselines in blue), each labelled; the title gives rho."""
     fig, ax = _figure(7.0, 4.8)
     _style(ax)
-    pts = [(s.name, s.proxy_val, s.test_mean, s.test_sd if finite(s.test_sd) else 0.0) for s in points
+    pts = [(s.name, s.proxy_val, s.test_mean, s.test_sd if finite(s.test_sd) else 0.0, s.kind) for s in points
            if finite(s.proxy_val) and finite(s.test_mean)]
     if pts:
         xs = [p[1] for p in pts]
         ys = [p[2] for p in pts]
-        ax.errorbar(xs, ys, yerr=[p[3] for p in pts], fmt="o", color=FOUND_COLOR, ecolor="#999", elinewidth=1,
-                    capsize=2, markersize=6, zorder=3)
+        for kind, color in ((FOUND, FOUND_COLOR), ("baseline", BASELINE_COLOR)):
+            mine = [p for p in pts if p[4] == kind]
+            if mine:
+                ax.errorbar([p[1] for p in mine], [p[2] for p in mine], yerr=[p[3] for p in mine], fmt="o",
+                            color=color, ecolor="#999", elinewidth=1, capsize=2, markersize=6, zorder=3)
         # alternate label sides so neighbours overlap less
         order = sorted(range(len(pts)), key=lambda i: (xs[i], ys[i]))
         for k, i in enumerate(order):
@@ -315,10 +319,10 @@ def proxy_vs_full(points: Sequence[StrategySummary], path: Path, fidelity: Fidel
             pad = max(hi - lo, 0.5) * 0.12
             lim(lo - pad, hi + pad * right)  # a little more room on the right for the labels
     else:
-        ax.text(0.5, 0.5, "no found strategy has a proxy value", transform=ax.transAxes, ha="center",
+        ax.text(0.5, 0.5, "no strategy has a proxy value", transform=ax.transAxes, ha="center",
                 va="center", color="#666")
     ax.set_title(f"Proxy ranking vs full-length ranking\n{_rho_text(fidelity)}", fontsize=11)
-    ax.set_xlabel("proxy validation accuracy in the search (%)")
+    ax.set_xlabel("proxy validation accuracy (%): the search's trial, or compare's proxy run")
     ax.set_ylabel("full-length test accuracy (%), mean ± sd")
     ax.grid(True, alpha=0.3)
     return _save(fig, path)

@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # annotations only: this module stays free of heavy imports
 
 FOUND = "found"
 BASELINE = "baseline"
+PROXY = "proxy"  # a run at the search's proxy length (for proxy fidelity), kept in proxy_runs.jsonl
 OK = "ok"
 FAILED = "failed"
 
@@ -76,11 +77,16 @@ class PairedComparison:
 
 @dataclass
 class Fidelity:
-    """Spearman correlation of the proxy validation ranking with the full-length test ranking."""
+    """Spearman correlation of the proxy validation ranking with the full-length test ranking,
+    over every compared strategy with both (found ones: their trial's value; baselines: a proxy
+    run by compare), with a bootstrap 95 % interval and the spread of the proxy values."""
 
     rho: Optional[float]
     p_value: Optional[float]
     n: int
+    ci_low: Optional[float] = None
+    ci_high: Optional[float] = None
+    proxy_range: Optional[float] = None  # max - min of the proxy values (points): too close to rank when small
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Optional
 
 from autokd.compare.plan import Contender
 from autokd.compare.results import (
-    BASELINE, FOUND, Comparison, HistoryPoint, ModelSummary, PairedComparison, RunRecord, SearchSummary,
+    BASELINE, Comparison, HistoryPoint, ModelSummary, PairedComparison, RunRecord, SearchSummary,
     StrategySummary,
 )
 from autokd.compare.stats import gap_closed, mean_sd_se, paired, spearman
@@ -27,7 +27,7 @@ def summarise(study, settings, prepared, contenders: list[Contender], runs: list
     task, info = prepared.task, prepared.teacher_info
     summaries = strategy_summaries(contenders, runs, info.test_acc)
     student = next((s for s in summaries if CE_ONLY in s.baselines), None)
-    found = [s for s in summaries if s.kind == FOUND and s.test_mean is not None and s.proxy_val is not None]
+    ranked_both = [s for s in summaries if s.test_mean is not None and s.proxy_val is not None]
     return Comparison(
         study_name=study.study_name,
         task_name=task.name,
@@ -41,7 +41,7 @@ def summarise(study, settings, prepared, contenders: list[Contender], runs: list
         summaries=summaries,
         runs=runs,
         paired=paired_with_best_baseline(contenders[0].name, summaries, runs),
-        fidelity=spearman([s.proxy_val for s in found], [s.test_mean for s in found]),
+        fidelity=spearman([s.proxy_val for s in ranked_both], [s.test_mean for s in ranked_both]),
         exported=export_config(study, 1),
         history=_history(study),
         importances=importances(study),
