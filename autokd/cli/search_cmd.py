@@ -16,11 +16,13 @@ storage_option = click.option(
 
 
 def _finish(study, progress: Progress, top: int = 10) -> None:
-    from autokd.search.leaderboard import format_leaderboard, ranked
+    from autokd.search.leaderboard import format_leaderboard, noise_line, ranked
 
     progress.say("")
     click.echo(f"leaderboard of {study.study_name!r} (validation accuracy at the proxy length):")
     click.echo(format_leaderboard(ranked(study), top))
+    if noise_line(study):
+        click.echo(noise_line(study))
     click.echo(f"\nnext: autokd export {study.study_name} -o best.yaml && autokd train --config best.yaml")
 
 
@@ -78,10 +80,13 @@ def _run(space_file, settings, name: str, storage, address) -> None:
               help="Constraint: a student larger than this as deployed (KiB) is infeasible.")
 @click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Constraint: a student slower than this (ms at batch 1 on one CPU thread) is infeasible.")
+@click.option("--confirm", type=click.IntRange(0, 50), default=0, show_default=True,
+              help="Once the budget is done, re-run the top K trials at the proxy with 2 more seeds each (K x 2 "
+                   "proxy runs); the leaderboard, export and compare rank them by the mean.")
 @device_option
 @download_option
 def search(space, budget, sampler, workers, name, storage, address, seed, no_pruning, warm_start, objectives,
-           max_params, max_size_kb, max_latency_ms, device, download):
+           max_params, max_size_kb, max_latency_ms, confirm, device, download):
     """Search distillation strategies on a task; re-running it continues the study to its budget."""
     from autokd.search.settings import SearchSettings, default_study_name
     from autokd.search.space_file import load_space_file
@@ -91,7 +96,7 @@ def search(space, budget, sampler, workers, name, storage, address, seed, no_pru
     name = name if name is not None else default_study_name(space_file.source, sampler)
     settings = SearchSettings(space_text=space_file.text, space_source=space_file.source, sampler=sampler,
                               budget=budget, workers=workers, seed=seed, device=device, pruning=not no_pruning,
-                              warm_start=warm_start)
+                              warm_start=warm_start, confirm=confirm)
     _run(space_file, settings, name, storage, address)
 
 
@@ -163,7 +168,9 @@ def studies(storage):
 def show(name, storage, top):
     """Print a study's leaderboard (with several objectives, its Pareto front), parameter
     importances and failed trials."""
-    from autokd.search.leaderboard import complete_entries, failures, format_leaderboard, front, importances, judging, ranked
+    from autokd.search.leaderboard import (
+        complete_entries, failures, format_leaderboard, front, importances, judging, noise_line, ranked,
+    )
     from autokd.search.storage import open_storage
     from autokd.search.study import counts, load_existing_study, read_settings
 
@@ -184,6 +191,8 @@ def show(name, storage, top):
         click.echo(format_leaderboard(front(study), top=1000, empty="no feasible complete trials yet"))
         click.echo("\nby validation accuracy:")
     click.echo(format_leaderboard(feasible, top))
+    if noise_line(study):
+        click.echo(noise_line(study))
     imp = importances(study)
     if imp:
         click.echo("\nparameter importances (Optuna's default evaluator):")

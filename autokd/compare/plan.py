@@ -45,7 +45,7 @@ def found_contenders(entries, space_file, epochs: Optional[int], top_k: int) -> 
         strategy = full_length_strategy(space_file, entry.strategy, epochs)
         key = strategy_key(space_file.task, strategy)
         if key not in chosen:
-            chosen[key] = Contender(FOUND, strategy, strategy.describe(), key, entry.number, entry.value)
+            chosen[key] = Contender(FOUND, strategy, strategy.describe(), key, entry.number, entry.score)
             if len(chosen) == top_k:
                 break
     return list(chosen.values())

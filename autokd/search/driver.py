@@ -71,6 +71,7 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
         elif settings.warm_start:
             say(f"warm start: study {name!r} already exists and its first trials are set; --warm-start is ignored")
         if not _announce(study, settings, space, created, pruning, say):
+            _confirm(study, settings, space, prepared, cache, say)
             return study
         monitor = SearchMonitor(study, settings.budget, status)
         if settings.workers == 0:
@@ -82,9 +83,24 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
 
             with ray_session(address, settings.workers) as workers:
                 note = run_ray(study, space, prepared, cache, settings.budget, workers, epochs, monitor, pruning)
+        if counts(study).finished >= settings.budget:
+            monitor.show(force=True)
+            _confirm(study, settings, space, prepared, cache, say)
     monitor.show(force=True)
     _explain_shortfall(study, settings.budget, note, say)
     return study
+
+
+def _confirm(study, settings: SearchSettings, space, prepared, cache, say: Say) -> None:
+    """``--confirm K``: the top K trials re-run with more seeds once the budget is done (not again on resume)."""
+    if not settings.confirm:
+        return
+    from autokd.search.confirm import CONFIRM_SEEDS, confirm_top
+
+    ran = confirm_top(study, space, prepared, cache, settings.confirm, say)
+    if ran:
+        say(f"confirmation: {ran} leading trial(s) re-run with {CONFIRM_SEEDS} more seeds each; the leaderboard ranks "
+            f"them by their mean")
 
 
 def _warm_start(study, space, task, say: Say) -> None:

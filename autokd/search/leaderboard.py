@@ -19,6 +19,12 @@ class Entry:
     steps: Optional[int] = None  # training steps, every model and stage of its scheme (None: not recorded)
     values: list[float] = field(default_factory=list)  # every objective's value (the first is ``value``)
     footprint: Optional[dict] = None  # the shipped student's size and speed (None: not recorded)
+    confirmed: Optional[dict] = None  # --confirm: {"values", "mean", "se"} over more seeds (None: not confirmed)
+
+    @property
+    def score(self) -> float:
+        """What the entry ranks by: the confirmed mean when confirmed, else the proxy value."""
+        return self.confirmed["mean"] if self.confirmed else self.value
 
 
 def judging(study) -> Judging:
@@ -34,19 +40,23 @@ def complete_entries(study) -> list[Entry]:
     """Every complete trial that holds a strategy, feasible or not, in trial order (rank 0)."""
     from optuna.trial import TrialState
 
+    from autokd.search.confirm import confirmed
+
     trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if STRATEGY_ATTR in t.user_attrs]
+    sure = confirmed(study)["trials"]
     return [Entry(0, t.number, t.values[0], t.user_attrs[STRATEGY_ATTR],
                   (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_start and t.datetime_complete
-                  else None, t.user_attrs.get(STEPS_ATTR), list(t.values), t.user_attrs.get(FOOTPRINT_ATTR))
+                  else None, t.user_attrs.get(STEPS_ATTR), list(t.values), t.user_attrs.get(FOOTPRINT_ATTR),
+                  sure.get(t.number))
             for t in trials]
 
 
 def ranked(study) -> list[Entry]:
     """Complete trials whose student meets the study's constraints, best validation accuracy
-    first (ties: the earlier trial)."""
+    first (a confirmed trial by its confirmed mean; ties: the earlier trial)."""
     rules = judging(study)
     entries = [e for e in complete_entries(study) if rules.feasible(e.footprint)]
-    entries.sort(key=lambda e: (-e.value, e.number))
+    entries.sort(key=lambda e: (-e.score, e.number))
     return [replace(e, rank=i + 1) for i, e in enumerate(entries)]
 
 
@@ -96,15 +106,31 @@ def format_leaderboard(entries: list[Entry], top: int = 10, empty: str = "no com
     if not entries:
         return empty
     sized = any(e.footprint for e in entries[:top])
+    sure = any(e.confirmed for e in entries[:top])
     size_head = f"  {'params':>9}  {'KiB':>7}  {'ms':>6}" if sized else ""
-    lines = [f"{'rank':>4}  {'trial':>5}  {'val acc':>7}{size_head}  {'steps':>7}  {'time':>6}  strategy"]
+    sure_head = f"  {'confirmed':>15}" if sure else ""
+    lines = [f"{'rank':>4}  {'trial':>5}  {'val acc':>7}{sure_head}{size_head}  {'steps':>7}  {'time':>6}  strategy"]
     for e in entries[:top]:
         steps = f"{e.steps:>7,}" if e.steps is not None else f"{'-':>7}"
         seconds = f"{e.seconds:>5.0f}s" if e.seconds is not None else f"{'-':>6}"
         size = f"  {_size_text(e.footprint)}" if sized else ""
         rank = f"{e.rank:>4}" if e.rank else f"{'-':>4}"
-        lines.append(f"{rank}  {e.number:>5}  {e.value:>6.2f}%{size}  {steps}  {seconds}  {describe_strategy(e.strategy)}")
+        confirmed = (f"  {e.confirmed['mean']:>6.2f}±{e.confirmed['se']:.2f} ({len(e.confirmed['values'])})"
+                     if e.confirmed else f"  {'-':>15}") if sure else ""
+        lines.append(f"{rank}  {e.number:>5}  {e.value:>6.2f}%{confirmed}{size}  {steps}  {seconds}  "
+                     f"{describe_strategy(e.strategy)}")
     return "\n".join(lines)
+
+
+def noise_line(study) -> str:
+    """What the confirmation runs say about the proxy's seed noise ("" when none ran)."""
+    from autokd.search.confirm import confirmed
+
+    state = confirmed(study)
+    if state["noise"] is None:
+        return ""
+    return (f"proxy seed noise (pooled sd over {len(state['trials'])} confirmed trial(s)): {state['noise']:.2f} points; "
+            f"proxy values closer than about {2 * state['noise']:.2f} points are within noise")
 
 
 def _size_text(footprint: Optional[dict]) -> str:

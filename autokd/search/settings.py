@@ -30,6 +30,7 @@ class SearchSettings:
     device: str = "auto"
     pruning: bool = True
     warm_start: Optional[str] = None  # "baselines": the baselines that fit the space are the first trials
+    confirm: int = 0  # the top K trials re-run at the proxy with more seeds once the budget is done
 
     def space_fingerprint(self) -> str:
         """Equal for the same task and space whatever the YAML's formatting."""

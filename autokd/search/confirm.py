@@ -1,0 +1,89 @@
+"""Confirming the leaders against seed noise (``--confirm K``).
+
+The best of many noisy proxy values is biased upward (the winner's curse). Once a search has its
+budget, its top ``K`` trials by proxy value are trained again at the proxy, with
+:data:`CONFIRM_SEEDS` more seeds each (the proxy recipe's seed + 1, + 2); the mean over the
+trial's own value and these, with its standard error, is what the leaderboard, ``export`` and
+``compare --top-k`` rank by. The runs are kept in the study (system attribute
+``autokd:confirmed``, one entry per trial), so a resume does not repeat them, and the study
+records the proxy's seed noise (the pooled within-strategy standard deviation).
+
+Cost: ``K x CONFIRM_SEEDS`` proxy runs, trained one after another in the search's process on one
+thread each (on the default task about 5 s each: 30 s for ``--confirm 3``).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import replace
+from typing import Callable, Optional
+
+CONFIRMED_ATTR = "autokd:confirmed"
+CONFIRM_SEEDS = 2
+MAX_CONFIRM = 50
+
+
+def confirmed(study) -> dict:
+    """``{"trials": {number: {"values", "mean", "se"}}, "noise": sd or None}`` as stored."""
+    stored = study._storage.get_study_system_attrs(study._study_id).get(CONFIRMED_ATTR) or {}
+    return {"trials": {int(k): v for k, v in (stored.get("trials") or {}).items()}, "noise": stored.get("noise")}
+
+
+def summarise(values: list[float]) -> dict:
+    mean = statistics.fmean(values)
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return {"values": list(values), "mean": mean, "se": se}
+
+
+def pooled_sd(entries: list[dict]) -> Optional[float]:
+    """The within-strategy standard deviation pooled over the confirmed trials (the proxy's seed noise)."""
+    squares = sum(statistics.variance(e["values"]) * (len(e["values"]) - 1) for e in entries if len(e["values"]) > 1)
+    dof = sum(len(e["values"]) - 1 for e in entries if len(e["values"]) > 1)
+    return math.sqrt(squares / dof) if dof else None
+
+
+def confirm_top(study, space, prepared, teacher_cache, k: int, say: Callable[[str], None]) -> int:
+    """Confirm the top ``k`` feasible trials by proxy value that are not confirmed yet; returns how
+    many were run. A run that fails (diverges) ends that trial's confirmation with the runs so far."""
+    import torch
+
+    from autokd.config.strategy import strategy_from_dict
+    from autokd.search.leaderboard import complete_entries, judging
+    from autokd.training.fit import TrainingFailed
+    from autokd.training.run import train_strategy
+
+    if k <= 0:
+        return 0
+    rules = judging(study)
+    pool = sorted((e for e in complete_entries(study) if rules.feasible(e.footprint)), key=lambda e: (-e.value, e.number))
+    state = confirmed(study)
+    todo = [e for e in pool[:k] if e.number not in state["trials"]]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for i, entry in enumerate(todo, 1):
+            strategy = strategy_from_dict(entry.strategy)
+            values = [entry.value]
+            for extra in range(1, CONFIRM_SEEDS + 1):
+                recipe = replace(strategy.recipe, seed=strategy.recipe.seed + extra)
+                try:
+                    result = train_strategy(prepared, replace(strategy, recipe=recipe), teacher_cache=teacher_cache,
+                                            evaluate_test=False, validate_at=(), measure=False)
+                except TrainingFailed:
+                    break
+                values.append(result.val_acc)
+            state["trials"][entry.number] = summarise(values)
+            state["noise"] = pooled_sd(list(state["trials"].values()))
+            _store(study, state)
+            summary = state["trials"][entry.number]
+            say(f"confirmed {i}/{len(todo)}: trial {entry.number} val {entry.value:.2f}% -> mean {summary['mean']:.2f} "
+                f"± {summary['se']:.2f}% over {len(values)} seeds")
+    finally:
+        torch.set_num_threads(threads)
+    return len(todo)
+
+
+def _store(study, state: dict) -> None:
+    payload = {"trials": {str(k): v for k, v in state["trials"].items()}, "noise": state["noise"]}
+    study._storage.set_study_system_attr(study._study_id, CONFIRMED_ATTR, payload)

@@ -1,0 +1,53 @@
+"""--confirm K: the leaders re-run with more seeds once the budget is done, kept in the study,
+not repeated on resume, and ranking the leaderboard, export and compare by their mean."""
+
+from __future__ import annotations
+
+import optuna
+import yaml
+
+from autokd.search.confirm import CONFIRM_SEEDS, CONFIRMED_ATTR, confirmed
+from conftest import run_cli, write_space
+
+SPACE = {"temperature": {"low": 1, "high": 8}, "alpha": {"low": 0.1, "high": 0.9}, "logit_losses": ["kd"],
+         "pair_losses": ["none"], "relation_losses": [], "pruning": False}
+
+
+def test_confirmation_runs_are_recorded_reused_on_resume_and_rank_the_export(tmp_path):
+    space = write_space(tmp_path / "s.yaml", space=SPACE)
+    db = tmp_path / "c.db"
+    out = run_cli("search", "--space", space, "--budget", "4", "--workers", "0", "--storage", db, "--name", "c",
+                  "--sampler", "random", "--confirm", "2")
+    assert out.returncode == 0, out.stderr
+    assert "confirmed 2/2" in out.stderr and "confirmed" in out.stdout and "proxy seed noise" in out.stdout
+    study = optuna.load_study(study_name="c", storage=f"sqlite:///{db}")
+    state = confirmed(study)
+    top2 = sorted((t for t in study.trials if t.value is not None), key=lambda t: (-t.value, t.number))[:2]
+    assert sorted(state["trials"]) == sorted(t.number for t in top2)
+    for t in top2:
+        entry = state["trials"][t.number]
+        assert len(entry["values"]) == 1 + CONFIRM_SEEDS and entry["values"][0] == t.value
+        assert abs(entry["mean"] - sum(entry["values"]) / len(entry["values"])) < 1e-9
+    assert state["noise"] is not None and state["noise"] >= 0
+    before = study._storage.get_study_system_attrs(study._study_id)[CONFIRMED_ATTR]
+    resumed = run_cli("resume", "c", "--storage", db)  # the budget is done: nothing more to run or confirm
+    assert resumed.returncode == 0 and "confirmed" not in resumed.stderr.replace("confirmed trial", "")
+    study = optuna.load_study(study_name="c", storage=f"sqlite:///{db}")
+    assert study._storage.get_study_system_attrs(study._study_id)[CONFIRMED_ATTR] == before
+
+    # a confirmed mean that drops below another trial's value changes the export
+    winner, runner_up = top2
+    lowered = {**before, "trials": {**before["trials"], str(winner.number): {
+        "values": [winner.value, 0.0, 0.0], "mean": winner.value / 3, "se": winner.value / 3}}}
+    study._storage.set_study_system_attr(study._study_id, CONFIRMED_ATTR, lowered)
+    exported = run_cli("export", "c", "--storage", db)
+    assert exported.returncode == 0, exported.stderr
+    means = {int(k): v["mean"] for k, v in lowered["trials"].items()}
+    score = {t.number: means.get(t.number, t.value) for t in study.trials if t.value is not None}
+    expected = min(score, key=lambda n: (-score[n], n))  # confirmed trials by their mean, the others by value
+    assert expected != winner.number
+    header = exported.stdout.splitlines()[0]
+    assert f"trial {expected} (rank 1" in header, header
+    chosen = next(t for t in study.trials if t.number == expected)
+    assert yaml.safe_load(exported.stdout)["strategy"]["alpha"] == chosen.user_attrs["strategy"]["alpha"]
+    assert runner_up.number in means
