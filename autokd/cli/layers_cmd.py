@@ -81,7 +81,7 @@ def layers(model, kwarg_items, input_shape, num_classes, space):
         student = build_model(task.student.model, task.student.kwargs, classes, shape)
         _print_layers(f"teacher {task.teacher.model} {task.teacher.kwargs}, input {shape}", teacher, shape)
         _print_layers(f"student {task.student.model} {task.student.kwargs}, input {shape}", student, shape)
-        click.echo("automatic pairs (teacher -> student, equal resolution):")
+        click.echo("automatic pairs (teacher -> student: stages of equal resolution; models without feature maps by position):")
         for t_path, s_path in auto_pairs(teacher, student, shape):
             click.echo(f"  {t_path} -> {s_path}")
         return
