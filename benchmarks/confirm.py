@@ -36,6 +36,8 @@ def parse_args(argv: Optional[Iterable[str]] = None):
     p.add_argument("--confirm", type=int, default=5, help="K: the leaders confirmed in each search")
     p.add_argument("--seeds", type=int, default=5, help="full-length seeds per winner")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--reuse", action="store_true",
+                   help="keep --work-dir: reuse its finished searches and full-length runs, run only what is missing")
     p.add_argument("--work-dir", type=Path, default=REPO / "reports" / "benchmarks" / "confirm_work")
     p.add_argument("--out-dir", type=Path, default=REPO / "reports" / "benchmarks")
     return p.parse_args(argv)
@@ -50,9 +52,11 @@ def one_search(work: Path, repeat: int, args) -> dict:
     from autokd.search.storage import open_storage
 
     name, storage = f"confirm-{repeat}", work / "studies.db"
-    run = cli("search", "--space", args.space, "--budget", args.budget, "--sampler", "tpe", "--seed", repeat,
-              "--confirm", args.confirm, "--name", name, "--storage", storage, "--workers", args.workers,
-              log=work / "logs" / f"search-{repeat}.log")
+    run = {"wall_s": None}
+    if not (args.reuse and (work / "logs" / f"search-{repeat}.log").is_file()):
+        run = cli("search", "--space", args.space, "--budget", args.budget, "--sampler", "tpe", "--seed", repeat,
+                  "--confirm", args.confirm, "--name", name, "--storage", storage, "--workers", args.workers,
+                  log=work / "logs" / f"search-{repeat}.log")
     study = optuna.load_study(study_name=name, storage=open_storage(str(storage), create=False))
     by_value = min(complete_entries(study), key=lambda e: (-e.value, e.number))
     by_mean = ranked(study)[0]
@@ -74,7 +78,10 @@ def retrain(work: Path, searches: list[dict], args) -> dict:
         study = load_existing_study(s["name"], open_storage(str(work / "studies.db"), create=False))
         for number in {s["by_value"], s["by_mean"]}:
             configs[f"{s['name']}-trial{number}"] = yaml.safe_load(export_config(study, trial=number))
-    return train_configs(work, configs, args.seeds, None, args.workers)
+    done = {name: json.loads((work / "runs" / f"{name}-full.json").read_text()) for name in configs
+            if args.reuse and (work / "runs" / f"{name}-full.json").is_file()}
+    return {**done, **train_configs(work, {k: v for k, v in configs.items() if k not in done}, args.seeds, None,
+                                    args.workers)}
 
 
 def paired_diff(a: dict, b: dict) -> Optional[float]:
@@ -119,7 +126,7 @@ def report_blocks(report: dict) -> list:
 def main(argv: Optional[Iterable[str]] = None) -> None:
     args = parse_args(argv)
     t_start = time.perf_counter()
-    work = fresh_work_dir(args.work_dir)
+    work = args.work_dir.resolve() if args.reuse else fresh_work_dir(args.work_dir)
     report = {"benchmark": "confirm", "command": command_line(), "machine": machine_info(),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "load_average_at_start": load_average(), "budget": args.budget, "confirm": args.confirm,

@@ -43,9 +43,8 @@ def test_confirmation_runs_are_recorded_reused_on_resume_and_rank_the_export(tmp
     exported = run_cli("export", "c", "--storage", db)
     assert exported.returncode == 0, exported.stderr
     means = {int(k): v["mean"] for k, v in lowered["trials"].items()}
-    score = {t.number: means.get(t.number, t.value) for t in study.trials if t.value is not None}
-    expected = min(score, key=lambda n: (-score[n], n))  # confirmed trials by their mean, the others by value
-    assert expected != winner.number
+    expected = min(means, key=lambda n: (-means[n], n))  # the confirmed trials rank first, by their mean
+    assert expected == runner_up.number
     header = exported.stdout.splitlines()[0]
     assert f"trial {expected} (rank 1" in header, header
     chosen = next(t for t in study.trials if t.number == expected)

@@ -82,7 +82,7 @@ def _run(space_file, settings, name: str, storage, address) -> None:
               help="Constraint: a student slower than this (ms at batch 1 on one CPU thread) is infeasible.")
 @click.option("--confirm", type=click.IntRange(0, 50), default=0, show_default=True,
               help="Once the budget is done, re-run the top K trials at the proxy with 2 more seeds each (K x 2 "
-                   "proxy runs); the leaderboard, export and compare rank them by the mean.")
+                   "proxy runs); the leaderboard, export and compare rank them first, by their mean.")
 @device_option
 @download_option
 def search(space, budget, sampler, workers, name, storage, address, seed, no_pruning, warm_start, objectives,

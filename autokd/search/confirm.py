@@ -4,7 +4,7 @@ The best of many noisy proxy values is biased upward (the winner's curse). Once 
 budget, its top ``K`` trials by proxy value are trained again at the proxy, with
 :data:`CONFIRM_SEEDS` more seeds each (the proxy recipe's seed + 1, + 2); the mean over the
 trial's own value and these, with its standard error, is what the leaderboard, ``export`` and
-``compare --top-k`` rank by. The runs are kept in the study (system attribute
+``compare --top-k`` rank by (confirmed trials first). The runs are kept in the study (system attribute
 ``autokd:confirmed``, one entry per trial), so a resume does not repeat them, and the study
 records the proxy's seed noise (the pooled within-strategy standard deviation).
 

@@ -53,10 +53,11 @@ def complete_entries(study) -> list[Entry]:
 
 def ranked(study) -> list[Entry]:
     """Complete trials whose student meets the study's constraints, best validation accuracy
-    first (a confirmed trial by its confirmed mean; ties: the earlier trial)."""
+    first; confirmed trials (``--confirm``) come first, by their confirmed mean: an unconfirmed
+    value just below them is as inflated by noise as theirs were (ties: the earlier trial)."""
     rules = judging(study)
     entries = [e for e in complete_entries(study) if rules.feasible(e.footprint)]
-    entries.sort(key=lambda e: (-e.score, e.number))
+    entries.sort(key=lambda e: (e.confirmed is None, -e.score, e.number))
     return [replace(e, rank=i + 1) for i, e in enumerate(entries)]
 
 
