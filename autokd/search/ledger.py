@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
+from autokd.search.interrupts import uninterruptible
 from autokd.search.owner import current_owner, is_alive
 
 OWNER_ATTR = "autokd_owner"
@@ -89,6 +90,12 @@ def record_result(study, number: int, *, value=None, pruned: bool = False, reaso
     """Tell the study how a trial ended (``value``: a number, or a list with several objectives;
     ``steps``: what it cost; ``footprint``: its student's size and speed, stored before the study is
     told so that samplers' constraints read it); returns the :class:`TrialCounts` field it counts in."""
+    with uninterruptible():  # Ctrl-C waits for the writes: never inside Optuna's storage (its locks)
+        return _record(study, number, value, pruned, reason, steps, footprint)
+
+
+def _record(study, number: int, value, pruned: bool, reason: Optional[str], steps: Optional[int],
+            footprint: Optional[dict]) -> str:
     from optuna.trial import TrialState
 
     if steps is not None or reason is not None or footprint is not None:
@@ -115,11 +122,13 @@ def void_trial(study, trial, reason: str, requeue: Optional[dict] = None, **attr
     (None: not queued)."""
     from optuna.trial import TrialState
 
-    for key, value in {VOID_ATTR: reason, FAIL_REASON_ATTR: reason, **attrs}.items():
-        study._storage.set_trial_user_attr(trial._trial_id, key, value)
-    study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-    if requeue is not None and trial.params:
-        study.enqueue_trial(trial.params, user_attrs={REQUEUED_ATTR: trial.number, **requeue}, skip_if_exists=False)
+    with uninterruptible():
+        for key, value in {VOID_ATTR: reason, FAIL_REASON_ATTR: reason, **attrs}.items():
+            study._storage.set_trial_user_attr(trial._trial_id, key, value)
+        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        if requeue is not None and trial.params:
+            study.enqueue_trial(trial.params, user_attrs={REQUEUED_ATTR: trial.number, **requeue},
+                                skip_if_exists=False)
 
 
 def interrupt(study, trial) -> bool:

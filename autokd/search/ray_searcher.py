@@ -11,6 +11,7 @@ from ray.tune.search import Searcher
 
 from autokd.config.strategy import strategy_to_dict
 from autokd.search.claims import NoNewStrategy, claim_trial
+from autokd.search.interrupts import uninterruptible
 from autokd.search.ledger import interrupt_own_trials, record_result, void_trial
 from autokd.search.monitor import SearchMonitor
 from autokd.search.study import METRIC_NAME as METRIC
@@ -68,7 +69,8 @@ class StudySearcher(Searcher):
             return
         if step not in self.reported.setdefault(trial.number, set()):
             self.reported[trial.number].add(step)
-            trial.report(result[METRIC], step)
+            with uninterruptible():  # never inside Optuna's storage (its locks) when Ctrl-C comes
+                trial.report(result[METRIC], step)
 
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
         trial = self.live.pop(trial_id, None)
