@@ -13,6 +13,7 @@ from autokd.search.claims import NoNewStrategy, claim_trial
 from autokd.search.ledger import interrupt_own_trials, record_result
 from autokd.search.monitor import SearchMonitor
 from autokd.search.pruning import report_epochs
+from autokd.search.shipped_space import needs_footprint
 from autokd.search.trial import run_trial, told_value
 
 
@@ -56,7 +57,7 @@ def _run(study, space, prepared, teacher_cache, budget, monitor, pruning) -> Opt
 
         try:
             outcome = run_trial(prepared, claim.strategy, teacher_cache, report,
-                                report_epochs(claim.strategy.recipe.epochs, pruning))
+                                report_epochs(claim.strategy.recipe.epochs, pruning), measure=needs_footprint(space.spec))
         except optuna.TrialPruned:
             monitor.trial_finished(record_result(study, trial.number, pruned=True, steps=cost["steps"]), None)
             continue

@@ -16,6 +16,7 @@ from typing import Optional
 from autokd.config.strategy import strategy_from_dict
 from autokd.errors import AutokdError
 from autokd.search.monitor import SearchMonitor
+from autokd.search.shipped_space import needs_footprint
 from autokd.search.study import METRIC_NAME as METRIC  # the study's metric is what Tune reports
 
 
@@ -28,20 +29,25 @@ def _trainable(config: dict, prepared=None, teacher_cache=None) -> None:
 
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
 
-    def report(stats) -> None:  # the rungs; the last epoch is reported below, with the deployed student's accuracy
-        if stats.epoch < stats.epochs:
-            tune.report({METRIC: stats.val_acc, "epoch": stats.epoch, "train_loss": stats.train_loss,
-                         "steps": stats.steps})
-
     try:
         strategy = strategy_from_dict(config["strategy"])
     except AutokdError as exc:  # an invalid strategy fails its trial with the reason, not as a dead worker
         tune.report({METRIC: 0.0, "failed": f"invalid strategy: {exc}"})
         return
-    outcome = run_trial(prepared, strategy, teacher_cache, report, config.get("report_at"))
+    measure = bool(config.get("measure"))
+    # the last epoch is reported after training when the deployed student differs from the trained one
+    # (compression) or its footprint is needed; else as before, from the training loop
+    after = measure or not strategy.compression.empty
+
+    def report(stats) -> None:
+        if not (after and stats.epoch == stats.epochs):
+            tune.report({METRIC: stats.val_acc, "epoch": stats.epoch, "train_loss": stats.train_loss,
+                         "steps": stats.steps})
+
+    outcome = run_trial(prepared, strategy, teacher_cache, report, config.get("report_at"), measure=measure)
     if outcome.failed:
         tune.report({METRIC: 0.0, "failed": outcome.reason})
-    else:
+    elif after:
         tune.report({METRIC: outcome.value, "epoch": strategy.recipe.epochs, "steps": outcome.steps,
                      "footprint": outcome.footprint})
 
@@ -110,7 +116,8 @@ def run_ray(study, space, prepared, teacher_cache, budget: int, workers: int, ep
     with tempfile.TemporaryDirectory(prefix="autokd-tune-") as tune_dir:
         tuner = tune.Tuner(
             trainable,
-            param_space={"threads": 1, "report_at": report_epochs(epochs, pruning)},
+            param_space={"threads": 1, "report_at": report_epochs(epochs, pruning),
+                         "measure": needs_footprint(space.spec)},
             tune_config=tune.TuneConfig(
                 metric=METRIC, mode="max", search_alg=searcher, scheduler=tune_scheduler(epochs, pruning),
                 num_samples=-1, max_concurrent_trials=workers, reuse_actors=True,  # the searcher says when to stop

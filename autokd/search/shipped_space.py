@@ -125,6 +125,13 @@ def _prune_knobs(value, where: str) -> dict:
     return {"amount": amount, "of": data.get("of", "teacher"), "recover_epochs": data.get("recover_epochs")}
 
 
+def needs_footprint(spec) -> bool:
+    """Whether trials must measure their student's footprint: several objectives, constraints, or
+    a searched student or compression (so the leaderboard can show sizes)."""
+    return bool(spec.multi_objective or spec.constraints or spec.student or spec.prune is not None
+                or spec.quantize != [NO_QUANTIZATION])
+
+
 # --- parameters and strategies -----------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ def run_trial(
     teacher_cache: Optional[TeacherCache],
     report: Callable[[EpochStats], None],
     report_at: Optional[Collection[int]] = None,
+    measure: bool = True,
 ) -> TrialOutcome:
     """Train with ``strategy`` (its recipe is the proxy recipe); ``report`` sees the validation
     accuracy after each epoch in ``report_at`` and after the last (``None``: every epoch); the
@@ -49,7 +50,7 @@ def run_trial(
     try:
         strategy.validate()  # a sampled weight can overflow to inf: the trial fails, the search goes on
         result = train_strategy(prepared, strategy, teacher_cache=teacher_cache, on_epoch=report, evaluate_test=False,
-                                validate_at=report_at)
+                                validate_at=report_at, measure=measure)
     except optuna.TrialPruned:
         raise
     except AutokdError as exc:
