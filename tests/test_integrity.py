@@ -123,6 +123,28 @@ def test_an_owner_tag_survives_pid_reuse():
     assert Owner.parse(theirs.tag()) == theirs
 
 
+def test_an_untagged_trial_whose_askers_are_all_gone_is_recovered_at_once(tmp_path):
+    """A process killed between ``ask`` and its owner tag leaves an untagged RUNNING trial: it is
+    requeued as soon as every process that asked the study before it started is gone (it used to
+    count as alive for two minutes), and kept while one of them lives."""
+    from autokd.search.ledger import ASKER_ATTR_PREFIX, STRATEGY_ATTR, mark_asker, recover_interrupted
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'a.db'}", study_name="a")
+    me = current_owner()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = Owner(me.host, me.boot, int(dead.stdout), "1").tag()
+    study._storage.set_study_system_attr(study._study_id, ASKER_ATTR_PREFIX + gone, time.time() - 1)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    study._storage.set_trial_user_attr(trial._trial_id, STRATEGY_ATTR, {"alpha": 0.0})  # drawn, then killed
+    assert recover_interrupted(study) == (1, 0)  # requeued although only seconds old
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+    mark_asker(study)  # a live process asks; its trial is untagged for a moment
+    assert ASKER_ATTR_PREFIX + me.tag() in study._storage.get_study_system_attrs(study._study_id)
+    mine = study.ask()
+    assert recover_interrupted(study) == (0, 0)
+    assert study.trials[mine.number].state == optuna.trial.TrialState.RUNNING
+
+
 def test_each_run_of_a_sampler_has_its_own_stream():
     assert run_seed(7, created=True, owner_tag="a") == 7  # the first run on a new study: reproducible
     later = {run_seed(7, created=False, owner_tag=tag) for tag in ("a", "b", "c")}

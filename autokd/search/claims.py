@@ -20,7 +20,9 @@ from typing import Optional
 
 from autokd.config.strategy import Strategy, strategy_to_dict
 from autokd.search.interrupts import uninterruptible
-from autokd.search.ledger import DUPLICATE_ATTR, STRATEGY_ATTR, is_void, mark_owner, param_key, tally, void_trial
+from autokd.search.ledger import (
+    DUPLICATE_ATTR, STRATEGY_ATTR, is_void, mark_asker, mark_owner, param_key, tally, void_trial,
+)
 
 MAX_PROPOSALS = 100
 
@@ -86,7 +88,8 @@ def claim_trial(study, space, budget: int) -> Optional[Claim]:
             return None
         if size is not None and len(_taken_keys(trials)) >= size:
             raise NoNewStrategy(f"all {size} strategies of the space have been tried (widen it, or lower --budget)")
-        with uninterruptible():  # a trial is never left RUNNING without its owner's tag
+        with uninterruptible():  # a trial is never left RUNNING without its owner's tag (but see mark_asker)
+            mark_asker(study)
             trial = study.ask()
             mark_owner(study, trial._trial_id)
         strategy = space.suggest(trial)

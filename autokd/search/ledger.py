@@ -85,6 +85,24 @@ def mark_owner(study, trial_id: int) -> None:
     study._storage.set_trial_system_attr(trial_id, OWNER_ATTR, current_owner().tag())
 
 
+ASKER_ATTR_PREFIX = "autokd:asker:"  # + an owner tag -> when that process first asked this study for a trial
+_asked: set[tuple[int, str]] = set()  # (study, owner) pairs already recorded by this process
+
+
+def mark_asker(study) -> None:
+    """Before this process first asks ``study`` for a trial: record it (one key per process, no
+    lost updates). A process killed between ``ask`` and :func:`mark_owner` leaves an untagged
+    RUNNING trial; knowing every process that may have asked for it lets a resume tell at once
+    that they are all gone, instead of waiting out :data:`UNTAGGED_GRACE_SECONDS`."""
+    import time
+
+    tag = current_owner().tag()
+    if (id(study._storage), study._study_id, tag) in _asked:
+        return
+    study._storage.set_study_system_attr(study._study_id, ASKER_ATTR_PREFIX + tag, time.time())
+    _asked.add((id(study._storage), study._study_id, tag))
+
+
 def record_result(study, number: int, *, value=None, pruned: bool = False, reason: Optional[str] = None,
                   steps: Optional[int] = None, footprint: Optional[dict] = None) -> str:
     """Tell the study how a trial ended (``value``: a number, or a list with several objectives;
@@ -166,8 +184,10 @@ def recover_interrupted(study) -> tuple[int, int]:
     from optuna.trial import TrialState
 
     requeued = dropped = 0
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    askers = {k[len(ASKER_ATTR_PREFIX):]: v for k, v in attrs.items() if k.startswith(ASKER_ATTR_PREFIX)}
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _owned_by_a_live_process(t):
+        if not _owned_by_a_live_process(t, askers):
             if interrupt(study, t):
                 requeued += 1
             else:
@@ -177,13 +197,21 @@ def recover_interrupted(study) -> tuple[int, int]:
 
 # a trial is tagged with its owner right after it starts; until then it belongs to whoever started it
 UNTAGGED_GRACE_SECONDS = 120.0
+CLOCK_SLACK_SECONDS = 5.0  # between the asker's clock and the storage's trial start
 
 
-def _owned_by_a_live_process(trial) -> bool:
+def _owned_by_a_live_process(trial, askers: dict[str, float]) -> bool:
+    """Whether a RUNNING trial's process may still run it. An untagged trial (its process was
+    killed between ``ask`` and the tag, or is tagging it now) belongs to one of the processes that
+    asked the study before it started (``askers``): alive while one of them is and it is young;
+    with no asker recorded (a study of an older autokd), while it is young."""
     import datetime
 
     tag = trial.system_attrs.get(OWNER_ATTR)
     if tag is None and trial.datetime_start is not None:
-        age = (datetime.datetime.now() - trial.datetime_start).total_seconds()
-        return age < UNTAGGED_GRACE_SECONDS  # just started by another process, not yet tagged
+        if (datetime.datetime.now() - trial.datetime_start).total_seconds() >= UNTAGGED_GRACE_SECONDS:
+            return False
+        start = trial.datetime_start.timestamp()
+        who = [a for a, at in askers.items() if isinstance(at, (int, float)) and at <= start + CLOCK_SLACK_SECONDS]
+        return any(is_alive(a) for a in who) if who else True
     return is_alive(tag)
