@@ -169,8 +169,9 @@ def show(name, storage, top):
     """Print a study's leaderboard (with several objectives, its Pareto front), parameter
     importances and failed trials."""
     from autokd.search.leaderboard import (
-        complete_entries, failures, format_leaderboard, front, importances, judging, noise_line, ranked,
+        complete_entries, failures, format_leaderboard, front, importances, noise_line, ranked,
     )
+    from autokd.search.objectives import judging_of
     from autokd.search.storage import open_storage
     from autokd.search.study import counts, load_existing_study, read_settings
 
@@ -180,7 +181,8 @@ def show(name, storage, top):
                f"({c.complete} complete, {c.pruned} pruned, {c.failed} failed"
                + (f"; {c.void} void: interrupted and re-queued, or duplicates not trained again" if c.void else "")
                + (f"; {c.running} running" if c.running else "") + ")")
-    rules, feasible = judging(study), ranked(study)
+    rules = judging_of(s.space_text)
+    feasible = ranked(study, rules)
     if rules.constraints:
         limits = ", ".join(f"{k} {v:g}" for k, v in rules.constraints)
         click.echo(f"constraints: {limits}; {len(complete_entries(study)) - len(feasible)} complete trial(s) infeasible "
@@ -188,7 +190,7 @@ def show(name, storage, top):
     if rules.multi_objective:
         click.echo(f"Pareto front over {', '.join(rules.objectives)} (feasible trials; export one with "
                    f"autokd export {name} --trial N):")
-        click.echo(format_leaderboard(front(study), top=1000, empty="no feasible complete trials yet"))
+        click.echo(format_leaderboard(front(study, rules), top=1000, empty="no feasible complete trials yet"))
         click.echo("\nby validation accuracy:")
     click.echo(format_leaderboard(feasible, top))
     if noise_line(study):

@@ -113,9 +113,10 @@ def _save_best(save_path, task_name: str, strategy, prepared, runs) -> None:
     from autokd.config import strategy_to_dict
     from autokd.config.compression import compression_to_dict
     from autokd.training.shipping import student_architecture
+    from autokd.training.students import LogitEnsemble
 
     best = max(runs, key=lambda r: r.val_acc)
-    if type(best.model).__name__ == "LogitEnsemble":
+    if isinstance(best.model, LogitEnsemble):
         raise AutokdError(_ENSEMBLE_SAVE)
     meta = {"task": task_name, "strategy": strategy_to_dict(strategy), "seed": best.seed,
             "val_acc": best.val_acc, "test_acc": best.test_acc}

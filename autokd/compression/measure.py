@@ -82,9 +82,20 @@ def latency_ms(model: nn.Module, example: torch.Tensor, runs: int = LATENCY_RUNS
 
 def footprint(trained: nn.Module, deployed: nn.Module, input_shape) -> Footprint:
     """The footprint of a student: counts from the trained model, MACs and latency of the
-    deployed one (on CPU: latency is what a CPU deployment sees, whatever trained it)."""
+    deployed one (on CPU: latency is what a CPU deployment sees, whatever trained it). The models
+    are left where they are: one on another device is measured as a CPU copy."""
     example = torch.zeros(1, *input_shape)
-    cpu_trained = trained.to("cpu")
+    cpu_trained = on_cpu(trained)
     macs = count_macs(cpu_trained, example)
     return Footprint(count_params(cpu_trained), deployed_bytes(cpu_trained), macs,
-                     latency_ms(deployed.to("cpu"), example))
+                     latency_ms(on_cpu(deployed), example))
+
+
+def on_cpu(model: nn.Module) -> nn.Module:
+    """``model`` itself when it is on the CPU, else a copy there (``.to`` would move the caller's model)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    if all(t.device.type == "cpu" for t in tensors):
+        return model
+    import copy
+
+    return copy.deepcopy(model).to("cpu")

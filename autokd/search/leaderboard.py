@@ -28,12 +28,17 @@ class Entry:
 
 
 def judging(study) -> Judging:
-    """The study's objectives and constraints (one objective and none for a study without settings)."""
-    from autokd.search.study import SETTINGS_ATTR, read_settings
+    """The study's objectives and constraints (one objective and none for a study without settings).
+    It reads and parses the stored space: a caller that ranks several times reads it once and
+    passes it to :func:`ranked` and :func:`front`."""
+    from autokd.errors import AutokdError
+    from autokd.search.study import read_settings
 
-    if not study._storage.get_study_system_attrs(study._study_id).get(SETTINGS_ATTR):
+    try:
+        settings = read_settings(study)
+    except AutokdError:  # a study not made by autokd search
         return Judging()
-    return judging_of(read_settings(study).space_text)
+    return judging_of(settings.space_text)
 
 
 def complete_entries(study) -> list[Entry]:
@@ -51,21 +56,22 @@ def complete_entries(study) -> list[Entry]:
             for t in trials]
 
 
-def ranked(study) -> list[Entry]:
+def ranked(study, rules: Optional[Judging] = None) -> list[Entry]:
     """Complete trials whose student meets the study's constraints, best validation accuracy
     first; confirmed trials (``--confirm``) come first, by their confirmed mean: an unconfirmed
-    value just below them is as inflated by noise as theirs were (ties: the earlier trial)."""
-    rules = judging(study)
+    value just below them is as inflated by noise as theirs were (ties: the earlier trial).
+    ``rules``: the study's :func:`judging`, when the caller has it."""
+    rules = rules or judging(study)
     entries = [e for e in complete_entries(study) if rules.feasible(e.footprint)]
     entries.sort(key=lambda e: (e.confirmed is None, -e.score, e.number))
     return [replace(e, rank=i + 1) for i, e in enumerate(entries)]
 
 
-def front(study) -> list[Entry]:
+def front(study, rules: Optional[Judging] = None) -> list[Entry]:
     """The Pareto front of the feasible trials over the study's objectives, most accurate first
     (with one objective: the most accurate trial)."""
-    rules = judging(study)
-    entries = ranked(study)
+    rules = rules or judging(study)
+    entries = ranked(study, rules)
     on_front = set(pareto_front([(e.number, e.values) for e in entries], rules.objectives))
     return [e for e in entries if e.number in on_front]
 

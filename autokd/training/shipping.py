@@ -89,14 +89,14 @@ def train_shipped(job, train_scheme: Callable) -> object:
     """Run ``train_scheme(job)``; with ``prune.of: student`` train float first, prune, then
     distil the pruned (and, if asked, fake-quantized) student again from the task's teacher."""
     from autokd.training.schemes.base import counting_cost
-    from autokd.training.students import Trained, build_distiller, fit_cached
+    from autokd.training.students import LogitEnsemble, Trained, build_distiller, fit_cached
 
     strategy = job.strategy
     if not prunes_trained_student(strategy):
         return train_scheme(job)
     first = train_scheme(replace(job, strategy=replace(strategy, compression=Compression()), on_epoch=None,
                                  validate_at=()))
-    if not isinstance(first.model, nn.Module) or type(first.model).__name__ == "LogitEnsemble":
+    if not isinstance(first.model, nn.Module) or isinstance(first.model, LogitEnsemble):
         raise AutokdError("compression.prune.of: student needs one trained student, not an ensemble of them")
     prune = strategy.compression.prune
     job.say(f"pruning {prune.amount:.0%} of the trained student's channels, then recovering")
@@ -114,15 +114,18 @@ def check_shipped(prepared, strategy: Strategy) -> None:
     from the task's teacher (an AutokdError before any training otherwise)."""
     from autokd.training.students import build_distiller
 
+    student = None  # the plain student, built once
     if strategy.student:
         try:
-            start_student(prepared, replace(strategy, compression=Compression()), 0)
+            student = start_student(prepared, replace(strategy, compression=Compression()), 0)
         except (TypeError, ValueError) as exc:
             raise AutokdError(f"strategy.student {strategy.student}: the student "
                               f"{prepared.task.student.model} cannot be built with it ({exc})") from exc
     if strategy.compression.empty:
         return
-    student = start_student(prepared, replace(strategy, compression=replace(strategy.compression, quantize=None)), 0)
+    prune = strategy.compression.prune
+    if student is None or (prune is not None and prune.of == "teacher"):  # that one starts from the teacher
+        student = start_student(prepared, replace(strategy, compression=replace(strategy.compression, quantize=None)), 0)
     if prunes_trained_student(strategy):
         student = pruned(student, strategy.compression.prune, prepared, "student")
         build_distiller(prepared, replace(strategy, scheme=SingleScheme()), 0, student=quantized(
