@@ -8,6 +8,7 @@ import sys
 import click
 
 from autokd import __version__
+from autokd.cli.calibrate_cmd import calibrate
 from autokd.cli.compare_cmd import compare
 from autokd.cli.layers_cmd import layers
 from autokd.cli.search_cmd import export, resume, search, show, studies
@@ -27,7 +28,7 @@ def cli() -> None:
     """
 
 
-for command in (search, resume, studies, show, export, compare, train, teacher, layers):
+for command in (search, resume, studies, show, export, compare, calibrate, train, teacher, layers):
     cli.add_command(command)
 
 

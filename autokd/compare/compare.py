@@ -11,21 +11,19 @@ failed, with its reason, and the others go on; like every finished run it is kep
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
 from autokd.config.baselines import baselines_that_adapt
-from autokd.compare.execute import JobResult, run_jobs
+from autokd.compare.execute import JobResult, run_and_keep
 from autokd.compare.plan import (
     as_job, fitting, found_contenders, jobs_for, proxy_jobs_for, shipped_baselines, spread, with_baselines,
 )
-from autokd.compare.results import FAILED, OK, PROXY, Comparison, RunRecord
+from autokd.compare.results import PROXY, Comparison
 from autokd.compare.store import RunStore
 from autokd.compare.summary import summarise
 from autokd.errors import AutokdError
-from autokd.formatting import format_seconds
 from autokd.outputs import make_folder
 
 Say = Callable[[str], None]
@@ -53,17 +51,17 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     from autokd.search.study import check_same_teacher, read_settings
     from autokd.training.run import prepare_task
 
-    _check(request)
+    check_run_flags(request.workers, request.address, request.device)
     settings = read_settings(study)
     space_file = space_file_from_text(settings.space_text, settings.space_source)
     task = space_file.task
     recipe = task.recipes.full if request.epochs is None else replace(task.recipes.full, epochs=request.epochs)
-    multi = judging(study).multi_objective
-    entries = spread(front(study), request.top_k) if multi else ranked(study)
+    rules = judging(study)
+    entries = spread(front(study, rules), request.top_k) if rules.multi_objective else ranked(study, rules)
     if not entries:
         raise AutokdError(f"study {study.study_name!r} has no complete (and feasible) trial yet; nothing to compare")
     found = found_contenders(entries, space_file, request.epochs, request.top_k)
-    if multi:
+    if rules.multi_objective:
         say(f"multi-objective study: {len(found)} point(s) of its Pareto front, spread over it (--top-k {request.top_k})")
     baselines, left_out = baselines_that_adapt(request.baselines_path, bind_space(space_file).pairs, recipe, task)
     if left_out:
@@ -102,17 +100,17 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     return summarise(study, settings, prepared, contenders, runs, recipe, seeds)
 
 
-def _check(request: CompareRequest) -> None:
-    """The flags that can be wrong, before anything is read or trained."""
+def check_run_flags(workers: Optional[int], address: Optional[str], device: str) -> None:
+    """``--workers``, ``--address`` and ``--device``, before anything is read or trained."""
     import os
 
     from autokd.search.settings import check_workers
     from autokd.training.run import resolve_device
 
-    check_workers(request.workers, request.address)
-    resolve_device(request.device)
-    address = request.address or os.environ.get("RAY_ADDRESS")
-    if request.workers != 0 and address:
+    check_workers(workers, address)
+    resolve_device(device)
+    address = address or os.environ.get("RAY_ADDRESS")
+    if workers != 0 and address:
         from autokd.search.ray_backend import check_address
 
         check_address(address)
@@ -120,18 +118,9 @@ def _check(request: CompareRequest) -> None:
 
 def _execute(prepared, todo, stores: dict, store: RunStore, request: CompareRequest, status: Status) -> None:
     """Run ``todo``; each result is kept in the store of its job's kind (``stores``), else ``store``."""
-    start, done = time.monotonic(), 0
-
-    def on_done(result: JobResult) -> None:
-        nonlocal done
+    def describe(result: JobResult) -> str:
         j, o = result.job, result.outcome
-        seed = j.strategy.recipe.seed
-        stores.get(j.kind, store).add(RunRecord(j.name, j.kind, seed, o.val_acc, o.test_acc, o.seconds, j.key,
-                            FAILED if o.reason else OK, o.reason, o.steps, o.footprint))
-        done += 1
-        elapsed = time.monotonic() - start
-        last = f"failed ({o.reason})" if o.reason else f"test {o.test_acc:.2f}%"
-        status(f"runs {done}/{len(todo)}  last: {j.name} seed {seed} {last}  elapsed {format_seconds(elapsed)}  "
-               f"eta {format_seconds(elapsed / done * (len(todo) - done))}", True)
+        return f"{j.name} seed {j.strategy.recipe.seed} " + (f"failed ({o.reason})" if o.reason else f"test {o.test_acc:.2f}%")
 
-    run_jobs(prepared, todo, request.workers, on_done, request.address)
+    run_and_keep(prepared, todo, lambda job: stores.get(job.kind, store), request.workers, request.address, status,
+                 describe)

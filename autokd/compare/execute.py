@@ -19,6 +19,7 @@ class Job:
     kind: str
     strategy: Strategy  # its recipe carries the seed
     key: str
+    validate_at: tuple[int, ...] = ()  # epochs validated besides the last (their accuracies: Outcome.curve)
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Outcome:
     reason: Optional[str] = None  # set when training diverged
     steps: Optional[int] = None  # training steps, every model and stage of the scheme (the run's cost)
     footprint: Optional[dict] = None  # the shipped student's size and speed (autokd.compression.Footprint)
+    curve: Optional[dict] = None  # {epoch: (val_acc, seconds into training)} of the validated epochs (validate_at)
 
 
 @dataclass
@@ -39,7 +41,7 @@ class JobResult:
     outcome: Outcome
 
 
-def _train(prepared, strategy: Strategy, threads: Optional[int] = None) -> Outcome:
+def _train(prepared, strategy: Strategy, threads: Optional[int] = None, validate_at: tuple[int, ...] = ()) -> Outcome:
     import torch
 
     from autokd.training.fit import TrainingFailed
@@ -49,13 +51,15 @@ def _train(prepared, strategy: Strategy, threads: Optional[int] = None) -> Outco
         torch.set_num_threads(threads)
     start = time.perf_counter()
     try:
-        result = train_strategy(prepared, strategy, validate_at=())  # validation only at the end: it is all a run reports
+        # validation only where asked and at the end: on small data it can cost more than an epoch
+        result = train_strategy(prepared, strategy, validate_at=validate_at)
     except TrainingFailed as exc:
         return Outcome(None, None, time.perf_counter() - start, str(exc))
     except torch.OutOfMemoryError:
         return Outcome(None, None, time.perf_counter() - start, "out of memory")
     footprint = asdict(result.footprint) if result.footprint is not None else None
-    return Outcome(result.val_acc, result.test_acc, result.seconds, steps=result.steps, footprint=footprint)
+    curve = {s.epoch: (s.val_acc, s.seconds) for s in result.history} if validate_at else None
+    return Outcome(result.val_acc, result.test_acc, result.seconds, steps=result.steps, footprint=footprint, curve=curve)
 
 
 def run_in_process(prepared, jobs: list[Job], on_done: Callable[[JobResult], None]) -> None:
@@ -65,7 +69,7 @@ def run_in_process(prepared, jobs: list[Job], on_done: Callable[[JobResult], Non
     threads = torch.get_num_threads()
     try:
         for job in jobs:
-            on_done(JobResult(job, _train(prepared, job.strategy, threads=1)))
+            on_done(JobResult(job, _train(prepared, job.strategy, 1, job.validate_at)))
     finally:
         torch.set_num_threads(threads)
 
@@ -82,7 +86,7 @@ def run_on_ray(prepared, jobs: list[Job], workers: int, on_done: Callable[[JobRe
         options["num_gpus"] = min(1.0, gpus / max(workers, 1))
     remote = ray.remote(_train).options(**options)
     prepared_ref = ray.put(prepared)  # data and teacher travel once through the object store
-    pending = {remote.remote(prepared_ref, job.strategy, 1): job for job in jobs}
+    pending = {remote.remote(prepared_ref, job.strategy, 1, job.validate_at): job for job in jobs}
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -109,6 +113,35 @@ def run_jobs(prepared, jobs: list[Job], workers: Optional[int], on_done: Callabl
 
     with ray_session(address, workers) as cpus:
         run_on_ray(prepared, jobs, cpus, on_done)
+
+
+def as_record(result: JobResult):
+    """The run store's line for a finished job (:class:`~autokd.compare.results.RunRecord`)."""
+    from autokd.compare.results import FAILED, OK, RunRecord
+
+    j, o = result.job, result.outcome
+    curve = {str(e): list(v) for e, v in o.curve.items()} if o.curve else None
+    return RunRecord(j.name, j.kind, j.strategy.recipe.seed, o.val_acc, o.test_acc, o.seconds, j.key,
+                     FAILED if o.reason else OK, o.reason, o.steps, o.footprint, curve)
+
+
+def run_and_keep(prepared, todo: list[Job], store_of: Callable, workers: Optional[int], address: Optional[str],
+                 status: Callable[[str, bool], None], describe: Callable[[JobResult], str]) -> None:
+    """Run ``todo`` (see :func:`run_jobs`), adding each finished run to ``store_of(job)`` at once
+    (an interruption loses no finished run) and telling ``status`` a progress line with ETA."""
+    from autokd.formatting import format_seconds
+
+    start, done = time.monotonic(), 0
+
+    def on_done(result: JobResult) -> None:
+        nonlocal done
+        store_of(result.job).add(as_record(result))
+        done += 1
+        elapsed = time.monotonic() - start
+        status(f"runs {done}/{len(todo)}  last: {describe(result)}  elapsed {format_seconds(elapsed)}  "
+               f"eta {format_seconds(elapsed / done * (len(todo) - done))}", True)
+
+    run_jobs(prepared, todo, workers, on_done, address)
 
 
 def with_seed(strategy: Strategy, seed: int) -> Strategy:

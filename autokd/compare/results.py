@@ -31,6 +31,7 @@ class RunRecord:
     reason: Optional[str] = None  # why it failed
     steps: Optional[int] = None  # training steps of every model the scheme trained (None: run before costs were kept)
     footprint: Optional[dict] = None  # the student's params, size_bytes, macs, latency_ms (None: not recorded)
+    curve: Optional[dict] = None  # autokd calibrate: {"epoch": [val_acc, seconds]} of the epochs validated before the end
 
     @property
     def ok(self) -> bool:

@@ -22,16 +22,18 @@ class SchemeInfo:
     train: Callable[[SchemeJob], Trained]
     check: Callable[[object, object], None]
     summary: str
+    one_stage: bool = True  # False: earlier stages (a generation, an assistant) train before the shipped student
 
 
 SCHEMES: dict[str, SchemeInfo] = {
     "single": SchemeInfo(single.train, single.check, "one frozen teacher, one student"),
     "born_again": SchemeInfo(born_again.train, born_again.check,
-                             "generations of the student, each taught by the one before"),
+                             "generations of the student, each taught by the one before", one_stage=False),
     "mutual": SchemeInfo(cohort.train, cohort.check, "the student and its peers learn from each other (DML)"),
     "online": SchemeInfo(cohort.train, cohort.check, "the student and its peers learn from their ensemble (KDCL)"),
     "assistant": SchemeInfo(assistant.train, assistant.check,
-                            "a teacher assistant between teacher and student (TAKD; DGKD with teacher_weight)"),
+                            "a teacher assistant between teacher and student (TAKD; DGKD with teacher_weight)",
+                            one_stage=False),
     "ensemble": SchemeInfo(ensemble.train, ensemble.check, "several teachers teach together (multi-teacher)"),
 }
 
