@@ -37,7 +37,11 @@ def deployed_bytes(model: nn.Module) -> int:
     """Bytes of the trained (not yet converted) model's parameters and buffers as deployed:
     quantized weights at their bit width, the rest at their own element size. Fake-quantization
     state (observers, scales) is not counted except one float scale per quantized channel."""
+    from torch.ao.quantization import FakeQuantizeBase
+    from torch.ao.quantization.observer import ObserverBase
+
     bits = quantized_weights(model)
+    quant_state = {id(b) for m in model.modules() if isinstance(m, (FakeQuantizeBase, ObserverBase)) for b in m.buffers()}
     total = 0.0
     for name, tensor in model.named_parameters():
         if name in bits:
@@ -45,7 +49,7 @@ def deployed_bytes(model: nn.Module) -> int:
         else:
             total += tensor.numel() * tensor.element_size()
     for name, tensor in model.named_buffers():
-        if "fake_quant" in name or "activation_post_process" in name or name.endswith("num_batches_tracked"):
+        if id(tensor) in quant_state or name.endswith("num_batches_tracked"):  # by module type, not by name
             continue
         total += tensor.numel() * tensor.element_size()
     return int(round(total))
