@@ -83,10 +83,13 @@ def build_plan(space_file, request: CalibrateRequest) -> tuple[Plan, list[str]]:
     task = space_file.task
     full = task.recipes.full.epochs
     lengths = check_lengths(request.lengths, full) if request.lengths else default_lengths(full, task.recipes.proxy.epochs)
-    candidates = sampled_candidates(space_file, lengths, request.strategies, request.sampler_seed)
+    from autokd.search.binding import bind_space
+
+    searched = bind_space(space_file)  # builds the models and checks the space: once
+    candidates = sampled_candidates(space_file, lengths, request.strategies, request.sampler_seed, searched)
     left_out: list[str] = []
     if request.baselines_path != NO_BASELINES:
-        baselines, left_out = baseline_candidates(space_file, lengths, request.baselines_path)
+        baselines, left_out = baseline_candidates(space_file, lengths, request.baselines_path, searched.pairs)
         candidates += baselines
     if len(candidates) < MIN_STRATEGIES:
         raise AutokdError(f"a calibration ranks {len(candidates)} strategies; Spearman's rho needs at least "

@@ -95,13 +95,6 @@ def check_lengths(lengths: list[int], full_epochs: int) -> list[int]:
     return sorted(set(lengths))
 
 
-def at_proxy_length(space_file, epochs: int):
-    """The space file with its proxy recipe ``epochs`` long (what a search with that proxy binds)."""
-    recipes = space_file.task.recipes
-    task = replace(space_file.task, recipes=replace(recipes, proxy=replace(recipes.proxy, epochs=epochs)))
-    return replace(space_file, task=task)
-
-
 def draw_parameters(space, n: int, seed: int) -> list[dict]:
     """The parameters of ``n`` strategies drawn from ``space`` by Optuna's RandomSampler."""
     import optuna
@@ -117,15 +110,17 @@ def draw_parameters(space, n: int, seed: int) -> list[dict]:
     return drawn
 
 
-def sampled_candidates(space_file, lengths: list[int], n: int, seed: int) -> list[Candidate]:
-    """``n`` strategies from the space; each length binds the space again (a DKD warm-up is a
-    share of the proxy), and the full-length strategy is the one a search's trial exports."""
+def sampled_candidates(space_file, lengths: list[int], n: int, seed: int, searched=None) -> list[Candidate]:
+    """``n`` strategies from the space (``searched``: it bound already); at each length the space is
+    searched with that proxy (a DKD warm-up is a share of it), and the full-length strategy is the
+    one a search's trial exports."""
     from autokd.config.parse import to_mapping
     from autokd.search.binding import bind_space
     from autokd.search.export import full_length_strategy
 
-    spaces = {e: bind_space(at_proxy_length(space_file, e)) for e in lengths}
-    searched = bind_space(space_file)
+    searched = searched or bind_space(space_file)
+    proxy = space_file.task.recipes.proxy
+    spaces = {e: searched.at_proxy(replace(proxy, epochs=e)) for e in lengths}
     out = []
     for i, params in enumerate(draw_parameters(searched, n, seed)):
         def pick(name, default, params=params):
@@ -137,14 +132,14 @@ def sampled_candidates(space_file, lengths: list[int], n: int, seed: int) -> lis
     return out
 
 
-def baseline_candidates(space_file, lengths: list[int], path: Optional[str]) -> tuple[list[Candidate], list[str]]:
-    """The baselines the task can take, each adapted to the full recipe and to every proxy length
-    (a DKD warm-up is a share of the run); and the names left out."""
+def baseline_candidates(space_file, lengths: list[int], path: Optional[str],
+                        pairs: list[tuple[str, str]]) -> tuple[list[Candidate], list[str]]:
+    """The baselines the task can take (``pairs``: the bound space's layer pairs), each adapted to
+    the full recipe and to every proxy length (a DKD warm-up is a share of the run); and the names
+    left out."""
     from autokd.config.baselines import baselines_that_adapt
-    from autokd.search.binding import bind_space
 
     task = space_file.task
-    pairs = bind_space(space_file).pairs
     full, left_out = baselines_that_adapt(path, pairs, task.recipes.full, task)
     per_length = {e: {b.name: b.strategy for b in baselines_that_adapt(path, pairs, replace(task.recipes.proxy, epochs=e),
                                                                        task)[0]} for e in lengths}

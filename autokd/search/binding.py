@@ -12,7 +12,7 @@ from autokd.data.spec import nominal_shape
 from autokd.errors import AutokdError
 from autokd.search.space import NONE, SEARCH, MatchSpec
 from autokd.search.space_file import SpaceFile
-from autokd.search.strategy_space import SearchSpace
+from autokd.search.strategy_space import SearchSpace, dkd_warmup_epochs
 
 
 def bind_space(space_file: SpaceFile) -> SearchSpace:
@@ -44,8 +44,7 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
     _check_ensemble(spec, task)
     _check_shipped(spec, task, shape, classes, [s for _, s in candidates])
     proxy = task.recipes.proxy
-    # DKD warms up over 1/12 of training, as the shipped dkd baseline (20 of mdistiller's 240 epochs)
-    return SearchSpace(spec, pairs, proxy, dkd_warmup=max(1, round(proxy.epochs / 12)), matches=matches)
+    return SearchSpace(spec, pairs, proxy, dkd_warmup=dkd_warmup_epochs(proxy.epochs), matches=matches)
 
 
 def _matches(pairs, teacher, student, shape) -> list[tuple[str, list[str]]]:

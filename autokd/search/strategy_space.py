@@ -58,6 +58,11 @@ def logit_param(loss: str, param: str) -> str:
     return f"logit[{loss}].{param}"
 
 
+def dkd_warmup_epochs(epochs: int) -> int:
+    """DKD warms up over 1/12 of training, as the shipped dkd baseline (20 of mdistiller's 240 epochs)."""
+    return max(1, round(epochs / 12))
+
+
 class SearchSpace:
     """A space bound to concrete layers.
 
@@ -73,6 +78,10 @@ class SearchSpace:
         self.matches = matches
         self.base_recipe = base_recipe
         self.dkd_warmup = dkd_warmup
+
+    def at_proxy(self, recipe: Recipe) -> "SearchSpace":
+        """The same bound space searched with another proxy recipe (DKD's warm-up follows its length)."""
+        return SearchSpace(self.spec, self.pairs, recipe, dkd_warmup_epochs(recipe.epochs), self.matches)
 
     # --- the parameters ---------------------------------------------------------------
     def dimensions(self) -> list[Dimension]:
