@@ -110,12 +110,17 @@ def test_recommendation_is_the_shortest_length_from_which_every_longer_one_clear
 
 
 def test_the_better_half_must_rank_well_too_once_it_can_be_judged():
+    from dataclasses import replace
+
     # all strategies rank well at 30 epochs, the better half does not: 40 is recommended
     rows = [_row(30, 0.91, 0.8, top=0.69), _row(40, 0.97, 0.9, top=0.91, top_rung=0.81)]
     rec = recommend(rows, 0.7, current=40)
     assert (rec.epochs, rec.pruning_safe) == (40, True) and "0.91 over the better half" in rec.text
     rows[1] = _row(40, 0.97, 0.9, top=0.91, top_rung=0.5)  # the rung orders the better half poorly: no pruning
     assert recommend(rows, 0.7, current=40).pruning_safe is False
+    rows[1] = replace(rows[1], top_rung_fidelity=Fidelity(None, None, 6))  # level at the rung: no rho
+    rec = recommend(rows, 0.7, current=40)
+    assert rec.pruning_safe is False and "rho 0.90 (not defined over the better half)" in rec.text and " -" not in rec.text
     # a better half of fewer than five strategies is not judged alone
     rec = recommend([_row(30, 0.91, top=0.2, top_n=4), _row(40, 0.97, top=0.1, top_n=4)], 0.7, current=40)
     assert rec.epochs == 30 and "too few strategies to judge the better half" in rec.text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import optuna
 import yaml
 
-from autokd.search.confirm import CONFIRM_SEEDS, CONFIRMED_ATTR, confirmed
+from autokd.search.confirm import CONFIRM_SEEDS, CONFIRMED_ATTR, confirmed, store_confirmation
 from conftest import run_cli, write_space
 
 SPACE = {"temperature": {"low": 1, "high": 8}, "alpha": {"low": 0.1, "high": 0.9}, "logit_losses": ["kd"],
@@ -29,20 +29,19 @@ def test_confirmation_runs_are_recorded_reused_on_resume_and_rank_the_export(tmp
         assert len(entry["values"]) == 1 + CONFIRM_SEEDS and entry["values"][0] == t.value
         assert abs(entry["mean"] - sum(entry["values"]) / len(entry["values"])) < 1e-9
     assert state["noise"] is not None and state["noise"] >= 0
-    before = study._storage.get_study_system_attrs(study._study_id)[CONFIRMED_ATTR]
+    before = confirmed(study)
     resumed = run_cli("resume", "c", "--storage", db)  # the budget is done: nothing more to run or confirm
     assert resumed.returncode == 0 and "confirmed" not in resumed.stderr.replace("confirmed trial", "")
     study = optuna.load_study(study_name="c", storage=f"sqlite:///{db}")
-    assert study._storage.get_study_system_attrs(study._study_id)[CONFIRMED_ATTR] == before
+    assert confirmed(study) == before
 
     # a confirmed mean that drops below another trial's value changes the export
     winner, runner_up = top2
-    lowered = {**before, "trials": {**before["trials"], str(winner.number): {
-        "values": [winner.value, 0.0, 0.0], "mean": winner.value / 3, "se": winner.value / 3}}}
-    study._storage.set_study_system_attr(study._study_id, CONFIRMED_ATTR, lowered)
+    store_confirmation(study, winner.number, {"values": [winner.value, 0.0, 0.0], "mean": winner.value / 3,
+                                              "se": winner.value / 3})
     exported = run_cli("export", "c", "--storage", db)
     assert exported.returncode == 0, exported.stderr
-    means = {int(k): v["mean"] for k, v in lowered["trials"].items()}
+    means = {n: v["mean"] for n, v in confirmed(study)["trials"].items()}
     expected = min(means, key=lambda n: (-means[n], n))  # the confirmed trials rank first, by their mean
     assert expected == runner_up.number
     header = exported.stdout.splitlines()[0]
@@ -50,3 +49,27 @@ def test_confirmation_runs_are_recorded_reused_on_resume_and_rank_the_export(tmp
     chosen = next(t for t in study.trials if t.number == expected)
     assert yaml.safe_load(exported.stdout)["strategy"]["alpha"] == chosen.user_attrs["strategy"]["alpha"]
     assert runner_up.number in means
+
+
+def test_two_processes_confirming_one_study_keep_both_records(tmp_path):
+    """Each trial's confirmation is its own attribute: a second handle that read the study before the
+    first stored its record does not overwrite it (one shared attribute lost one of them)."""
+    storage = f"sqlite:///{tmp_path / 'c.db'}"
+    first = optuna.create_study(study_name="c", storage=storage)
+    second = optuna.load_study(study_name="c", storage=storage)
+    assert confirmed(first)["trials"] == confirmed(second)["trials"] == {}  # both read before either writes
+    store_confirmation(first, 3, {"values": [90.0, 91.0, 92.0], "mean": 91.0, "se": 0.58})
+    store_confirmation(second, 7, {"values": [89.0, 89.5, 90.0], "mean": 89.5, "se": 0.29})
+    state = confirmed(optuna.load_study(study_name="c", storage=storage))
+    assert sorted(state["trials"]) == [3, 7]
+    assert abs(state["noise"] - ((1.0 + 0.25) / 2) ** 0.5) < 1e-9  # pooled over both: variances 1 and 0.25
+
+
+def test_confirmations_stored_by_earlier_versions_are_read(tmp_path):
+    study = optuna.create_study(study_name="c", storage=f"sqlite:///{tmp_path / 'c.db'}")
+    legacy = {"trials": {"4": {"values": [80.0, 82.0], "mean": 81.0, "se": 1.0}}, "noise": 1.41}
+    study._storage.set_study_system_attr(study._study_id, CONFIRMED_ATTR, legacy)
+    store_confirmation(study, 5, {"values": [70.0, 70.0], "mean": 70.0, "se": 0.0})
+    state = confirmed(study)
+    assert state["trials"][4]["mean"] == 81.0 and state["trials"][5]["mean"] == 70.0
+    assert abs(state["noise"] - 1.0) < 1e-9  # variances 2 and 0, one dof each: sqrt(2 / 2)

@@ -167,7 +167,10 @@ def recommend(rows: list[LengthRow], threshold: float, current: int) -> Recommen
 
 
 def _rho(fid: Optional[Fidelity]) -> str:
-    return "-" if fid is None or fid.rho is None else f"{fid.rho:.2f}"
+    """Rho in a sentence: with fewer than 3 strategies, or all of them level, it is not defined."""
+    if fid is None or fid.rho is None:
+        return "not defined"
+    return f"{fid.rho:.2f}"
 
 
 def _both(fid: Optional[Fidelity], top: Optional[Fidelity]) -> str:

@@ -4,9 +4,10 @@ The best of many noisy proxy values is biased upward (the winner's curse). Once 
 budget, its top ``K`` trials by proxy value are trained again at the proxy, with
 :data:`CONFIRM_SEEDS` more seeds each (the proxy recipe's seed + 1, + 2); the mean over the
 trial's own value and these, with its standard error, is what the leaderboard, ``export`` and
-``compare --top-k`` rank by (confirmed trials first). The runs are kept in the study (system attribute
-``autokd:confirmed``, one entry per trial), so a resume does not repeat them, and the study
-records the proxy's seed noise (the pooled within-strategy standard deviation).
+``compare --top-k`` rank by (confirmed trials first). The runs are kept in the study, one system
+attribute per trial (``autokd:confirmed:<number>``: two processes confirming one study at once
+never overwrite each other's), so a resume does not repeat them; the proxy's seed noise (the
+pooled within-strategy standard deviation) is computed from them when read.
 
 Cost: ``K x CONFIRM_SEEDS`` proxy runs, trained one after another in the search's process on one
 thread each (on the default task about 5 s each: 30 s for ``--confirm 3``).
@@ -19,15 +20,20 @@ import statistics
 from dataclasses import replace
 from typing import Callable, Optional
 
-CONFIRMED_ATTR = "autokd:confirmed"
+CONFIRMED_ATTR = "autokd:confirmed"  # studies of earlier versions: every trial in one attribute
+CONFIRMED_PREFIX = CONFIRMED_ATTR + ":"  # one attribute per confirmed trial
 CONFIRM_SEEDS = 2
 MAX_CONFIRM = 50
 
 
 def confirmed(study) -> dict:
-    """``{"trials": {number: {"values", "mean", "se"}}, "noise": sd or None}`` as stored."""
-    stored = study._storage.get_study_system_attrs(study._study_id).get(CONFIRMED_ATTR) or {}
-    return {"trials": {int(k): v for k, v in (stored.get("trials") or {}).items()}, "noise": stored.get("noise")}
+    """``{"trials": {number: {"values", "mean", "se"}}, "noise": sd or None}`` from the study."""
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    legacy = (attrs.get(CONFIRMED_ATTR) or {}).get("trials") or {}
+    trials = {int(k): v for k, v in legacy.items()}
+    trials.update({int(key[len(CONFIRMED_PREFIX):]): value for key, value in attrs.items()
+                   if key.startswith(CONFIRMED_PREFIX)})
+    return {"trials": trials, "noise": pooled_sd(list(trials.values()))}
 
 
 def summarise(values: list[float]) -> dict:
@@ -57,8 +63,8 @@ def confirm_top(study, space, prepared, teacher_cache, k: int, say: Callable[[st
         return 0
     rules = judging(study)
     pool = sorted((e for e in complete_entries(study) if rules.feasible(e.footprint)), key=lambda e: (-e.value, e.number))
-    state = confirmed(study)
-    todo = [e for e in pool[:k] if e.number not in state["trials"]]
+    done = confirmed(study)["trials"]
+    todo = [e for e in pool[:k] if e.number not in done]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -73,10 +79,8 @@ def confirm_top(study, space, prepared, teacher_cache, k: int, say: Callable[[st
                 except TrainingFailed:
                     break
                 values.append(result.val_acc)
-            state["trials"][entry.number] = summarise(values)
-            state["noise"] = pooled_sd(list(state["trials"].values()))
-            _store(study, state)
-            summary = state["trials"][entry.number]
+            summary = summarise(values)
+            store_confirmation(study, entry.number, summary)
             say(f"confirmed {i}/{len(todo)}: trial {entry.number} val {entry.value:.2f}% -> mean {summary['mean']:.2f} "
                 f"± {summary['se']:.2f}% over {len(values)} seeds")
     finally:
@@ -84,6 +88,6 @@ def confirm_top(study, space, prepared, teacher_cache, k: int, say: Callable[[st
     return len(todo)
 
 
-def _store(study, state: dict) -> None:
-    payload = {"trials": {str(k): v for k, v in state["trials"].items()}, "noise": state["noise"]}
-    study._storage.set_study_system_attr(study._study_id, CONFIRMED_ATTR, payload)
+def store_confirmation(study, number: int, summary: dict) -> None:
+    """Keep one trial's confirmation (its own attribute: nothing else in the study is read or rewritten)."""
+    study._storage.set_study_system_attr(study._study_id, f"{CONFIRMED_PREFIX}{number}", summary)
