@@ -31,16 +31,10 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
     """Run the search ``settings`` describe on ``space_file``'s task, in the study ``name``; returns the study."""
     from autokd.search.pruning import optuna_pruner
     from autokd.search.storage import open_storage, storage_exists
-    from autokd.training.run import prepare_task, resolve_device
+    from autokd.training.run import prepare_task
     from autokd.training.students import teacher_cache_for
 
-    check_study_name(name)
-    check_workers(settings.workers, address)
-    resolve_device(settings.device)
-    if settings.workers != 0 and (address or os.environ.get("RAY_ADDRESS")):
-        from autokd.search.ray_backend import check_address
-
-        check_address(address or os.environ["RAY_ADDRESS"])
+    _check_flags(name, settings, address)
     space = bind_space(space_file)
     check_sampler_fits(settings.sampler, space)
     store = open_storage(storage) if storage_exists(storage) else None  # a new file is made only to write
@@ -51,13 +45,7 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
         prepared = prepare_task(space_file.task, settings.device, progress=say)
         if existing is not None:
             check_same_teacher(existing, prepared.teacher_info)
-        further = None
-        if "ensemble" in space.spec.schemes:  # the further teachers, loaded once before the trials
-            from autokd.training.extra_teachers import extra_teachers
-
-            further = [info for _, info in extra_teachers(prepared, say)]
-            if existing is not None:
-                check_same_teacher(existing, prepared.teacher_info, further)
+        further = _further_teachers(space, prepared, existing, say)
         cache = teacher_cache_for(prepared, space.teacher_paths())
         study, created = open_study(name, store or open_storage(storage), settings, prepared.teacher_info,
                                     further)  # the first write
@@ -89,6 +77,32 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
     monitor.show(force=True)
     _explain_shortfall(study, settings.budget, note, say)
     return study
+
+
+def _check_flags(name: str, settings: SearchSettings, address: Optional[str]) -> None:
+    """The flags that need no space or data: study name, workers, device, a Ray address that answers."""
+    from autokd.training.run import resolve_device
+
+    check_study_name(name)
+    check_workers(settings.workers, address)
+    resolve_device(settings.device)
+    if settings.workers != 0 and (address or os.environ.get("RAY_ADDRESS")):
+        from autokd.search.ray_backend import check_address
+
+        check_address(address or os.environ["RAY_ADDRESS"])
+
+
+def _further_teachers(space, prepared, existing, say: Say) -> Optional[list]:
+    """The ensemble scheme's further teachers (loaded once, before the trials), checked against the
+    study's; None when the space searches no ensemble."""
+    if "ensemble" not in space.spec.schemes:
+        return None
+    from autokd.training.extra_teachers import extra_teachers
+
+    further = [info for _, info in extra_teachers(prepared, say)]
+    if existing is not None:
+        check_same_teacher(existing, prepared.teacher_info, further)
+    return further
 
 
 def _confirm(study, settings: SearchSettings, space, prepared, cache, say: Say) -> None:
