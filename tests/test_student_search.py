@@ -127,9 +127,9 @@ def test_a_ray_search_with_tpe_records_footprints_and_marks_infeasible_trials(tm
     study = optuna.load_study(study_name="ray", storage=f"sqlite:///{db}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 4
-    for t in complete:  # TPE's constraints_func saw the footprint: its stored violation matches the limit
+    for t in complete:  # the trial's constraint value, as TPE reads it, is how far its student exceeds the limit
         params = t.user_attrs[FOOTPRINT_ATTR]["params"]
-        assert t.system_attrs["constraints"] == [params - 300]
+        assert t.constraints == {"max_params": params - 300}
     feasible = [t for t in complete if t.user_attrs[FOOTPRINT_ATTR]["params"] <= 300]
     exported = run_cli("export", "ray", "--storage", db)
     if feasible:
@@ -166,3 +166,16 @@ def test_compare_of_a_multi_objective_study_retrains_front_points_and_baselines_
     assert all(r["footprint"]["latency_ms"] > 0 for r in runs)
     if len(set(summary["params"])) > 1:
         assert (report / "size.png").exists() and "Accuracy against size" in (report / "report.md").read_text()
+
+
+def test_an_empty_leaderboard_says_whether_every_complete_trial_broke_the_constraints():
+    from autokd.search.leaderboard import empty_text
+    from autokd.search.objectives import Judging
+
+    study = optuna.create_study()
+    limits = Judging(constraints=(("max_params", 300.0),))
+    assert empty_text(study, limits) == "no complete trials yet"
+    for params in (400, 500):
+        study.add_trial(optuna.trial.create_trial(value=90.0, user_attrs={
+            STRATEGY_ATTR: {"logit_loss": "kd"}, FOOTPRINT_ATTR: {"params": params}}))
+    assert empty_text(study, limits) == "no feasible trial: all 2 complete trial(s) break the constraints (max_params 300)"

@@ -16,11 +16,12 @@ storage_option = click.option(
 
 
 def _finish(study, progress: Progress, top: int = 10) -> None:
-    from autokd.search.leaderboard import format_leaderboard, noise_line, ranked
+    from autokd.search.leaderboard import empty_text, format_leaderboard, judging, noise_line, ranked
 
     progress.say("")
+    rules = judging(study)
     click.echo(f"leaderboard of {study.study_name!r} (validation accuracy at the proxy length):")
-    click.echo(format_leaderboard(ranked(study), top))
+    click.echo(format_leaderboard(ranked(study, rules), top, empty=empty_text(study, rules)))
     if noise_line(study):
         click.echo(noise_line(study))
     click.echo(f"\nnext: autokd export {study.study_name} -o best.yaml && autokd train --config best.yaml")
@@ -169,7 +170,7 @@ def show(name, storage, top):
     """Print a study's leaderboard (with several objectives, its Pareto front), parameter
     importances and failed trials."""
     from autokd.search.leaderboard import (
-        complete_entries, failures, format_leaderboard, front, importances, noise_line, ranked,
+        complete_entries, empty_text, failures, format_leaderboard, front, importances, noise_line, ranked,
     )
     from autokd.search.objectives import judging_of
     from autokd.search.storage import open_storage
@@ -192,7 +193,7 @@ def show(name, storage, top):
                    f"autokd export {name} --trial N):")
         click.echo(format_leaderboard(front(study, rules), top=1000, empty="no feasible complete trials yet"))
         click.echo("\nby validation accuracy:")
-    click.echo(format_leaderboard(feasible, top))
+    click.echo(format_leaderboard(feasible, top, empty=empty_text(study, rules)))
     if noise_line(study):
         click.echo(noise_line(study))
     imp = importances(study)

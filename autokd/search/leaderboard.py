@@ -129,6 +129,15 @@ def format_leaderboard(entries: list[Entry], top: int = 10, empty: str = "no com
     return "\n".join(lines)
 
 
+def empty_text(study, rules: Judging) -> str:
+    """What an empty leaderboard says: nothing complete yet, or every complete trial infeasible."""
+    complete = len(complete_entries(study))
+    if complete and rules.constraints:
+        limits = ", ".join(f"{k} {v:g}" for k, v in rules.constraints)
+        return f"no feasible trial: all {complete} complete trial(s) break the constraints ({limits})"
+    return "no complete trials yet"
+
+
 def noise_line(study) -> str:
     """What the confirmation runs say about the proxy's seed noise ("" when none ran)."""
     from autokd.search.confirm import confirmed

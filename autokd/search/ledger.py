@@ -104,24 +104,31 @@ def mark_asker(study) -> None:
 
 
 def record_result(study, number: int, *, value=None, pruned: bool = False, reason: Optional[str] = None,
-                  steps: Optional[int] = None, footprint: Optional[dict] = None) -> str:
+                  steps: Optional[int] = None, footprint: Optional[dict] = None,
+                  constraints: Optional[dict[str, float]] = None) -> str:
     """Tell the study how a trial ended (``value``: a number, or a list with several objectives;
-    ``steps``: what it cost; ``footprint``: its student's size and speed, stored before the study is
-    told so that samplers' constraints read it); returns the :class:`TrialCounts` field it counts in."""
+    ``steps``: what it cost; ``footprint``: its student's size and speed; ``constraints``: its
+    constraint values (:func:`~autokd.search.objectives.trial_constraints`), set on a complete or
+    pruned trial before the study is told, so that the samplers read them); returns the
+    :class:`TrialCounts` field it counts in."""
     with uninterruptible():  # Ctrl-C waits for the writes: never inside Optuna's storage (its locks)
-        return _record(study, number, value, pruned, reason, steps, footprint)
+        return _record(study, number, value, pruned, reason, steps, footprint, constraints)
 
 
 def _record(study, number: int, value, pruned: bool, reason: Optional[str], steps: Optional[int],
-            footprint: Optional[dict]) -> str:
+            footprint: Optional[dict], constraints: Optional[dict[str, float]]) -> str:
+    import optuna
     from optuna.trial import TrialState
 
-    if steps is not None or reason is not None or footprint is not None:
-        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-        if steps is not None:
-            study._storage.set_trial_user_attr(trial_id, STEPS_ATTR, int(steps))
-        if footprint is not None:
-            study._storage.set_trial_user_attr(trial_id, FOOTPRINT_ATTR, dict(footprint))
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    if steps is not None:
+        study._storage.set_trial_user_attr(trial_id, STEPS_ATTR, int(steps))
+    if footprint is not None:
+        study._storage.set_trial_user_attr(trial_id, FOOTPRINT_ATTR, dict(footprint))
+    if constraints and reason is None and _still_running(study, trial_id):
+        trial = optuna.trial.Trial(study, trial_id)
+        for key, violation in constraints.items():
+            trial.set_constraint(key, violation)
     if reason is not None:
         study._storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
         study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
@@ -131,6 +138,12 @@ def _record(study, number: int, value, pruned: bool, reason: Optional[str], step
         return "pruned"
     study.tell(number, value, skip_if_finished=True)  # a trial voided meanwhile keeps its record
     return "complete"
+
+
+def _still_running(study, trial_id: int) -> bool:
+    from optuna.trial import TrialState
+
+    return study._storage.get_trial(trial_id).state == TrialState.RUNNING
 
 
 def void_trial(study, trial, reason: str, requeue: Optional[dict] = None, **attrs) -> None:

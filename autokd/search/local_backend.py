@@ -12,6 +12,7 @@ from typing import Optional
 from autokd.search.claims import NoNewStrategy, claim_trial
 from autokd.search.ledger import interrupt_own_trials, record_result
 from autokd.search.monitor import SearchMonitor
+from autokd.search.objectives import trial_constraints
 from autokd.search.pruning import report_epochs
 from autokd.search.shipped_space import needs_footprint
 from autokd.search.trial import run_trial, told_value
@@ -59,9 +60,10 @@ def _run(study, space, prepared, teacher_cache, budget, monitor, pruning) -> Opt
             outcome = run_trial(prepared, claim.strategy, teacher_cache, report,
                                 report_epochs(claim.strategy.recipe.epochs, pruning), measure=needs_footprint(space.spec))
         except optuna.TrialPruned:
-            monitor.trial_finished(record_result(study, trial.number, pruned=True, steps=cost["steps"]), None)
+            monitor.trial_finished(record_result(study, trial.number, pruned=True, steps=cost["steps"],
+                                                 constraints=trial_constraints(space.spec, None)), None)
             continue
         state = record_result(study, trial.number, value=told_value(space.spec, outcome), reason=outcome.reason,
                               steps=outcome.steps if outcome.steps is not None else cost["steps"],
-                              footprint=outcome.footprint)
+                              footprint=outcome.footprint, constraints=trial_constraints(space.spec, outcome.footprint))
         monitor.trial_finished(state, outcome.value)

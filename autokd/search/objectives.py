@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from autokd.errors import ConfigError, did_you_mean, short_repr
-from autokd.search.ledger import FOOTPRINT_ATTR
-
 
 
 @dataclass(frozen=True)
@@ -104,26 +102,24 @@ def trial_values(objectives: Sequence[str], val_acc: float, footprint: Optional[
     return values
 
 
-def violations(constraints: dict, footprint: Optional[dict]) -> list[float]:
-    """Optuna's constraint values: how far each limit is exceeded (<= 0: met). Without a
-    footprint (a failed trial) every constraint counts as broken."""
-    out = []
+def violations(constraints: dict, footprint: Optional[dict]) -> dict[str, float]:
+    """Optuna's constraint values, by constraint: how far each limit is exceeded (<= 0: met).
+    Without a footprint (a pruned trial) every constraint counts as broken."""
+    out = {}
     for key, limit in constraints.items():
         field, unit = CONSTRAINTS[key]
-        out.append(1.0 if footprint is None else float(footprint[field]) / unit - float(limit))
+        out[key] = 1.0 if footprint is None else float(footprint[field]) / unit - float(limit)
     return out
 
 
 def feasible(constraints: dict, footprint: Optional[dict]) -> bool:
-    return all(v <= 0 for v in violations(constraints, footprint))
+    return all(v <= 0 for v in violations(constraints, footprint).values())
 
 
-def constraints_func(constraints: dict):
-    """For Optuna samplers' ``constraints_func``: reads the trial's stored footprint."""
-    def func(trial) -> list[float]:
-        return violations(constraints, trial.user_attrs.get(FOOTPRINT_ATTR))
-
-    return func
+def trial_constraints(spec, footprint: Optional[dict]) -> Optional[dict[str, float]]:
+    """What a finished trial tells Optuna about the space's constraints (``Trial.set_constraint``,
+    read by TPE and NSGA-II); None when the space has none."""
+    return violations(spec.constraints, footprint) if spec.constraints else None
 
 
 def pareto_front(points: list[tuple[int, list[float]]], objectives: Sequence[str]) -> list[int]:

@@ -14,6 +14,7 @@ from autokd.search.claims import NoNewStrategy, claim_trial
 from autokd.search.interrupts import uninterruptible
 from autokd.search.ledger import interrupt_own_trials, record_result, void_trial
 from autokd.search.monitor import SearchMonitor
+from autokd.search.objectives import trial_constraints
 from autokd.search.study import METRIC_NAME as METRIC
 from autokd.search.trial import TrialOutcome, told_value
 
@@ -85,11 +86,14 @@ class StudySearcher(Searcher):
             self.monitor.trial_finished(record_result(self.study, trial.number, reason=str(result["failed"])), None)
         elif int(result.get("epoch", 0)) < self.epochs:
             steps = result.get("steps")
-            self.monitor.trial_finished(record_result(self.study, trial.number, pruned=True, steps=steps), None)
+            state = record_result(self.study, trial.number, pruned=True, steps=steps,
+                                  constraints=trial_constraints(self.space.spec, None))
+            self.monitor.trial_finished(state, None)
         else:
             outcome = TrialOutcome(float(result[METRIC]), steps=result.get("steps"), footprint=_footprint(result))
             state = record_result(self.study, trial.number, value=told_value(self.space.spec, outcome),
-                                  steps=outcome.steps, footprint=outcome.footprint)
+                                  steps=outcome.steps, footprint=outcome.footprint,
+                                  constraints=trial_constraints(self.space.spec, outcome.footprint))
             self.monitor.trial_finished(state, outcome.value)
 
     def _worker_died(self, trial) -> None:

@@ -23,19 +23,13 @@ def run_seed(seed: int, created: bool, owner_tag: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}|{owner_tag}".encode()).digest()[:4], "big")
 
 
-def _constraints(space) -> dict:
-    """``constraints_func`` for samplers that take it, when the space has constraints."""
-    from autokd.search.objectives import constraints_func
-
-    return {"constraints_func": constraints_func(space.spec.constraints)} if space.spec.constraints else {}
-
-
 def _tpe(space, seed):
     import optuna
 
     # multivariate with the constant liar: several trials in flight do not all land on one point
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
-                                      **_constraints(space))
+    # constraints: each finished trial's values are set on it (Trial.set_constraint), which TPE
+    # and NSGA-II read from the study (autokd.search.objectives.trial_constraints)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
 
 
 def _random(space, seed):
@@ -52,7 +46,7 @@ EVOLUTION_POPULATION = 10
 def _evolution(space, seed):
     import optuna
 
-    return optuna.samplers.NSGAIISampler(population_size=EVOLUTION_POPULATION, seed=seed, **_constraints(space))
+    return optuna.samplers.NSGAIISampler(population_size=EVOLUTION_POPULATION, seed=seed)
 
 
 def _ppo(space, seed):
