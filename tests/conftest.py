@@ -7,6 +7,8 @@
   second or two on a CPU.
 * ``write_config``: a train config (``task`` + ``strategy``).
 * ``run_cli``: the real ``autokd`` command in a subprocess.
+* ``fresh_cache``: ``AUTOKD_CACHE`` at a new, empty folder (tests of the cache itself);
+  ``float64``: torch's default dtype double for the test (exact comparisons of loss formulas).
 
 Torch runs with one thread (``OMP_NUM_THREADS=1``, see below) so the suite stays fast on a
 small, shared CPU machine.
@@ -139,6 +141,25 @@ def autokd_cache(_session_cache_dir, monkeypatch) -> Path:
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     return _session_cache_dir
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch) -> Path:
+    """AUTOKD_CACHE pointed at a fresh, empty folder."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("AUTOKD_CACHE", str(root))
+    return root
+
+
+@pytest.fixture
+def float64():
+    """Exact comparisons in double precision, restored afterwards for other tests."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Tests of autokd.data: MNIST-1D generation and cache, splits, batching, augmentation,
-image folders and torchvision sets (offline), spec validation. Runs in a few seconds."""
+"""Tests of autokd.data: MNIST-1D generation and cache, splits, batching, augmentation, spec
+validation. Image folders and torchvision sets: test_data_images.py. Runs in a few seconds."""
 
 from __future__ import annotations
 
@@ -25,15 +25,8 @@ from autokd.data import (
 )
 from autokd.errors import AutokdError
 
+
 N = 600  # small MNIST-1D: 480 train / 120 test
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """AUTOKD_CACHE pointed at a fresh temp folder."""
-    root = tmp_path / "cache"
-    monkeypatch.setenv("AUTOKD_CACHE", str(root))
-    return root
 
 
 @pytest.fixture
@@ -68,7 +61,7 @@ def test_cache_dir_env_and_default(monkeypatch, tmp_path):
 # ----------------------------------------------------------------------------- MNIST-1D
 
 
-def test_mnist1d_shapes_dtypes_labels(cache, gen_counter):
+def test_mnist1d_shapes_dtypes_labels(fresh_cache, gen_counter):
     messages = []
     data = load_task_data(small_spec(val_size=0.25), progress=messages.append)
     assert messages == [f"generating MNIST-1D ({N} samples)..."]
@@ -83,11 +76,11 @@ def test_mnist1d_shapes_dtypes_labels(cache, gen_counter):
     assert describe(data) == "mnist1d: train 360 / val 120 / test 120, input (1, 40), 10 classes, augment off"
 
 
-def test_mnist1d_cache_created_and_reused(cache, gen_counter):
+def test_mnist1d_cache_created_and_reused(fresh_cache, gen_counter):
     first = load_task_data(small_spec())
-    files = list((cache / "mnist1d").glob("*.npz"))
+    files = list((fresh_cache / "mnist1d").glob("*.npz"))
     assert len(files) == 1 and f"_n{N}_" in files[0].name
-    assert not list((cache / "mnist1d").glob("*.tmp"))  # temp file replaced, not left behind
+    assert not list((fresh_cache / "mnist1d").glob("*.tmp"))  # temp file replaced, not left behind
     mtime = files[0].stat().st_mtime_ns
     messages = []
     second = load_task_data(small_spec(), progress=messages.append)
@@ -96,7 +89,7 @@ def test_mnist1d_cache_created_and_reused(cache, gen_counter):
     assert torch.equal(first.train.x, second.train.x) and torch.equal(first.test.y, second.test.y)
     # another key (seed) is another file
     load_task_data(small_spec(seed=1))
-    assert len(gen_counter) == 2 and len(list((cache / "mnist1d").glob("*.npz"))) == 2
+    assert len(gen_counter) == 2 and len(list((fresh_cache / "mnist1d").glob("*.npz"))) == 2
 
 
 def test_mnist1d_explicit_cache_dir_argument(tmp_path, gen_counter, monkeypatch):
@@ -106,9 +99,9 @@ def test_mnist1d_explicit_cache_dir_argument(tmp_path, gen_counter, monkeypatch)
     assert not (tmp_path / "unused").exists()
 
 
-def test_mnist1d_corrupt_cache_regenerated(cache, gen_counter):
+def test_mnist1d_corrupt_cache_regenerated(fresh_cache, gen_counter):
     good = load_task_data(small_spec())
-    (path,) = (cache / "mnist1d").glob("*.npz")
+    (path,) = (fresh_cache / "mnist1d").glob("*.npz")
     path.write_bytes(b"not a zip file")
     again = load_task_data(small_spec())
     assert len(gen_counter) == 2
@@ -116,7 +109,7 @@ def test_mnist1d_corrupt_cache_regenerated(cache, gen_counter):
     assert np.load(path)["x"].shape == (480, 40)  # and the file is whole again
 
 
-def test_mnist1d_keeps_global_rng_state(cache):
+def test_mnist1d_keeps_global_rng_state(fresh_cache):
     random.seed(123)
     np.random.seed(123)
     torch.manual_seed(123)
@@ -128,7 +121,7 @@ def test_mnist1d_keeps_global_rng_state(cache):
     assert torch.equal(torch.get_rng_state(), ts)
 
 
-def test_mnist1d_train_size_and_test_untouched(cache):
+def test_mnist1d_train_size_and_test_untouched(fresh_cache):
     full = load_task_data(small_spec(val_size=100))
     cut = load_task_data(small_spec(val_size=100, train_size=50))
     assert (len(cut.train), len(cut.val), len(cut.test)) == (50, 100, 120)
@@ -139,7 +132,7 @@ def test_mnist1d_train_size_and_test_untouched(cache):
         load_task_data(small_spec(val_size=100, train_size=381))
 
 
-def test_mnist1d_batches_helper_no_augment(cache):
+def test_mnist1d_batches_helper_no_augment(fresh_cache):
     data = load_task_data(small_spec())
     idx, x, y = next(data.batches("train", 32, shuffle=False))
     assert torch.equal(x, data.train.x[idx]) and torch.equal(y, data.train.y[idx])
@@ -263,124 +256,6 @@ def test_standard_augment_float_batch():
     assert out.shape == x.shape and out.dtype == torch.float32 and not torch.equal(out, x)
 
 
-# ----------------------------------------------------------------------------- image folder
-
-
-def make_image_folder(root: Path, classes=("cat", "dog", "frog"), per_class=3, test_classes=None, size=(10, 12)):
-    from PIL import Image
-
-    for part, names in (("train", classes), ("test", test_classes or classes)):
-        for ci, name in enumerate(names):
-            folder = root / part / name
-            folder.mkdir(parents=True)
-            for k in range(per_class):
-                arr = np.full((size[1], size[0], 3), 20 * ci + k, dtype=np.uint8)
-                ext = "png" if k % 2 == 0 else "jpg"
-                Image.fromarray(arr).save(folder / f"{k}.{ext}")
-    return root
-
-
-def test_image_folder_loads(tmp_path, cache):
-    root = make_image_folder(tmp_path / "imgs")
-    data = load_task_data(DataSpec(name="imagefolder", root=str(root), image_size=8, val_size=2))
-    assert data.num_classes == 3 and data.class_names == ("cat", "dog", "frog")
-    assert data.input_shape == (3, 8, 8) and data.augment is True
-    assert (len(data.train), len(data.val), len(data.test)) == (7, 2, 9)
-    assert data.train.x.dtype == torch.uint8 and data.train.x.shape == (7, 3, 8, 8)
-    assert sorted(data.test.y.tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    mean, std = data.normalize
-    assert len(mean) == 3 and all(s > 0 for s in std)
-    idx, x, y = next(data.batches("train", 4, shuffle=True, generator=torch.Generator().manual_seed(0)))
-    assert x.shape == (4, 3, 8, 8) and x.dtype == torch.float32
-    _, xt, _ = next(data.batches("test", 9, shuffle=False))
-    expected = (data.test.x.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    assert torch.allclose(xt, expected, atol=1e-5)  # no augmentation on test
-
-
-def test_image_folder_class_mismatch(tmp_path, cache):
-    root = make_image_folder(tmp_path / "imgs", test_classes=("cat", "dog", "horse"))
-    with pytest.raises(AutokdError, match="frog.*horse"):
-        load_task_data(DataSpec(name="imagefolder", root=str(root)))
-
-
-def test_image_folder_missing(tmp_path, cache):
-    (tmp_path / "only" / "train" / "a").mkdir(parents=True)
-    with pytest.raises(AutokdError, match=r"test not found"):
-        load_task_data(DataSpec(name="imagefolder", root=str(tmp_path / "only")))
-    (tmp_path / "only" / "test" / "a").mkdir(parents=True)
-    with pytest.raises(AutokdError, match="no images found"):
-        load_task_data(DataSpec(name="imagefolder", root=str(tmp_path / "only")))
-    with pytest.raises(AutokdError, match="does not exist"):
-        load_task_data(DataSpec(name="imagefolder", root=str(tmp_path / "nowhere")))
-
-
-# ----------------------------------------------------------------------------- torchvision
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any socket connection fails the test."""
-    import socket
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-
-
-@pytest.fixture
-def spy_cifar100(monkeypatch):
-    """Replace torchvision's CIFAR100 with a recorder returning tiny fake data."""
-    import torchvision.datasets as tvd
-
-    calls = []
-
-    class FakeCIFAR100:
-        classes = [f"c{i}" for i in range(100)]
-
-        def __init__(self, root, train=True, download=False, **kw):
-            calls.append(dict(root=root, train=train, download=download))
-            n = 12 if train else 5
-            self.data = np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-            self.targets = list(range(n))
-
-    monkeypatch.setattr(tvd, "CIFAR100", FakeCIFAR100)
-    return calls
-
-
-def test_torchvision_missing_without_download(tmp_path, cache, no_network, spy_cifar100):
-    with pytest.raises(AutokdError) as err:
-        load_task_data(DataSpec(name="cifar100", root=str(tmp_path)))
-    msg = str(err.value)
-    assert "CIFAR-100 not found under" in msg and str(tmp_path) in msg
-    assert "cifar-100-python" in msg and "download: true" in msg and "--download" in msg
-    assert spy_cifar100 == []  # nothing constructed, nothing fetched
-
-
-def test_torchvision_root_required(cache):
-    with pytest.raises(AutokdError, match=r"data\.root is required"):
-        load_task_data(DataSpec(name="cifar10"))
-
-
-def test_torchvision_real_class_missing_files(tmp_path, cache, no_network):
-    # the folder exists but the files do not: torchvision's own error becomes an AutokdError
-    (tmp_path / "MNIST" / "raw").mkdir(parents=True)
-    with pytest.raises(AutokdError, match="MNIST not found"):
-        load_task_data(DataSpec(name="mnist", root=str(tmp_path)))
-
-
-def test_torchvision_loads_with_download_off(tmp_path, cache, spy_cifar100, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
-    (tmp_path / "cifar-100-python").mkdir()
-    data = load_task_data(DataSpec(name="cifar100", root="~", val_size=2))
-    assert [c["download"] for c in spy_cifar100] == [False, False]
-    assert {c["root"] for c in spy_cifar100} == {str(tmp_path)}  # ~ expanded
-    assert data.num_classes == 100 and data.input_shape == (3, 32, 32) and data.augment is True
-    assert data.train.x.dtype == torch.uint8 and data.train.x.shape == (10, 3, 32, 32)
-    assert len(data.val) == 2 and len(data.test) == 5
-    assert describe(data).startswith("cifar100: train 10 / val 2 / test 5, input (3, 32, 32), 100 classes")
-
-
 # ----------------------------------------------------------------------------- validation
 
 
@@ -401,14 +276,14 @@ def test_torchvision_loads_with_download_off(tmp_path, cache, spy_cifar100, monk
         (dict(download="yes"), "download"),
     ],
 )
-def test_bad_spec_values(cache, kwargs, field):
+def test_bad_spec_values(fresh_cache, kwargs, field):
     with pytest.raises(AutokdError, match=rf"data\.{field}") as err:
         load_task_data(small_spec(**kwargs))
     value = list(kwargs.values())[0]
     assert repr(value).lower() in str(err.value).lower()
 
 
-def test_unknown_dataset_name(cache):
+def test_unknown_dataset_name(fresh_cache):
     with pytest.raises(AutokdError, match=r"unknown dataset 'cifar-10'.*did you mean 'cifar10'"):
         load_task_data(DataSpec(name="cifar-10"))
 
@@ -436,71 +311,6 @@ def test_unwritable_mnist1d_cache_without_progress_is_a_warning(tmp_path):
     assert len(data.train) > 0
 
 
-def _png_bytes(size=(32, 32)) -> bytes:
-    """A PNG of noise (incompressible: its image data is most of the file)."""
-    import io
-
-    from PIL import Image
-
-    pixels = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-@pytest.mark.parametrize(
-    "content,needle",
-    [
-        (b"this is not an image at all", "not an image PIL can identify"),
-        (_png_bytes()[:1500], "cannot read image"),  # truncated in the middle of the image data
-        (_png_bytes()[:33] + b"\x00" * 40, "cannot read image"),  # a header, then garbage chunks
-    ],
-    ids=["garbage", "truncated", "broken-chunks"],
-)
-def test_a_corrupt_image_is_an_error_naming_the_file(tmp_path, cache, content, needle):
-    root = make_image_folder(tmp_path / "imgs")
-    bad = root / "train" / "dog" / "broken.png"
-    bad.write_bytes(content)
-    with pytest.raises(AutokdError) as err:
-        load_task_data(DataSpec(name="imagefolder", root=str(root), image_size=8, val_size=2))
-    message = str(err.value)
-    assert str(bad) in message and needle in message and "\n" not in message, message
-
-
-def _declared_huge_png(width=60_000, height=60_000) -> bytes:
-    """A PNG header declaring a 3.6-gigapixel image (a few bytes that would decode to 10 GB)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
-def test_a_png_declaring_a_huge_size_is_refused_before_decoding(tmp_path, cache):
-    root = make_image_folder(tmp_path / "imgs")
-    bomb = root / "test" / "frog" / "bomb.png"
-    bomb.write_bytes(_declared_huge_png())
-    with pytest.raises(AutokdError) as err:
-        load_task_data(DataSpec(name="imagefolder", root=str(root), image_size=8, val_size=2))
-    assert str(bomb) in str(err.value) and "decompression bomb" in str(err.value), str(err.value)
-
-
-@pytest.mark.parametrize("limit", [100, 50])
-def test_a_decompression_bomb_is_an_error_naming_the_file(tmp_path, cache, monkeypatch, limit):
-    from PIL import Image
-
-    root = make_image_folder(tmp_path / "imgs")  # 10x12 = 120 pixels each
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)  # over the limit: a warning; over twice: an error
-    with pytest.raises(AutokdError) as err:
-        load_task_data(DataSpec(name="imagefolder", root=str(root), image_size=8, val_size=2))
-    message = str(err.value)
-    assert "possible decompression bomb" in message and "/train/cat/0." in message, message
-    assert "120 pixels" in message and "\n" not in message
-
-
 @pytest.mark.parametrize(
     "kwargs,needles",
     [
@@ -511,7 +321,7 @@ def test_a_decompression_bomb_is_an_error_naming_the_file(tmp_path, cache, monke
         (dict(name="imagefolder", root="/nowhere", image_size=4096), ["data.image_size", "1 to 1024"]),
     ],
 )
-def test_spec_bounds(cache, kwargs, needles):
+def test_spec_bounds(fresh_cache, kwargs, needles):
     kwargs = {"num_samples": N, **kwargs}
     with pytest.raises(AutokdError) as err:
         load_task_data(DataSpec(**kwargs))
