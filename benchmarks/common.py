@@ -8,6 +8,7 @@ as plain ``python benchmarks/NAME.py`` from the repository root). Reports are do
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shlex
@@ -16,7 +17,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from autokd.document import Block, Code, Document, Paragraph, to_markdown
 
@@ -88,6 +89,16 @@ def write_markdown(path: Path, blocks: Sequence[Block]) -> None:
     from autokd.outputs import write_text
 
     write_text(path, markdown(blocks), "the benchmark report")
+
+
+def write_report(out_dir: Path, stem: str, report: dict, blocks: Callable[[dict], Sequence[Block]]) -> Path:
+    """A benchmark's end: ``report`` stamped with the load average now, written as OUT/STEM.json,
+    and ``blocks(report)`` as OUT/STEM.md; returns the Markdown file's path."""
+    report["load_average_at_end"] = load_average()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=1, default=str))
+    write_markdown(out_dir / f"{stem}.md", blocks(report))
+    return out_dir / f"{stem}.md"
 
 
 def fmt(value, spec: str = ".2f") -> str:

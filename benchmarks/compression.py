@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
-import json
 import sys
 import time
 from dataclasses import replace
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, fmt, load_average, machine_info, write_markdown  # noqa: E402
+from common import command_line, fmt, load_average, machine_info, write_report  # noqa: E402
 from compression_report import report_blocks, write_plot  # noqa: E402
 from schemes import cli, fresh_work_dir, train_configs  # noqa: E402
 
@@ -177,13 +176,10 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
         report["front_runs"] = train_configs(work, front_configs(work, chosen), args.seeds, args.epochs, args.workers)
         print("grid of widths with the SP baseline ...", flush=True)
         report["grid_runs"] = train_configs(work, grid_configs(task), args.seeds, args.epochs, args.workers)
-    report["load_average_at_end"] = load_average()
     report["total_s"] = time.perf_counter() - t_start
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "compression.json").write_text(json.dumps(report, indent=1, default=str))
+    write_report(args.out_dir, "compression", report, report_blocks)
     if "grid_runs" in report:
         write_plot(report, args.out_dir / "compression.png")
-    write_markdown(args.out_dir / "compression.md", report_blocks(report))
     print(f"total {report['total_s'] / 60:.1f} min; float KD {fmt(report['runs']['float-kd']['test_mean'])} %")
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, command_paragraph, dated_paragraph, fmt, load_average, machine_info, write_markdown  # noqa: E402
+from common import command_line, command_paragraph, dated_paragraph, fmt, load_average, machine_info, write_report  # noqa: E402
 from schemes import cli, fresh_work_dir, train_configs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,11 +137,8 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
         report["searches"].append(one_search(work, repeat, args))
     print("retraining the winners ...", flush=True)
     report["runs"] = retrain(work, report["searches"], args)
-    report["load_average_at_end"] = load_average()
     report["total_s"] = time.perf_counter() - t_start
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "confirm.json").write_text(json.dumps(report, indent=1, default=str))
-    write_markdown(args.out_dir / "confirm.md", report_blocks(report))
+    write_report(args.out_dir, "confirm", report, report_blocks)
     print(f"total {report['total_s'] / 60:.1f} min")
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import statistics
 import sys
@@ -39,7 +38,7 @@ import optuna
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, command_paragraph, dated_paragraph, load_average, machine_info, write_markdown  # noqa: E402
+from common import command_line, command_paragraph, dated_paragraph, load_average, machine_info, write_report  # noqa: E402
 
 from autokd.document import Heading, Paragraph, simple_table  # noqa: E402
 from autokd.search.samplers.ppo import PPOSampler, PPOSettings  # noqa: E402
@@ -158,10 +157,7 @@ def main(argv=None) -> int:
         print(f"{name:28s} median trials {_median_trials(reach)}  best {statistics.median(c[-1] for c in curves):.2f}",
               flush=True)
     report["rows"] = rows
-    report["load_average_at_end"] = load_average()
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "ppo_controller.json").write_text(json.dumps(report, indent=2))
-    write_markdown(args.out_dir / "ppo_controller.md", report_blocks(report))
+    write_report(args.out_dir, "ppo_controller", report, report_blocks)
     return 0
 
 

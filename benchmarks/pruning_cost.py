@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import statistics
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, command_paragraph, dated_paragraph, fmt, load_average, machine_info, write_markdown  # noqa: E402
+from common import command_line, command_paragraph, dated_paragraph, fmt, load_average, machine_info, write_report  # noqa: E402
 from search_quality import run_search_cli  # noqa: E402
 
 from autokd.document import Heading, Paragraph, simple_table  # noqa: E402
@@ -177,11 +176,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="autokd-pruning-cost-") as work:
         report["controlled"] = controlled(args, Path(work)) if args.rounds else []
     report["attribution"] = attribute(args.studies) if args.studies else None
-    report["load_average_at_end"] = load_average()
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "pruning_cost.json").write_text(json.dumps(report, indent=1))
-    write_markdown(args.out_dir / "pruning_cost.md", report_blocks(report))
-    print((args.out_dir / "pruning_cost.md").read_text())
+    print(write_report(args.out_dir, "pruning_cost", report, report_blocks).read_text())
     return 0
 
 

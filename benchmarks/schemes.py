@@ -46,7 +46,7 @@ from typing import Iterable, Optional
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, load_average, machine_info, write_markdown  # noqa: E402
+from common import command_line, load_average, machine_info, write_report  # noqa: E402
 from schemes_report import analyse, plot, report_blocks  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,12 +214,10 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
     print(f"retraining the winners at equal compute ({', '.join(winners)}) ...", flush=True)
     report["winners"] = train_configs(work, winners, args.seeds, args.epochs, args.workers)
     report["analysis"] = analyse(report)
-    report["load_average_at_end"] = load_average()
     report["total_s"] = time.perf_counter() - t_start
     report["plot"] = f"{args.name}.png"
+    write_report(args.out_dir, args.name, report, report_blocks)
     plot(report, args.out_dir / report["plot"])
-    (args.out_dir / f"{args.name}.json").write_text(json.dumps(report, indent=1, default=str))
-    write_markdown(args.out_dir / f"{args.name}.md", report_blocks(report))
     print(f"total {report['total_s'] / 60:.1f} min; wrote {args.out_dir / (args.name + '.md')}")
 
 

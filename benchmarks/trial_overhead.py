@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import torch.nn.functional as F
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, command_paragraph, dated_paragraph, load_average, machine_info, write_markdown  # noqa: E402
+from common import command_line, command_paragraph, dated_paragraph, load_average, machine_info, write_report  # noqa: E402
 
 from autokd.config import PairLoss, Strategy  # noqa: E402
 from autokd.document import Heading, Paragraph, simple_table  # noqa: E402
@@ -182,11 +181,7 @@ def main(argv=None) -> int:
     if args.ray_trials:
         with tempfile.TemporaryDirectory(prefix="autokd-overhead-") as work:
             report["ray"] = time_on_ray(space_file, strategy, args.ray_trials, Path(work))
-    report["load_average_at_end"] = load_average()
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "trial_overhead.json").write_text(json.dumps(report, indent=2))
-    write_markdown(args.out_dir / "trial_overhead.md", report_blocks(report))
-    print((args.out_dir / "trial_overhead.md").read_text())
+    print(write_report(args.out_dir, "trial_overhead", report, report_blocks).read_text())
     return 0
 
 
