@@ -84,6 +84,9 @@ def parse_args(argv: Optional[Iterable[str]] = None):
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="trials (and retraining runs) at once, one CPU each (default: the CPU count)")
     p.add_argument("--no-pruning", action="store_true", help="pass --no-pruning to the searches")
+    p.add_argument("--warm-start", action="store_true",
+                   help="pass --warm-start baselines to the searches this invocation runs (the baselines the space "
+                        "can express are each study's first trials, counted in the budget)")
     p.add_argument("--proxy-seeds", type=int, default=3,
                    help="diagnostics: winners and baselines re-run at the PROXY length over this many seeds "
                         "(seed 0 = what the search saw); 0 skips it")
@@ -111,11 +114,11 @@ def parse_args(argv: Optional[Iterable[str]] = None):
 
 
 def search_command(space_path: Path, storage: Path, sampler: str, seed: int, budget: int, workers: int,
-                   pruning: bool) -> list[str]:
+                   pruning: bool, warm_start: bool = False) -> list[str]:
     args = ["search", "--space", str(space_path), "--budget", str(budget), "--sampler", sampler,
             "--seed", str(seed), "--name", study_name(sampler, seed), "--storage", str(storage),
             "--workers", str(workers)]
-    return args + ([] if pruning else ["--no-pruning"])
+    return args + ([] if pruning else ["--no-pruning"]) + (["--warm-start", "baselines"] if warm_start else [])
 
 
 def study_name(sampler: str, seed: int) -> str:
@@ -235,7 +238,8 @@ def run_searches(args, work: Path, space_path: Path, storage: Path, report: dict
             print(f"[{i}/{len(plan)}] search {name}: imported from {imported[name]['imported_from']['report']}", flush=True)
             studies[name] = imported[name]
             continue
-        cli_args = search_command(space_path, storage, sampler, seed, args.budget, args.workers, not args.no_pruning)
+        cli_args = search_command(space_path, storage, sampler, seed, args.budget, args.workers, not args.no_pruning,
+                                  args.warm_start)
         shown = [("WORK/" + str(Path(a).relative_to(work))) if a.startswith(str(work)) else a for a in cli_args]
         saved = load_saved_runs(work).get(name)
         if args.keep and saved and saved["returncode"] == 0 and finished(storage, name) >= args.budget:
