@@ -15,8 +15,8 @@ range (``log`` allowed). Parameters: ``student.KWARG``, ``quantize``, ``prune.am
 
 With more than one objective the study is an Optuna multi-objective study (accuracy maximised,
 the others minimised) and has a Pareto front; constraints make trials whose student exceeds a
-limit infeasible (they never rank, and samplers that take Optuna's ``constraints_func`` avoid
-them), whatever the objectives.
+limit infeasible (they never rank, and TPE and NSGA-II, which read each trial's constraint
+values, avoid them), whatever the objectives.
 """
 
 from __future__ import annotations
