@@ -53,7 +53,12 @@ OLD = PPOSettings(n_steps=8, batch_size=8, learning_rate=3e-3, clip_range=0.2, m
 
 
 class SyntheticSpace:
-    """The default space's parameters (what the controller's action is built from)."""
+    """The default space's parameters (what the controller's action is built from), plus ``extra``
+    knobs the score ignores (alternately a choice of four and a float on a log scale): the real
+    space has more knobs than this stand-in (the modern losses' parameters, standardization)."""
+
+    def __init__(self, extra: int = 0):
+        self.extra = extra
 
     def dimensions(self) -> list[Dimension]:
         scale = FloatRange(0.001, 10, True)
@@ -63,6 +68,9 @@ class SyntheticSpace:
             dims += [Dimension(f"{p}.loss", choices=["none", *PAIR_EFFECTS]), Dimension(f"{p}.scale", range=scale)]
         for r in RELATIONS:
             dims += [Dimension(f"{r}.on", choices=[False, True]), Dimension(f"{r}.scale", range=scale)]
+        for i in range(self.extra):
+            dims.append(Dimension(f"extra{i}", choices=["a", "b", "c", "d"]) if i % 2 == 0 else
+                        Dimension(f"extra{i}", range=FloatRange(0.1, 10, True)))
         return dims
 
 
@@ -99,10 +107,10 @@ def suggest(trial, dims) -> dict:
     return p
 
 
-def best_so_far(sampler, seed: int, trials: int) -> list[float]:
+def best_so_far(sampler, seed: int, trials: int, space: SyntheticSpace = SyntheticSpace()) -> list[float]:
     rng = np.random.default_rng(1000 + seed)  # the same noise stream for every sampler at a seed
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    dims, best, curve = SyntheticSpace().dimensions(), -math.inf, []
+    dims, best, curve = space.dimensions(), -math.inf, []
     for _ in range(trials):
         trial = study.ask()
         value = score(suggest(trial, dims), rng)
@@ -116,7 +124,7 @@ def trials_to(curve: list[float], bar: float):
     return next((k + 1 for k, v in enumerate(curve) if v >= bar), None)
 
 
-def samplers() -> dict:
+def samplers(space: SyntheticSpace) -> dict:
     new = replace(PPOSettings(), n_epochs=10)  # the defaults of 2026-12-02; each row below changes one setting
     variants = {"ppo, old settings": OLD, "ppo, new defaults": new}  # label kept: the committed report's rows
     for label, change in (("update every 8", {"n_steps": 8, "batch_size": 8}), ("lr 0.01", {"learning_rate": 0.01}),
@@ -127,7 +135,7 @@ def samplers() -> dict:
                           ("20 epochs per update", {"n_epochs": 20})):
         variants[f"new, {label}"] = replace(new, **change)
     out = {"tpe": lambda s: optuna.samplers.TPESampler(seed=s, multivariate=True, group=True, constant_liar=True)}
-    out.update({name: (lambda s, cfg=cfg: PPOSampler(SyntheticSpace(), seed=s, settings=cfg)) for name, cfg in variants.items()})
+    out.update({name: (lambda s, cfg=cfg: PPOSampler(space, seed=s, settings=cfg)) for name, cfg in variants.items()})
     return out, {name: asdict(cfg) for name, cfg in variants.items()}
 
 
@@ -135,7 +143,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=16)
     parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--extra-knobs", type=int, default=0, help="knobs the score ignores, added to the space")
     parser.add_argument("--out-dir", type=Path, default=REPO / "reports" / "benchmarks")
+    parser.add_argument("--name", default="ppo_controller", help="report file stem")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -144,20 +154,21 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     report = {"benchmark": "ppo_controller", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "command": command_line(), "machine": machine_info(), "load_average_at_start": load_average(),
-              "seeds": args.seeds, "trials": args.trials}
-    random_curves = [best_so_far(optuna.samplers.RandomSampler(seed=s), s, args.trials) for s in range(args.seeds)]
+              "seeds": args.seeds, "trials": args.trials, "extra_knobs": args.extra_knobs}
+    space = SyntheticSpace(args.extra_knobs)
+    random_curves = [best_so_far(optuna.samplers.RandomSampler(seed=s), s, args.trials, space) for s in range(args.seeds)]
     report["bar"] = bar = statistics.median(c[-1] for c in random_curves)
-    makers, report["settings"] = samplers()
+    makers, report["settings"] = samplers(space)
     rows = {}
     for name, make in makers.items():
         start = time.perf_counter()
-        curves = [best_so_far(make(s), s, args.trials) for s in range(args.seeds)]
+        curves = [best_so_far(make(s), s, args.trials, space) for s in range(args.seeds)]
         reach = [trials_to(c, bar) for c in curves]
         rows[name] = {"trials_to_bar": reach, "best": [c[-1] for c in curves], "seconds": time.perf_counter() - start}
         print(f"{name:28s} median trials {_median_trials(reach)}  best {statistics.median(c[-1] for c in curves):.2f}",
               flush=True)
     report["rows"] = rows
-    write_report(args.out_dir, "ppo_controller", report, report_blocks)
+    write_report(args.out_dir, args.name, report, report_blocks)
     return 0
 
 
@@ -174,7 +185,9 @@ def report_blocks(r: dict) -> list:
         dated_paragraph(r),
         command_paragraph(r["command"]),
         Paragraph(f"{r['seeds']} seeds x {r['trials']} trials per sampler on the synthetic stand-in for the default space "
-                  f"(see the script's docstring). Bar: random search's best-of-{r['trials']}, median over its runs: "
+                  f"(see the script's docstring)"
+                  + (f", with {r['extra_knobs']} knobs added that the score ignores" if r.get("extra_knobs") else "")
+                  + f". Bar: random search's best-of-{r['trials']}, median over its runs: "
                   f"{r['bar']:.2f}. Trials to the bar: median over seeds ('never' when more than half never reach it)."),
         simple_table(["sampler", "trials to the bar (median)", "runs reaching it", f"best-of-{r['trials']} (median)"],
                      table, "lrrr"),
