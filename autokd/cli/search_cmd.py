@@ -17,11 +17,14 @@ storage_option = click.option(
 
 def _finish(study, progress: Progress, top: int = 10) -> None:
     from autokd.search.leaderboard import empty_text, format_leaderboard, judging, noise_line, ranked
+    from autokd.search.study import counts
 
     progress.say("")
     rules = judging(study)
+    entries = ranked(study, rules)
+    empty = "" if entries else empty_text(rules, counts(study).complete)  # the trials read again only when empty
     click.echo(f"leaderboard of {study.study_name!r} (validation accuracy at the proxy length):")
-    click.echo(format_leaderboard(ranked(study, rules), top, empty=empty_text(study, rules)))
+    click.echo(format_leaderboard(entries, top, empty=empty))
     if noise_line(study):
         click.echo(noise_line(study))
     click.echo(f"\nnext: autokd export {study.study_name} -o best.yaml && autokd train --config best.yaml")
@@ -170,7 +173,7 @@ def show(name, storage, top):
     """Print a study's leaderboard (with several objectives, its Pareto front), parameter
     importances and failed trials."""
     from autokd.search.leaderboard import (
-        complete_entries, empty_text, failures, format_leaderboard, front, importances, noise_line, ranked,
+        empty_text, failures, format_leaderboard, front, importances, noise_line, ranked,
     )
     from autokd.search.objectives import judging_of
     from autokd.search.storage import open_storage
@@ -186,14 +189,14 @@ def show(name, storage, top):
     feasible = ranked(study, rules)
     if rules.constraints:
         limits = ", ".join(f"{k} {v:g}" for k, v in rules.constraints)
-        click.echo(f"constraints: {limits}; {len(complete_entries(study)) - len(feasible)} complete trial(s) infeasible "
+        click.echo(f"constraints: {limits}; {c.complete - len(feasible)} complete trial(s) infeasible "
                    f"(not ranked)")
     if rules.multi_objective:
         click.echo(f"Pareto front over {', '.join(rules.objectives)} (feasible trials; export one with "
                    f"autokd export {name} --trial N):")
         click.echo(format_leaderboard(front(study, rules), top=1000, empty="no feasible complete trials yet"))
         click.echo("\nby validation accuracy:")
-    click.echo(format_leaderboard(feasible, top, empty=empty_text(study, rules)))
+    click.echo(format_leaderboard(feasible, top, empty=empty_text(rules, c.complete)))
     if noise_line(study):
         click.echo(noise_line(study))
     imp = importances(study)

@@ -129,9 +129,9 @@ def format_leaderboard(entries: list[Entry], top: int = 10, empty: str = "no com
     return "\n".join(lines)
 
 
-def empty_text(study, rules: Judging) -> str:
-    """What an empty leaderboard says: nothing complete yet, or every complete trial infeasible."""
-    complete = len(complete_entries(study))
+def empty_text(rules: Judging, complete: int) -> str:
+    """What an empty leaderboard of a study with ``complete`` complete trials says: nothing
+    complete yet, or every complete trial infeasible."""
     if complete and rules.constraints:
         limits = ", ".join(f"{k} {v:g}" for k, v in rules.constraints)
         return f"no feasible trial: all {complete} complete trial(s) break the constraints ({limits})"
