@@ -56,6 +56,22 @@ TINY_TASK: dict = {
 }
 
 
+# a small search space on the tiny task (both logit losses, the automatic pairs, two relations)
+TINY_SPACE: dict = {
+    "temperature": {"low": 1, "high": 8, "log": True},
+    "alpha": {"low": 0, "high": 1},
+    "logit_losses": ["kd", "dkd"],
+    "pairs": "auto",
+    "pair_losses": ["none", "fitnet", "at"],
+    "relation_losses": ["rkd", "pkt"],
+    "weight_scale": {"low": 0.01, "high": 1, "log": True},
+}
+
+# smaller still, pruning off (every trial runs to its end): for integrity and set-up checks
+PLAIN_SPACE: dict = {"pair_losses": ["none", "fitnet"], "relation_losses": ["rkd"],
+                     "weight_scale": {"low": 0.01, "high": 1, "log": True}, "pruning": False}
+
+
 # a student recipe for scheme tests, and the tiny task with a second teacher (for multi-teacher)
 TINY_RECIPE = {"epochs": 2, "lr": 0.01, "batch_size": 64, "seed": 0}
 TINY_TEACHERS_TASK = {**TINY_TASK, "name": "tiny-two-teachers",

@@ -1,14 +1,12 @@
-"""Search integrity: no strategy runs twice, the budget is exact, owners survive PID reuse, a study
-keeps its teacher, and a search that fails its set-up leaves the storage as it was.
+"""Search integrity: no strategy runs twice, the budget is exact, owners survive PID reuse, trials
+of dead processes are recovered (teachers and failed set-ups: test_integrity_setup.py).
 
 Real SQLite and journal storages, real subprocesses of the CLI, the tiny task.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime
-import hashlib
 import os
 import subprocess
 import sys
@@ -18,8 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy.exc
-import torch
-from conftest import TINY_TASK, assert_interrupted_requeued, run_cli, session_members, write_space
+from conftest import PLAIN_SPACE, assert_interrupted_requeued, run_cli, session_members, write_space
 
 from autokd.errors import AutokdError
 from autokd.search.claims import check_claim
@@ -32,8 +29,7 @@ from autokd.search.space_file import load_space_file
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 TrialState = optuna.trial.TrialState
-SPACE = {"pair_losses": ["none", "fitnet"], "relation_losses": ["rkd"], "weight_scale": {"low": 0.01, "high": 1, "log": True},
-         "pruning": False}
+SPACE = PLAIN_SPACE
 
 
 def _search(space: Path, name: str, storage, **settings):
@@ -262,94 +258,6 @@ def test_a_trial_whose_owner_pid_was_reused_is_recovered(tmp_path):
     assert "1 interrupted trial(s) re-queued" in resumed.stderr
     c = counts(optuna.load_study(study_name="r", storage=_storage(db)))
     assert c.finished == 4 and c.running == 0 and c.void == 1
-
-
-# --- the teacher, and set-up failures that leave no trace -----------------------------------
-
-
-def _checkpoint(path: Path, seed: int) -> Path:
-    from autokd.models.registry import build_model
-
-    torch.manual_seed(seed)
-    model = build_model(TINY_TASK["teacher"]["model"], TINY_TASK["teacher"]["kwargs"], 10, (1, 40))
-    torch.save(model.state_dict(), path)
-    return path
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def test_a_study_refuses_another_teacher(tmp_path):
-    task = copy.deepcopy(TINY_TASK)
-    task["teacher"]["checkpoint"] = str(_checkpoint(tmp_path / "teacher.pt", seed=1))
-    space = write_space(tmp_path / "s.yaml", task=task, space=SPACE)
-    db = tmp_path / "t.db"
-    first = run_cli("search", "--space", space, "--budget", "2", "--workers", "0", "--storage", db, "--name", "t")
-    assert first.returncode == 0, first.stderr
-    before = _digest(db)
-    _checkpoint(tmp_path / "teacher.pt", seed=2)  # the same file, another teacher
-    again = run_cli("resume", "t", "--storage", db, "--budget", "3")
-    assert again.returncode == 2 and "searched with another teacher" in again.stderr, again.stderr
-    assert "Traceback" not in again.stderr and _digest(db) == before  # nothing written, the budget unchanged
-
-
-def test_a_study_that_uses_further_teachers_refuses_others(tmp_path):
-    task = copy.deepcopy(TINY_TASK)
-    further = _checkpoint(tmp_path / "second.pt", seed=1)
-    task["teachers"] = [{"model": task["teacher"]["model"], "kwargs": task["teacher"]["kwargs"], "checkpoint": str(further)}]
-    space = write_space(tmp_path / "s.yaml", task=task, space={**SPACE, "schemes": ["single", "ensemble"]})
-    db = tmp_path / "t.db"
-    first = run_cli("search", "--space", space, "--budget", "1", "--workers", "0", "--storage", db, "--name", "t")
-    assert first.returncode == 0, first.stderr
-    before = _digest(db)
-    _checkpoint(further, seed=2)  # the same file, another second teacher
-    again = run_cli("resume", "t", "--storage", db, "--budget", "2")
-    assert again.returncode == 2 and "searched with other further teachers" in again.stderr, again.stderr
-    assert "Traceback" not in again.stderr and _digest(db) == before
-
-
-@pytest.mark.parametrize("change, fragment", [
-    ({"data.train_size": 100000}, "train_size 100000 is more than"),
-    ({"data.val_size": 900}, "data.val_size 900 takes"),
-    ({"teacher.checkpoint": "/nonexistent/teacher.pt"}, "teacher checkpoint not found"),
-])
-def test_a_failing_setup_creates_no_study(tmp_path, change, fragment):
-    task = copy.deepcopy(TINY_TASK)
-    for dotted, value in change.items():
-        node = task
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[last] = value
-    bad = write_space(tmp_path / "bad.yaml", task=task, space=SPACE)
-    fresh = tmp_path / "fresh.db"
-    out = run_cli("search", "--space", bad, "--budget", "2", "--workers", "0", "--storage", fresh, "--name", "x")
-    assert out.returncode == 2 and fragment in out.stderr and "Traceback" not in out.stderr, out.stderr
-    assert not fresh.exists()  # not even an empty storage file
-    # an existing storage stays byte-identical, and the corrected file is not refused afterwards
-    good = write_space(tmp_path / "good.yaml", space=SPACE)
-    db = tmp_path / "db.db"
-    assert run_cli("search", "--space", good, "--budget", "1", "--workers", "0", "--storage", db, "--name", "other").returncode == 0
-    before = _digest(db)
-    out = run_cli("search", "--space", bad, "--budget", "2", "--workers", "0", "--storage", db, "--name", "x")
-    assert out.returncode == 2 and _digest(db) == before
-    fixed = run_cli("search", "--space", good, "--budget", "1", "--workers", "0", "--storage", db, "--name", "x")
-    assert fixed.returncode == 0, fixed.stderr
-
-
-def test_a_failing_resume_keeps_the_stored_budget(tmp_path):
-    task = copy.deepcopy(TINY_TASK)
-    checkpoint = _checkpoint(tmp_path / "teacher.pt", seed=1)
-    task["teacher"]["checkpoint"] = str(checkpoint)
-    space = write_space(tmp_path / "s.yaml", task=task, space=SPACE)
-    db = tmp_path / "k.db"
-    assert run_cli("search", "--space", space, "--budget", "1", "--workers", "0", "--storage", db, "--name", "k").returncode == 0
-    checkpoint.unlink()
-    before = _digest(db)
-    out = run_cli("resume", "k", "--storage", db, "--budget", "9")
-    assert out.returncode == 2 and "teacher checkpoint not found" in out.stderr
-    assert _digest(db) == before
 
 
 # --- what users of Optuna expect --------------------------------------------------------------

@@ -7,20 +7,18 @@ down after each search), real training on the tiny MNIST-1D task.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
-from conftest import TINY_TASK, run_cli, session_members, write_space
+from conftest import TINY_SPACE, TINY_TASK, run_cli, session_members, write_space
 
 from autokd.errors import AutokdError
 from autokd.search.driver import bind_space, run_search
@@ -32,15 +30,7 @@ from autokd.search.study import read_settings
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-SPACE = {
-    "temperature": {"low": 1, "high": 8, "log": True},
-    "alpha": {"low": 0, "high": 1},
-    "logit_losses": ["kd", "dkd"],
-    "pairs": "auto",
-    "pair_losses": ["none", "fitnet", "at"],
-    "relation_losses": ["rkd", "pkt"],
-    "weight_scale": {"low": 0.01, "high": 1, "log": True},
-}
+SPACE = TINY_SPACE
 
 
 @pytest.fixture
@@ -158,68 +148,6 @@ def test_space_can_turn_pruning_off(tmp_path):
     assert all(list(t.intermediate_values) == [2] for t in study.trials)  # the proxy's 2 epochs
     with pytest.raises(AutokdError, match=r"space.pruning.*true or false"):
         bind_space(load_space_file(write_space(tmp_path / "bad.yaml", space={**SPACE, "pruning": "no"})))
-
-
-def test_ppo_controller_updates_and_replays_history(tmp_path, space_path):
-    from autokd.search.samplers.ppo import PPOSampler, PPOSettings
-
-    space = bind_space(load_space_file(space_path))
-    before = {p.name for p in Path(tempfile.gettempdir()).glob("SB3-*")}
-    sampler = PPOSampler(space, seed=0, settings=PPOSettings(n_steps=4, batch_size=4))
-    study = optuna.create_study(sampler=sampler, direction="maximize")
-    for i in range(9):
-        trial = study.ask()
-        strategy = space.suggest(trial)
-        study.tell(trial, 100.0 - 10 * strategy.temperature)
-    assert sampler.updates == 2  # 9 trials, an update every 4
-    actions = {tuple(t.system_attrs["ppo_action"]) for t in study.trials}
-    assert len(actions) > 1  # the policy samples; it does not repeat one action
-    temperatures = [t.params["temperature"] for t in study.trials]
-    assert len(set(temperatures)) == len(temperatures)  # values are drawn within their bins, not bin points
-    # a fresh controller on the same study (a resume) replays the history before asking
-    resumed = PPOSampler(space, seed=0, settings=PPOSettings(n_steps=4, batch_size=4))
-    study2 = optuna.load_study(study_name=study.study_name, storage=study._storage, sampler=resumed)
-    space.suggest(study2.ask())
-    assert resumed.updates == 2 and len(resumed._seen) == 9
-    assert {p.name for p in Path(tempfile.gettempdir()).glob("SB3-*")} == before  # no SB3 log folders
-
-
-def test_ppo_controller_learns_within_a_few_dozen_trials(space_path):
-    """A reward that favours low temperatures: after 48 trials the policy puts most of its mass on
-    the two lowest of the 8 temperature bins (uniform would be 25 %)."""
-    import torch
-
-    from autokd.search.samplers.ppo import PPOSampler
-
-    space = bind_space(load_space_file(space_path))
-    sampler = PPOSampler(space, seed=1)
-    study = optuna.create_study(sampler=sampler, direction="maximize")
-    for _ in range(48):
-        trial = study.ask()
-        study.tell(trial, 100.0 - 10 * math.log(space.suggest(trial).temperature))
-    policy = sampler.model.policy
-    with torch.no_grad():
-        obs, _ = policy.obs_to_tensor(sampler._obs)
-        temperature = policy.get_distribution(obs).distribution[0]  # the first knob is the temperature
-    assert temperature.probs[0, :2].sum().item() > 0.5
-    assert sampler.updates == 12
-
-
-def test_ppo_learns_from_trials_it_did_not_propose(space_path):
-    """Queued trials (warm start, re-queued) are mapped to the nearest action and learnt from."""
-    from autokd.search.samplers.ppo import ACTION_ATTR, PPOSampler
-
-    space = bind_space(load_space_file(space_path))
-    study = optuna.create_study(sampler=PPOSampler(space, seed=0), direction="maximize")
-    study.enqueue_trial({"temperature": 1.0, "alpha": 0.5, "logit_loss": "kd", "pair[stages.0].loss": "none",
-                         "pair[stages.1].loss": "at", "pair[stages.1].scale": 0.5, "pair[stages.2].loss": "none",
-                         "relation[rkd].on": False, "relation[pkt].on": False})
-    trial = study.ask()
-    space.suggest(trial)
-    study.tell(trial, 90.0)
-    assert ACTION_ATTR not in study.trials[0].system_attrs
-    assert study.sampler._action_of(study.trials[0].params)[0] == 0  # T=1 is the first temperature bin
-    assert study.sampler._seen == {0}
 
 
 # --- budget, states, resume ----------------------------------------------------------------

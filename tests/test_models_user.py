@@ -1,0 +1,220 @@
+"""User models (package.module:callable) and the hardening around them: sys.exit, the size
+bound, what forward returns."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from autokd.errors import AutokdError
+from autokd.models.registry import build_model
+
+SIGNAL = (1, 40)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- user models (package.module:callable) --------------------------------------------------
+
+USER_MODULE = '''
+import torch.nn as nn
+
+def make_tiny(num_classes, hidden=4):
+    return nn.Sequential(nn.Flatten(), nn.Linear(40, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+class TinyNet(nn.Module):
+    def __init__(self, num_classes=10, input_shape=(1, 40)):
+        super().__init__()
+        self.fc = nn.Linear(input_shape[-1], num_classes)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+def no_classes():
+    return nn.Linear(40, 3)
+
+def broken(num_classes):
+    raise RuntimeError("boom")
+
+def not_a_module(num_classes):
+    return 42
+
+NOT_CALLABLE = 3
+'''
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    name = f"autokd_user_models_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(USER_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_user_callable(user_module):
+    model = build_model(f"{user_module}:make_tiny", {"hidden": 6}, 3, SIGNAL)
+    assert model(torch.randn(2, 1, 40)).shape == (2, 3) and model[1].out_features == 6
+    net = build_model(f"{user_module}:TinyNet", None, 5, (1, 12))
+    assert net.fc.in_features == 12 and net.fc.out_features == 5
+    assert build_model(f"{user_module}:no_classes", None, 10, SIGNAL).out_features == 3
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("autokd_no_such_module_xyz:make", "cannot import module"),
+        ("{mod}:missing", "has no attribute 'missing'"),
+        ("{mod}:NOT_CALLABLE", "is not callable"),
+        ("{mod}:broken", "failed: RuntimeError: boom"),
+        ("{mod}:not_a_module", "not a torch.nn.Module"),
+        ("{mod}:", "package.module:callable"),
+    ],
+)
+def test_user_callable_errors(user_module, spec, message):
+    spec = spec.format(mod=user_module)
+    with pytest.raises(AutokdError, match=message) as info:
+        build_model(spec, None, 10, SIGNAL)
+    assert spec in str(info.value) and "\n" not in str(info.value)
+
+
+def test_user_callable_bad_kwarg(user_module):
+    with pytest.raises(AutokdError, match="unexpected keyword"):
+        build_model(f"{user_module}:make_tiny", {"bogus": 1}, 10, SIGNAL)
+
+
+# --- hardening: sys.exit, size bound, forward output ---------------------------------------
+
+EXITING_MODULE = '''
+import sys
+sys.exit(3)
+'''
+
+ODD_MODULE = '''
+import sys
+import torch
+import torch.nn as nn
+
+
+def exits(num_classes):
+    sys.exit("no model today")
+
+
+class Tupled(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.fc = nn.Linear(40, num_classes)
+
+    def forward(self, x):
+        logits = self.fc(x.flatten(1))
+        return logits, x.flatten(1)
+
+
+class Dicted(Tupled):
+    def forward(self, x):
+        return {"logits": self.fc(x.flatten(1)), "features": x}
+
+
+class Narrow(Tupled):
+    def forward(self, x):
+        return self.fc(x.flatten(1))[:, :3]
+
+
+class Raising(Tupled):
+    def forward(self, x):
+        raise RuntimeError("forward is broken")
+
+
+class NeedsRealTensors(nn.Module):
+    """Builds only with real tensors (reads a value in __init__): the meta count gives up."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.fc = nn.Linear(40, num_classes)
+        self.scale = float(torch.ones(1).item())
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)) * self.scale
+'''
+
+
+@pytest.fixture
+def odd_module(tmp_path, monkeypatch):
+    name = f"autokd_odd_models_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(ODD_MODULE))
+    (tmp_path / f"{name}_exit.py").write_text(textwrap.dedent(EXITING_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_sys_exit_in_a_user_model_is_an_autokd_error(odd_module):
+    with pytest.raises(AutokdError, match=r"cannot import module .*it called sys\.exit\(3\)"):
+        build_model(f"{odd_module}_exit:make", None, 10, SIGNAL)
+    with pytest.raises(AutokdError, match=r"exits.*failed: it called sys\.exit\('no model today'\)"):
+        build_model(f"{odd_module}:exits", None, 10, SIGNAL)
+
+
+def test_a_model_beyond_the_parameter_bound_is_refused_without_allocating():
+    import time
+
+    from autokd.models.registry import MAX_PARAMETERS, meta_parameter_count
+
+    start = time.perf_counter()
+    with pytest.raises(AutokdError) as info:
+        build_model("cnn1d", {"channels": 200_000}, 10, SIGNAL)  # 400e9 parameters, 1.6 TB
+    message = str(info.value)
+    assert "'cnn1d'" in message and "400,004,200,010 parameters" in message and f"{MAX_PARAMETERS:,}" in message
+    assert time.perf_counter() - start < 5
+    assert meta_parameter_count(lambda: build_model("cnn1d", {"channels": 4}, 10, SIGNAL)) == n_params(
+        build_model("cnn1d", {"channels": 4}, 10, SIGNAL))
+
+
+def test_a_model_that_cannot_be_built_on_meta_still_builds(odd_module):
+    from autokd.models.registry import meta_parameter_count
+
+    assert meta_parameter_count(lambda: build_model(f"{odd_module}:NeedsRealTensors", None, 10, SIGNAL)) is None
+    model = build_model(f"{odd_module}:NeedsRealTensors", None, 10, SIGNAL)
+    assert model(torch.zeros(2, 1, 40)).shape == (2, 10)
+
+
+def test_kwargs_in_build_errors_are_cut_short():
+    with pytest.raises(AutokdError) as info:
+        build_model("mlp1d", {"width": ["wide"] * 100_000}, 10, SIGNAL)
+    assert "cannot build model 'mlp1d'" in str(info.value) and len(str(info.value)) < 600
+
+
+@pytest.mark.parametrize(
+    "attr,needles",
+    [
+        ("Tupled", ["a tuple of 2 (tensor (2, 10), tensor (2, 40))", "(2, 10)"]),
+        ("Dicted", ["a dict with keys 'logits', 'features'"]),
+        ("Narrow", ["a tensor of shape (2, 3)", "(batch, num_classes) = (2, 10)"]),
+        ("Raising", ["forward pass on a dummy batch of shape (2, 1, 40) failed", "forward is broken"]),
+    ],
+)
+def test_check_logits_names_the_model_and_what_it_returned(odd_module, attr, needles):
+    from autokd.models.checks import check_logits
+
+    name = f"{odd_module}:{attr}"
+    model = build_model(name, None, 10, SIGNAL)
+    model.train()
+    with pytest.raises(AutokdError) as info:
+        check_logits(model, name, "student", SIGNAL, 10)
+    message = str(info.value)
+    assert message.startswith(f"student model {name!r}") and "\n" not in message, message
+    for needle in needles:
+        assert needle in message, message
+    assert model.training  # the mode is restored
+
+
+def test_check_logits_accepts_a_classifier_and_leaves_the_rng_alone():
+    from autokd.models.checks import check_logits
+
+    model = build_model("cnn1d", {"channels": 4}, 10, SIGNAL)
+    state = torch.get_rng_state()
+    check_logits(model, "cnn1d", "teacher", SIGNAL, 10)
+    assert torch.equal(state, torch.get_rng_state())
