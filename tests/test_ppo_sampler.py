@@ -82,3 +82,50 @@ def test_ppo_learns_from_trials_it_did_not_propose(space_path):
     assert ACTION_ATTR not in study.trials[0].system_attrs
     assert study.sampler._action_of(study.trials[0].params)[0] == 0  # T=1 is the first temperature bin
     assert study.sampler._seen == {0}
+
+
+class _KnobSpace:
+    """``knobs`` choices of four values each: what the controller's action is built from."""
+
+    def __init__(self, knobs: int):
+        self.knobs = knobs
+
+    def dimensions(self):
+        from autokd.search.strategy_space import Dimension
+
+        return [Dimension(f"k{i}", choices=[0, 1, 2, 3]) for i in range(self.knobs)]
+
+
+def _probability_after_one_update(knobs: int, per_knob_clip: bool) -> list[float]:
+    """Four trials, each knob's choice rotating with the trial, the first one rewarded: each knob's
+    probability of the rewarded trial's choice after the update (0.25 before)."""
+    import torch
+
+    from autokd.search.samplers.ppo import PPOSampler, PPOSettings
+
+    sampler = PPOSampler(_KnobSpace(knobs), seed=0, settings=PPOSettings(per_knob_clip=per_knob_clip))
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    for c in range(4):
+        study.enqueue_trial({f"k{i}": (c + i) % 4 for i in range(knobs)})
+    for _ in range(4):
+        trial = study.ask()
+        first = trial.suggest_categorical("k0", [0, 1, 2, 3])
+        for i in range(1, knobs):
+            trial.suggest_categorical(f"k{i}", [0, 1, 2, 3])
+        study.tell(trial, 1.0 if first == 0 else 0.0)
+    assert sampler.updates == 1
+    policy = sampler.model.policy
+    with torch.no_grad():
+        heads = policy.get_distribution(policy.obs_to_tensor(sampler._obs)[0]).distribution
+    return [head.probs[0, i % 4].item() for i, head in enumerate(heads)]
+
+
+def test_each_knob_learns_as_much_however_many_knobs_there_are():
+    """The per-knob clip: one update moves each knob as far with 20 knobs as with one. SB3's clip of
+    the whole action's ratio (the product over knobs) moves each one less the more there are."""
+    alone = _probability_after_one_update(1, per_knob_clip=True)[0]
+    many = _probability_after_one_update(20, per_knob_clip=True)
+    assert alone > 0.4 and all(abs(p - alone) < 0.02 for p in many)
+    assert _probability_after_one_update(1, per_knob_clip=False)[0] == pytest.approx(alone, abs=0.02)
+    joint = _probability_after_one_update(20, per_knob_clip=False)
+    assert all(p < 0.25 + 0.5 * (alone - 0.25) for p in joint)
