@@ -11,11 +11,13 @@ sampler runs 100 trials for each of --seeds seeds; the bar is the median over th
 runs of their best-of-100, and each run is scored by the number of trials it needs to reach the
 bar (the sample-efficiency measure of search_quality.py). TPE and the controller's old settings
 (an update every 8 trials, learning rate 3e-3, clip range 0.2, gradient clip 0.5) are
-references; "new defaults" are the controller's defaults of 2026-12-02, and the rows after it
-change one setting each of those. The shipped defaults since 2026-12-03 are its "20 epochs per
-update" row.
+references; "new defaults" are the controller's defaults of 2026-12-02, and the "new, ..." rows
+change one setting each of those (its "20 epochs per update" row was the default from 2026-12-03
+to 2026-12-06). All of those clip the whole action's probability ratio, as SB3's PPO does; the
+"per-knob clip" rows clip each knob's ratio on its own (autokd/search/samplers/ppo_update.py):
+the first of them is the shipped default since 2026-12-06, the others change one setting of it.
 
-    .venv/bin/python benchmarks/ppo_controller.py              # 16 seeds, about 12 minutes on one core
+    .venv/bin/python benchmarks/ppo_controller.py              # 16 seeds, about 17 minutes on one core
     .venv/bin/python benchmarks/ppo_controller.py --seeds 3    # smoke run
 
 Writes reports/benchmarks/ppo_controller.json and ppo_controller.md. The synthetic function is a
@@ -49,7 +51,11 @@ REPO = Path(__file__).resolve().parents[1]
 PAIRS = ("p0", "p1", "p2")
 RELATIONS = {"rkd": (0.3, 0.0), "pkt": (1.0, -0.3), "sp": (0.5, 0.0)}  # gain, best log10(scale)
 PAIR_EFFECTS = {"fitnet": (1.5, -0.5, 0.8), "at": (0.5, -2.0, 0.5), "nst": (0.7, -1.0, 1.0), "sp": (1.0, 0.0, 1.0)}
-OLD = PPOSettings(n_steps=8, batch_size=8, learning_rate=3e-3, clip_range=0.2, max_grad_norm=0.5)
+# every setting of a row pinned here, so that a change of the shipped defaults does not change the rows
+DEC02 = PPOSettings(n_steps=4, batch_size=4, n_epochs=10, bins=8, learning_rate=0.03, ent_coef=0.01, clip_range=0.3,
+                    max_grad_norm=10.0, per_knob_clip=False)  # the defaults of 2026-12-02
+OLD = replace(DEC02, n_steps=8, batch_size=8, learning_rate=3e-3, clip_range=0.2, max_grad_norm=0.5)
+PER_KNOB = replace(DEC02, n_epochs=20, learning_rate=0.01, per_knob_clip=True)  # the defaults since 2026-12-06
 
 
 class SyntheticSpace:
@@ -125,8 +131,9 @@ def trials_to(curve: list[float], bar: float):
 
 
 def samplers(space: SyntheticSpace) -> dict:
-    new = replace(PPOSettings(), n_epochs=10)  # the defaults of 2026-12-02; each row below changes one setting
-    variants = {"ppo, old settings": OLD, "ppo, new defaults": new}  # label kept: the committed report's rows
+    assert PER_KNOB == PPOSettings(), "the shipped defaults changed: add them as a row"
+    new = DEC02  # each "new, ..." row changes one setting of it
+    variants = {"ppo, old settings": OLD, "ppo, new defaults": new}  # labels kept: the committed report's rows
     for label, change in (("update every 8", {"n_steps": 8, "batch_size": 8}), ("lr 0.01", {"learning_rate": 0.01}),
                           ("lr 0.1", {"learning_rate": 0.1}), ("clip range 0.2", {"clip_range": 0.2}),
                           ("clip range 0.5", {"clip_range": 0.5}),
@@ -134,6 +141,11 @@ def samplers(space: SyntheticSpace) -> dict:
                           ("4 bins", {"bins": 4}), ("entropy 0.03", {"ent_coef": 0.03}), ("entropy 0", {"ent_coef": 0.0}),
                           ("20 epochs per update", {"n_epochs": 20})):
         variants[f"new, {label}"] = replace(new, **change)
+    variants["per-knob clip (shipped)"] = PER_KNOB
+    for label, change in (("lr 0.03", {"learning_rate": 0.03}), ("lr 0.003", {"learning_rate": 0.003}),
+                          ("clip range 0.2", {"clip_range": 0.2}), ("clip range 0.5", {"clip_range": 0.5}),
+                          ("10 epochs per update", {"n_epochs": 10})):
+        variants[f"per-knob, {label}"] = replace(PER_KNOB, **change)
     out = {"tpe": lambda s: optuna.samplers.TPESampler(seed=s, multivariate=True, group=True, constant_liar=True)}
     out.update({name: (lambda s, cfg=cfg: PPOSampler(space, seed=s, settings=cfg)) for name, cfg in variants.items()})
     return out, {name: asdict(cfg) for name, cfg in variants.items()}
@@ -142,6 +154,7 @@ def samplers(space: SyntheticSpace) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--extra-knobs", type=int, default=0, help="knobs the score ignores, added to the space")
     parser.add_argument("--out-dir", type=Path, default=REPO / "reports" / "benchmarks")
@@ -154,18 +167,19 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     report = {"benchmark": "ppo_controller", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "command": command_line(), "machine": machine_info(), "load_average_at_start": load_average(),
-              "seeds": args.seeds, "trials": args.trials, "extra_knobs": args.extra_knobs}
+              "seeds": args.seeds, "first_seed": args.first_seed, "trials": args.trials, "extra_knobs": args.extra_knobs}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     space = SyntheticSpace(args.extra_knobs)
-    random_curves = [best_so_far(optuna.samplers.RandomSampler(seed=s), s, args.trials, space) for s in range(args.seeds)]
+    random_curves = [best_so_far(optuna.samplers.RandomSampler(seed=s), s, args.trials, space) for s in seeds]
     report["bar"] = bar = statistics.median(c[-1] for c in random_curves)
     makers, report["settings"] = samplers(space)
     rows = {}
     for name, make in makers.items():
         start = time.perf_counter()
-        curves = [best_so_far(make(s), s, args.trials, space) for s in range(args.seeds)]
+        curves = [best_so_far(make(s), s, args.trials, space) for s in seeds]
         reach = [trials_to(c, bar) for c in curves]
         rows[name] = {"trials_to_bar": reach, "best": [c[-1] for c in curves], "seconds": time.perf_counter() - start}
-        print(f"{name:28s} median trials {_median_trials(reach)}  best {statistics.median(c[-1] for c in curves):.2f}",
+        print(f"{name:32s} median trials {_median_trials(reach)}  best {statistics.median(c[-1] for c in curves):.2f}",
               flush=True)
     report["rows"] = rows
     write_report(args.out_dir, args.name, report, report_blocks)
@@ -184,7 +198,8 @@ def report_blocks(r: dict) -> list:
         Heading("PPO controller settings on a synthetic space", 1),
         dated_paragraph(r),
         command_paragraph(r["command"]),
-        Paragraph(f"{r['seeds']} seeds x {r['trials']} trials per sampler on the synthetic stand-in for the default space "
+        Paragraph(f"{r['seeds']} seeds ({r.get('first_seed', 0)} to {r.get('first_seed', 0) + r['seeds'] - 1}) x "
+                  f"{r['trials']} trials per sampler on the synthetic stand-in for the default space "
                   f"(see the script's docstring)"
                   + (f", with {r['extra_knobs']} knobs added that the score ignores" if r.get("extra_knobs") else "")
                   + f". Bar: random search's best-of-{r['trials']}, median over its runs: "
@@ -193,7 +208,8 @@ def report_blocks(r: dict) -> list:
                      table, "lrrr"),
         Paragraph("Settings of each PPO row: " + "; ".join(
             f"{name}: n_steps {s['n_steps']}, lr {s['learning_rate']:g}, clip {s['clip_range']:g}, "
-            f"epochs {s['n_epochs']}, grad clip {s['max_grad_norm']:g}, bins {s['bins']}, entropy {s['ent_coef']:g}"
+            f"epochs {s['n_epochs']}, grad clip {s['max_grad_norm']:g}, bins {s['bins']}, entropy {s['ent_coef']:g}, "
+            f"{'per-knob' if s.get('per_knob_clip') else 'whole-action'} clip"
             for name, s in r["settings"].items()) + "."),
     ]
 
