@@ -69,7 +69,11 @@ def parse_args():
     p.add_argument("--piece-rounds", type=int, default=30, help="interleaved rounds of the pieces view")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", type=Path, default=REPO / "reports" / "benchmarks")
-    return p.parse_args()
+    args = p.parse_args()
+    for name in ("rounds", "epoch_rounds", "piece_rounds"):  # an IQR needs two rounds
+        if getattr(args, name) < 2:
+            p.error(f"--{name.replace('_', '-')} {getattr(args, name)}: at least 2 rounds")
+    return args
 
 
 # ----------------------------------------------------------------------------- timing
@@ -245,19 +249,6 @@ def bench_pieces(prepared, built, batches, args) -> dict:
         f = s_feat.clone().requires_grad_(True)
         (100.0 * fitnet(projector(f), t_feat)).backward()
 
-    # Adam steps need gradients: run one real step of each so .grad is populated
-    make_step(ce_d, ce_opt, None, batches)()
-    ce_grads = [p.grad for p in ce_d.trainable_parameters()]
-    make_step(fit_d, fit_opt, fit_cache, batches)()
-    fit_grads = [p.grad for p in fit_d.trainable_parameters()]
-
-    def adam(opt, params, grads):
-        def go():
-            for p, g in zip(params, grads):
-                p.grad = g
-            opt.step()
-        return go
-
     fns = {
         "lookup_logits": lambda: kd_cache.lookup(idx),
         "lookup_logits_and_stages1": lambda: fit_cache.lookup(idx),
@@ -265,8 +256,8 @@ def bench_pieces(prepared, built, batches, args) -> dict:
         "kd_loss_fwd_bwd": kd_loss_fwd_bwd,
         "hint_proj_mse_fwd_bwd": hint_fwd_bwd,
         "teacher_forward": lambda: live_d.teacher_outputs(x),
-        "adam_step_student": adam(ce_opt, list(ce_d.trainable_parameters()), ce_grads),
-        "adam_step_student_and_projector": adam(fit_opt, list(fit_d.trainable_parameters()), fit_grads),
+        "adam_step_student": adam_step(ce_d, ce_opt, None, batches),
+        "adam_step_student_and_projector": adam_step(fit_d, fit_opt, fit_cache, batches),
     }
     for fn in fns.values():
         for _ in range(args.warmup):
@@ -278,6 +269,19 @@ def bench_pieces(prepared, built, batches, args) -> dict:
     teacher_cache_for(prepared, fit_d.teacher_paths)
     out["one_off_cache_build_logits_and_stages1"] = {"median_ms": (time.perf_counter() - start) * 1e3}
     return out
+
+
+def adam_step(distiller, opt, cache, batches):
+    """An optimiser step alone: one real training step first, so that every parameter has a gradient."""
+    make_step(distiller, opt, cache, batches)()
+    params = list(distiller.trainable_parameters())
+    grads = [p.grad for p in params]
+
+    def go():
+        for p, g in zip(params, grads):
+            p.grad = g
+        opt.step()
+    return go
 
 
 # ----------------------------------------------------------------------------- report
