@@ -129,3 +129,14 @@ def test_each_knob_learns_as_much_however_many_knobs_there_are():
     assert _probability_after_one_update(1, per_knob_clip=False)[0] == pytest.approx(alone, abs=0.02)
     joint = _probability_after_one_update(20, per_knob_clip=False)
     assert all(p < 0.25 + 0.5 * (alone - 0.25) for p in joint)
+
+
+def test_a_space_without_knobs_needs_no_policy():
+    """Every value fixed: one strategy, nothing to learn (SB3 cannot build an empty action)."""
+    from autokd.search.samplers.ppo import PPOSampler
+
+    sampler = PPOSampler(_KnobSpace(0), seed=0)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    for _ in range(5):
+        study.tell(study.ask(), 1.0)
+    assert sampler.model is None and sampler.updates == 0 and len(sampler._seen) == 5

@@ -60,10 +60,6 @@ class PPOSampler(BaseSampler):
     """``space``: a bound :class:`~autokd.search.strategy_space.SearchSpace`; its ``dimensions()`` fix the action."""
 
     def __init__(self, space, seed: Optional[int] = None, settings: Optional[PPOSettings] = None):
-        import gymnasium as gym
-        from stable_baselines3 import PPO
-        from stable_baselines3.common.logger import Logger
-
         self.settings = settings or PPOSettings()
         cfg = self.settings
         self._dims = space.dimensions()
@@ -73,14 +69,8 @@ class PPOSampler(BaseSampler):
             else FloatDistribution(d.range.low, d.range.high, log=d.range.log)
             for d in self._dims
         }
-        env = _OneStepEnv(gym.spaces.Box(0.0, 1.0, (1,), np.float32), gym.spaces.MultiDiscrete([a.n for a in self._actions]))
-        self.model = PPO(
-            "MlpPolicy", env, n_steps=cfg.n_steps, batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gamma=0.0,
-            gae_lambda=1.0, learning_rate=cfg.learning_rate, ent_coef=cfg.ent_coef, clip_range=cfg.clip_range,
-            max_grad_norm=cfg.max_grad_norm, seed=seed, device="cpu", verbose=0, policy_kwargs={"net_arch": [32]},
-        )
-        # no log folders: SB3 would otherwise create one under the temp directory on train()
-        self.model.set_logger(Logger(folder=None, output_formats=[]))
+        # a space of fixed values only has one strategy and nothing to learn: no policy
+        self.model = self._policy_model(seed) if self._actions else None
         self._obs = np.zeros((1, 1), dtype=np.float32)
         # The controller keeps its own random state: student training reseeds the global
         # generators every trial, which would make the policy sample the same action again.
@@ -92,14 +82,30 @@ class PPOSampler(BaseSampler):
         self._outcomes: list[float] = []  # sorted raw outcomes of the trials learnt from (for ranks)
         self.updates = 0
 
+    def _policy_model(self, seed: Optional[int]):
+        import gymnasium as gym
+        from stable_baselines3 import PPO
+        from stable_baselines3.common.logger import Logger
+
+        cfg = self.settings
+        env = _OneStepEnv(gym.spaces.Box(0.0, 1.0, (1,), np.float32), gym.spaces.MultiDiscrete([a.n for a in self._actions]))
+        model = PPO(
+            "MlpPolicy", env, n_steps=cfg.n_steps, batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gamma=0.0,
+            gae_lambda=1.0, learning_rate=cfg.learning_rate, ent_coef=cfg.ent_coef, clip_range=cfg.clip_range,
+            max_grad_norm=cfg.max_grad_norm, seed=seed, device="cpu", verbose=0, policy_kwargs={"net_arch": [32]},
+        )
+        # no log folders: SB3 would otherwise create one under the temp directory on train()
+        model.set_logger(Logger(folder=None, output_formats=[]))
+        return model
+
     # --- Optuna sampler interface ---------------------------------------------------------
     def infer_relative_search_space(self, study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return dict(self._distributions)
 
     def sample_relative(self, study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         self._replay(study)
-        if trial.system_attrs.get("fixed_params"):  # queued (re-queued, warm start): keep its params
-            return {}
+        if trial.system_attrs.get("fixed_params") or self.model is None:  # queued (re-queued, warm start)
+            return {}  # keeps its params; a space without knobs has none
         with self._own_rng(), torch.no_grad():
             obs, _ = self.model.policy.obs_to_tensor(self._obs)
             action, _, _ = self.model.policy(obs)
@@ -128,6 +134,8 @@ class PPOSampler(BaseSampler):
         if trial.number in self._seen:
             return
         self._seen.add(trial.number)
+        if self.model is None:
+            return
         action = trial.system_attrs.get(ACTION_ATTR) or self._action_of(trial.params)
         if DUPLICATE_ATTR in trial.user_attrs:  # not trained again: the action earns what its original did
             trial = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(
