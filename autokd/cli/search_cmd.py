@@ -188,8 +188,7 @@ def show(name, storage, top):
     rules = judging_of(s.space_text)
     feasible = ranked(study, rules)
     if rules.constraints:
-        limits = ", ".join(f"{k} {v:g}" for k, v in rules.constraints)
-        click.echo(f"constraints: {limits}; {c.complete - len(feasible)} complete trial(s) infeasible "
+        click.echo(f"constraints: {rules.limits}; {c.complete - len(feasible)} complete trial(s) infeasible "
                    f"(not ranked)")
     if rules.multi_objective:
         click.echo(f"Pareto front over {', '.join(rules.objectives)} (feasible trials; export one with "

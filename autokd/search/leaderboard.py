@@ -133,8 +133,7 @@ def empty_text(rules: Judging, complete: int) -> str:
     """What an empty leaderboard of a study with ``complete`` complete trials says: nothing
     complete yet, or every complete trial infeasible."""
     if complete and rules.constraints:
-        limits = ", ".join(f"{k} {v:g}" for k, v in rules.constraints)
-        return f"no feasible trial: all {complete} complete trial(s) break the constraints ({limits})"
+        return f"no feasible trial: all {complete} complete trial(s) break the constraints ({rules.limits})"
     return "no complete trials yet"
 
 

@@ -79,6 +79,11 @@ class Judging:
     def feasible(self, footprint: Optional[dict]) -> bool:
         return feasible(dict(self.constraints), footprint)
 
+    @property
+    def limits(self) -> str:
+        """The constraints as users wrote them, e.g. ``max_params 40000, max_size_kb 50``."""
+        return ", ".join(f"{key} {limit:g}" for key, limit in self.constraints)
+
 
 def judging_of(space_text: str) -> Judging:
     """The objectives and constraints a space's YAML text sets (defaults when absent)."""
