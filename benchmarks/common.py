@@ -8,6 +8,7 @@ as plain ``python benchmarks/NAME.py`` from the repository root). Reports are do
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import platform
@@ -89,6 +90,13 @@ def write_markdown(path: Path, blocks: Sequence[Block]) -> None:
     from autokd.outputs import write_text
 
     write_text(path, markdown(blocks), "the benchmark report")
+
+
+def new_report(benchmark: str, **fields) -> dict:
+    """A benchmark's report as it starts: its name, the UTC date, the exact command, the machine
+    and the load average now, then ``fields``; :func:`write_report` ends it."""
+    return {"benchmark": benchmark, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": command_line(), "machine": machine_info(), "load_average_at_start": load_average(), **fields}
 
 
 def write_report(out_dir: Path, stem: str, report: dict, blocks: Callable[[dict], Sequence[Block]]) -> Path:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import sys
 import time
 from dataclasses import replace
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, fmt, load_average, machine_info, write_report  # noqa: E402
+from common import fmt, new_report, write_report  # noqa: E402
 from compression_report import report_blocks, write_plot  # noqa: E402
 from schemes import cli, fresh_work_dir, train_configs  # noqa: E402
 
@@ -161,9 +160,7 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
     t_start = time.perf_counter()
     work = fresh_work_dir(args.work_dir)
     task = default_task()
-    report = {"benchmark": "compression", "command": command_line(), "machine": machine_info(),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "load_average_at_start": load_average(), "seeds": args.seeds, "budget": args.budget}
+    report = new_report("compression", seeds=args.seeds, budget=args.budget)
     print("teacher and pruned teachers ...", flush=True)
     report["pruned_teachers"] = pruned_teachers(task)
     print(f"experiments 1 and 2: {args.seeds} seeds each ...", flush=True)

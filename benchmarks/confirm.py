@@ -13,7 +13,6 @@ Writes reports/benchmarks/confirm.{json,md}; work files go to --work-dir (git-ig
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import statistics
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, command_paragraph, dated_paragraph, fmt, load_average, machine_info, write_report  # noqa: E402
+from common import command_paragraph, dated_paragraph, fmt, new_report, write_report  # noqa: E402
 from schemes import cli, fresh_work_dir, train_configs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,10 +126,7 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
     args = parse_args(argv)
     t_start = time.perf_counter()
     work = args.work_dir.resolve() if args.reuse else fresh_work_dir(args.work_dir)
-    report = {"benchmark": "confirm", "command": command_line(), "machine": machine_info(),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "load_average_at_start": load_average(), "budget": args.budget, "confirm": args.confirm,
-              "seeds": args.seeds}
+    report = new_report("confirm", budget=args.budget, confirm=args.confirm, seeds=args.seeds)
     report["searches"] = []
     for repeat in range(args.repeats):
         print(f"search {repeat + 1}/{args.repeats} ...", flush=True)

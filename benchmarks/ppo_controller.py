@@ -27,7 +27,6 @@ stand-in, not the task: search_quality.py measures the controller on real traini
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
 import statistics
 import sys
@@ -40,7 +39,7 @@ import optuna
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, command_paragraph, dated_paragraph, load_average, machine_info, write_report  # noqa: E402
+from common import command_paragraph, dated_paragraph, new_report, write_report  # noqa: E402
 
 from autokd.document import Heading, Paragraph, simple_table  # noqa: E402
 from autokd.search.samplers.ppo import PPOSampler, PPOSettings  # noqa: E402
@@ -165,9 +164,8 @@ def main(argv=None) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    report = {"benchmark": "ppo_controller", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": command_line(), "machine": machine_info(), "load_average_at_start": load_average(),
-              "seeds": args.seeds, "first_seed": args.first_seed, "trials": args.trials, "extra_knobs": args.extra_knobs}
+    report = new_report("ppo_controller", seeds=args.seeds, first_seed=args.first_seed, trials=args.trials,
+                        extra_knobs=args.extra_knobs)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     space = SyntheticSpace(args.extra_knobs)
     random_curves = [best_so_far(optuna.samplers.RandomSampler(seed=s), s, args.trials, space) for s in seeds]

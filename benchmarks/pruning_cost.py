@@ -26,7 +26,6 @@ Writes reports/benchmarks/pruning_cost.{json,md}.
 from __future__ import annotations
 
 import argparse
-import datetime
 import statistics
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, command_paragraph, dated_paragraph, fmt, load_average, machine_info, write_report  # noqa: E402
+from common import command_paragraph, dated_paragraph, fmt, new_report, write_report  # noqa: E402
 from search_quality import run_search_cli  # noqa: E402
 
 from autokd.document import Heading, Paragraph, simple_table  # noqa: E402
@@ -171,8 +170,7 @@ def report_blocks(r: dict) -> list:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    report = {"benchmark": "pruning_cost", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "command": command_line(), "machine": machine_info(), "load_average_at_start": load_average()}
+    report = new_report("pruning_cost")
     with tempfile.TemporaryDirectory(prefix="autokd-pruning-cost-") as work:
         report["controlled"] = controlled(args, Path(work)) if args.rounds else []
     report["attribution"] = attribute(args.studies) if args.studies else None

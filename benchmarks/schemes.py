@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import json
 import os
 import shutil
@@ -46,7 +45,7 @@ from typing import Iterable, Optional
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, load_average, machine_info, write_report  # noqa: E402
+from common import new_report, write_report  # noqa: E402
 from schemes_report import analyse, plot, report_blocks  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -191,10 +190,8 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
     task = task_with_two_teachers(space_file, args.second_teacher_seed)
     task_spec = task_from_dict(copy.deepcopy(task))
     proxy_epochs = args.proxy_epochs or task_spec.recipes.proxy.epochs
-    report = {"benchmark": "schemes", "command": command_line(), "machine": machine_info(),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "load_average_at_start": load_average(), "settings": {k: str(v) for k, v in vars(args).items()},
-              "task": task, "full_epochs": args.epochs or task_spec.recipes.full.epochs, "proxy_epochs": proxy_epochs}
+    report = new_report("schemes", settings={k: str(v) for k, v in vars(args).items()}, task=task,
+                        full_epochs=args.epochs or task_spec.recipes.full.epochs, proxy_epochs=proxy_epochs)
 
     configs = baseline_configs(task, task_spec)
     report["descriptions"] = descriptions(task_spec)

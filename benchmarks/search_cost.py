@@ -33,7 +33,6 @@ Writes reports/benchmarks/search_cost.json, search_cost.md and search_cost.png (
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -48,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402  (shared with the other benchmark scripts)
-    command_line, end_session, load_average, machine_info, markdown, session_processes, write_markdown,
+    end_session, load_average, markdown, new_report, session_processes, write_markdown,
 )
 from search_cost_analysis import med, overheads, ray_costs, same_trials, spread, summarize  # noqa: E402
 from search_cost_report import (  # noqa: E402
@@ -268,19 +267,15 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    report = {
-        "benchmark": "search_cost",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command_line(),
-        "machine": machine_info(),
-        "load_average_at_start": load_average(),
-        "ray_processes_at_start": ray_processes(),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "targets": {"ray_overhead_max": TARGET_OVERHEAD, "headline_max_s": TARGET_HEADLINE_S},
-        "variants": {name: {"workers": w, "env": env, "description": d} for name, (w, env, d) in VARIANTS.items()},
-        "linger_s": LINGER_S,
-        "method": METHOD,
-    }
+    report = new_report(
+        "search_cost",
+        ray_processes_at_start=ray_processes(),
+        settings={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        targets={"ray_overhead_max": TARGET_OVERHEAD, "headline_max_s": TARGET_HEADLINE_S},
+        variants={name: {"workers": w, "env": env, "description": d} for name, (w, env, d) in VARIANTS.items()},
+        linger_s=LINGER_S,
+        method=METHOD,
+    )
     print(f"load average at start {report['load_average_at_start']}; warm-up (untimed) ...", flush=True)
     report["warm_up"] = warm_up(args)
     runs = overhead_runs(args)

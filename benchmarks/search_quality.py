@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line, end_session, fmt, load_average, machine_info, markdown, write_markdown  # noqa: E402
+from common import end_session, fmt, load_average, markdown, new_report, write_markdown  # noqa: E402
 from search_quality_analysis import (  # noqa: E402
     TARGET_SE, TARGET_TRIALS_FRACTION, TARGET_VS_BASELINE, TARGET_VS_CE, analyse_retraining, analyse_search,
     best_so_far, diagnostics, search_wall_from_trials, verdicts,
@@ -196,22 +196,18 @@ def finished(storage: Path, name: str) -> int:
 def start_report(args, space_file, work: Path) -> dict:
     """The report's header: settings, machine, the space (frozen), the targets; the earlier run with --keep."""
     task = space_file.task
-    report = {
-        "benchmark": "search_quality",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command_line(),
-        "machine": machine_info(),
-        "load_average_at_start": load_average(),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "work_dir": str(work.relative_to(REPO)) if work.is_relative_to(REPO) else str(work),
-        "space": {"source": space_file.source, "sha256": hashlib.sha256(space_file.text.encode()).hexdigest(),
-                  "text": space_file.text},
-        "task": {"name": task.name, "proxy_epochs": task.recipes.proxy.epochs, "full_epochs": task.recipes.full.epochs},
-        "targets": {"vs_best_baseline_points": TARGET_VS_BASELINE, "vs_ce_points": TARGET_VS_CE,
-                    "standard_errors": TARGET_SE, "trials_fraction_of_budget": TARGET_TRIALS_FRACTION},
-        "method": METHOD,
-        "notes": list(args.note),
-    }
+    report = new_report(
+        "search_quality",
+        settings={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        work_dir=str(work.relative_to(REPO)) if work.is_relative_to(REPO) else str(work),
+        space={"source": space_file.source, "sha256": hashlib.sha256(space_file.text.encode()).hexdigest(),
+               "text": space_file.text},
+        task={"name": task.name, "proxy_epochs": task.recipes.proxy.epochs, "full_epochs": task.recipes.full.epochs},
+        targets={"vs_best_baseline_points": TARGET_VS_BASELINE, "vs_ce_points": TARGET_VS_CE,
+                 "standard_errors": TARGET_SE, "trials_fraction_of_budget": TARGET_TRIALS_FRACTION},
+        method=METHOD,
+        notes=list(args.note),
+    )
     if args.keep:  # the invocation whose searches and runs --keep reuses
         report["earlier_run"] = earlier_invocation(work)
     return report

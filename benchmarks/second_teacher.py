@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import json
 import sys
 import time
@@ -27,8 +26,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (command_line, command_paragraph, dated_paragraph, fmt, load_average, machine_info,  # noqa: E402
-                    write_markdown)
+from common import command_paragraph, dated_paragraph, fmt, load_average, new_report, write_markdown  # noqa: E402
 from schemes import baseline_configs, fresh_work_dir, train_configs, with_second_teacher  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,9 +144,7 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
     work = fresh_work_dir(args.work_dir)
     task = yaml.safe_load(load_space_file(args.space).text)["task"]
     task.pop("teachers", None)  # the candidates replace any the space already lists
-    report = {"benchmark": "second_teacher", "command": command_line(), "machine": machine_info(),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "load_average_at_start": load_average(), "seeds": args.seeds, "candidates": CANDIDATES}
+    report = new_report("second_teacher", seeds=args.seeds, candidates=CANDIDATES)
     print("teachers (trained once, then cached) ...", flush=True)
     report["teachers"] = measure_teachers(task)
     print(f"students: kd and multi-teacher with each candidate, {args.seeds} seeds ...", flush=True)
