@@ -305,15 +305,28 @@ def test_space_file_without_task_section(tmp_path):
         load_task(path)
 
 
-@pytest.mark.parametrize("name", ["default", "cifar100_resnet32x4_resnet8x4"])
+@pytest.mark.parametrize("name", sorted(shipped_spaces()))
 def test_shipped_spaces_parse(name):
-    assert name in shipped_spaces()
+    """Every shipped space's task loads, also where the space names another space's task
+    (layer_search: task: default), as `autokd layers --space` and `autokd teacher --space` read it."""
     task = load_task(name)
     assert task.name and task.teacher.model and task.student.model
     assert task.recipes.proxy.epochs <= task.recipes.full.epochs
     raw = load_yaml_file(shipped_spaces()[name])
     assert set(raw) >= {"task", "space"}
-    assert task == task_from_dict(raw["task"])
+    assert task == (load_task(raw["task"]) if isinstance(raw["task"], str) else task_from_dict(raw["task"]))
+
+
+def test_a_task_reference_is_followed_one_level(tmp_path):
+    (tmp_path / "inline.yaml").write_text(yaml.safe_dump({"task": TINY_TASK, "space": {}}))
+    (tmp_path / "one.yaml").write_text("task: inline.yaml\nspace: {}\n")
+    (tmp_path / "two.yaml").write_text("task: one.yaml\nspace: {}\n")
+    (tmp_path / "odd.yaml").write_text("task: [1, 2]\nspace: {}\n")
+    assert load_task(tmp_path / "one.yaml") == load_task(tmp_path / "inline.yaml")
+    with pytest.raises(ConfigError, match=r"one\.yaml: task must be an inline mapping there \(reached through .*two\.yaml"):
+        load_task(tmp_path / "two.yaml")
+    with pytest.raises(ConfigError, match=r"odd\.yaml: task must be a mapping .*not \[1, 2\]"):
+        load_task(tmp_path / "odd.yaml")
 
 
 def test_shipped_example_configs_parse():

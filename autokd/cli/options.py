@@ -12,7 +12,8 @@ space_option = click.option(
     "--space",
     default="default",
     show_default=True,
-    help="A shipped search space by name (default, layer_search, cifar100_resnet32x4_resnet8x4, layer_search_cifar100) or a path to a space file.",
+    help="A shipped search space by name (default, layer_search, student_search, cifar100_resnet32x4_resnet8x4, "
+         "layer_search_cifar100) or a path to a space file.",
 )
 
 threads_option = click.option(

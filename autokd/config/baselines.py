@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Union
 
 from autokd.config.baseline_schemes import DoesNotFit, fit_scheme
+from autokd.config.files import SHIPPED_BASELINES
 from autokd.config.strategy import Recipe, Strategy, strategy_from_dict
 from autokd.config.yaml_io import load_yaml_file
 from autokd.errors import ConfigError
@@ -55,11 +56,8 @@ def baselines_that_adapt(path: Union[str, Path, None], pairs: list[tuple[str, st
     return adapted, left_out
 
 
-SHIPPED = ("baselines", "scheme_baselines")
-
-
 def _entries(path: Union[str, Path, None]) -> tuple[Path, dict]:
-    if path in SHIPPED:  # a shipped set by name
+    if path in SHIPPED_BASELINES:  # a shipped set by name
         path = default_baselines_path().with_name(f"{path}.yaml")
     path = Path(path).expanduser() if path else default_baselines_path()
     data = load_yaml_file(path)

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from autokd.config.strategy import Strategy, strategy_from_dict
 from autokd.config.task import TaskSpec, task_from_dict
@@ -21,13 +21,17 @@ from autokd.errors import ConfigError, short_repr, unknown
 CONFIG_KEYS = ("task", "strategy")
 
 
+# the shipped baseline sets live beside the spaces (autokd compare --baselines NAME)
+SHIPPED_BASELINES = ("baselines", "scheme_baselines")
+
+
 def shipped_spaces() -> dict[str, Path]:
-    """Search spaces shipped with autokd (``search_spaces/*.yaml``), by name."""
+    """Search spaces shipped with autokd (``search_spaces/*.yaml``, not the baseline sets), by name."""
     folder = resources.files("autokd.search_spaces")
     return {
         Path(entry.name).stem: Path(str(entry))
         for entry in folder.iterdir()
-        if entry.name.endswith(".yaml") and entry.name != "baselines.yaml"
+        if entry.name.endswith(".yaml") and Path(entry.name).stem not in SHIPPED_BASELINES
     }
 
 
@@ -55,11 +59,14 @@ def load_task(ref: Union[str, Path, dict], where: str = "task") -> TaskSpec:
     return task_from_dict(mapping, where)
 
 
-def task_mapping(ref: Union[str, Path], relative_to: Union[str, Path, None] = None) -> tuple[dict, str]:
+def task_mapping(ref: Union[str, Path], relative_to: Union[str, Path, None] = None,
+                 _via: Optional[Path] = None) -> tuple[dict, str]:
     """The raw ``task`` mapping a reference names, and where it was read (for error messages).
 
-    ``ref``: a shipped space name (``default``) or a YAML file holding an inline ``task``; a
-    relative path is taken relative to the folder of ``relative_to`` (the file that refers to it).
+    ``ref``: a shipped space name (``default``) or a YAML file holding a ``task``; a relative path
+    is taken relative to the folder of ``relative_to`` (the file that refers to it). A file whose
+    own ``task`` is a reference (the shipped ``layer_search``: ``task: default``) is followed one
+    level; a chain of two references is refused.
     """
     ref_str = str(ref)
     looks_like_a_path = ref_str.endswith((".yaml", ".yml")) or "/" in ref_str
@@ -69,8 +76,14 @@ def task_mapping(ref: Union[str, Path], relative_to: Union[str, Path, None] = No
     data = load_yaml_file(path)
     if "task" not in data:
         raise ConfigError(f"{path} has no 'task' section")
+    if isinstance(data["task"], str) and _via is None:
+        return task_mapping(data["task"], relative_to=path, _via=path)
+    if isinstance(data["task"], str):
+        raise ConfigError(f"{path}: task must be an inline mapping there (reached through {_via}, which names it "
+                          f"as its task), not another reference")
     if not isinstance(data["task"], dict):
-        raise ConfigError(f"{path}: task must be an inline mapping there, not another reference")
+        raise ConfigError(f"{path}: task must be a mapping (or a shipped space name or file), "
+                          f"not {short_repr(data['task'])}")
     return with_data_root_resolved(data["task"], path), f"{path.name}: task"
 
 
