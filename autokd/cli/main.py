@@ -41,8 +41,8 @@ def main(argv=None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # a bad flag, value or argument: one line, as autokd's own errors
+        click.echo(f"error: {_one_line(exc.format_message()).rstrip('.')}{_help_hint(exc)}", err=True)
         sys.exit(exc.exit_code)
     except AutokdError as exc:
         click.echo(f"error: {_one_line(str(exc))}", err=True)
@@ -62,6 +62,11 @@ def main(argv=None) -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+def _help_hint(exc: click.ClickException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    return f" (see '{ctx.command_path} --help')" if ctx is not None else ""
 
 
 def _one_line(text: str, limit: int = 2000) -> str:
