@@ -184,7 +184,7 @@ def _check_shipped(strategy: Strategy, where: str) -> None:
             raise ConfigError(f"{where}.student: {short_repr(key)} is not a keyword argument name")
     prune = strategy.compression.prune
     if prune is not None and prune.of == "teacher" and strategy.student:
-        raise ConfigError(f"{where}.student sets the student's kwargs, but {where}.compression.prune.of is teacher "
+        raise ConfigError(f"{where}.student sets the student's kwargs, but {where.rsplit(': ', 1)[-1]}.compression.prune.of is teacher "
                           f"(the student is the pruned teacher); remove one of them")
 
 

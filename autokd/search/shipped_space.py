@@ -45,7 +45,7 @@ def parse_shipped(spec, where: str) -> None:
     spec.quantize = _quantize_choices(spec.quantize, f"{where}.quantize")
     spec.prune = _prune_knobs(spec.prune, f"{where}.prune") if spec.prune is not None else None
     if spec.prune is not None and spec.prune["of"] == "teacher" and spec.student:
-        raise ConfigError(f"{where}.student searches the student's kwargs, but {where}.prune.of is teacher (the "
+        raise ConfigError(f"{where}.student searches the student's kwargs, but {where.rsplit(': ', 1)[-1]}.prune.of is teacher (the "
                           f"student is the pruned teacher); remove one of them")
     spec.objectives = check_objectives(spec.objectives, f"{where}.objectives")
     spec.constraints = check_constraints(spec.constraints, f"{where}.constraints")
