@@ -15,7 +15,7 @@ from the cache (an untimed warm-up run first makes sure they exist). Three quest
    versions whose in-process trials used every core.)
 2. Throughput: trials per minute with ``--workers 0``, ``1`` and ``2`` on those same trials.
 3. The headline: ``autokd search --budget 100`` with default settings (TPE, default workers,
-   pruning on): wall time and trials by state.
+   pruning as the default space sets it: off): wall time and trials by state.
 
 Variants of 1-2 are repeated --repeats times, interleaved in rounds (each round runs every variant
 once, in an order rotated from round to round), so machine noise hits all of them alike; we report
