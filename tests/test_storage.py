@@ -43,3 +43,54 @@ def test_a_local_storage_is_created_only_when_opened(tmp_path):
     journal = tmp_path / "j.journal"
     open_storage(str(journal))
     assert storage_file(str(journal)) == journal
+
+
+def _journal(path):
+    import optuna
+
+    storage = open_storage(str(path))
+    study = optuna.create_study(storage=storage, study_name="j")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    return path.read_bytes()
+
+
+def test_a_file_that_is_not_a_journal_is_refused_and_left_as_it_was(tmp_path):
+    garbage = tmp_path / "g.journal"
+    garbage.write_text("garbage\n")
+    with pytest.raises(AutokdError, match=r"g\.journal' is not an Optuna journal: line 1 is not a journal record"):
+        open_storage(str(garbage))
+    assert garbage.read_text() == "garbage\n"
+    cut = tmp_path / "cut.journal"
+    good = _journal(cut)
+    cut.write_bytes(good[:-50])  # a last line cut short (a crash, a full disk)
+    with pytest.raises(AutokdError, match=r"its last line \(line \d+\) is cut short.*remove that line"):
+        open_storage(str(cut))
+    assert cut.read_bytes() == good[:-50]
+    cut.write_bytes(good)
+    open_storage(str(cut))  # whole again: opens
+
+
+def test_an_sqlite_uri_filename_names_its_file(tmp_path):
+    db = tmp_path / "s.db"
+    assert storage_file(f"sqlite:///file:{db}?mode=ro&uri=true") == db
+    assert storage_file(f"sqlite:///{db}?timeout=5") == db
+
+
+def test_a_read_only_storage_is_read_and_a_write_refused_in_one_line(tmp_path, tiny_space_file):
+    import hashlib
+
+    from conftest import run_cli
+
+    db = tmp_path / "s.db"
+    made = run_cli("search", "--space", tiny_space_file, "--budget", "1", "--workers", "0", "--name", "ro",
+                   "--storage", db)
+    assert made.returncode == 0, made.stderr
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    read_only = f"sqlite:///file:{db}?mode=ro&uri=true"
+    shown = run_cli("show", "ro", "--storage", read_only)
+    assert shown.returncode == 0 and "rank" in shown.stdout, shown.stderr
+    grown = run_cli("resume", "ro", "--budget", "2", "--workers", "0", "--storage", read_only)
+    assert grown.returncode == 2 and "Traceback" not in grown.stderr, grown.stderr
+    assert grown.stderr.splitlines()[-1] == "error: the study storage failed: attempt to write a readonly database"
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+    assert not (tmp_path / "file:").exists() and not any(p.name.startswith("file:") for p in tmp_path.rglob("*"))

@@ -52,16 +52,23 @@ def main(argv=None) -> None:
         click.echo(f"error: {_one_line(exc.strerror or str(exc))}{where}", err=True)
         sys.exit(2)
     except Exception as exc:
-        if type(exc).__module__.split(".")[0] != "sqlalchemy":
+        if not _is_storage_failure(exc):
             raise
         # the study storage refused a read or write (read-only database, locked, lost connection)
-        click.echo(f"error: the study storage failed: {_one_line(str(getattr(exc, 'orig', None) or exc))}", err=True)
+        cause = exc.__cause__ if type(exc).__module__.startswith("optuna") and exc.__cause__ is not None else exc
+        click.echo(f"error: the study storage failed: {_one_line(str(getattr(cause, 'orig', None) or cause))}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+def _is_storage_failure(exc: Exception) -> bool:
+    """SQLAlchemy's errors, and Optuna's wrapping of them (StorageInternalError)."""
+    module = type(exc).__module__.split(".")[0]
+    return module == "sqlalchemy" or (module == "optuna" and type(exc).__name__ == "StorageInternalError")
 
 
 def _help_hint(exc: click.ClickException) -> str:

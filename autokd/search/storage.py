@@ -46,7 +46,10 @@ def storage_file(spec: Optional[str]) -> Optional[Path]:
     if kind == "journal":
         return Path(target)
     if target.startswith("sqlite:///"):
-        return Path(target[len("sqlite:///"):]).expanduser()
+        path = target[len("sqlite:///"):].split("?", 1)[0]  # without its query (?timeout=..., ?mode=ro&uri=true)
+        if path.startswith("file:"):  # an SQLite URI filename: sqlite:///file:PATH?mode=ro&uri=true
+            path = path[len("file:"):]
+        return Path(path).expanduser()
     return None
 
 
@@ -77,12 +80,44 @@ def open_storage(spec: Optional[str] = None, create: bool = True):
         if kind == "journal":
             from optuna.storages.journal import JournalFileBackend
 
+            if file.exists():
+                _check_journal(file)
             return optuna.storages.JournalStorage(JournalFileBackend(target))
         return _open_rdb(target, attempts=6 if file is not None else 1)
     except AutokdError:
         raise
     except Exception as exc:  # SQLAlchemy and drivers raise many types for bad URLs
         raise AutokdError(f"cannot open storage {_redacted(target)!r}: {_reason(target, exc)}") from None
+
+
+def _check_journal(path: Path, retries: int = 3) -> None:
+    """An Optuna journal holds one JSON record per line. A file that does not (another format, or a
+    last line cut short by a crash or a full disk) is refused before Optuna appends to it; a last
+    line without its newline is read again a moment later (another search may be writing it)."""
+    import json
+    import time
+
+    for attempt in range(retries):
+        lines = path.read_bytes().split(b"\n")
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict) and "op_code" in record:
+                continue
+            if number < len(lines):  # a whole line that is not a journal record
+                raise AutokdError(f"storage {str(path)!r} is not an Optuna journal: line {number} is not a journal "
+                                  f"record; name another file (a new name makes a new journal)")
+            if attempt == retries - 1:
+                raise AutokdError(f"storage {str(path)!r}: its last line (line {number}) is cut short, as after a crash "
+                                  f"or a full disk; remove that line to recover the studies before it")
+            time.sleep(0.5)
+            break
+        else:
+            return
 
 
 def _open_rdb(url: str, attempts: int):
