@@ -129,6 +129,11 @@ class Raising(Tupled):
         raise RuntimeError("forward is broken")
 
 
+class IntLogits(Tupled):
+    def forward(self, x):
+        return self.fc(x.flatten(1)).long()
+
+
 class NeedsRealTensors(nn.Module):
     """Builds only with real tensors (reads a value in __init__): the meta count gives up."""
 
@@ -194,6 +199,7 @@ def test_kwargs_in_build_errors_are_cut_short():
         ("Dicted", ["a dict with keys 'logits', 'features'"]),
         ("Narrow", ["a tensor of shape (2, 3)", "(batch, num_classes) = (2, 10)"]),
         ("Raising", ["forward pass on a dummy batch of shape (2, 1, 40) failed", "forward is broken"]),
+        ("IntLogits", ["logits of dtype torch.int64", "expected floating-point logits"]),
     ],
 )
 def test_check_logits_names_the_model_and_what_it_returned(odd_module, attr, needles):
@@ -209,6 +215,30 @@ def test_check_logits_names_the_model_and_what_it_returned(odd_module, attr, nee
     for needle in needles:
         assert needle in message, message
     assert model.training  # the mode is restored
+
+
+@pytest.mark.parametrize("role", ["teacher", "student"])
+def test_a_space_whose_model_cannot_run_is_refused_before_its_layers_are_traced(odd_module, tmp_path, role):
+    """bind_space (search, calibrate) checks both models' logits before it looks for layer pairs."""
+    from conftest import TINY_TASK, write_space
+
+    from autokd.search.binding import bind_space
+    from autokd.search.space_file import load_space_file
+
+    task = {**TINY_TASK, role: {**TINY_TASK[role], "model": f"{odd_module}:Raising", "kwargs": {}}}
+    space = load_space_file(write_space(tmp_path / "space.yaml", task=task, space={"pair_losses": ["none", "fitnet"]}))
+    with pytest.raises(AutokdError, match=rf"^{role} model .*Raising.*forward pass on a dummy batch .* failed: "
+                                          r"RuntimeError: forward is broken"):
+        bind_space(space)
+
+
+def test_listing_the_layers_of_a_model_that_cannot_run_says_why(odd_module):
+    from autokd.models.taps import list_layers
+
+    model = build_model(f"{odd_module}:Raising", None, 10, SIGNAL)
+    with pytest.raises(AutokdError, match=r"a forward pass of Raising on a dummy batch of shape \(2, 1, 40\) failed: "
+                                          r"RuntimeError: forward is broken"):
+        list_layers(model, SIGNAL)
 
 
 def test_check_logits_accepts_a_classifier_and_leaves_the_rng_alone():

@@ -39,6 +39,9 @@ def check_logits(model: nn.Module, name: str, role: str, input_shape: tuple[int,
             f"{role} model {short_repr(name, 80)}: forward returned {describe_output(out)} for a batch of 2; "
             f"expected a tensor of logits of shape (batch, num_classes) = (2, {num_classes})"
         )
+    if not out.is_floating_point():
+        raise AutokdError(f"{role} model {short_repr(name, 80)}: forward returned logits of dtype {out.dtype}; "
+                          f"expected floating-point logits (softmax and the losses need them)")
 
 
 def describe_output(out: Any) -> str:

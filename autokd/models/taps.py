@@ -145,6 +145,10 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tuple[Opt
         model.eval()
         with torch.no_grad():
             model(x)
+    except Exception as exc:  # the user's model cannot run on its input shape: say so, not a traceback
+        text = " ".join(str(exc).split())[:300]
+        raise AutokdError(f"a forward pass of {type(model).__name__} on a dummy batch of shape {tuple(x.shape)} "
+                          f"failed: {type(exc).__name__}: {text}") from None
     finally:
         for handle in handles:
             handle.remove()

@@ -18,6 +18,7 @@ from autokd.search.strategy_space import SearchSpace, dkd_warmup_epochs
 def bind_space(space_file: SpaceFile) -> SearchSpace:
     """Resolve the space's layers on the task's models: ``auto`` pairs stages of equal
     resolution, ``search`` lets every student stage match any teacher stage."""
+    from autokd.models.checks import check_logits
     from autokd.models.pairs import auto_pairs
     from autokd.models.registry import build_model
     from autokd.models.taps import FeatureTaps
@@ -26,6 +27,8 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
     shape, classes = nominal_shape(task.data)
     teacher = build_model(task.teacher.model, task.teacher.kwargs, classes, shape)
     student = build_model(task.student.model, task.student.kwargs, classes, shape)
+    check_logits(teacher, task.teacher.model, "teacher", shape, classes)  # before any layer is traced
+    check_logits(student, task.student.model, "student", shape, classes)
     if isinstance(spec.pairs, list):
         pairs = [(p.teacher, p.student) for p in spec.pairs]
         FeatureTaps(teacher, [t for t, _ in pairs]).remove()  # unknown paths raise, listing the layers
