@@ -95,6 +95,7 @@ def error_runs(workspace, _session_cache_dir) -> dict:
             "unknown_layer": ["train", "--config", "configs/unknown_layer.yaml"],
             "unknown_model": ["train", "--config", "configs/unknown_model.yaml"],
             "unknown_model_layers": ["layers", "cnn2d"],
+            "layers_model_and_space": ["layers", "cnn1d", "--space", "tiny.yaml"],
             "bad_callable": ["train", "--config", "configs/bad_callable.yaml"],
         },
         workspace,
@@ -214,6 +215,7 @@ ERRORS = [
     ("unknown_layer", ["'stages.9'", "tappable:", "stages.1"], False),  # after the teacher is ready
     ("unknown_model", ["unknown model 'cnn2d'", "did you mean 'cnn1d'"], False),
     ("unknown_model_layers", ["unknown model 'cnn2d'", "cnn1d"], True),
+    ("layers_model_and_space", ["give MODEL", "or --space, not both: MODEL and --space 'tiny.yaml'"], True),
     ("bad_callable", ["nosuch_pkg.nets:build", "cannot import module"], False),
 ]
 
@@ -271,6 +273,8 @@ def hardening_runs(workspace, _session_cache_dir) -> dict:
         {
             "out_is_folder": ["train", "--config", "configs/ce.yaml", "--out", "a_folder"],
             "out_under_a_file": ["train", "--config", "configs/ce.yaml", "--out", "a_file/result.json"],
+            "out_is_the_config": ["train", "--config", "configs/ce.yaml", "--out", "configs/../configs/ce.yaml"],
+            "save_is_out": ["train", "--config", "configs/ce.yaml", "--out", "r.json", "--save", "./r.json"],
             "diverging_student": ["train", "--config", "configs/diverge.yaml", "--seeds", "2"],
             "diverging_teacher": ["teacher", "--space", "diverging_teacher.yaml"],
             "seeds_past_the_last": ["train", "--config", "configs/last_seed.yaml", "--seeds", "2"],
@@ -295,6 +299,8 @@ def hardening_runs(workspace, _session_cache_dir) -> dict:
 HARDENING_ERRORS = [
     ("out_is_folder", ["--out", "a_folder", "is a directory"]),  # click's own check
     ("out_under_a_file", ["a_file", "it is a file, not a folder"]),
+    ("out_is_the_config", ["--out and --config both name configs/../configs/ce.yaml", "name another file"]),
+    ("save_is_out", ["--save and --out both name ./r.json", "name another file"]),
     ("diverging_student", ["student diverged with seed 0", "strategy.recipe.lr (now 1e+06)", "loss weights"]),
     ("diverging_teacher", ["teacher 'cnn1d' diverged", "task.teacher.recipe.lr (now 1e+06)"]),
     ("seeds_past_the_last", ["--seeds 2 from seed 4294967295", "at most 1 seeds"]),
@@ -318,7 +324,7 @@ def test_hardening_errors_exit_2_with_one_error_line(hardening_runs, name, needl
     assert len(errors[0]) < 500, errors[0]
     for needle in needles:
         assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
-    if name in ("out_is_folder", "out_under_a_file"):  # refused before anything trains
+    if name in ("out_is_folder", "out_under_a_file", "out_is_the_config", "save_is_out"):  # before anything trains
         assert "seed 0" not in proc.stderr and "generating" not in proc.stderr
 
 

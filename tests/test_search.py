@@ -78,6 +78,8 @@ def test_space_defaults_and_fixed_parameter_names(space_path):
         ({"logit_standardization": [True, True]}, "must be true, false or a list of both"),
         ({"temprature": 3}, "unknown key space.temprature (did you mean 'temperature'?)"),
         ({"alpha": "high"}, "space.alpha must be"),
+        ("hello", "space must be a mapping of settings (or left out for the defaults), got 'hello'"),
+        ([1, 2], "space must be a mapping of settings (or left out for the defaults), got [1, 2]"),
     ],
 )
 def test_space_validation_errors(space, message):

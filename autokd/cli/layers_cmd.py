@@ -70,6 +70,10 @@ def layers(model, kwarg_items, input_shape, num_classes, space):
 
     if space is None and model is None:
         raise AutokdError(f"give a MODEL (one of {', '.join(sorted(MODELS))}, torchvision/NAME, module:callable) or --space")
+    if space is not None and (model is not None or kwarg_items or input_shape):
+        given = "MODEL" if model is not None else "--kwarg" if kwarg_items else "--input-shape"
+        raise AutokdError(f"give MODEL (with --kwarg, --input-shape, --num-classes) or --space, not both: {given} and "
+                          f"--space {short_repr(space, 80)}")
     if space is not None:
         from autokd.config import load_task
         from autokd.data.spec import nominal_shape

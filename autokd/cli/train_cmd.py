@@ -54,6 +54,7 @@ def train(config_path, epochs, seeds, out_path, save_path, device, threads, down
     if epochs is not None:
         strategy = replace(strategy, recipe=replace(strategy.recipe, epochs=epochs))
     _check_seeds(strategy.recipe.seed, seeds)
+    _check_distinct(config_path, out_path, save_path)
     for option, path in (("--out", out_path), ("--save", save_path)):
         if path:
             _check_out(path, option)  # before training: a bad path must not cost a training run
@@ -89,6 +90,19 @@ def _check_seeds(first: int, seeds: int) -> None:
     if first + seeds - 1 > MAX_SEED:
         raise AutokdError(f"--seeds {seeds} from seed {first} goes past the largest seed, 2**32 - 1 = {MAX_SEED}; "
                           f"use at most {MAX_SEED - first + 1} seeds or a smaller strategy.recipe.seed")
+
+
+def _check_distinct(config_path, out_path, save_path) -> None:
+    """--out and --save must not overwrite the config, nor each other."""
+    named = [("--config", config_path), ("--out", out_path), ("--save", save_path)]
+    seen: dict[Path, str] = {}
+    for option, path in named:
+        if not path:
+            continue
+        key = Path(path).expanduser().resolve()
+        if key in seen:
+            raise AutokdError(f"{option} and {seen[key]} both name {path}; {option} would overwrite it: name another file")
+        seen[key] = option
 
 
 def _check_out(out_path, option: str = "--out") -> None:

@@ -106,6 +106,8 @@ class SpaceSpec:
 
 def space_from_dict(data: Optional[dict], where: str = "space") -> SpaceSpec:
     """Parse and validate a ``space`` mapping (absent keys take the defaults above)."""
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping of settings (or left out for the defaults), got {short_repr(data)}")
     data = dict(data or {})
     ranges = {}
     for key in ("temperature", "alpha", "weight_scale", "lr"):
