@@ -135,6 +135,20 @@ def test_run_store_reads_lines_written_before_run_states_and_skips_a_cut_line(tm
         RunStore(tmp_path / "folder.jsonl")
 
 
+@pytest.mark.parametrize("change", [{"test_acc": "abc"}, {"seed": 1.5}, {"seed": True}, {"key": None},
+                                    {"extra": 1}, {"footprint": [1]}])
+def test_run_store_counts_and_skips_a_line_edited_to_a_wrong_type(tmp_path, change):
+    from autokd.compare.store import RunStore
+
+    good = {"strategy": "kd", "kind": "baseline", "seed": 0, "val_acc": 80.5, "test_acc": 79.25, "seconds": 3.0,
+            "key": "k0"}
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "key": "k1", **change}) + "\n\n")
+    store = RunStore(path)
+    assert list(store.runs) == ["k0"]
+    assert store.unreadable == 1
+
+
 # --- end to end ----------------------------------------------------------------------------
 
 MINI = "baselines:\n  student: {alpha: 0.0}\n  kd: {alpha: 0.9, temperature: 4.0}\n"

@@ -48,11 +48,34 @@ def strategy_key(task, strategy) -> str:
     return _key(task, strategy, None)
 
 
+_NUMBER = (int, float)
+_FIELD_TYPES = {"strategy": str, "kind": str, "seed": int, "val_acc": _NUMBER, "test_acc": _NUMBER,
+                "seconds": _NUMBER, "key": str, "state": str, "reason": str, "steps": int, "footprint": dict,
+                "curve": dict}
+_REQUIRED = ("strategy", "kind", "seed", "seconds", "key")
+
+
+def _record(line: str) -> Optional[RunRecord]:
+    """The run a line holds, or None when it is not one (not JSON, a field missing, unknown or of
+    the wrong type: val_acc "abc" would break the statistics later)."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or set(data) - set(_FIELD_TYPES) or any(data.get(k) is None for k in _REQUIRED):
+        return None
+    for name, value in data.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, _FIELD_TYPES[name])):
+            return None
+    return RunRecord(**data)
+
+
 class RunStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.runs: dict[str, RunRecord] = {}
         self._cut = False  # the file ends inside a line (a kill mid-write): the next record starts a new one
+        self.unreadable = 0  # lines that are not a run record (cut short, or edited by hand): those runs run again
         if self.path.is_dir():
             raise AutokdError(f"cannot keep compare runs in {self.path}: it is a folder")
         if not self.path.exists():
@@ -64,10 +87,10 @@ class RunStore:
             raise AutokdError(f"cannot read the compare runs {self.path}: {why}") from None
         self._cut = bool(text) and not text.endswith("\n")
         for line in text.splitlines():
-            try:
-                record = RunRecord(**json.loads(line))
-            except (ValueError, TypeError):
-                continue  # a line cut short by a kill: that run is simply done again
+            record = _record(line)
+            if record is None:  # a line cut short by a kill, or edited: that run is simply done again
+                self.unreadable += bool(line.strip())
+                continue
             self.runs[record.key] = record
 
     def __contains__(self, key: str) -> bool:
