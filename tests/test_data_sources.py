@@ -175,6 +175,19 @@ def test_a_table_missing_values_or_label_column_is_refused(tmp_path):
         load_task_data(DataSpec(name="table", path=str(tmp_path / "t.csv"), label="outcome", val_size=5), cache_dir())
 
 
+def test_a_table_of_values_too_large_to_standardise_is_refused_without_warnings(tmp_path):
+    import warnings
+
+    frame = _table(50)
+    frame["a"] = frame["a"].astype(float)
+    frame.loc[:24, "a"], frame.loc[25:, "a"] = 1e308, -1e308
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warnings were printed before the error
+        with pytest.raises(AutokdError, match=r"column 'a' holds values too large to standardise \(up to 1e\+308\)"):
+            load_task_data(DataSpec(name="table", path=str(tmp_path / "t.csv"), label="label", val_size=5), cache_dir())
+
+
 def _teacher_runs(folder, env) -> list[str]:
     out = run_cli("teacher", "--space", "space.yaml", cwd=folder, env=env)
     assert out.returncode == 0, out.stderr

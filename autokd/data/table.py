@@ -94,8 +94,12 @@ def _encoder(fit, columns: list, source: str):
         values = fit[c].to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(values)):
             raise AutokdError(f"{source}: column {c!r} holds infinite values; clean them first")
-        std = values.std()
-        stats[c] = (values.mean(), std if std > 1e-12 else 1.0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, std = values.mean(), values.std()
+        if not (np.isfinite(mean) and np.isfinite(std)):
+            raise AutokdError(f"{source}: column {c!r} holds values too large to standardise (up to "
+                              f"{np.abs(values).max():.3g}); rescale them first")
+        stats[c] = (mean, std if std > 1e-12 else 1.0)
 
     def encode(frame) -> np.ndarray:
         parts = []
@@ -104,7 +108,12 @@ def _encoder(fit, columns: list, source: str):
                 values = frame[c].to_numpy(dtype=np.float64)
                 if not np.all(np.isfinite(values)):
                     raise AutokdError(f"{source}: column {c!r} holds infinite values; clean them first")
-                parts.append(((values - stats[c][0]) / stats[c][1])[:, None])
+                with np.errstate(over="ignore", invalid="ignore"):
+                    scaled = ((values - stats[c][0]) / stats[c][1]).astype(np.float32)
+                if not np.all(np.isfinite(scaled)):
+                    raise AutokdError(f"{source}: column {c!r} holds values too far from the training part's "
+                                      f"(mean {stats[c][0]:.3g}, sd {stats[c][1]:.3g}) to standardise; rescale them first")
+                parts.append(scaled[:, None])
             else:
                 text = frame[c].astype(str).to_numpy()
                 parts.append(np.stack([text == v for v in categorical[c]], axis=1).astype(np.float64))
