@@ -70,6 +70,16 @@ def test_a_file_that_is_not_a_journal_is_refused_and_left_as_it_was(tmp_path):
     open_storage(str(cut))  # whole again: opens
 
 
+def test_reading_an_empty_sqlite_file_leaves_it_empty(tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(AutokdError, match=r"empty\.db' is an empty file: no studies in it"):
+        open_storage(str(empty), create=False)
+    assert empty.stat().st_size == 0
+    open_storage(str(empty))  # a search may make its tables there
+    assert empty.stat().st_size > 0
+
+
 def test_an_sqlite_uri_filename_names_its_file(tmp_path):
     db = tmp_path / "s.db"
     assert storage_file(f"sqlite:///file:{db}?mode=ro&uri=true") == db

@@ -71,6 +71,9 @@ def open_storage(spec: Optional[str] = None, create: bool = True):
     file = storage_file(spec)
     if not create and file is not None and not file.exists():
         raise AutokdError(f"no study storage at {str(file)!r} (run autokd search first, or name another with --storage)")
+    if not create and kind == "rdb" and file is not None and file.is_file() and file.stat().st_size == 0:
+        # opening it would write Optuna's tables into it: a command that only reads leaves it as it is
+        raise AutokdError(f"storage {str(file)!r} is an empty file: no studies in it (run autokd search with it first)")
     try:
         if file is not None and file.exists() and not file.is_file():
             raise AutokdError(f"storage {str(file)!r} is not a regular file (a folder, FIFO or device); "
