@@ -141,7 +141,7 @@ def _announce(study, settings: SearchSettings, space, created: bool, pruning: bo
         return False
     epochs = space.base_recipe.epochs
     say(f"space: {len(space.dimensions())} parameters, pairs {', '.join(f'{t}->{s}' for t, s in space.pairs) or 'none'}; "
-        f"sampler {settings.sampler}; proxy {epochs} epochs; "
+        f"sampler {settings.sampler}; proxy {epochs} epoch{'s' if epochs != 1 else ''}; "
         + (f"pruning at epoch {grace_period(epochs)}" if pruning and epochs > 1 else "no pruning"))
     return True
 
