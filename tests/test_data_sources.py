@@ -138,6 +138,7 @@ def test_a_python_callable_returns_the_data(tmp_path):
     ({"X": np.zeros((10, 3), "float32"), "y_train": np.array([0, 1] * 5)}, "has no x_train"),
     ({"x_train": np.zeros(10, "float32"), "y_train": np.array([0, 1] * 5)}, "one array per sample"),
     ({"x_train": np.zeros((10, 3), "float32"), "y_train": np.zeros(10, int)}, "a single class"),
+    ({"x_train": np.zeros((10, 3), "complex64"), "y_train": np.array([0, 1] * 5)}, "holds complex numbers"),
 ])
 def test_bad_arrays_are_one_line_errors(tmp_path, arrays, needle):
     np.savez(tmp_path / "bad.npz", **arrays)

@@ -22,6 +22,9 @@ def check_features(x: np.ndarray, y: np.ndarray, split: str, source: str) -> Non
         raise AutokdError(f"{source}: y_{split} must be one label per sample (shape (N,)), got shape {y.shape}")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise AutokdError(f"{source}: x_{split} must hold numbers, got dtype {x.dtype}")
+    if np.issubdtype(x.dtype, np.complexfloating):  # casting to float would drop the imaginary part
+        raise AutokdError(f"{source}: x_{split} holds complex numbers (dtype {x.dtype}); give real features, e.g. "
+                          f"the real and imaginary parts as two channels")
     if np.issubdtype(x.dtype, np.floating):
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
         if bad:
