@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import numpy as np
 import pytest
@@ -145,6 +146,16 @@ def test_bad_arrays_are_one_line_errors(tmp_path, arrays, needle):
     with pytest.raises(AutokdError) as info:
         load_task_data(DataSpec(name="arrays", path=str(tmp_path / "bad.npz"), val_size=2), cache_dir())
     assert needle in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_files_that_are_not_npz_archives_say_what_they_are(tmp_path):
+    (tmp_path / "text.npz").write_text("x,y\n1,2\n")
+    np.save(tmp_path / "one.npy", np.zeros((4, 3)))
+    np.savez(tmp_path / "scalar.npz", x_train=np.float32(3.0), y_train=np.array([0, 1]))
+    for name, needle in (("text.npz", "not a .npz file (a zip archive of arrays"), ("one.npy", "a single .npy array"),
+                         ("scalar.npz", "x_train is a single value (3.0), not an array")):
+        with pytest.raises(AutokdError, match=re.escape(needle)):
+            load_task_data(DataSpec(name="arrays", path=str(tmp_path / name), val_size=2), cache_dir())
 
 
 @pytest.mark.parametrize("data, needle", [

@@ -19,7 +19,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from ..errors import AutokdError
+from ..errors import AutokdError, short_repr
 
 NAMES = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
 REQUIRED = ("x_train", "y_train")
@@ -38,6 +38,7 @@ def read_array_file(path: str, keys: Mapping) -> dict[str, np.ndarray]:
                  for std, name in names.items() if (base / f"{name}.npy").is_file()}
         where = f"folder {base} (files NAME.npy)"
     elif base.is_file():
+        _check_npz_magic(base)
         try:
             with np.load(base, allow_pickle=False) as archive:
                 found = {std: archive[name] for std, name in names.items() if name in archive.files}
@@ -53,6 +54,20 @@ def read_array_file(path: str, keys: Mapping) -> dict[str, np.ndarray]:
         raise AutokdError(f"data.path: the {where} has no {' or '.join(missing)}; name them with data.keys "
                           f"(e.g. keys: {{x_train: X, y_train: y}})")
     return found
+
+
+def _check_npz_magic(path: Path) -> None:
+    """A .npz is a zip archive; anything else would reach NumPy's pickle refusal, a confusing message."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(6)
+    except OSError:
+        return  # np.load names the failure
+    if head.startswith(b"\x93NUMPY"):
+        raise AutokdError(f"data.path {path}: a single .npy array; give a .npz file (np.savez(path, x_train=..., "
+                          f"y_train=...)) or a folder of NAME.npy files")
+    if not head.startswith(b"PK"):
+        raise AutokdError(f"data.path {path}: not a .npz file (a zip archive of arrays, as np.savez writes)")
 
 
 def as_task_arrays(arrays: Mapping[str, object], spec, source: str) -> dict:
@@ -98,7 +113,10 @@ def _numpy(value, name: str, source: str) -> np.ndarray:
         raise AutokdError(f"{source}: {name} is not an array ({type(value).__name__}: {exc})") from None
     if array.dtype == object and name.startswith("x"):
         raise AutokdError(f"{source}: {name} holds Python objects, not numbers (dtype object)")
-    if array.ndim == 0 or len(array) == 0:
+    if array.ndim == 0:
+        raise AutokdError(f"{source}: {name} is a single value ({short_repr(array.item(), 40)}), not an array with "
+                          f"one entry per sample")
+    if len(array) == 0:
         raise AutokdError(f"{source}: {name} is empty (shape {array.shape}); every split needs samples")
     return array
 
