@@ -15,6 +15,15 @@ storage_option = click.option(
 )
 
 
+def _finite(ctx, param, value):
+    """click's FloatRange lets nan and inf through."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number > 0", ctx=ctx, param=param)
+    return value
+
+
 def _finish(study, progress: Progress, top: int = 10) -> None:
     from autokd.search.leaderboard import empty_text, format_leaderboard, judging, noise_line, ranked
     from autokd.search.study import counts
@@ -27,7 +36,8 @@ def _finish(study, progress: Progress, top: int = 10) -> None:
     click.echo(format_leaderboard(entries, top, empty=empty))
     if noise_line(study):
         click.echo(noise_line(study))
-    click.echo(f"\nnext: autokd export {study.study_name} -o best.yaml && autokd train --config best.yaml")
+    if entries:  # with no feasible complete trial, export has nothing to write
+        click.echo(f"\nnext: autokd export {study.study_name} -o best.yaml && autokd train --config best.yaml")
 
 
 def _resume_hint(name: str, storage, address) -> str:
@@ -80,9 +90,9 @@ def _run(space_file, settings, name: str, storage, address) -> None:
                    "search with a Pareto front (as the space's `objectives`).")
 @click.option("--max-params", type=click.IntRange(min=1), default=None,
               help="Constraint: a student with more parameters is infeasible (as the space's constraints).")
-@click.option("--max-size-kb", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--max-size-kb", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite,
               help="Constraint: a student larger than this as deployed (KiB) is infeasible.")
-@click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite,
               help="Constraint: a student slower than this (ms at batch 1 on one CPU thread) is infeasible.")
 @click.option("--confirm", type=click.IntRange(0, 50), default=0, show_default=True,
               help="Once the budget is done, re-run the top K trials at the proxy with 2 more seeds each (K x 2 "
@@ -138,10 +148,10 @@ def resume(name, storage, budget, workers, address):
 @click.command()
 @storage_option
 def studies(storage):
-    """List the studies in the storage: sampler, trials by state, best validation accuracy."""
-    from autokd.errors import AutokdError
+    """List the studies in the storage: sampler, trials by state, best validation accuracy of a
+    trial that meets the study's constraints."""
     from autokd.search.storage import open_storage, storage_exists
-    from autokd.search.study import counts, load_existing_study, read_settings, study_names
+    from autokd.search.study import study_names
 
     if not storage_exists(storage):
         click.echo("no studies yet (autokd search creates one)")
@@ -153,16 +163,40 @@ def studies(storage):
         return
     click.echo(f"{'study':<28} {'sampler':<7} {'done/budget':>11} {'complete':>8} {'pruned':>6} {'failed':>6} {'best val':>8}")
     for name in names:
-        study = load_existing_study(name, store)
-        c = counts(study)
-        try:
-            s = read_settings(study)
-            sampler, budget = s.sampler, s.budget
-        except AutokdError:  # a study some other tool made in the same storage
-            sampler, budget = "?", "?"
+        click.echo(_study_row(name, store))
+
+
+def _study_row(name: str, store) -> str:
+    """One line of ``autokd studies``; a damaged study is listed with a note and hides no other."""
+    from autokd.errors import AutokdError
+    from autokd.search.objectives import judging_of
+    from autokd.search.settings import DamagedSettings
+    from autokd.search.study import counts, load_existing_study, read_settings
+
+    study = load_existing_study(name, store)
+    c = counts(study)
+    sampler, budget, best, note = "?", "?", None, ""
+    try:
+        s = read_settings(study)
+        sampler, budget, rules = s.sampler, s.budget, judging_of(s.space_text)
+    except DamagedSettings:
+        note = f"damaged settings (autokd show {name} says what)"
+    except AutokdError:  # a study some other tool made in the same storage: its best first value
         best = max((t.values[0] for t in study.get_trials(deepcopy=False) if t.values), default=None)
-        click.echo(f"{name:<28} {sampler:<7} {str(c.finished) + '/' + str(budget):>11} {c.complete:>8} "
-                   f"{c.pruned:>6} {c.failed:>6} {(f'{best:.2f}%' if best is not None else '-'):>8}")
+    else:
+        best = _best_feasible(study, rules)
+        if best is None and c.complete and rules.constraints:
+            note = f"no feasible trial ({rules.limits})"
+    return (f"{name:<28} {sampler:<7} {str(c.finished) + '/' + str(budget):>11} {c.complete:>8} "
+            f"{c.pruned:>6} {c.failed:>6} {(f'{best:.2f}%' if best is not None else '-'):>8}"
+            + (f"  {note}" if note else ""))
+
+
+def _best_feasible(study, rules):
+    """The best validation accuracy of a complete trial that meets the constraints (as show ranks them)."""
+    from autokd.search.leaderboard import ranked
+
+    return max((e.value for e in ranked(study, rules)), default=None)
 
 
 @click.command()
@@ -213,17 +247,20 @@ def show(name, storage, top):
 @click.command()
 @click.argument("name")
 @storage_option
-@click.option("--rank", type=int, default=1, show_default=True, help="Which strategy of the leaderboard.")
+@click.option("--rank", type=int, default=None, help="Which strategy of the leaderboard  [default: 1]")
 @click.option("--trial", "trial_number", type=click.IntRange(min=0), default=None,
               help="Export this trial (any complete one, e.g. a point of the Pareto front) instead of a rank.")
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write here (default: print).")
 def export(name, storage, rank, trial_number, out_path):
     """Write a study's best (or rank-K, or trial-N) strategy as a config for autokd train."""
+    from autokd.errors import AutokdError
     from autokd.search.export import export_config
     from autokd.search.storage import open_storage
     from autokd.search.study import load_existing_study
 
-    text = export_config(load_existing_study(name, open_storage(storage, create=False)), rank, trial_number)
+    if rank is not None and trial_number is not None:
+        raise AutokdError(f"give --rank or --trial, not both (--rank {rank}, --trial {trial_number})")
+    text = export_config(load_existing_study(name, open_storage(storage, create=False)), rank or 1, trial_number)
     if out_path:
         from autokd.outputs import write_text
 

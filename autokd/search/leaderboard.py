@@ -32,10 +32,13 @@ def judging(study) -> Judging:
     It reads and parses the stored space: a caller that ranks several times reads it once and
     passes it to :func:`ranked` and :func:`front`."""
     from autokd.errors import AutokdError
+    from autokd.search.settings import DamagedSettings
     from autokd.search.study import read_settings
 
     try:
         settings = read_settings(study)
+    except DamagedSettings:  # judged by other constraints than its own, it would be misranked
+        raise
     except AutokdError:  # a study not made by autokd search
         return Judging()
     return judging_of(settings.space_text)

@@ -34,6 +34,10 @@ CONSTRAINTS: dict[str, tuple[str, float]] = {
     "max_latency_ms": ("latency_ms", 1.0), "max_macs": ("macs", 1.0),
 }
 
+# the ``autokd search`` flag that sets each objective or constraint key of a space (max_macs has none)
+FLAGS: dict[str, str] = {"objectives": "--objectives", "max_params": "--max-params",
+                         "max_size_kb": "--max-size-kb", "max_latency_ms": "--max-latency-ms"}
+
 
 def check_objectives(objectives, where: str) -> list[str]:
     """``accuracy`` first, then distinct names of :data:`OBJECTIVES` (a comma-separated text too)."""
@@ -93,6 +97,47 @@ def judging_of(space_text: str) -> Judging:
     objectives = check_objectives(space.get("objectives", ["accuracy"]), "space.objectives")
     constraints = check_constraints(space.get("constraints"), "space.constraints")
     return Judging(tuple(objectives), tuple(constraints.items()))
+
+
+def differing_flags(old_text: str, new_text: str) -> list[tuple[str, str, str]]:
+    """``(flag, old value, new value)`` for each objective or constraint setting that differs
+    between two space files' YAML texts; [] when anything else differs (the task, another space key)."""
+    from autokd.config.yaml_io import load_yaml_value
+
+    old, new = load_yaml_value(old_text), load_yaml_value(new_text)
+    old_space, new_space = old.get("space") or {}, new.get("space") or {}
+    if not (isinstance(old_space, dict) and isinstance(new_space, dict)) or _rest(old) != _rest(new):
+        return []
+    old_limits, new_limits = old_space.get("constraints") or {}, new_space.get("constraints") or {}
+    if not (isinstance(old_limits, dict) and isinstance(new_limits, dict)):
+        return []
+    changes = []
+    if old_space.get("objectives") != new_space.get("objectives"):
+        changes.append((FLAGS["objectives"], _objectives_text(old_space.get("objectives")),
+                        _objectives_text(new_space.get("objectives"))))
+    for key in sorted(set(old_limits) | set(new_limits), key=str):
+        if old_limits.get(key) != new_limits.get(key):
+            changes.append((FLAGS.get(key, f"constraints.{key}"), _limit_text(old_limits.get(key)),
+                            _limit_text(new_limits.get(key))))
+    return changes
+
+
+def _rest(data: dict) -> dict:
+    """A space file's data without the space's objectives and constraints."""
+    space = {k: v for k, v in (data.get("space") or {}).items() if k not in ("objectives", "constraints")}
+    return {**data, "space": space}
+
+
+def _objectives_text(objectives) -> str:
+    if objectives is None:
+        return "unset (accuracy only)"
+    return ",".join(map(str, objectives)) if isinstance(objectives, list) else short_repr(objectives)
+
+
+def _limit_text(limit) -> str:
+    if limit is None:
+        return "unset"
+    return f"{limit:g}" if isinstance(limit, (int, float)) and not isinstance(limit, bool) else short_repr(limit)
 
 
 def directions(objectives: Sequence[str]) -> list[str]:

@@ -8,10 +8,11 @@ import os
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from autokd.errors import AutokdError, short_repr
 
+SETTINGS_ATTR = "autokd:settings"  # the study system attribute that holds a search's settings
 SAMPLERS = ("tpe", "random", "ppo", "evolution")
 WARM_STARTS = ("baselines",)
 MAX_SEED = 2**32 - 1
@@ -43,9 +44,77 @@ class SearchSettings:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SearchSettings":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: Any, study_name: Optional[str] = None, attr: str = SETTINGS_ATTR) -> "SearchSettings":
+        """Settings as a study stored them, checked: a value autokd would not have written raises
+        :class:`DamagedSettings` naming the study, the key, the value and what is expected."""
+        if not isinstance(data, dict):
+            raise damaged(study_name, f"{attr} is {short_repr(data)}, expected a mapping of search settings")
+        for key in ("space_text", "space_source"):
+            if key not in data:
+                raise damaged(study_name, f"{attr} has no {key}")
+        known = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        for key, value in known.items():
+            check, expected = _STORED_CHECKS[key]
+            if not check(value):
+                raise damaged(study_name, f"{attr}.{key} is {short_repr(value)}, expected {expected}")
+        problem = _space_text_problem(known["space_text"])
+        if problem:
+            raise damaged(study_name, f"{attr}.space_text {problem}")
+        return cls(**known)
+
+
+class DamagedSettings(AutokdError):
+    """What a study stores for autokd (its settings, its teacher's record) is not what autokd writes."""
+
+
+def damaged(study_name: Optional[str], detail: str, what: str = "stored settings") -> DamagedSettings:
+    """The error for a stored value autokd did not write: ``detail`` names the key, value and what is expected."""
+    owner = f"study {study_name!r} has" if study_name is not None else "the study has"
+    return DamagedSettings(f"{owner} damaged {what} ({detail}); it was not written by autokd or was edited")
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+# each stored setting: (a check of its value, what the check expects)
+_STORED_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "space_text": (_text, "the search space's YAML text"),
+    "space_source": (_text, "a file name"),
+    "sampler": (lambda v: _text(v) and v in SAMPLERS, f"one of {', '.join(SAMPLERS)}"),
+    "budget": (lambda v: _whole(v) and v >= 1, "a whole number >= 1"),
+    "workers": (lambda v: v is None or (_whole(v) and v >= 0), "a whole number >= 0, or null"),
+    "seed": (lambda v: _whole(v) and 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}"),
+    "device": (_text, "a device name (auto, cpu, cuda, ...)"),
+    "pruning": (lambda v: isinstance(v, bool), "true or false"),
+    "warm_start": (lambda v: v is None or (_text(v) and v in WARM_STARTS), f"null or one of {', '.join(WARM_STARTS)}"),
+    "confirm": (lambda v: _whole(v) and v >= 0, "a whole number >= 0"),
+}
+
+
+def _space_text_problem(text: str) -> str:
+    """'' when ``text`` reads as a space file (a mapping with a task and, if any, a space mapping)."""
+    from autokd.config.yaml_io import load_yaml_value
+
+    try:
+        data = load_yaml_value(text, "the stored text")
+    except AutokdError as exc:
+        return f"is not readable YAML ({exc})"
+    if not isinstance(data, dict) or "task" not in data:
+        return f"is {short_repr(text)}, expected the YAML of a space file (a mapping with a task)"
+    if not isinstance(data.get("space") or {}, dict):
+        return f"holds space: {short_repr(data['space'])}, expected a mapping"
+    from autokd.search.objectives import judging_of
+
+    try:
+        judging_of(text)
+    except AutokdError as exc:
+        return f"holds objectives or constraints autokd cannot read ({exc})"
+    return ""
 
 
 def check_study_name(name: str) -> str:
@@ -59,7 +128,7 @@ def check_study_name(name: str) -> str:
 
 def default_study_name(space_source: str, sampler: str) -> str:
     """``SPACE-SAMPLER`` (e.g. ``default-tpe``), other characters of the file name replaced by '-'."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(space_source).stem).strip("-.") or "space"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(space_source).stem).strip("-._") or "space"
     return check_study_name(f"{stem[:80].replace('..', '-')}-{sampler}")
 
 
@@ -70,6 +139,9 @@ def check_workers(workers: Optional[int], address: Optional[str]) -> None:
     cpus = os.cpu_count() or 1
     if workers < 0:
         raise AutokdError(f"--workers must be >= 0 (0 runs trials in this process without Ray), got {workers}")
+    if workers == 0 and address:
+        raise AutokdError(f"--workers 0 runs trials in this process without Ray, --address {short_repr(address, 80)} "
+                          f"joins a Ray cluster: give one of them")
     if workers > cpus and not (address or os.environ.get("RAY_ADDRESS")):
         raise AutokdError(f"--workers {workers} is more than this machine's {cpus} CPUs; use at most {cpus} "
                           "(or --address to use a cluster)")

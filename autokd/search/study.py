@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 import warnings
+from typing import Optional
 
-from autokd.errors import AutokdError, unknown
+from autokd.errors import AutokdError, short_repr, unknown
 from autokd.search.ledger import counts  # noqa: F401 - re-exported: the study's trial counts
-from autokd.search.settings import SearchSettings
+from autokd.search.settings import SETTINGS_ATTR, SearchSettings, damaged
 
-SETTINGS_ATTR = "autokd:settings"
 TEACHER_ATTR = "autokd:teacher"
 LEGACY_SETTINGS_ATTR = "autokd"  # studies made before settings moved to system attributes
 METRIC_NAME = "val_acc"
@@ -57,27 +57,61 @@ def read_settings(study, wait: float = 0.0) -> SearchSettings:
     process has just created and is about to describe."""
     deadline = time.monotonic() + wait
     while True:
-        stored = _system_attrs(study).get(SETTINGS_ATTR) or study.user_attrs.get(LEGACY_SETTINGS_ATTR)
-        if stored or time.monotonic() >= deadline:
+        attr, stored = SETTINGS_ATTR, _system_attrs(study).get(SETTINGS_ATTR)
+        if stored is None:
+            attr, stored = LEGACY_SETTINGS_ATTR, study.user_attrs.get(LEGACY_SETTINGS_ATTR)
+        if stored is not None or time.monotonic() >= deadline:
             break
         time.sleep(0.2)
-    if not stored:
+    if stored is None:
         raise AutokdError(f"study {study.study_name!r} was not made by autokd search (no settings stored)")
-    return SearchSettings.from_dict(stored)
+    return SearchSettings.from_dict(stored, study.study_name, attr)
+
+
+def stored_teacher(study) -> Optional[dict]:
+    """The record of the teacher the study was searched with (None before its first search),
+    checked: a fingerprint, and further teachers' fingerprints where recorded."""
+    stored = _system_attrs(study).get(TEACHER_ATTR)
+    if stored is None:
+        return None
+    if not isinstance(stored, dict):
+        problem = f"{TEACHER_ATTR} is {short_repr(stored)}, expected a mapping with the teacher's fingerprint"
+    elif not isinstance(stored.get("fingerprint"), str):
+        problem = f"{TEACHER_ATTR}.fingerprint is {short_repr(stored.get('fingerprint'))}, expected a text"
+    elif "further" in stored and not (isinstance(stored["further"], list)
+                                      and all(isinstance(f, str) for f in stored["further"])):
+        problem = f"{TEACHER_ATTR}.further is {short_repr(stored['further'])}, expected a list of fingerprints"
+    else:
+        return stored
+    raise damaged(study.study_name, problem, "stored teacher record")
 
 
 def check_same_search(study, settings: SearchSettings) -> SearchSettings:
     """Refuse to continue ``study`` with another space or directions; returns its stored settings."""
     old = read_settings(study, wait=10.0)
+    stored_teacher(study)  # a damaged teacher record is refused before any set-up
     if old.space_fingerprint() != settings.space_fingerprint():
-        raise AutokdError(
-            f"study {study.study_name!r} was made with a different search space ({old.space_source}); "
-            f"resume it with that space, or start a new study with --name")
+        raise AutokdError(_different_search(study.study_name, old, settings))
     wanted = study_directions(settings)
     if [d.name.lower() for d in study.directions] != wanted:
         raise AutokdError(f"study {study.study_name!r} does not {' and '.join(wanted)} its values as the space's "
                           f"objectives say; it was not made by autokd")
     return old
+
+
+def _different_search(name: str, old: SearchSettings, new: SearchSettings) -> str:
+    """Why ``new`` cannot continue study ``name``: the flags (objectives, constraints) that differ
+    when the rest of the space is the same, else that the space differs."""
+    from autokd.search.objectives import differing_flags
+
+    changes = differing_flags(old.space_text, new.space_text)
+    if not changes:
+        return (f"study {name!r} was made with a different search space ({old.space_source}); "
+                f"resume it with that space, or start a new study with --name")
+    what = ", ".join(f"{flag} was {before}, now {after}" for flag, before, after in changes)
+    return (f"study {name!r} was made with other objectives or constraints than this run: {what} (the space is "
+            f"otherwise the same); search it with the study's values (flags, or the space's objectives and "
+            f"constraints), continue it with autokd resume {name}, or start a new study with --name")
 
 
 def study_directions(settings: SearchSettings) -> list[str]:
@@ -90,7 +124,7 @@ def study_directions(settings: SearchSettings) -> list[str]:
 def check_same_teacher(study, teacher, further=None) -> None:
     """Refuse a teacher (a :class:`TeacherInfo`) other than the one the study was searched with, and
     with ``further`` (the task's further teachers, when the search uses them) other further teachers."""
-    stored = _system_attrs(study).get(TEACHER_ATTR)
+    stored = stored_teacher(study)
     if stored and stored.get("fingerprint") != teacher.fingerprint:
         raise AutokdError(
             f"study {study.study_name!r} was searched with another teacher (fingerprint {stored.get('fingerprint')}, "
@@ -129,7 +163,7 @@ def open_study(name: str, storage, settings: SearchSettings, teacher, further=No
         check_same_teacher(study, teacher, further)
         if (old.budget, old.workers) != (settings.budget, settings.workers):
             _write(study, SETTINGS_ATTR, {**old.to_dict(), "budget": settings.budget, "workers": settings.workers})
-    stored = _system_attrs(study).get(TEACHER_ATTR)
+    stored = stored_teacher(study)
     if not stored or (further is not None and "further" not in stored):
         record = {"fingerprint": teacher.fingerprint, "source": teacher.source, "path": teacher.path}
         _write(study, TEACHER_ATTR, {**record, **({"further": [t.fingerprint for t in further]} if further else {})})

@@ -1,0 +1,31 @@
+"""Flags that contradict each other or click lets through: one error line, exit 2, nothing made."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_cli
+
+from autokd.search.settings import default_study_name
+
+CASES = {
+    "nan_size": (["search", "--max-size-kb", "nan"], "Invalid value for '--max-size-kb': nan is not a finite number > 0"),
+    "inf_latency": (["search", "--max-latency-ms", "inf"], "'--max-latency-ms': inf is not a finite number > 0"),
+    "workers0_address": (["search", "--workers", "0", "--address", "1.2.3.4:1"],
+                         "--workers 0 runs trials in this process without Ray, --address '1.2.3.4:1' joins"),
+    "rank_and_trial": (["export", "x", "--rank", "2", "--trial", "0"], "give --rank or --trial, not both"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_contradicting_or_non_finite_flags_are_one_error_line(tmp_path, case):
+    args, needle = CASES[case]
+    proc = run_cli(*args, "--storage", tmp_path / "s.db", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ") and needle in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []  # no storage, no report folder
+
+
+@pytest.mark.parametrize("source, name", [("_x.yaml", "x-tpe"), ("__.yaml", "space-tpe"), ("my space.yaml", "my-space-tpe"),
+                                          (".hidden.yaml", "hidden-tpe")])
+def test_a_default_study_name_is_always_a_valid_one(source, name):
+    assert default_study_name(source, "tpe") == name
