@@ -76,6 +76,11 @@ def test_reading_an_empty_sqlite_file_leaves_it_empty(tmp_path):
     with pytest.raises(AutokdError, match=r"empty\.db' is an empty file: no studies in it"):
         open_storage(str(empty), create=False)
     assert empty.stat().st_size == 0
+    from conftest import run_cli
+
+    listed = run_cli("studies", "--storage", empty)
+    assert listed.returncode == 2 and "is an empty file: no studies in it" in listed.stderr, listed.stderr
+    assert empty.stat().st_size == 0
     open_storage(str(empty))  # a search may make its tables there
     assert empty.stat().st_size > 0
 

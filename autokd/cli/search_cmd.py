@@ -156,7 +156,7 @@ def studies(storage):
     if not storage_exists(storage):
         click.echo("no studies yet (autokd search creates one)")
         return
-    store = open_storage(storage)
+    store = open_storage(storage, create=False)
     names = study_names(store)
     if not names:
         click.echo("no studies yet (autokd search creates one)")
