@@ -260,7 +260,8 @@ def export(name, storage, rank, trial_number, out_path):
 
     if rank is not None and trial_number is not None:
         raise AutokdError(f"give --rank or --trial, not both (--rank {rank}, --trial {trial_number})")
-    text = export_config(load_existing_study(name, open_storage(storage, create=False)), rank or 1, trial_number)
+    text = export_config(load_existing_study(name, open_storage(storage, create=False)),
+                         1 if rank is None else rank, trial_number)
     if out_path:
         from autokd.outputs import write_text
 
