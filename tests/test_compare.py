@@ -95,6 +95,24 @@ def test_user_baselines_file_and_its_errors(tmp_path):
         load_baselines(path, PAIRS, Recipe())
 
 
+@pytest.mark.parametrize("name, needle", [
+    ("on", "baseline name True was read as bool, not text"),
+    ("1", "baseline name 1 was read as int, not text"),
+    ("null", "a baseline name is empty (null)"),
+    ("'trial 0'", "baseline name 'trial 0' is how compare and calibrate label their own strategies"),
+    ("'sampled 12'", "'sampled 12' is how compare and calibrate label"),
+])
+def test_baseline_names_that_are_not_text_or_clash_with_autokd_labels_are_refused(tmp_path, name, needle):
+    """A baseline named like a found trial was merged with it in the report (its runs pooled)."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(f"baselines:\n  {name}: {{alpha: 0.5}}\n")
+    with pytest.raises(AutokdError) as info:
+        load_baselines(path, PAIRS, Recipe())
+    assert needle in str(info.value), str(info.value)
+    path.write_text("baselines:\n  'trial zero': {alpha: 0.5}\n  'on': {alpha: 0.2}\n")
+    assert [b.name for b in load_baselines(path, PAIRS, Recipe())] == ["trial zero", "on"]
+
+
 # --- statistics -------------------------------------------------------------------------
 
 

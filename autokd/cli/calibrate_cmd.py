@@ -31,7 +31,7 @@ def parse_lengths(text):
                    "the space's proxy).")
 @click.option("--strategies", type=click.IntRange(min=0, max=1000), default=16, show_default=True,
               help="Strategies drawn from the space (Optuna's RandomSampler), besides the baselines.")
-@click.option("--sampler-seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--sampler-seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True,
               help="Seed of the draw (the same seed draws the same strategies, so a rerun resumes).")
 @click.option("--seeds", type=click.IntRange(min=1, max=20), default=2, show_default=True,
               help="Full-length seeds per strategy (two or more measure the seed noise).")

@@ -200,7 +200,7 @@ def fidelity_section(c: Comparison, figures: Figures) -> list[Block]:
     return [Heading("Proxy fidelity"), Facts([
         Fact("Spearman ρ", f"{f.rho:.2f}" if finite(f.rho) else "not enough points"),
         Fact("p", fmt_p(f.p_value)),
-        Fact("n", plural(f.n, "found strategy", "found strategies")),
+        Fact("n", plural(f.n, "strategy", "strategies")),
     ]), Paragraph(fidelity_sentence(f))] + _figure_or_note("proxy_vs_full.png", "proxy-vs-full plot", figures)
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
+import re
 from typing import Union
 
 from autokd.config.baseline_schemes import DoesNotFit, fit_scheme
 from autokd.config.files import SHIPPED_BASELINES
 from autokd.config.strategy import Recipe, Strategy, strategy_from_dict
 from autokd.config.yaml_io import load_yaml_file
-from autokd.errors import ConfigError
+from autokd.errors import ConfigError, short_repr
 
 POSITIONS = ("all", "first", "middle", "last")
 
@@ -63,7 +64,24 @@ def _entries(path: Union[str, Path, None]) -> tuple[Path, dict]:
     data = load_yaml_file(path)
     if set(data) != {"baselines"} or not isinstance(data["baselines"], dict) or not data["baselines"]:
         raise ConfigError(f"{path}: expected one top-level key 'baselines' mapping names to strategies")
+    for name in data["baselines"]:
+        _check_name(name, path)
     return path, data["baselines"]
+
+
+# the labels compare and calibrate give their own strategies ("trial 17", "sampled 3")
+_RESERVED = re.compile(r"(trial|sampled) [0-9]+")
+
+
+def _check_name(name, path: Path) -> None:
+    if name is None:
+        raise ConfigError(f"{path}: a baseline name is empty (null); name it")
+    if not isinstance(name, str):  # YAML reads on, no, true, 1 as other types
+        raise ConfigError(f"{path}: baseline name {short_repr(name)} was read as {type(name).__name__}, not text (YAML "
+                          f"reads on, off, yes, no, true, false and numbers so); quote the name as you wrote it")
+    if _RESERVED.fullmatch(name.strip()):
+        raise ConfigError(f"{path}: baseline name {name!r} is how compare and calibrate label their own strategies "
+                          f"(trial N, sampled N); name it otherwise")
 
 
 def adapt(name: str, entry: dict, pairs: list[tuple[str, str]], recipe: Recipe, where: str, task=None) -> Baseline:

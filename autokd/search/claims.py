@@ -4,7 +4,10 @@ The one budget rule, used by both back-ends: a trial may run when the finished t
 plus the running trials that started before it are fewer than the budget. Each process checks
 *after* it has started its trial (claim, then check), so of several processes that start trials
 at the same moment, the later ones see the earlier ones and step back: the budget is exact under
-concurrency, on every storage. A trial that steps back is void ("over budget"); one that came
+concurrency, on every storage. A trial's start is stamped a moment before the storage shows it
+(a process descheduled in between, on a busy machine, makes that moment long), so a trial that
+passes is checked once more :data:`RECHECK_DELAY` later, by when an earlier-stamped trial that
+the first check missed is visible. A trial that steps back is void ("over budget"); one that came
 from the queue (a re-queued interrupted trial) is queued again.
 
 A proposed strategy identical to one a counted or earlier-started trial holds (same parameters)
@@ -15,6 +18,7 @@ finite space (choices only) is taken, or after :data:`MAX_PROPOSALS` duplicates 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -25,6 +29,7 @@ from autokd.search.ledger import (
 )
 
 MAX_PROPOSALS = 100
+RECHECK_DELAY = 0.1  # seconds; without it, three processes on a busy machine once overshot by one (CI, 2026-12-06)
 
 
 class NoNewStrategy(Exception):
@@ -94,6 +99,9 @@ def claim_trial(study, space, budget: int) -> Optional[Claim]:
             mark_owner(study, trial._trial_id)
         strategy = space.suggest(trial)
         verdict = check_claim(study.get_trials(deepcopy=False), trial.number, budget)
+        if verdict.ok:
+            time.sleep(RECHECK_DELAY)
+            verdict = check_claim(study.get_trials(deepcopy=False), trial.number, budget)
         if verdict.ok:
             trial.set_user_attr(STRATEGY_ATTR, strategy_to_dict(strategy))
             return Claim(trial, strategy)

@@ -40,7 +40,8 @@ def export_config(study, rank: int = 1, trial: Optional[int] = None) -> str:
         if not entries:
             raise AutokdError(_nothing_to_export(study))
         if not 1 <= rank <= len(entries):
-            raise AutokdError(f"--rank {rank} is beyond the leaderboard: study {study.study_name!r} has "
+            where = "beyond the leaderboard" if rank > len(entries) else "not a rank (1 is the best)"
+            raise AutokdError(f"--rank {rank} is {where}: study {study.study_name!r} has "
                               f"{len(entries)} ranked trial(s), so rank must be 1..{len(entries)}")
         entry = entries[rank - 1]
     where = f"rank {rank} of {len(entries)}" if rank else "not ranked: its student breaks a constraint"
