@@ -39,6 +39,8 @@ def test_compression_round_trips_yaml(compression):
     ({"prune": {"amount": 0.5, "recover_epochs": 3}}, {}, ["recover_epochs", "of: student"]),
     ({"prune": {"amount": 0.5, "of": "student", "recover_epochs": 0}}, {}, ["recover_epochs", "1 to"]),
     ({"prune": {"amount": 0.5}}, {"student": {"channels": 8}}, ["strategy.student", "prune.of is teacher"]),
+    ({"prune": {"amount": 0.5, "of": "student"}}, {"scheme": {"kind": "born_again", "generations": 2, "ensemble": True}},
+     ["prune.of is student", "strategy.scheme ships an ensemble", "ensemble: false"]),
     ({"shrink": {}}, {}, ["unknown key strategy.compression.shrink", "prune, quantize"]),
 ])
 def test_bad_compression_is_a_located_error(compression, extra, needles):

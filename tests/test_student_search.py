@@ -54,6 +54,9 @@ def test_shipped_knobs_are_parameters_and_build_the_strategy():
     ({"quantize": [8, 3]}, "3 is not one of none, 8, 4"),
     ({"prune": {"amount": {"low": 0, "high": 0.95}}}, "high must be <= 0.9"),
     ({"prune": {"amount": 0.5}, "student": {"channels": [4, 8]}}, "prune.of is teacher"),
+    ({"prune": {"amount": 0.5, "of": "student"}, "schemes": ["single", "born_again"],
+      "scheme_knobs": {"born_again": {"generations": 2, "ensemble": [False, True]}}},
+     "born_again may ship an ensemble of its generations"),
     ({"student": {"depth": {"low": 3, "high": 2}}}, "low <= high"),
     ({"student": {"channels": []}}, "one or more distinct values"),
 ])

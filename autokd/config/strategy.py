@@ -186,6 +186,10 @@ def _check_shipped(strategy: Strategy, where: str) -> None:
     if prune is not None and prune.of == "teacher" and strategy.student:
         raise ConfigError(f"{where}.student sets the student's kwargs, but {where.rsplit(': ', 1)[-1]}.compression.prune.of is teacher "
                           f"(the student is the pruned teacher); remove one of them")
+    if prune is not None and prune.of == "student" and getattr(strategy.scheme, "ensemble", False):
+        raise ConfigError(f"{where}.compression.prune.of is student, which prunes one trained student, but "
+                          f"{where.rsplit(': ', 1)[-1]}.scheme ships an ensemble of its generations (ensemble: true); "
+                          f"set ensemble: false, or prune of: teacher")
 
 
 def _check_standardization(on, logit_loss: str, losses: dict, where: str) -> None:

@@ -47,6 +47,12 @@ def parse_shipped(spec, where: str) -> None:
     if spec.prune is not None and spec.prune["of"] == "teacher" and spec.student:
         raise ConfigError(f"{where}.student searches the student's kwargs, but {where.rsplit(': ', 1)[-1]}.prune.of is teacher (the "
                           f"student is the pruned teacher); remove one of them")
+    ensemble = (spec.scheme_knobs.get("born_again") or {}).get("ensemble", False)
+    if (spec.prune is not None and spec.prune["of"] == "student" and "born_again" in spec.schemes
+            and True in (ensemble if isinstance(ensemble, list) else [ensemble])):
+        raise ConfigError(f"{where}.prune.of is student, which prunes one trained student, but born_again may ship an "
+                          f"ensemble of its generations ({where.rsplit(': ', 1)[-1]}.scheme_knobs.born_again.ensemble: "
+                          f"{short_repr(ensemble)}); set ensemble: false, or prune of: teacher")
     spec.objectives = check_objectives(spec.objectives, f"{where}.objectives")
     spec.constraints = check_constraints(spec.constraints, f"{where}.constraints")
 
