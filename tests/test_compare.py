@@ -190,6 +190,21 @@ def _runs(out) -> list[dict]:
     return [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.parametrize("entry, needle", [
+    ("{alpha: 0.5, student: {bogus: 4}}", "baseline x: model 'cnn1d' has no kwarg 'bogus'"),
+    ("{alpha: 0.9, scheme: {kind: assistant, model: nosuchmodel}}", "baseline x: unknown model 'nosuchmodel'"),
+])
+def test_a_baseline_that_cannot_run_is_an_error_naming_it_before_any_run(tmp_path, entry, needle):
+    """It was left out with a wrong reason (a student kwarg), or failed once training had begun (a scheme model)."""
+    study = _study(tmp_path, budget=1)
+    (tmp_path / "baselines.yaml").write_text(f"baselines:\n  x: {entry}\n")
+    out = tmp_path / "report"
+    with pytest.raises(AutokdError) as info:
+        run_compare(study, _request(tmp_path, out, top_k=1, seeds=1), say=lambda _m: None)
+    assert needle in str(info.value), str(info.value)
+    assert not (out / "runs.jsonl").exists()
+
+
 def test_compare_reuses_runs_adds_only_new_seeds_and_survives_a_diverging_baseline(tmp_path):
     study = _study(tmp_path)
     (tmp_path / "baselines.yaml").write_text(MINI + DIVERGING)

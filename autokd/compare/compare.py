@@ -67,7 +67,8 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     if left_out:
         say(f"baselines left out (this task cannot take them: no layer pairs, one teacher, or no assistant size "
             f"between teacher and student): {', '.join(left_out)}")
-    baselines = baselines + shipped_baselines(found, baselines)
+    generated = shipped_baselines(found, baselines)  # each baseline again at the searched students
+    baselines = baselines + generated
     contenders = with_baselines(found, baselines, task)
     seeds = [recipe.seed + i for i in range(request.seeds)]
     jobs = jobs_for(contenders, seeds, task)
@@ -84,7 +85,7 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
         f"baseline for proxy fidelity")
     prepared = prepare_task(task, request.device, progress=say)  # a diverging teacher is an AutokdError
     check_same_teacher(study, prepared.teacher_info)  # the teacher the study was searched with
-    contenders, unfit = fitting(prepared, contenders)
+    contenders, unfit = fitting(prepared, contenders, {b.name for b in generated})
     if unfit:
         say(f"baselines left out at a searched student size (they do not fit that student): {', '.join(unfit)}")
         jobs = jobs_for(contenders, seeds, task)

@@ -85,18 +85,22 @@ def shipped_baselines(found: list[Contender], baselines: list[Baseline]) -> list
     return out
 
 
-def fitting(prepared, contenders: list[Contender]) -> tuple[list[Contender], list[str]]:
+def fitting(prepared, contenders: list[Contender], generated: set[str]) -> tuple[list[Contender], list[str]]:
     """The contenders whose strategy fits the task's models (a baseline's pairs may name a layer a
-    searched student lacks), and the names of those left out. Found strategies always fit."""
+    searched student lacks), and the names of those left out. Found strategies always fit; a
+    baseline as the user wrote it (not in ``generated``, the copies at a searched student) that
+    does not fit is an error naming it, before any training."""
     from autokd.errors import AutokdError
     from autokd.training.run import check_strategy
 
     kept, unfit = [], []
     for c in contenders:
-        if c.kind == BASELINE and (c.strategy.student or not c.strategy.compression.empty):
+        if c.kind == BASELINE:  # its scheme's models, its student, its compression, its layers
             try:
                 check_strategy(prepared, c.strategy)
-            except AutokdError:
+            except AutokdError as exc:
+                if not set(c.baselines) <= generated:
+                    raise AutokdError(f"baseline {c.name}: {exc}") from None
                 unfit.append(c.name)
                 continue
         kept.append(c)
