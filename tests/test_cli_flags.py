@@ -25,6 +25,19 @@ def test_contradicting_or_non_finite_flags_are_one_error_line(tmp_path, case):
     assert list(tmp_path.iterdir()) == []  # no storage, no report folder
 
 
+@pytest.mark.parametrize("args", [
+    ["search", "--space", ""], ["studies", "--storage", " "], ["export", "x", "-o", ""], ["train", "--config", ""],
+    ["train", "--config", "c.yaml", "--out", ""], ["compare", "x", "--out", ""], ["compare", "x", "--baselines", ""],
+    ["calibrate", "--baselines", ""], ["calibrate", "--write-space", ""],
+], ids=lambda a: " ".join(a))
+def test_an_empty_flag_value_is_refused_not_read_as_the_default(tmp_path, args):
+    """compare --out '' wrote to reports/NAME, calibrate --baselines '' ran every shipped baseline."""
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "is empty; give a value, or leave the flag out for its default" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("source, name", [("_x.yaml", "x-tpe"), ("__.yaml", "space-tpe"), ("my space.yaml", "my-space-tpe"),
                                           (".hidden.yaml", "hidden-tpe")])
 def test_a_default_study_name_is_always_a_valid_one(source, name):

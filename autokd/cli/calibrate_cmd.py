@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from autokd.cli.options import device_option, download_option, space_option
+from autokd.cli.options import device_option, download_option, not_empty, space_option
 
 
 def parse_lengths(text):
@@ -35,13 +35,13 @@ def parse_lengths(text):
               help="Seed of the draw (the same seed draws the same strategies, so a rerun resumes).")
 @click.option("--seeds", type=click.IntRange(min=1, max=20), default=2, show_default=True,
               help="Full-length seeds per strategy (two or more measure the seed noise).")
-@click.option("--baselines", "baselines_path", default=None,
+@click.option("--baselines", "baselines_path", default=None, callback=not_empty,
               help="A baselines YAML file, a shipped set (baselines, scheme_baselines), or none.")
 @click.option("--threshold", type=float, default=0.7, show_default=True,
               help="The Spearman rho a proxy must reach to be recommended.")
-@click.option("--out", "out_dir", metavar="FOLDER", default=None,
+@click.option("--out", "out_dir", metavar="FOLDER", default=None, callback=not_empty,
               help="Report folder; its runs.jsonl keeps finished runs (default: reports/calibrate-SPACE).")
-@click.option("--write-space", "write_space", metavar="FILE", default=None,
+@click.option("--write-space", "write_space", metavar="FILE", default=None, callback=not_empty,
               help="Also write a copy of the space file with the recommended proxy (never the file itself).")
 @click.option("--workers", type=int, default=None,
               help="Runs at once as Ray tasks (default: the CPU count); 0: in this process.")

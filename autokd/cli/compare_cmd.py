@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from autokd.cli.options import device_option
+from autokd.cli.options import device_option, not_empty
 from autokd.cli.progress import Progress
 from autokd.cli.search_cmd import storage_option
 
@@ -30,10 +30,11 @@ def _check_folder_name(name: str) -> None:
               help="Retrain the study's best K distinct strategies.")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Seeds per strategy (the same for all).")
 @click.option("--epochs", type=click.IntRange(min=1, max=100_000), default=None, help="Full training length (default: the task's full recipe).")
-@click.option("--baselines", "baselines_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--baselines", "baselines_path", type=click.Path(dir_okay=False), default=None, callback=not_empty,
               help="A baselines YAML file, or a shipped set by name: baselines (the default) or "
                    "scheme_baselines (who teaches whom: takd, dgkd, ban, dml, kdcl, multi_teacher).")
-@click.option("--out", "out_dir", metavar="FOLDER", default=None, help="Report folder (default: reports/NAME).")
+@click.option("--out", "out_dir", metavar="FOLDER", default=None, callback=not_empty,
+              help="Report folder (default: reports/NAME).")
 @click.option("--workers", type=int, default=None, help="Runs at once as Ray tasks (default: the CPU count); 0: in this process.")
 @click.option("--address", default=None, help="Join this Ray cluster.")
 @device_option

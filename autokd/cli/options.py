@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import click
 
+def not_empty(ctx, param, value):
+    """A flag given an empty text ('') names nothing: refused, not read as its default."""
+    if isinstance(value, str) and not value.strip():
+        raise click.BadParameter("is empty; give a value, or leave the flag out for its default",
+                                 ctx=ctx, param=param)
+    return value
+
+
 device_option = click.option(
     "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N."
 )
@@ -11,6 +19,7 @@ device_option = click.option(
 space_option = click.option(
     "--space",
     default="default",
+    callback=not_empty,
     show_default=True,
     help="A shipped search space by name (default, layer_search, student_search, cifar100_resnet32x4_resnet8x4, "
          "layer_search_cifar100) or a path to a space file.",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from autokd.cli.options import device_option, download_option, space_option
+from autokd.cli.options import device_option, download_option, not_empty, space_option
 from autokd.cli.progress import Progress
 from autokd.search.settings import MAX_SEED, SAMPLERS, WARM_STARTS
 
 storage_option = click.option(
-    "--storage", default=None,
+    "--storage", default=None, callback=not_empty,
     help="Optuna storage: a URL (sqlite:///x.db, postgresql://...) or a file (.db SQLite, .journal journal). "
          "Default: studies/autokd.db under the current folder.",
 )
@@ -250,7 +250,8 @@ def show(name, storage, top):
 @click.option("--rank", type=int, default=None, help="Which strategy of the leaderboard  [default: 1]")
 @click.option("--trial", "trial_number", type=click.IntRange(min=0), default=None,
               help="Export this trial (any complete one, e.g. a point of the Pareto front) instead of a rank.")
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write here (default: print).")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None, callback=not_empty,
+              help="Write here (default: print).")
 def export(name, storage, rank, trial_number, out_path):
     """Write a study's best (or rank-K, or trial-N) strategy as a config for autokd train."""
     from autokd.errors import AutokdError

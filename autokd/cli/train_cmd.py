@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from autokd.cli.options import apply_threads, device_option, download_option, space_option, threads_option
+from autokd.cli.options import apply_threads, device_option, download_option, not_empty, space_option, threads_option
 from autokd.cli.progress import Progress
 from autokd.errors import AutokdError
 from autokd.formatting import format_seconds
@@ -30,11 +30,11 @@ def _teacher_epoch_printer(progress: Progress):
 
 
 @click.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Train config (YAML): task + strategy.")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), callback=not_empty, help="Train config (YAML): task + strategy.")
 @click.option("--epochs", type=click.IntRange(min=1, max=MAX_EPOCHS), default=None, help="Override the recipe's number of epochs.")
 @click.option("--seeds", type=click.IntRange(min=1, max=MAX_SEEDS), default=1, show_default=True, help="Train this many seeds (recipe seed, +1, ...).")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Write the results as JSON here.")
-@click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, callback=not_empty, help="Write the results as JSON here.")
+@click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None, callback=not_empty,
               help="Write the trained student here (with --seeds, the seed best on validation); "
                    "rebuild it with autokd.load_student(PATH).")
 @device_option
