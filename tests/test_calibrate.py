@@ -181,3 +181,14 @@ def test_calibrate_bad_input_is_one_error_line_and_creates_nothing(tmp_path, arg
     out = run_cli("calibrate", "--space", path, "--out", tmp_path / "cal", *args)
     assert out.returncode == 2 and out.stderr.startswith("error: ") and message in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "cal").exists()
+
+
+def test_a_baseline_that_cannot_run_is_an_error_naming_it_before_any_run(tmp_path):
+    from autokd.errors import AutokdError
+
+    space_file = load_space_file(write_space(tmp_path / "tiny.yaml", space=SPACE))
+    request = _request(tmp_path, seeds=1, strategies=3)
+    (tmp_path / "baselines.yaml").write_text("baselines:\n  x: {alpha: 0.9, scheme: {kind: assistant, model: nosuch}}\n")
+    with pytest.raises(AutokdError, match="^baseline x: unknown model 'nosuch'"):
+        run_calibrate(space_file, request, say=lambda _m: None)
+    assert not (tmp_path / "cal" / "runs.jsonl").exists()

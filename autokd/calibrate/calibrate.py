@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from autokd.calibrate.analysis import Calibration, StrategyResult, length_rows, recommend, seed_noise
 from autokd.calibrate.plan import (
-    MIN_STRATEGIES, Plan, baseline_candidates, check_lengths, default_lengths, make_plan, rung_of, sampled_candidates,
+    BASELINE, MIN_STRATEGIES, Plan, baseline_candidates, check_lengths, default_lengths, make_plan, rung_of, sampled_candidates,
 )
 from autokd.compare.execute import JobResult, run_and_keep
 from autokd.compare.results import RunRecord
@@ -74,6 +74,7 @@ def run_calibrate(space_file, request: CalibrateRequest, say: Say = print,
         "already done)")
     if todo:
         prepared = prepare_task(task, request.device, progress=say)
+        _check_baselines(prepared, plan)
         if any(j.strategy.scheme.kind == "ensemble" for j in todo):  # loaded once here, not in every run
             from autokd.training.extra_teachers import extra_teachers
 
@@ -98,6 +99,18 @@ def build_plan(space_file, request: CalibrateRequest) -> tuple[Plan, list[str]]:
         raise AutokdError(f"a calibration ranks {len(candidates)} strategies; Spearman's rho needs at least "
                           f"{MIN_STRATEGIES}: raise --strategies")
     return make_plan(space_file, candidates, lengths, request.seeds), left_out
+
+
+def _check_baselines(prepared, plan: Plan) -> None:
+    """Every baseline fits the task's models (its student's kwargs, its scheme's models), before any run."""
+    from autokd.training.run import check_strategy
+
+    for c in plan.candidates:
+        if c.kind == BASELINE:
+            try:
+                check_strategy(prepared, c.full)
+            except AutokdError as exc:
+                raise AutokdError(f"baseline {c.name}: {exc}") from None
 
 
 def _execute(prepared, todo, store: RunStore, request: CalibrateRequest, status: Status) -> None:
