@@ -134,7 +134,7 @@ STRATEGY_ERRORS = [
      ["strategy.pairs[0].weight", ">= 0", "-1"]),
     ({"relations": [{"loss": "rkd", "weight": -0.5}]}, ["strategy.relations[0].weight", ">= 0"]),
     ({"relations": [{"loss": "rkd", "weight": float("nan")}]}, ["strategy.relations[0].weight"]),
-    ({"logit_loss": "kdd"}, ["strategy.logit_loss", "'kdd'", "did you mean 'kd'", "dkd", "kd"]),
+    ({"logit_loss": "kdd"}, ["strategy.logit_loss: unknown value 'kdd'", "did you mean 'kd'", "dkd", "kd"]),
     ({"pairs": [{"teacher": "a", "student": "b", "loss": "fitnett"}]},
      ["strategy.pairs[0].loss", "'fitnett'", "at", "fitnet", "nst", "sp"]),
     ({"relations": [{"loss": "rdk"}]}, ["strategy.relations[0].loss", "'rdk'", "crd", "pkt", "rkd", "sp"]),

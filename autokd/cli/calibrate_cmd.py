@@ -15,10 +15,11 @@ def parse_lengths(text):
 
     if text is None:
         return None
-    try:
-        lengths = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        lengths = []
+    import re
+
+    parts = [part.strip() for part in text.split(",")]
+    # plain ASCII digits only: int() would also take '+1', '1_0' (ten) and full-width digits
+    lengths = [int(part) for part in parts] if all(re.fullmatch(r"[0-9]+", part) for part in parts) else []
     if not lengths:
         raise AutokdError(f"--lengths must be whole numbers of epochs separated by commas (e.g. 10,20,40), got {text!r}")
     return lengths

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from autokd.config.parse import finite_float, from_mapping
-from autokd.errors import ConfigError, short_repr, unknown
+from autokd.errors import ConfigError, short_repr, unknown_at
 
 MAX_GENERATIONS = 5
 MAX_PEERS = 4
@@ -194,7 +194,7 @@ def scheme_from_dict(data, where: str = "strategy.scheme") -> Scheme:
         raise ConfigError(f"{where} must be a mapping with a 'kind' ({', '.join(SCHEME_TYPES)}), got {short_repr(data, 60)}")
     kind = data.get("kind", "single")
     if not isinstance(kind, str) or kind not in SCHEME_TYPES:
-        raise unknown(f"{where}.kind", kind, SCHEME_TYPES)
+        raise unknown_at(f"{where}.kind", kind, SCHEME_TYPES)
     scheme = from_mapping(SCHEME_TYPES[kind], {**data, "kind": kind}, where)
     return scheme.validate(where)
 

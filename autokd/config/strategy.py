@@ -26,7 +26,7 @@ from typing import Optional
 from autokd.config.compression import Compression, compression_to_dict
 from autokd.config.parse import finite_float, from_mapping, to_mapping
 from autokd.config.schemes import SCHEME_TYPES, Scheme, SingleScheme, scheme_from_dict
-from autokd.errors import ConfigError, key_text, short_repr, unknown
+from autokd.errors import ConfigError, key_text, short_repr, unknown_at
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -133,14 +133,14 @@ class Strategy:
         if not 0 <= self.alpha <= 1:
             raise ConfigError(f"{where}.alpha must be in [0, 1] (the KD weight; CE gets 1 - alpha), got {self.alpha}")
         if self.logit_loss not in LOGIT_LOSSES:
-            raise unknown(f"{where}.logit_loss", self.logit_loss, LOGIT_LOSSES)
+            raise unknown_at(f"{where}.logit_loss", self.logit_loss, LOGIT_LOSSES)
         _check_params(self.logit_params, LOGIT_LOSSES[self.logit_loss], f"{where}.logit_params")
         _check_standardization(self.logit_standardization, self.logit_loss, LOGIT_LOSSES, where)
         seen: dict = {}
         for i, pair in enumerate(self.pairs):
             at = f"{where}.pairs[{i}]"
             if pair.loss not in PAIR_LOSSES:
-                raise unknown(f"{at}.loss", pair.loss, PAIR_LOSSES)
+                raise unknown_at(f"{at}.loss", pair.loss, PAIR_LOSSES)
             _check_weight(pair.weight, at)
             _check_params(pair.params, PAIR_LOSSES[pair.loss], f"{at}.params")
             _check_once(seen, (pair.teacher, pair.student, pair.loss), i, at, "pairs",
@@ -149,13 +149,13 @@ class Strategy:
         for i, rel in enumerate(self.relations):
             at = f"{where}.relations[{i}]"
             if rel.loss not in EMBEDDING_LOSSES:
-                raise unknown(f"{at}.loss", rel.loss, EMBEDDING_LOSSES)
+                raise unknown_at(f"{at}.loss", rel.loss, EMBEDDING_LOSSES)
             _check_weight(rel.weight, at)
             _check_params(rel.params, EMBEDDING_LOSSES[rel.loss], f"{at}.params")
             _check_once(seen, rel.loss, i, at, "relations", f"the relation loss {rel.loss!r}")
         self.recipe.validate(f"{where}.recipe")
         if not isinstance(self.scheme, SCHEME_TYPES.get(getattr(self.scheme, "kind", None), ())):
-            raise unknown(f"{where}.scheme.kind", getattr(self.scheme, "kind", self.scheme), SCHEME_TYPES)
+            raise unknown_at(f"{where}.scheme.kind", getattr(self.scheme, "kind", self.scheme), SCHEME_TYPES)
         self.scheme.validate(f"{where}.scheme")
         self.compression.validate(f"{where}.compression")
         _check_shipped(self, where)
@@ -223,7 +223,7 @@ def _check_params(params: dict, info, where: str) -> None:
             raise ConfigError(f"{where}.temperature: set the strategy's temperature instead")
         if key not in info.params:
             allowed = ", ".join(k for k in info.params if not (k == "temperature" and info.level == "logit")) or "none"
-            raise ConfigError(f"unknown parameter {where}.{key_text(key)} for loss {info.name!r}; allowed: {allowed}")
+            raise ConfigError(f"{where}.{key_text(key)}: unknown parameter for loss {info.name!r}; allowed: {allowed}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}.{key} must be a number, got {short_repr(value)}")
         number = finite_float(value, f"{where}.{key}")

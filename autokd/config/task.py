@@ -159,8 +159,8 @@ def _validate_data(data: DataSpec, where: str) -> None:
     """The data section's values and bounds, checked before anything is read or generated."""
     from autokd.data.spec import DATASETS
     from autokd.data.validate import validate_spec
-    from autokd.errors import unknown
+    from autokd.errors import unknown_at
 
     if data.name not in DATASETS:
-        raise unknown(f"{where}.name", data.name, DATASETS)
+        raise unknown_at(f"{where}.name", data.name, DATASETS)
     validate_spec(data, where)
