@@ -162,9 +162,11 @@ def test_run_store_counts_and_skips_a_line_edited_to_a_wrong_type(tmp_path, chan
             "key": "k0"}
     path = tmp_path / "runs.jsonl"
     path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "key": "k1", **change}) + "\n\n")
-    store = RunStore(path)
+    store, said = RunStore(path), []
     assert list(store.runs) == ["k0"]
     assert store.unreadable == 1
+    store.warn_unreadable(said.append)
+    assert said == [f"warning: 1 line(s) of {path} are not runs (cut short or edited); those runs are trained again"]
 
 
 # --- end to end ----------------------------------------------------------------------------

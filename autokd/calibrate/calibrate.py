@@ -64,9 +64,7 @@ def run_calibrate(space_file, request: CalibrateRequest, say: Say = print,
     if left_out:
         say(f"baselines left out (this task cannot take them): {', '.join(left_out)}")
     store = RunStore(make_folder(request.out_dir, "the calibration") / "runs.jsonl")
-    if store.unreadable:
-        say(f"warning: {store.unreadable} line(s) of {store.path} are not runs (cut short or edited); "
-            f"those runs are trained again")
+    store.warn_unreadable(say)
     todo = [j for j in plan.jobs if j.key not in store]
     say(f"calibrate {task.name}: {len(plan.candidates)} strategies x ({len(plan.full_seeds)} full-length runs of "
         f"{task.recipes.full.epochs} epochs + proxies of {', '.join(map(str, plan.lengths))} epochs"

@@ -74,10 +74,8 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     jobs = jobs_for(contenders, seeds, task)
     store = RunStore(make_folder(request.out_dir, "the compare report") / "runs.jsonl")  # before any training
     proxy_store = RunStore(request.out_dir / "proxy_runs.jsonl")
-    for kept in (store, proxy_store):
-        if kept.unreadable:
-            say(f"warning: {kept.unreadable} line(s) of {kept.path} are not runs (cut short or edited); "
-                f"those runs are trained again")
+    store.warn_unreadable(say)
+    proxy_store.warn_unreadable(say)
     todo = [j for j in jobs if j.key not in store]
     say(f"compare {study.study_name!r}: {len(found)} found + {len(baselines)} baselines = {len(contenders)} distinct "
         f"strategies x {request.seeds} seeds at {recipe.epochs} epochs = {len(jobs)} runs "

@@ -93,6 +93,12 @@ class RunStore:
                 continue
             self.runs[record.key] = record
 
+    def warn_unreadable(self, say) -> None:
+        """Say how many lines were not runs (those runs are trained again), if any."""
+        if self.unreadable:
+            say(f"warning: {self.unreadable} line(s) of {self.path} are not runs (cut short or edited); "
+                f"those runs are trained again")
+
     def __contains__(self, key: str) -> bool:
         return key in self.runs
 
