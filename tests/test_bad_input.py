@@ -120,7 +120,7 @@ def _scheme_cases(d: Path, st: list, good: str) -> dict[str, tuple[list, str]]:
 
     return {
         "unknown scheme kind": (["train", "--config", config("sk.yaml", {"kind": "teacher_assistant"})],
-                                "strategy.scheme.kind 'teacher_assistant' (did you mean 'assistant'?)"),
+                                "strategy.scheme.kind: unknown value 'teacher_assistant' (did you mean 'assistant'?)"),
         "born-again generations out of range": (["train", "--config", config("sg.yaml", {"kind": "born_again",
                                                                                          "generations": 9})],
                                                 "generations must be a whole number from 1 to 5, got 9"),

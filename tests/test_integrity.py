@@ -294,6 +294,31 @@ def test_an_interruption_waits_for_the_end_of_an_uninterruptible_block():
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
+def test_an_interruption_that_lands_in_a_finalizer_reaches_the_code_after_it_without_a_traceback(capsys):
+    """CI saw SIGTERM land while SQLAlchemy finalized a connection: Python swallowed the
+    KeyboardInterrupt there and printed its traceback."""
+    import signal
+    import sys
+
+    from autokd.search.interrupts import interrupts_as_keyboard
+
+    class Collected:
+        def __del__(self):  # the signal's handler raising inside a finalizer
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+
+    hook = sys.unraisablehook
+    reached = []
+    with interrupts_as_keyboard():
+        with pytest.raises(KeyboardInterrupt):
+            Collected()  # collected at once: its __del__ runs here
+            reached.append("after the finalizer")
+            time.sleep(1.0)  # the interruption arrives here
+        assert reached == ["after the finalizer"]
+    assert sys.unraisablehook is hook
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_sigterm_under_ray_exits_130_requeues_and_leaves_no_process(tmp_path):
     space = write_space(tmp_path / "s.yaml", space=SPACE)
     db = tmp_path / "term.db"
