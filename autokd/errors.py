@@ -106,15 +106,18 @@ def did_you_mean(value, allowed) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def unknown_at(where: str, value, allowed) -> AutokdError:
-    """:func:`unknown` for a config key: ``x.yaml: strategy.logit_loss: unknown value 'foo' ...``."""
+def _value_and_known(value, allowed) -> str:
+    """``'foo' (did you mean 'fo'?); known: a, b, ...`` (at most 40 listed)."""
     allowed = sorted(str(a) for a in allowed)
     listing = ", ".join(allowed) if len(allowed) <= 40 else ", ".join(allowed[:40]) + ", ..."
-    return AutokdError(f"{where}: unknown value {short_repr(value)}{did_you_mean(value, allowed)}; known: {listing}")
+    return f"{short_repr(value)}{did_you_mean(value, allowed)}; known: {listing}"
+
+
+def unknown_at(where: str, value, allowed) -> AutokdError:
+    """:func:`unknown` for a config key: ``x.yaml: strategy.logit_loss: unknown value 'foo' ...``."""
+    return AutokdError(f"{where}: unknown value {_value_and_known(value, allowed)}")
 
 
 def unknown(kind: str, value, allowed) -> AutokdError:
     """An error for an unknown name: names the value, suggests a match, lists what is allowed."""
-    allowed = sorted(str(a) for a in allowed)
-    listing = ", ".join(allowed) if len(allowed) <= 40 else ", ".join(allowed[:40]) + ", ..."
-    return AutokdError(f"unknown {kind} {short_repr(value)}{did_you_mean(value, allowed)}; known: {listing}")
+    return AutokdError(f"unknown {kind} {_value_and_known(value, allowed)}")

@@ -101,14 +101,11 @@ def build_plan(space_file, request: CalibrateRequest) -> tuple[Plan, list[str]]:
 
 def _check_baselines(prepared, plan: Plan) -> None:
     """Every baseline fits the task's models (its student's kwargs, its scheme's models), before any run."""
-    from autokd.training.run import check_strategy
+    from autokd.compare.plan import check_baseline
 
     for c in plan.candidates:
         if c.kind == BASELINE:
-            try:
-                check_strategy(prepared, c.full)
-            except AutokdError as exc:
-                raise AutokdError(f"baseline {c.name}: {exc}") from None
+            check_baseline(prepared, c.name, c.full)
 
 
 def _execute(prepared, todo, store: RunStore, request: CalibrateRequest, status: Status) -> None:

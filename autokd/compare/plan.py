@@ -91,20 +91,31 @@ def fitting(prepared, contenders: list[Contender], generated: set[str]) -> tuple
     baseline as the user wrote it (not in ``generated``, the copies at a searched student) that
     does not fit is an error naming it, before any training."""
     from autokd.errors import AutokdError
-    from autokd.training.run import check_strategy
 
     kept, unfit = [], []
     for c in contenders:
-        if c.kind == BASELINE:  # its scheme's models, its student, its compression, its layers
+        if c.kind == BASELINE:
             try:
-                check_strategy(prepared, c.strategy)
-            except AutokdError as exc:
+                check_baseline(prepared, c.name, c.strategy)
+            except AutokdError:
                 if not set(c.baselines) <= generated:
-                    raise AutokdError(f"baseline {c.name}: {exc}") from None
+                    raise
                 unfit.append(c.name)
                 continue
         kept.append(c)
     return kept, unfit
+
+
+def check_baseline(prepared, name: str, strategy) -> None:
+    """A baseline fits the task's models (its scheme's models, its student, its compression, its
+    layers): else an AutokdError naming it, raised before any run (compare, calibrate)."""
+    from autokd.errors import AutokdError
+    from autokd.training.run import check_strategy
+
+    try:
+        check_strategy(prepared, strategy)
+    except AutokdError as exc:
+        raise AutokdError(f"baseline {name}: {exc}") from None
 
 
 def with_baselines(found: list[Contender], baselines: list[Baseline], task) -> list[Contender]:
