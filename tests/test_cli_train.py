@@ -285,6 +285,7 @@ def hardening_runs(workspace, _session_cache_dir) -> dict:
             "layers_bad_kwarg_yaml": ["layers", "cnn1d", "--kwarg", "channels=[4"],
             "layers_huge_shape": ["layers", "cnn1d", "--input-shape", "1,100000000"],
             "layers_huge_model": ["layers", "cnn1d", "--kwarg", "channels=200000"],
+            "layers_kwarg_twice": ["layers", "cnn1d", "--kwarg", "channels=4", "--kwarg", "channels=8"],
         },
         workspace,
         env,
@@ -311,6 +312,7 @@ HARDENING_ERRORS = [
     ("layers_bad_kwarg_yaml", ["YAML syntax error in --kwarg channels"]),
     ("layers_huge_shape", ["--input-shape '1,100000000' is too large", "16,777,216"]),
     ("layers_huge_model", ["'cnn1d' has 400,004,200,010 parameters", "at most 2,000,000,000"]),
+    ("layers_kwarg_twice", ["--kwarg channels is given twice", "'channels=8'"]),
 ]
 
 

@@ -90,6 +90,9 @@ def test_user_baselines_file_and_its_errors(tmp_path):
     path.write_text("baselines:\n  x:\n    pairs: [{at: all, loss: hint, weight: 1}]\n")
     with pytest.raises(AutokdError, match=r"mine\.yaml: baselines\.x\.pairs\[0\]\.loss: unknown value 'hint'; known: at"):
         load_baselines(path, PAIRS, Recipe())
+    path.write_text("baselines:\n  short:\n    alpha: 0.5\n    recipe: {epochs: 3}\n")
+    with pytest.raises(AutokdError, match=r"mine\.yaml: baselines\.short\.recipe: a baseline trains with the recipe"):
+        load_baselines(path, PAIRS, Recipe())  # compare trained it at full length: its recipe was dropped unsaid
     path.write_text("strategies: {}\n")
     with pytest.raises(AutokdError, match="expected one top-level key 'baselines'"):
         load_baselines(path, PAIRS, Recipe())

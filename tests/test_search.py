@@ -166,6 +166,17 @@ def test_budget_is_total_and_rerun_adds_only_the_remainder(tmp_path, space_path)
     assert read_settings(study).budget == 5
 
 
+def test_a_run_with_another_sampler_continues_the_study_and_resume_follows_it(tmp_path, space_path):
+    search(tmp_path, space_path, "s", sampler="random", budget=2)
+    said = []
+    space_file = load_space_file(space_path)
+    settings = SearchSettings(space_file.text, space_file.source, sampler="tpe", budget=3, workers=0, device="cpu")
+    run_search(space_file, settings, "s", str(tmp_path / "studies.db"), say=said.append)
+    study = load(tmp_path, "s")
+    assert counts(study).finished == 3 and read_settings(study).sampler == "tpe"
+    assert any("searched with random; this run and later resumes use tpe" in m for m in said)
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

@@ -20,6 +20,9 @@ def _parse_kwargs(items) -> dict:
         key, value = item.split("=", 1)
         if not key.isidentifier():
             raise AutokdError(f"--kwarg {short_repr(item)}: {short_repr(key, 40)} is not a keyword name")
+        if key in kwargs:
+            raise AutokdError(f"--kwarg {key} is given twice ({short_repr(item)} after an earlier {key}=...); "
+                              f"give each keyword once")
         kwargs[key] = load_yaml_value(value, source=f"--kwarg {key}")
     return kwargs
 

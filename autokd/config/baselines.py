@@ -89,6 +89,10 @@ def adapt(name: str, entry: dict, pairs: list[tuple[str, str]], recipe: Recipe, 
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be a mapping (a strategy)")
     entry = dict(entry)
+    if "recipe" in entry:
+        raise ConfigError(f"{where}.recipe: a baseline trains with the recipe of the comparison that runs it (the "
+                          f"task's student recipe at full length, the proxies for calibrate), so its own would be "
+                          f"ignored; remove recipe")
     description = entry.pop("description", None)
     warmup_fraction = entry.pop("warmup_fraction", None)
     concrete = []

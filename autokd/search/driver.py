@@ -39,8 +39,7 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
     check_sampler_fits(settings.sampler, space)
     store = open_storage(storage) if storage_exists(storage) else None  # a new file is made only to write
     existing = find_study(name, store) if store is not None else None
-    if existing is not None:
-        check_same_search(existing, settings)
+    before = check_same_search(existing, settings) if existing is not None else None
     with interrupts_as_keyboard():
         prepared = prepare_task(space_file.task, settings.device, progress=say)
         if existing is not None:
@@ -54,6 +53,9 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
         pruning = settings.pruning and space.spec.pruning and not space.spec.multi_objective
         study.sampler = make_sampler(settings.sampler, space, run_seed(settings.seed, created, current_owner().tag()))
         study.pruner = optuna_pruner(epochs, pruning)
+        if before is not None and before.sampler != settings.sampler:
+            say(f"sampler: study {name!r} was searched with {before.sampler}; this run and later resumes use "
+                f"{settings.sampler} (the trials so far stay and count toward the budget)")
         if settings.warm_start and created:
             _warm_start(study, space, prepared.task, say)
         elif settings.warm_start:

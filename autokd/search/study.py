@@ -140,7 +140,7 @@ def check_same_teacher(study, teacher, further=None) -> None:
 
 
 def open_study(name: str, storage, settings: SearchSettings, teacher, further=None):
-    """Create the study, or load it and store the new budget and workers; returns ``(study, created)``.
+    """Create the study, or load it and store the new budget, workers and sampler; returns ``(study, created)``.
 
     Call once the search's set-up succeeded: this is the first write to the storage.
     """
@@ -161,8 +161,10 @@ def open_study(name: str, storage, settings: SearchSettings, teacher, further=No
     else:
         old = check_same_search(study, settings)
         check_same_teacher(study, teacher, further)
-        if (old.budget, old.workers) != (settings.budget, settings.workers):
-            _write(study, SETTINGS_ATTR, {**old.to_dict(), "budget": settings.budget, "workers": settings.workers})
+        kept = (old.budget, old.workers, old.sampler)
+        if kept != (settings.budget, settings.workers, settings.sampler):  # resume continues with this run's
+            _write(study, SETTINGS_ATTR, {**old.to_dict(), "budget": settings.budget, "workers": settings.workers,
+                                          "sampler": settings.sampler})
     stored = stored_teacher(study)
     if not stored or (further is not None and "further" not in stored):
         record = {"fingerprint": teacher.fingerprint, "source": teacher.source, "path": teacher.path}
