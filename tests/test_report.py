@@ -208,17 +208,22 @@ def test_format_table_lists_strategies_in_rank_order():
 
 
 def test_degenerate_comparison_still_writes_a_report(tmp_path):
-    """One seed (sd 0), no paired comparison, no history, no proxy values, no importances, no CE-only run."""
-    summaries = [StrategySummary("trial 0", FOUND, "kd T=2 alpha=0.5", 1, 0, 81.0, 0.0, 0.0, 82.0, None),
-                 StrategySummary("kd", BASELINE, "kd T=4 alpha=0.9", 1, 0, 82.5, 0.0, 0.0, 83.0, None, baselines=["kd"])]
+    """One seed (no sd), no paired comparison, no history, no proxy values, no importances, no CE-only run."""
+    from autokd.compare.plan import Contender
+    from autokd.compare.summary import _summary
+
     runs = [RunRecord("trial 0", FOUND, 0, 82.0, 81.0, 3.0, "a"), RunRecord("kd", BASELINE, 0, 83.0, 82.5, 3.0, "b")]
+    contenders = [Contender(FOUND, None, "kd T=2 alpha=0.5", "a", trial_number=0),
+                  Contender(BASELINE, None, "kd T=4 alpha=0.9", "b", baselines=["kd"])]
+    summaries = [_summary(c, [r], None, 99.0) for c, r in zip(contenders, runs)]
+    assert [(s.test_mean, s.test_sd, s.test_se) for s in summaries] == [(81.0, None, None), (82.5, None, None)]
     c = make_comparison(seeds=[0], summaries=summaries, runs=runs, paired=None, history=[], importances={},
                         fidelity=Fidelity(None, None, 1), exported="",
                         student=ModelSummary("cnn1d", {}, None), teacher=ModelSummary("cnn1d", {}, None))
     written = write_report(c, tmp_path)
     assert set(written) == {"results.csv", "summary.csv", "comparison.png", "report.md", "report.html"}
     md = (tmp_path / "report.md").read_text()
-    assert "81.00 ± 0.00" in md and "No paired comparison" in md and "No strategy was exported" in md
+    assert "| 81.00 | — |" in md and "81.00 ±" not in md and "No paired comparison" in md and "No strategy was exported" in md
     assert "? parameters" in md and "fewer than the teacher" not in md
     assert format_table(c).splitlines()[1].split()[1] == "kd"
 
@@ -325,3 +330,10 @@ def test_proxy_fidelity_has_a_bootstrap_interval_and_says_when_points_are_too_cl
     assert close.ci_low is None  # too few points for an interval
     assert "too close to rank" in fidelity_sentence(close) and "cannot judge" in fidelity_sentence(close)
     assert "Not enough points" in fidelity_sentence(spearman([1.0, 2.0], [1.0, 2.0]))
+
+
+def test_a_run_cost_reads_in_steps_below_a_thousand_and_thousands_above():
+    from autokd.compare.formats import fmt_cost
+
+    assert fmt_cost(40, 2.0) == "40 steps, 2s" and fmt_cost(23_400, 41.0) == "23.4k steps, 41s"
+    assert fmt_cost(None, None) == "—"

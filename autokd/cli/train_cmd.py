@@ -71,8 +71,8 @@ def train(config_path, epochs, seeds, out_path, save_path, device, threads, down
     cost = runs[0].footprint
     click.echo(
         f"{config.task.name}: {strategy.describe()}\n"
-        f"  val  {summary['val_mean']:.2f} ± {summary['val_sd']:.2f} %\n"
-        f"  test {summary['test_mean']:.2f} ± {summary['test_sd']:.2f} %   ({len(runs)} seed{'s' if len(runs) > 1 else ''})\n"
+        f"  val  {_mean_sd(summary['val_mean'], summary['val_sd'])}\n"
+        f"  test {_mean_sd(summary['test_mean'], summary['test_sd'])}   ({len(runs)} seed{'s' if len(runs) > 1 else ''})\n"
         f"  student: {cost.params:,} parameters, {cost.size_bytes / 1024:,.1f} KiB as deployed, "
         f"{cost.macs:,} MACs, {cost.latency_ms:.3f} ms on one CPU thread"
     )
@@ -162,12 +162,17 @@ def _train_seed(prepared, strategy, seed: int, progress: Progress, keep_model: b
 
 
 def _summary(runs) -> dict:
+    """Means and sample sds over the seeds (sd None with one seed: there is no spread to measure)."""
     return {
         "val_mean": statistics.fmean(r.val_acc for r in runs),
-        "val_sd": statistics.stdev(r.val_acc for r in runs) if len(runs) > 1 else 0.0,
+        "val_sd": statistics.stdev(r.val_acc for r in runs) if len(runs) > 1 else None,
         "test_mean": statistics.fmean(r.test_acc for r in runs),
-        "test_sd": statistics.stdev(r.test_acc for r in runs) if len(runs) > 1 else 0.0,
+        "test_sd": statistics.stdev(r.test_acc for r in runs) if len(runs) > 1 else None,
     }
+
+
+def _mean_sd(mean: float, sd) -> str:
+    return f"{mean:.2f} ± {sd:.2f} %" if sd is not None else f"{mean:.2f} %"
 
 
 def _write_results(out_path, config_path, task_name: str, strategy, prepared, runs, summary: dict) -> None:

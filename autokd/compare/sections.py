@@ -126,7 +126,7 @@ def comparison_section(c: Comparison, figures: Figures) -> list[Block]:
         table_rows.append(Row([
             str(rank) if rank is not None else DASH, Label(s.name, strong=bool(style)), s.kind, fmt_runs(s.n, s.failed),
             test_cell(s, DASH), fmt_acc(s.test_se), fmt_acc(s.val_mean), fmt_gap(s.gap_closed),
-            fmt_acc(s.proxy_val) if s.kind == FOUND else DASH, fmt_cost(s.steps_mean, s.seconds_mean),
+            fmt_acc(s.proxy_val), fmt_cost(s.steps_mean, s.seconds_mean),
             Code(s.description) if s.description else "",
         ], style))
     return ([Heading("Comparison"), Table(columns, table_rows, "ranking"), _comparison_note(c, best_found, best_base)]
@@ -155,8 +155,8 @@ def _comparison_note(c: Comparison, best_found, best_base) -> Paragraph:
     text = [f"Accuracies in %. Ranked by full-length test accuracy (mean over {seeds}, leaving out any run that "
             f"failed; sd across seeds, se = sd/√n). Runs: how many runs the numbers are over, and how many failed. "
             f"Gap closed = (test mean − student) / (teacher − student): 0% is the student trained alone with "
-            f"cross-entropy, 100% the teacher. Proxy val is the found strategy's validation accuracy in the short "
-            f"search run. Cost: one run's training steps (batches x models trained, every stage of its scheme) and "
+            f"cross-entropy, 100% the teacher. Proxy val is the validation accuracy at the search's short proxy "
+            f"length: a found strategy's in its trial, a baseline's in one run at the proxy's recipe and seed. Cost: one run's training steps (batches x models trained, every stage of its scheme) and "
             f"wall time."]
     if key:
         text += [" Highlighted (bold in Markdown): "] + key + [
@@ -182,8 +182,8 @@ def paired_section(c: Comparison) -> list[Block]:
         Fact("found", Code(p.found)),
         Fact("baseline", Code(p.baseline)),
         Fact("mean difference", f"{p.diff_mean:+.2f} points (found − baseline)" if finite(p.diff_mean) else DASH),
-        Fact("sd of differences", fmt_acc(p.diff_sd)),
-        Fact("standard error", fmt_acc(p.diff_se)),
+        Fact("sd of differences", fmt_acc(p.diff_sd) if p.n > 1 else DASH),
+        Fact("standard error", fmt_acc(p.diff_se) if p.n > 1 else DASH),
         Fact("t", f"{p.t:.2f}" if finite(p.t) else DASH),
         Fact("p (two-sided)", fmt_p(p.p_value)),
         Fact("n", plural(p.n, "paired seed") + both_ok),

@@ -67,6 +67,8 @@ def _summary(c: Contender, runs: list[RunRecord], student_mean: Optional[float],
     test_mean = test_sd = test_se = val_mean = gap = None
     if ok:
         test_mean, test_sd, test_se = mean_sd_se([r.test_acc for r in ok])
+        if len(ok) == 1:  # one run has no spread to show (0.00 would read as a measured one)
+            test_sd = test_se = None
         val_mean = mean_sd_se([r.val_acc for r in ok])[0]
         if student_mean is not None:
             gap = gap_closed(test_mean, student_mean, teacher_test)
