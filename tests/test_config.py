@@ -160,6 +160,11 @@ STRATEGY_ERRORS = [
     ({"recipe": {"epochs": 0}}, ["strategy.recipe.epochs", "at least 1", "0"]),
     ({"recipe": {"lr": 0}}, ["strategy.recipe.lr", "> 0"]),
     ({"recipe": {"batch_size": 0}}, ["strategy.recipe.batch_size"]),
+    # weights is a name or a list: a list's bad item is named (was "must be a string or a list, got a list")
+    ({"scheme": {"kind": "ensemble", "weights": [float("nan"), 1]}},
+     ["strategy.scheme.weights[0] must be a finite number", "nan"]),
+    ({"scheme": {"kind": "ensemble", "weights": [1, "x"]}}, ["strategy.scheme.weights[1] must be a number", "'x'"]),
+    ({"scheme": {"kind": "ensemble", "weights": 3}}, ["strategy.scheme.weights must be a string or a list", "3"]),
 ]
 
 

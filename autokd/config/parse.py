@@ -59,13 +59,14 @@ def convert(hint: Any, value: Any, where: str) -> Any:
         if float in options and isinstance(value, (int, float)) and not isinstance(value, bool):
             finite_float(value, where)  # NaN is "not a finite number", not "not an integer or a number"
         errors = []
-        for option in options:
-            if option is type(None):
-                continue
+        for option in real:
             try:
                 return convert(option, value, where)
             except ConfigError as exc:
-                errors.append(exc)
+                errors.append((option, exc))
+        shaped = [exc for option, exc in errors if _same_shape(option, value)]
+        if len(shaped) == 1:  # a list where a list may go: the error inside it ("weights[0] must be finite")
+            raise shaped[0]
         raise ConfigError(f"{where} must be {_type_name(hint)}, got {_describe(value)}")
     if dataclasses.is_dataclass(hint):
         return from_mapping(hint, value, where)
@@ -108,6 +109,15 @@ def finite_float(value: Any, where: str) -> float:
     if not math.isfinite(number):
         raise ConfigError(f"{where} must be a finite number, got {short_repr(value)}")
     return number
+
+
+def _same_shape(hint: Any, value: Any) -> bool:
+    """``value`` is the container ``hint`` asks for (a list for a list, a mapping for a mapping or a dataclass)."""
+    if isinstance(value, list):
+        return typing.get_origin(hint) is list
+    if isinstance(value, dict):
+        return typing.get_origin(hint) is dict or hint is dict or dataclasses.is_dataclass(hint)
+    return False
 
 
 def _type_name(hint: Any) -> str:
