@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -168,13 +169,16 @@ def test_budget_is_total_and_rerun_adds_only_the_remainder(tmp_path, space_path)
 
 def test_a_run_with_another_sampler_continues_the_study_and_resume_follows_it(tmp_path, space_path):
     search(tmp_path, space_path, "s", sampler="random", budget=2)
-    said = []
-    space_file = load_space_file(space_path)
-    settings = SearchSettings(space_file.text, space_file.source, sampler="tpe", budget=3, workers=0, device="cpu")
-    run_search(space_file, settings, "s", str(tmp_path / "studies.db"), say=said.append)
+    space_file, db, said = load_space_file(space_path), str(tmp_path / "studies.db"), []
+    settings = SearchSettings(space_file.text, space_file.source, sampler=None, budget=3, workers=0, device="cpu")
+    run_search(space_file, settings, "s", db, say=said.append)  # no --sampler: the study's own
+    assert read_settings(load(tmp_path, "s")).sampler == "random" and not any(m.startswith("sampler:") for m in said)
+    run_search(space_file, replace(settings, sampler="tpe", budget=4), "s", db, say=said.append)
     study = load(tmp_path, "s")
-    assert counts(study).finished == 3 and read_settings(study).sampler == "tpe"
+    assert counts(study).finished == 4 and read_settings(study).sampler == "tpe"
     assert any("searched with random; this run and later resumes use tpe" in m for m in said)
+    run_search(space_file, replace(settings, budget=1), "new", db, say=said.append)
+    assert read_settings(load(tmp_path, "new")).sampler == "tpe"  # a new study without --sampler: TPE
 
 
 def _dead_pid() -> int:

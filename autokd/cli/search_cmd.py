@@ -70,9 +70,10 @@ def _run(space_file, settings, name: str, storage, address) -> None:
 @space_option
 @click.option("--budget", type=click.IntRange(min=1), default=100, show_default=True,
               help="Total finished trials (complete + pruned + failed) the study should hold.")
-@click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe", show_default=True,
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=None,
               help="tpe: Optuna TPE; random: random search; ppo: a PPO controller (stable-baselines3); "
-                   "evolution: Optuna's NSGA-II, population 10.")
+                   "evolution: Optuna's NSGA-II, population 10. Default: tpe for a new study, the study's own "
+                   "when it goes on; naming another switches the study to it (resume follows).")
 @click.option("--workers", type=int, default=None,
               help="Trials at once, each a Ray Tune trial on one CPU (default: every CPU of this machine, or of "
                    "the cluster with --address); 0 runs them one by one in this process, without Ray.")
@@ -107,7 +108,7 @@ def search(space, budget, sampler, workers, name, storage, address, seed, no_pru
 
     space_file = load_space_file(space, _space_overrides(objectives, max_params, max_size_kb, max_latency_ms))
     space_file.task.data.download = space_file.task.data.download or download
-    name = name if name is not None else default_study_name(space_file.source, sampler)
+    name = name if name is not None else default_study_name(space_file.source, sampler or "tpe")
     settings = SearchSettings(space_text=space_file.text, space_source=space_file.source, sampler=sampler,
                               budget=budget, workers=workers, seed=seed, device=device, pruning=not no_pruning,
                               warm_start=warm_start, confirm=confirm)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import replace
 from typing import Callable, Iterator, Optional
 
 from autokd.search.binding import bind_space
@@ -36,10 +37,12 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
 
     _check_flags(name, settings, address)
     space = bind_space(space_file)
-    check_sampler_fits(settings.sampler, space)
     store = open_storage(storage) if storage_exists(storage) else None  # a new file is made only to write
     existing = find_study(name, store) if store is not None else None
     before = check_same_search(existing, settings) if existing is not None else None
+    if settings.sampler is None:  # not named: the study goes on with its own
+        settings = replace(settings, sampler=before.sampler if before is not None else "tpe")
+    check_sampler_fits(settings.sampler, space)
     with interrupts_as_keyboard():
         prepared = prepare_task(space_file.task, settings.device, progress=say)
         if existing is not None:

@@ -24,7 +24,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 class SearchSettings:
     space_text: str  # the normalised YAML of task + space
     space_source: str  # where it was read from (a shipped name's path, or the user's file)
-    sampler: str = "tpe"
+    sampler: Optional[str] = "tpe"  # None: the study's own (a re-run without --sampler), tpe for a new study
     budget: int = 100  # total finished trials (complete + pruned + failed) the study should hold
     workers: Optional[int] = None  # trials at once; None: every CPU (of the cluster with --address)
     seed: int = 0
