@@ -83,3 +83,17 @@ def _umask() -> int:
 def write_text(path: PathLike, text: str, what: str, create_folder: bool = False) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; see :func:`write_atomic`."""
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), what, create_folder)
+
+
+def check_replaceable(path: PathLike, option: str, what: str, written_by_autokd: Callable[[Path], bool]) -> None:
+    """Refuse ``option PATH`` when it names a file autokd did not write (``written_by_autokd`` says):
+    a task file, a teacher checkpoint or data named by mistake would be replaced, not kept. A missing
+    or empty file, or one autokd wrote (an earlier run's output), may be replaced."""
+    target = Path(path).expanduser()
+    try:
+        if not target.is_file() or target.stat().st_size == 0 or written_by_autokd(target):
+            return
+    except OSError:
+        return  # unreadable: the write itself will say why
+    raise AutokdError(f"{option} {path} exists and is not {what} autokd wrote; it would be replaced: name a new "
+                      f"file (or remove that one yourself)")

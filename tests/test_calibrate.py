@@ -176,14 +176,27 @@ def test_calibrate_cli_on_ray_writes_the_report_and_a_copy_never_the_space_file(
     (["--threshold", "1.5"], "--threshold must be a Spearman rho in [-1, 1]"),
     (["--strategies", "1", "--baselines", "none"], "Spearman's rho needs at least 3"),
     (["--write-space", "{space}"], "is the space file being calibrated"),
+    (["--write-space", "{other}"], "mine.yaml exists and is not a space file copy autokd wrote"),
     (["--workers", "-1"], "--workers must be >= 0"),
 ])
 def test_calibrate_bad_input_is_one_error_line_and_creates_nothing(tmp_path, args, message):
     path = write_space(tmp_path / "tiny.yaml", space=SPACE)
-    args = [a.replace("{space}", str(path)) for a in args]
+    mine = tmp_path / "mine.yaml"  # a task file of the user's: was replaced by the copy (data loss)
+    mine.write_text("task: default\n")
+    args = [a.replace("{space}", str(path)).replace("{other}", str(mine)) for a in args]
     out = run_cli("calibrate", "--space", path, "--out", tmp_path / "cal", *args)
     assert out.returncode == 2 and out.stderr.startswith("error: ") and message in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "cal").exists()
+    assert mine.read_text() == "task: default\n"
+
+
+def test_write_space_replaces_only_an_earlier_copy(tmp_path):
+    from autokd.calibrate.space_copy import check_destination, write_space_copy
+
+    path = write_space(tmp_path / "tiny.yaml", space=SPACE)
+    copy = write_space_copy(str(path), tmp_path / "copy.yaml", 2, False)
+    check_destination(str(path), copy)  # an earlier copy: replaced
+    assert load_space_file(write_space_copy(str(path), copy, 3, True)).task.recipes.proxy.epochs == 3
 
 
 def test_a_baseline_that_cannot_run_is_an_error_naming_it_before_any_run(tmp_path):

@@ -275,6 +275,7 @@ def hardening_runs(workspace, _session_cache_dir) -> dict:
             "out_under_a_file": ["train", "--config", "configs/ce.yaml", "--out", "a_file/result.json"],
             "out_is_the_config": ["train", "--config", "configs/ce.yaml", "--out", "configs/../configs/ce.yaml"],
             "save_is_out": ["train", "--config", "configs/ce.yaml", "--out", "r.json", "--save", "./r.json"],
+            "out_is_the_task_file": ["train", "--config", "configs/ce.yaml", "--out", "tiny.yaml"],
             "diverging_student": ["train", "--config", "configs/diverge.yaml", "--seeds", "2"],
             "diverging_teacher": ["teacher", "--space", "diverging_teacher.yaml"],
             "seeds_past_the_last": ["train", "--config", "configs/last_seed.yaml", "--seeds", "2"],
@@ -302,6 +303,7 @@ HARDENING_ERRORS = [
     ("out_under_a_file", ["a_file", "it is a file, not a folder"]),
     ("out_is_the_config", ["--out and --config both name configs/../configs/ce.yaml", "name another file"]),
     ("save_is_out", ["--save and --out both name ./r.json", "name another file"]),
+    ("out_is_the_task_file", ["--out tiny.yaml exists and is not a results file autokd wrote", "name a new file"]),
     ("diverging_student", ["student diverged with seed 0", "strategy.recipe.lr (now 1e+06)", "loss weights"]),
     ("diverging_teacher", ["teacher 'cnn1d' diverged", "task.teacher.recipe.lr (now 1e+06)"]),
     ("seeds_past_the_last", ["--seeds 2 from seed 4294967295", "at most 1 seeds"]),
@@ -326,8 +328,31 @@ def test_hardening_errors_exit_2_with_one_error_line(hardening_runs, name, needl
     assert len(errors[0]) < 500, errors[0]
     for needle in needles:
         assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
-    if name in ("out_is_folder", "out_under_a_file", "out_is_the_config", "save_is_out"):  # before anything trains
+    if name in ("out_is_folder", "out_under_a_file", "out_is_the_config", "save_is_out", "out_is_the_task_file"):
         assert "seed 0" not in proc.stderr and "generating" not in proc.stderr
+
+
+def test_out_and_save_replace_only_files_an_earlier_train_wrote(tmp_path):
+    """--save over the task's teacher checkpoint replaced the teacher with the student (data loss)."""
+    from autokd.cli.train_cmd import _check_out
+    from autokd.errors import AutokdError
+    from autokd.compression.saved import save_student
+
+    results, empty, task = tmp_path / "r.json", tmp_path / "empty.json", tmp_path / "task.yaml"
+    results.write_text(json.dumps({"task": "t", "strategy": {}, "runs": [], "val_mean": 90.0}))
+    empty.write_text("")
+    task.write_text("task: default\n")
+    for ok in (results, empty, tmp_path / "new.json"):
+        _check_out(ok, "--out")
+    with pytest.raises(AutokdError, match=r"--out .*task\.yaml exists and is not a results file autokd wrote"):
+        _check_out(task, "--out")
+    checkpoint, student = tmp_path / "teacher.pt", tmp_path / "student.pt"
+    torch.save({"weight": torch.zeros(2)}, checkpoint)
+    save_student(student, torch.nn.Linear(2, 2), ("mlp", {}), 2, (2,), {}, {})
+    _check_out(student, "--save")
+    for mine in (checkpoint, results):
+        with pytest.raises(AutokdError, match="exists and is not a student autokd wrote"):
+            _check_out(mine, "--save")
 
 
 def test_an_unwritable_cache_keeps_the_teacher_for_the_run(hardening_runs):

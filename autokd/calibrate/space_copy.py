@@ -13,14 +13,18 @@ from typing import Optional
 
 from autokd.errors import AutokdError
 
+HEADER_MARK = "with the proxy recommended by autokd calibrate"  # the copy's first line holds it
+
 
 def recommended_lines(epochs: int, pruning_safe: Optional[bool]) -> str:
     return f"task:\n  recipes:\n    proxy: {{epochs: {epochs}}}\nspace:\n  pruning: {'true' if pruning_safe else 'false'}\n"
 
 
 def check_destination(source: str, dest: Path) -> None:
-    """``--write-space``: not the calibrated file itself, not a folder (checked before any training)."""
+    """``--write-space``: not the calibrated file itself, not a folder, not a file of the user's (a
+    task file, another space: only an earlier copy is replaced); checked before any training."""
     from autokd.config.files import resolve_space_path
+    from autokd.outputs import check_replaceable
 
     dest = Path(dest).expanduser()
     if dest.is_dir():
@@ -30,6 +34,14 @@ def check_destination(source: str, dest: Path) -> None:
     if dest.exists() and dest.resolve() == Path(resolve_space_path(source)).resolve():
         raise AutokdError(f"--write-space {dest} is the space file being calibrated; calibrate never writes into it: "
                           "name another file")
+    check_replaceable(dest, "--write-space", "a space file copy", _is_a_copy)
+
+
+def _is_a_copy(path: Path) -> bool:
+    """A file calibrate wrote (its header's first line says so): only such a file is replaced."""
+    with open(path, "rb") as handle:
+        first = handle.readline(400)
+    return first.startswith(b"# ") and HEADER_MARK.encode() in first
 
 
 def write_space_copy(source: str, dest: Path, epochs: int, pruning_safe: Optional[bool]) -> Path:
@@ -47,7 +59,7 @@ def write_space_copy(source: str, dest: Path, epochs: int, pruning_safe: Optiona
     recipes["proxy"] = {**(recipes.get("proxy") or {}), "epochs": epochs}
     space = dict(data.get("space") or {})
     space["pruning"] = bool(pruning_safe)
-    header = (f"# {path.name} with the proxy recommended by autokd calibrate: {epochs} epochs, pruning "
+    header = (f"# {path.name} {HEADER_MARK}: {epochs} epochs, pruning "
               f"{'on' if pruning_safe else 'off'}.\n# Written from {path}; its comments are not carried over.\n")
     dest = Path(dest).expanduser()
     text = header + dump_yaml({"task": {**task, "recipes": recipes}, "space": space})

@@ -106,14 +106,38 @@ def _check_distinct(config_path, out_path, save_path) -> None:
 
 
 def _check_out(out_path, option: str = "--out") -> None:
-    """``--out``/``--save`` must name a file in a folder that exists (or can be made) and is writable."""
-    from autokd.outputs import make_folder
+    """``--out``/``--save`` must name a file in a folder that exists (or can be made) and is writable,
+    and not a file of the user's (only an earlier run's results or student is replaced)."""
+    from autokd.outputs import check_replaceable, make_folder
 
     target = Path(out_path).expanduser()
     example = "result.json" if option == "--out" else "student.pt"
     if target.is_dir():
         raise AutokdError(f"{option} {target} is a folder; name a file, e.g. {target / example}")
     make_folder(target.parent, f"the {'results' if option == '--out' else 'student'} ({option})")
+    if option == "--out":
+        check_replaceable(target, option, "a results file", _is_results_file)
+    else:
+        check_replaceable(target, option, "a student", _is_saved_student)
+
+
+def _is_results_file(path: Path) -> bool:
+    """A JSON file ``train --out`` wrote (its task, strategy and runs)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and {"task", "strategy", "runs"} <= set(data)
+
+
+def _is_saved_student(path: Path) -> bool:
+    from autokd.compression.saved import SavedStudentError, read_saved
+
+    try:
+        read_saved(path)
+    except SavedStudentError:
+        return False
+    return True
 
 
 _ENSEMBLE_SAVE = ("--save: this strategy ships an ensemble of born-again generations (scheme.ensemble: true), "
