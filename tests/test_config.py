@@ -130,6 +130,9 @@ STRATEGY_ERRORS = [
     ({"alpha": -0.1}, ["strategy.alpha", "[0, 1]"]),
     ({"temperature": 0}, ["strategy.temperature", "> 0"]),
     ({"temperature": -1.5}, ["strategy.temperature", "> 0"]),
+    ({"temperature": 1e160}, ["strategy.temperature", "at most 100", "1e+160"]),  # was an OverflowError
+    ({"recipe": {"lr": 1e39}}, ["strategy.recipe.lr", "at most 3.4e+38", "1e+39"]),  # was a float32 overflow
+    ({"recipe": {"weight_decay": 1e39}}, ["strategy.recipe.weight_decay", "at most 3.4e+38"]),
     ({"pairs": [{"teacher": "a", "student": "b", "loss": "fitnet", "weight": -1}]},
      ["strategy.pairs[0].weight", ">= 0", "-1"]),
     ({"relations": [{"loss": "rkd", "weight": -0.5}]}, ["strategy.relations[0].weight", ">= 0"]),

@@ -70,6 +70,9 @@ def test_space_defaults_and_fixed_parameter_names(space_path):
     [
         ({"temperature": {"low": 8, "high": 1}}, "empty range, low 8"),
         ({"alpha": {"low": 0, "high": 2}}, "alpha.high must be <= 1.0"),
+        ({"temperature": 1e200}, "space.temperature must be in (0, 100], got 1e+200"),  # every trial overflowed
+        ({"temperature": {"low": 1, "high": 1000}}, "temperature.high must be <= 100"),
+        ({"lr": 1e39}, "space.lr must be in (0, 3.4e+38]"),
         ({"weight_scale": {"low": 0, "high": 1, "log": True}}, "weight_scale.low must be > 0"),
         ({"pair_losses": ["none", "fitnett"]}, "did you mean 'fitnet'"),
         ({"relation_losses": ["crd", "kd"]}, "space.relation_losses: unknown loss 'kd'"),

@@ -25,7 +25,7 @@ from typing import Optional
 
 from autokd.config.compression import Compression, compression_to_dict
 from autokd.config.parse import finite_float, from_mapping, to_mapping
-from autokd.config.schemes import SCHEME_TYPES, Scheme, SingleScheme, scheme_from_dict
+from autokd.config.schemes import MAX_SCHEME_TEMPERATURE, SCHEME_TYPES, Scheme, SingleScheme, scheme_from_dict
 from autokd.errors import ConfigError, key_text, short_repr, unknown_at
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -33,6 +33,8 @@ SCHEDULES = ("cosine", "step", "constant")
 MAX_EPOCHS = 100_000
 MAX_BATCH_SIZE = 2**20
 MAX_SEED = 2**32 - 1
+MAX_TEMPERATURE = MAX_SCHEME_TEMPERATURE  # a softmax at T > 100 is flat; at ~1e154 T**2 overflows
+MAX_RATE = 3.4e38  # lr and weight decay: torch's optimisers keep them as float32
 
 
 @dataclass
@@ -58,10 +60,11 @@ class Recipe:
             raise ConfigError(f"{where}.schedule {short_repr(self.schedule)} is not one of {', '.join(SCHEDULES)}")
         for name in ("lr", "weight_decay", "momentum", "gamma"):  # a Recipe built in code skips the parser's check
             finite_float(getattr(self, name), f"{where}.{name}")
-        if not self.lr > 0:
-            raise ConfigError(f"{where}.lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"{where}.weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 < self.lr <= MAX_RATE:
+            raise ConfigError(f"{where}.lr must be > 0 and at most {MAX_RATE:g} (a float32), got {self.lr}")
+        if not 0 <= self.weight_decay <= MAX_RATE:
+            raise ConfigError(f"{where}.weight_decay must be >= 0 and at most {MAX_RATE:g} (a float32), "
+                              f"got {self.weight_decay}")
         if not 0 <= self.momentum < 1:
             raise ConfigError(f"{where}.momentum must be in [0, 1), got {self.momentum}")
         if not 0 < self.gamma <= 1:
@@ -128,8 +131,8 @@ class Strategy:
         from autokd.losses import EMBEDDING_LOSSES, LOGIT_LOSSES, PAIR_LOSSES
 
         finite_float(self.temperature, f"{where}.temperature")
-        if not self.temperature > 0:
-            raise ConfigError(f"{where}.temperature must be > 0, got {self.temperature}")
+        if not 0 < self.temperature <= MAX_TEMPERATURE:
+            raise ConfigError(f"{where}.temperature must be > 0 and at most {MAX_TEMPERATURE:g}, got {self.temperature}")
         if not 0 <= self.alpha <= 1:
             raise ConfigError(f"{where}.alpha must be in [0, 1] (the KD weight; CE gets 1 - alpha), got {self.alpha}")
         if self.logit_loss not in LOGIT_LOSSES:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 from autokd.config.parse import convert, from_mapping
+from autokd.config.strategy import MAX_RATE, MAX_TEMPERATURE
 from autokd.errors import ConfigError, did_you_mean, short_repr
 from autokd.losses import EMBEDDING_LOSSES, LOGIT_LOSSES, PAIR_LOSSES
 
@@ -119,11 +120,11 @@ def space_from_dict(data: Optional[dict], where: str = "space") -> SpaceSpec:
         setattr(spec, key, value)
     spec.pairs = _pairs_from(pairs, f"{where}.pairs")
     _check_standardization(spec.logit_standardization, f"{where}.logit_standardization")
-    _check_knob(spec.temperature, f"{where}.temperature", positive=True)
+    _check_knob(spec.temperature, f"{where}.temperature", positive=True, upper=MAX_TEMPERATURE)
     _check_knob(spec.alpha, f"{where}.alpha", upper=1.0)
     _check_knob(spec.weight_scale, f"{where}.weight_scale", positive=True)
     if spec.lr is not None:
-        _check_knob(spec.lr, f"{where}.lr", positive=True)
+        _check_knob(spec.lr, f"{where}.lr", positive=True, upper=MAX_RATE)
     _check_choices(spec.logit_losses, LOGIT_LOSSES, f"{where}.logit_losses")
     standardizes = spec.logit_standardization is True or (isinstance(spec.logit_standardization, list)
                                                            and True in spec.logit_standardization)
@@ -180,7 +181,7 @@ def _check_knob(knob: Knob, where: str, positive: bool = False, upper: Optional[
         return
     value = convert(float, knob, where)
     if positive and value <= 0 or value < 0 or (upper is not None and value > upper):
-        allowed = "> 0" if positive else f"in [0, {upper}]" if upper is not None else ">= 0"
+        allowed = ("> 0" if positive else ">= 0") if upper is None else f"in {'(' if positive else '['}0, {upper:g}]"
         raise ConfigError(f"{where} must be {allowed}, got {value}")
 
 
