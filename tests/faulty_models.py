@@ -1,7 +1,9 @@
 """Student models that break training on purpose, for the fault tests (``faulty_models:NAME``).
 
 They behave like a tiny cnn1d during autokd's dummy forwards (batch 2, eval mode) and break only
-in training, so the search's set-up succeeds and the fault hits inside a trial.
+in training, so the search's set-up succeeds and the fault hits inside a trial. The last three
+break what comes around training instead: its measurement (``NoBatchOfOne``, ``NotCountable``)
+or its optimizer (``NoParameters``).
 """
 
 import os
@@ -60,3 +62,35 @@ class DyingNet(_Faulty):
             marker.write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
         return out
+
+
+class NoBatchOfOne(CNN1d):
+    """Refuses a batch of one (as a model with batch statistics or an assert on the batch does):
+    trains and evaluates normally, and is measured at batch 2."""
+
+    def forward(self, x):
+        if x.shape[0] == 1:
+            raise RuntimeError("this model needs a batch of more than one sample")
+        return super().forward(x)
+
+
+class NotCountable(CNN1d):
+    """Runs, but not under torch's FLOP counter (a dispatch mode), as some custom kernels do."""
+
+    def forward(self, x):
+        from torch.utils._python_dispatch import is_in_torch_dispatch_mode
+
+        if is_in_torch_dispatch_mode():
+            raise RuntimeError("this kernel cannot run under a dispatch mode")
+        return super().forward(x)
+
+
+class NoParameters(torch.nn.Module):
+    """Constant logits: nothing for an optimizer to train."""
+
+    def __init__(self, num_classes=10, channels=4):
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, x):
+        return torch.zeros(x.shape[0], self.num_classes)

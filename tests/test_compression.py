@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from autokd.compression import quantize
-from autokd.compression.measure import count_macs, count_params, deployed_bytes, latency_ms
+from autokd.compression.measure import count_macs, count_params, deployed_bytes, footprint, latency_ms
 from autokd.compression.prune import PruningError, prune_channels, resize_like
 from autokd.models.registry import build_model
 
@@ -129,3 +129,24 @@ def test_a_pruned_model_is_rebuilt_from_its_state_dict():
     assert torch.equal(fresh.eval()(x), pruned(x))
     with pytest.raises(PruningError, match="cannot rebuild"):
         resize_like(nn.Sequential(nn.LayerNorm(4)), {"0.weight": torch.ones(2)})
+
+
+def test_a_model_that_refuses_a_batch_of_one_is_measured_at_two():
+    from faulty_models import NoBatchOfOne
+
+    from autokd.models.mnist1d_nets import CNN1d
+
+    model = NoBatchOfOne(channels=4).train()
+    cost = footprint(model, model, (1, 40))  # was: RuntimeError from the forward at batch 1, the run lost
+    assert cost.macs == count_macs(CNN1d(channels=4), torch.zeros(1, 1, 40)) and cost.latency_ms > 0
+    assert model.training  # the caller's model is left in its mode
+
+
+def test_a_model_that_cannot_be_measured_is_recorded_as_unknown_with_a_warning():
+    from faulty_models import NotCountable
+
+    model = NotCountable(channels=4)
+    with pytest.warns(RuntimeWarning, match=r"MACs could not be measured \(a forward at batch 1 failed: RuntimeError: "
+                                            r"this kernel cannot run under a dispatch mode;.*recorded as unknown"):
+        cost = footprint(model, model, (1, 40))
+    assert cost.macs is None and cost.latency_ms > 0 and cost.params == count_params(model)

@@ -4,6 +4,7 @@ schemes), the shipped examples, and a student saved by ``autokd train --save`` a
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from autokd.errors import ConfigError
 from conftest import TINY_RECIPE, TINY_TASK, run_cli, write_config, write_space
 
 KD = {"temperature": 4.0, "alpha": 0.9, "recipe": TINY_RECIPE}
+TESTS = Path(__file__).parent  # faulty_models
 
 
 @pytest.mark.parametrize("compression", [
@@ -146,3 +148,31 @@ def test_saving_a_born_again_ensemble_is_refused_before_training(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: --save") and "epoch" not in proc.stderr
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_a_student_that_refuses_a_batch_of_one_trains_and_reports_its_footprint(tmp_path):
+    """Its footprint is measured at batch 2 (was: a traceback from the MAC count after training, the run lost)."""
+    task = {**TINY_TASK, "student": {"model": "faulty_models:NoBatchOfOne", "kwargs": {"channels": 4}}}
+    write_space(tmp_path / "tiny.yaml", task=task)
+    write_config(tmp_path / "c.yaml", KD, "tiny.yaml")
+    proc = run_cli("train", "--config", "c.yaml", "--epochs", "1", "--out", "r.json", cwd=tmp_path,
+                   env={"PYTHONPATH": str(TESTS)})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert re.search(r"student: [\d,]+ parameters, .* [\d,]+ MACs, [\d.]+ ms", proc.stdout), proc.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["runs"][0]["footprint"]["macs"] > 0
+
+
+@pytest.mark.parametrize("objectives, constraints", [(["accuracy", "macs"], {}), (["accuracy"], {"max_latency_ms": 5})])
+def test_a_search_on_macs_or_latency_refuses_a_student_they_cannot_be_measured_on(tmp_path, objectives, constraints):
+    from autokd.errors import AutokdError
+    from autokd.search.binding import bind_space
+    from autokd.search.space_file import load_space_file
+
+    task = {**TINY_TASK, "student": {"model": "faulty_models:NotCountable", "kwargs": {"channels": 4}}}
+    space = {"pair_losses": ["none"], "relation_losses": [], "objectives": objectives, "constraints": constraints}
+    with pytest.raises(AutokdError, match=r"^the (objective macs|constraint max_latency_ms) needs the student's MACs "
+                                          r"or latency, but the student 'faulty_models:NotCountable' cannot be "
+                                          r"measured \(.*dispatch mode\); drop it or use params or size$"):
+        bind_space(load_space_file(write_space(tmp_path / "s.yaml", task=task, space=space)))
+    sized = {**space, "objectives": ["accuracy", "params"], "constraints": {}}  # counted, not measured: no forward
+    bind_space(load_space_file(write_space(tmp_path / "p.yaml", task=task, space=sized)))

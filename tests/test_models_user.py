@@ -4,6 +4,7 @@ bound, what forward returns."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from autokd.errors import AutokdError
 from autokd.models.registry import build_model
 
 SIGNAL = (1, 40)
+TESTS = Path(__file__).parent  # faulty_models, for CLI subprocesses
 
 
 def n_params(model: nn.Module) -> int:
@@ -248,3 +250,48 @@ def test_check_logits_accepts_a_classifier_and_leaves_the_rng_alone():
     state = torch.get_rng_state()
     check_logits(model, "cnn1d", "teacher", SIGNAL, 10)
     assert torch.equal(state, torch.get_rng_state())
+
+
+# --- models with nothing to train; layers of odd models ---------------------------------------
+
+
+@pytest.mark.parametrize("role", ["teacher", "student"])
+def test_a_model_with_nothing_to_train_is_refused_before_training_naming_it_and_its_role(tmp_path, role):
+    """Was: ValueError: optimizer got an empty parameter list (train, teacher), every trial failed (search)."""
+    from conftest import TINY_TASK, run_cli, write_config, write_space
+
+    from autokd.search.binding import bind_space
+    from autokd.search.space_file import load_space_file
+
+    task = {**TINY_TASK, role: {**TINY_TASK[role], "model": "faulty_models:NoParameters", "kwargs": {}}}
+    write_space(tmp_path / "t.yaml", task=task, space={"pair_losses": ["none"], "relation_losses": []})
+    write_config(tmp_path / "c.yaml", {"alpha": 0.0}, "t.yaml")
+    expected = (f"{role} model 'faulty_models:NoParameters' has nothing to train: it has no parameters, so autokd "
+                f"cannot train it; give it at least one trainable parameter (an nn.Linear, say)")
+    proc = run_cli("train", "--config", "c.yaml", "--epochs", "1", cwd=tmp_path, env={"PYTHONPATH": str(TESTS)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"error: {expected}"
+    with pytest.raises(AutokdError) as info:
+        bind_space(load_space_file(tmp_path / "t.yaml"))  # a search: refused before its study is created
+    assert str(info.value) == expected
+
+
+def test_check_logits_refuses_a_model_whose_parameters_are_all_frozen():
+    from autokd.models.checks import check_logits
+
+    model = build_model("cnn1d", {"channels": 4}, 10, SIGNAL).requires_grad_(False)
+    with pytest.raises(AutokdError, match=rf"^assistant model 'cnn1d' has nothing to train: all its "
+                                          rf"{n_params(model):,} parameters are frozen \(requires_grad=False\)"):
+        check_logits(model, "cnn1d", "assistant", SIGNAL, 10)
+
+
+def test_layers_of_a_model_without_layers_and_of_a_bare_linear_are_listed():
+    from conftest import run_cli
+
+    empty = run_cli("layers", "faulty_models:NoParameters", "--input-shape", "1,40", env={"PYTHONPATH": str(TESTS)})
+    assert empty.returncode == 0 and "Traceback" not in empty.stderr, empty.stderr  # was: max() arg is an empty sequence
+    assert empty.stdout.splitlines()[1] == "  (no layers to tap: NoParameters has no submodules and no nn.Linear classifier)"
+    bare = run_cli("layers", "torch.nn:Linear", "--kwarg", "in_features=40", "--kwarg", "out_features=10",
+                   "--input-shape", "40")
+    assert bare.returncode == 0, bare.stderr
+    assert bare.stdout.splitlines()[1].split() == ["embedding", "input", "of", "the", "model", "itself", "(Linear)", "40"]

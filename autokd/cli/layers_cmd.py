@@ -51,6 +51,9 @@ def _print_layers(title: str, model, input_shape) -> None:
     click.echo(title)
     rows = [(info.path, info.type_name, "x".join(map(str, info.output_shape)) if info.output_shape else "-")
             for info in list_layers(model, input_shape)]
+    if not rows:
+        click.echo(f"  (no layers to tap: {type(model).__name__} has no submodules and no nn.Linear classifier)")
+        return
     width = max(len(r[0]) for r in rows)
     type_width = max(len(r[1]) for r in rows)
     for path, type_name, shape in rows:

@@ -88,7 +88,7 @@ def prune_channels(model: nn.Module, amount: float, example: torch.Tensor) -> nn
 
 def resize_like(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     """``model`` (changed in place) with every layer whose saved tensors in ``state`` have other
-    shapes rebuilt empty at those shapes, so that ``load_state_dict(state)`` fits.
+    shapes rebuilt (zero) at those shapes, so that ``load_state_dict(state)`` fits.
 
     Handles the layers pruning shrinks (convolutions, Linear, batch norm); another kind of layer
     whose shapes differ is a :class:`PruningError`."""
@@ -104,7 +104,7 @@ def resize_like(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
         for name in own:
             saved = state.get(prefix + name)
             if saved is not None and saved.shape != own[name].shape:
-                tensor = torch.empty(saved.shape, dtype=own[name].dtype)
+                tensor = torch.zeros(saved.shape, dtype=own[name].dtype)  # finite: prepare() observes it
                 if isinstance(own[name], nn.Parameter):
                     setattr(module, name, nn.Parameter(tensor, requires_grad=own[name].requires_grad))
                 else:

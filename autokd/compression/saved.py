@@ -66,12 +66,27 @@ def rebuild(payload: dict, deployed: bool = True) -> nn.Module:
     compression = from_mapping(Compression, payload["compression"], "compression")
     state = payload["state_dict"]
     model = build_model(payload["model"], payload["kwargs"], payload["num_classes"], tuple(payload["input_shape"]))
-    resize_like(model, state)
+    resize_like(model, plain_names(model, state))  # pruned shapes first: quantization then wraps the resized layers
     if compression.quantize is not None:  # the same layer plan as in training (the classifier found by a forward)
         prepare(model, compression.quantize.bits, torch.zeros(2, *payload["input_shape"]))
     model.load_state_dict(state)
     model.eval()
     return deploy(model, compression).eval() if deployed else model
+
+
+def plain_names(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with each fake-quantized layer's tensors also under the plain ``model``'s names: a
+    layer quantization wrapped at ``P`` saves its weight as ``P.layer.weight``, the model not yet
+    prepared has it at ``P.weight`` (so :func:`resize_like` sees a pruned and quantized layer's shapes)."""
+    from autokd.compression.quantize import quantizable_layers
+
+    view = dict(state)
+    for path, module in quantizable_layers(model):
+        prefix = f"{path}." if path else ""
+        for name, _tensor in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
+            if prefix + name not in state and f"{prefix}layer.{name}" in state:
+                view[prefix + name] = state[f"{prefix}layer.{name}"]
+    return view
 
 
 def load_student(path: Union[str, Path], deployed: bool = True) -> nn.Module:

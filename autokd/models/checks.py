@@ -1,4 +1,5 @@
-"""Checking that a model is usable as a classifier: one dummy forward, before any training.
+"""Checking that a model is usable as a classifier: one dummy forward, before any training, and
+parameters for the optimizer to train.
 
 A model whose forward returns a tuple, a dict or logits of the wrong width would otherwise fail
 deep inside a loss or the accuracy count, after the teacher has trained.
@@ -18,7 +19,8 @@ def check_logits(model: nn.Module, name: str, role: str, input_shape: tuple[int,
     """Run ``model`` once on a zero batch of 2 (eval mode, no grad; the RNG is not touched).
 
     Raises :class:`AutokdError` naming the model (``role``: teacher or student) when the forward
-    fails or returns anything but a tensor of shape (2, ``num_classes``).
+    fails or returns anything but a tensor of shape (2, ``num_classes``), or when the model has no
+    trainable parameter (see :func:`check_trainable`).
     """
     batch = (2, *input_shape)
     was_training = model.training
@@ -42,6 +44,18 @@ def check_logits(model: nn.Module, name: str, role: str, input_shape: tuple[int,
     if not out.is_floating_point():
         raise AutokdError(f"{role} model {short_repr(name, 80)}: forward returned logits of dtype {out.dtype}; "
                           f"expected floating-point logits (softmax and the losses need them)")
+    check_trainable(model, name, role)
+
+
+def check_trainable(model: nn.Module, name: str, role: str) -> None:
+    """Raise :class:`AutokdError` when ``model`` has no parameter with ``requires_grad``: autokd
+    trains every model it builds (teacher, student, peers, assistant), and its optimizer would get
+    nothing to train."""
+    if not any(p.requires_grad for p in model.parameters()):
+        frozen = sum(p.numel() for p in model.parameters())
+        what = f"all its {frozen:,} parameters are frozen (requires_grad=False)" if frozen else "it has no parameters"
+        raise AutokdError(f"{role} model {short_repr(name, 80)} has nothing to train: {what}, so autokd cannot "
+                          f"train it; give it at least one trainable parameter (an nn.Linear, say)")
 
 
 def describe_output(out: Any) -> str:

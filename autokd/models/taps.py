@@ -177,5 +177,6 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerInf
     if taps is not None:
         emb = taps.outputs.get(EMBEDDING)
         shape = tuple(emb.shape[1:]) if isinstance(emb, torch.Tensor) else None
-        layers.append(LayerInfo(EMBEDDING, f"input of {classifier_path(model)}", shape))
+        owner = classifier_path(model) or f"the model itself ({type(model).__name__})"  # "": the model is a Linear
+        layers.append(LayerInfo(EMBEDDING, f"input of {owner}", shape))
     return layers

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from autokd.config.schemes import EnsembleScheme
 from autokd.data.spec import nominal_shape
-from autokd.errors import AutokdError
+from autokd.errors import AutokdError, short_repr
 from autokd.search.space import NONE, SEARCH, MatchSpec
 from autokd.search.space_file import SpaceFile
 from autokd.search.strategy_space import SearchSpace, dkd_warmup_epochs
@@ -46,6 +46,7 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
     _check_peer_models(spec, shape, classes)
     _check_ensemble(spec, task)
     _check_shipped(spec, task, shape, classes, [s for _, s in candidates])
+    _check_measurable(spec, task, shape, classes)
     proxy = task.recipes.proxy
     return SearchSpace(spec, pairs, proxy, dkd_warmup=dkd_warmup_epochs(proxy.epochs), matches=matches)
 
@@ -113,6 +114,28 @@ def _check_shipped(spec, task, shape, classes: int, student_paths: list[str]) ->
             FeatureTaps(model, paths).remove()
         except AutokdError as exc:
             raise AutokdError(f"space.student/prune: {what} does not fit the space: {exc}") from None
+
+
+def _check_measurable(spec, task, shape, classes: int) -> None:
+    """Objectives or constraints that read the student's MACs or latency need a student whose
+    forward can be measured (a counted forward at batch 1, else 2): refused here, not in every trial."""
+    from autokd.compression.measure import measurement_problem
+    from autokd.models.registry import build_model
+    from autokd.search.objectives import CONSTRAINTS, OBJECTIVES
+
+    measured = ("macs", "latency_ms")  # the footprint fields a forward measures (params and size are counted)
+    needs = [f"objective {name}" for name in spec.objectives[1:] if OBJECTIVES[name].footprint in measured]
+    needs += [f"constraint {key}" for key in spec.constraints if CONSTRAINTS[key][0] in measured]
+    if not needs:
+        return
+    spec_of = task.teacher if spec.prune is not None and spec.prune["of"] == "teacher" else task.student
+    problem = measurement_problem(build_model(spec_of.model, spec_of.kwargs, classes, shape), shape)
+    if problem:
+        whose = "the pruned teacher" if spec_of is task.teacher else "the student"
+        verb, them = ("need", "them") if len(needs) > 1 else ("needs", "it")
+        raise AutokdError(f"the {' and '.join(needs)} {verb} the student's MACs or latency, but {whose} "
+                          f"{short_repr(spec_of.model, 80)} cannot be measured ({problem}); drop {them} or use "
+                          f"params or size")
 
 
 def _check_ensemble(spec, task) -> None:
