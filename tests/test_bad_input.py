@@ -102,6 +102,7 @@ def _cases(d: Path) -> dict[str, tuple[list, str]]:
         "config without strategy": (["train", "--config", no_strategy], "missing top-level key 'strategy'"),
         "unknown dataset": (["teacher", "--space", _space(d, "ds.yaml", {"data.name": "mnist2d"})], "mnist2d"),
         "zero seeds in compare": (["compare", "base", "--seeds", "0", *st], "0 is not in the range"),
+        "10**12 seeds in compare": (["compare", "base", "--seeds", "1000000000000", *st], "1<=x<=1000"),  # MemoryError
         "unknown baseline position": (["compare", "base", "--baselines", _baselines(d), "--workers", "0", *st],
                                       "'middlish'; allowed: all, first, middle, last"),
         **_integrity_cases(d, st, good),

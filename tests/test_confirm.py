@@ -51,6 +51,17 @@ def test_confirmation_runs_are_recorded_reused_on_resume_and_rank_the_export(tmp
     assert runner_up.number in means
 
 
+def test_a_search_that_runs_out_of_strategies_still_confirms(tmp_path):
+    """A space of 2 strategies and a budget of 5: the search stops at 2, and --confirm ran nothing, unsaid."""
+    two = {**SPACE, "temperature": 4.0, "alpha": 0.5, "logit_standardization": [False, True]}
+    space, db = write_space(tmp_path / "two.yaml", space=two), tmp_path / "c.db"
+    out = run_cli("search", "--space", space, "--budget", "5", "--workers", "0", "--storage", db, "--name", "two",
+                  "--sampler", "random", "--confirm", "1")
+    assert out.returncode == 0, out.stderr
+    assert "all 2 strategies of the space have been tried" in out.stderr and "confirmed 1/1" in out.stderr
+    assert len(confirmed(optuna.load_study(study_name="two", storage=f"sqlite:///{db}"))["trials"]) == 1
+
+
 def test_two_processes_confirming_one_study_keep_both_records(tmp_path):
     """Each trial's confirmation is its own attribute: a second handle that read the study before the
     first stored its record does not overwrite it (one shared attribute lost one of them)."""

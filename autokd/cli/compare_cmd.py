@@ -28,7 +28,7 @@ def _check_folder_name(name: str) -> None:
 @storage_option
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,
               help="Retrain the study's best K distinct strategies.")
-@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Seeds per strategy (the same for all).")
+@click.option("--seeds", type=click.IntRange(min=1, max=1000), default=5, show_default=True, help="Seeds per strategy (the same for all).")
 @click.option("--epochs", type=click.IntRange(min=1, max=100_000), default=None, help="Full training length (default: the task's full recipe).")
 @click.option("--baselines", "baselines_path", type=click.Path(dir_okay=False), default=None, callback=not_empty,
               help="A baselines YAML file, or a shipped set by name: baselines (the default) or "

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from autokd.config.baselines import baselines_that_adapt
+from autokd.config.strategy import MAX_SEED
 from autokd.compare.execute import JobResult, run_and_keep
 from autokd.compare.plan import (
     as_job, fitting, found_contenders, jobs_for, proxy_jobs_for, shipped_baselines, spread, with_baselines,
@@ -71,6 +72,9 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     baselines = baselines + generated
     contenders = with_baselines(found, baselines, task)
     seeds = [recipe.seed + i for i in range(request.seeds)]
+    if seeds[-1] > MAX_SEED:
+        raise AutokdError(f"--seeds {request.seeds} from the recipe's seed {recipe.seed} goes past the largest seed, "
+                          f"2**32 - 1; use at most {MAX_SEED - recipe.seed + 1} seeds")
     jobs = jobs_for(contenders, seeds, task)
     store = RunStore(make_folder(request.out_dir, "the compare report") / "runs.jsonl")  # before any training
     proxy_store = RunStore(request.out_dir / "proxy_runs.jsonl")

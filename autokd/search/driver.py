@@ -76,9 +76,12 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
 
             with ray_session(address, settings.workers) as workers:
                 note = run_ray(study, space, prepared, cache, settings.budget, workers, epochs, monitor, pruning)
-        if counts(study).finished >= settings.budget:
+        c = counts(study)
+        if c.finished >= settings.budget or (note and not c.running):  # done, or nothing new is left to try
             monitor.show(force=True)
             _confirm(study, settings, space, prepared, cache, say)
+        elif settings.confirm:
+            say(f"--confirm {settings.confirm}: not yet, it runs once the study's budget is done")
     monitor.show(force=True)
     _explain_shortfall(study, settings.budget, note, say)
     return study
@@ -111,7 +114,8 @@ def _further_teachers(space, prepared, existing, say: Say) -> Optional[list]:
 
 
 def _confirm(study, settings: SearchSettings, space, prepared, cache, say: Say) -> None:
-    """``--confirm K``: the top K trials re-run with more seeds once the budget is done (not again on resume)."""
+    """``--confirm K``: the top K trials re-run with more seeds once the budget is done or the space has no
+    strategy left to try (each trial once: not again on resume)."""
     if not settings.confirm:
         return
     from autokd.search.confirm import CONFIRM_SEEDS, confirm_top
