@@ -282,6 +282,22 @@ def test_resume_refuses_a_changed_space(tmp_path, space_path):
     assert counts(optuna.load_study(study_name="c", storage=f"sqlite:///{storage}")).finished == 1
 
 
+def test_studies_columns_line_up_whatever_the_names_and_samplers(tmp_path, space_path):
+    """A 9-letter sampler (evolution) or a name past 28 characters shifted the row's columns."""
+    from autokd.search.settings import SETTINGS_ATTR
+
+    storage, space_file = tmp_path / "cols.db", load_space_file(space_path)
+    for name, sampler, budget in (("a", "evolution", 7), ("a-study-name-longer-than-twenty-eight", "tpe", 100)):
+        study = optuna.create_study(study_name=name, storage=f"sqlite:///{storage}", direction="maximize")
+        settings = SearchSettings(space_file.text, space_file.source, sampler=sampler, budget=budget)
+        study._storage.set_study_system_attr(study._study_id, SETTINGS_ATTR, settings.to_dict())
+    header, *rows = run_cli("studies", "--storage", storage).stdout.splitlines()
+    assert len(rows) == 2
+    for column, cells in (("done/budget", ["0/7", "0/100"]), ("best val", ["-", "-"])):
+        ends = {header.index(column) + len(column)} | {row.index(f" {cell}") + len(cell) + 1 for row, cell in zip(rows, cells)}
+        assert len(ends) == 1, (header, rows)
+
+
 def test_cli_search_studies_show_resume_export_train(tmp_path, space_path):
     storage = tmp_path / "cli.db"
     out = run_cli("search", "--space", space_path, "--budget", "3", "--workers", "0", "--sampler", "random",

@@ -162,13 +162,17 @@ def studies(storage):
     if not names:
         click.echo("no studies yet (autokd search creates one)")
         return
-    click.echo(f"{'study':<28} {'sampler':<7} {'done/budget':>11} {'complete':>8} {'pruned':>6} {'failed':>6} {'best val':>8}")
-    for name in names:
-        click.echo(_study_row(name, store))
+    header = ("study", "sampler", "done/budget", "complete", "pruned", "failed", "best val")
+    rows = [_study_row(name, store) for name in names]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:  # the name and sampler left-aligned, the numbers right-aligned, a note last
+        cells = [cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        click.echo(" ".join(cells) + (f"  {row[len(header)]}" if len(row) > len(header) and row[-1] else ""))
 
 
-def _study_row(name: str, store) -> str:
-    """One line of ``autokd studies``; a damaged study is listed with a note and hides no other."""
+def _study_row(name: str, store) -> tuple[str, ...]:
+    """The cells of one line of ``autokd studies``, a note last; a damaged study is listed with a
+    note and hides no other."""
     from autokd.errors import AutokdError
     from autokd.search.objectives import judging_of
     from autokd.search.settings import DamagedSettings
@@ -188,9 +192,8 @@ def _study_row(name: str, store) -> str:
         best = _best_feasible(study, rules)
         if best is None and c.complete and rules.constraints:
             note = f"no feasible trial ({rules.limits})"
-    return (f"{name:<28} {sampler:<7} {str(c.finished) + '/' + str(budget):>11} {c.complete:>8} "
-            f"{c.pruned:>6} {c.failed:>6} {(f'{best:.2f}%' if best is not None else '-'):>8}"
-            + (f"  {note}" if note else ""))
+    return (name, str(sampler), f"{c.finished}/{budget}", str(c.complete), str(c.pruned), str(c.failed),
+            f"{best:.2f}%" if best is not None else "-", note)
 
 
 def _best_feasible(study, rules):
