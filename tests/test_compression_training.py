@@ -162,6 +162,24 @@ def test_a_student_that_refuses_a_batch_of_one_trains_and_reports_its_footprint(
     assert json.loads((tmp_path / "r.json").read_text())["runs"][0]["footprint"]["macs"] > 0
 
 
+def test_a_student_whose_macs_cannot_be_counted_trains_and_says_they_are_unknown(tmp_path):
+    """The run is kept and its summary line says 'MACs unknown' (the line itself was a TypeError)."""
+    from autokd.search.leaderboard import _size_text
+    from autokd.search.objectives import violations
+
+    task = {**TINY_TASK, "student": {"model": "faulty_models:NotCountable", "kwargs": {"channels": 4}}}
+    write_space(tmp_path / "tiny.yaml", task=task)
+    write_config(tmp_path / "c.yaml", KD, "tiny.yaml")
+    proc = run_cli("train", "--config", "c.yaml", "--epochs", "1", "--out", "r.json", cwd=tmp_path,
+                   env={"PYTHONPATH": str(TESTS)})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert re.search(r"student: [\d,]+ parameters, .* MACs unknown, [\d.]+ ms", proc.stdout), proc.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["runs"][0]["footprint"]["macs"] is None
+    unmeasured = {"params": 10, "size_bytes": 2048, "macs": None, "latency_ms": None}
+    assert _size_text(unmeasured).split() == ["10", "2.0", "-"]
+    assert violations({"max_latency_ms": 5, "max_macs": 9}, unmeasured) == {"max_latency_ms": 1.0, "max_macs": 1.0}
+
+
 @pytest.mark.parametrize("objectives, constraints", [(["accuracy", "macs"], {}), (["accuracy"], {"max_latency_ms": 5})])
 def test_a_search_on_macs_or_latency_refuses_a_student_they_cannot_be_measured_on(tmp_path, objectives, constraints):
     from autokd.errors import AutokdError

@@ -74,7 +74,8 @@ def train(config_path, epochs, seeds, out_path, save_path, device, threads, down
         f"  val  {_mean_sd(summary['val_mean'], summary['val_sd'])}\n"
         f"  test {_mean_sd(summary['test_mean'], summary['test_sd'])}   ({len(runs)} seed{'s' if len(runs) > 1 else ''})\n"
         f"  student: {cost.params:,} parameters, {cost.size_bytes / 1024:,.1f} KiB as deployed, "
-        f"{cost.macs:,} MACs, {cost.latency_ms:.3f} ms on one CPU thread"
+        + (f"{cost.macs:,} MACs, " if cost.macs is not None else "MACs unknown, ")
+        + (f"{cost.latency_ms:.3f} ms on one CPU thread" if cost.latency_ms is not None else "latency unknown")
     )
     if save_path:
         _save_best(save_path, config.task.name, strategy, prepared, runs)

@@ -140,8 +140,9 @@ def _size_blocks(c: Comparison, figures: Figures) -> list[Block]:
         return []
     rows = sorted((s for s in c.summaries if finite(s.size_kib)), key=lambda s: s.size_kib)
     table = simple_table(["strategy", "kind", "params", "KiB as deployed", "ms (batch 1, 1 CPU thread)", "test mean"],
-                         [[s.name, s.kind, f"{s.params:,}", f"{s.size_kib:,.1f}", f"{s.latency_ms:.3f}",
-                           fmt_acc(s.test_mean)] for s in rows], align="llrrrr")
+                         [[s.name, s.kind, f"{s.params:,}", f"{s.size_kib:,.1f}",
+                           f"{s.latency_ms:.3f}" if finite(s.latency_ms) else DASH, fmt_acc(s.test_mean)]
+                          for s in rows], align="llrrrr")
     return [Heading("Accuracy against size", 3), table] + _figure_or_note("size.png", "accuracy against size", figures)
 
 
@@ -155,8 +156,9 @@ def _comparison_note(c: Comparison, best_found, best_base) -> Paragraph:
     text = [f"Accuracies in %. Ranked by full-length test accuracy (mean over {seeds}, leaving out any run that "
             f"failed; sd across seeds, se = sd/√n). Runs: how many runs the numbers are over, and how many failed. "
             f"Gap closed = (test mean − student) / (teacher − student): 0% is the student trained alone with "
-            f"cross-entropy, 100% the teacher. Proxy val is the validation accuracy at the search's short proxy "
-            f"length: a found strategy's in its trial, a baseline's in one run at the proxy's recipe and seed. Cost: one run's training steps (batches x models trained, every stage of its scheme) and "
+            f"cross-entropy, 100% the teacher. Proxy val is the validation accuracy at the search's short "
+            f"proxy length: a found strategy's in its trial, a baseline's in one run at the proxy's recipe and "
+            f"seed. Cost: one run's training steps (batches x models trained, every stage of its scheme) and "
             f"wall time."]
     if key:
         text += [" Highlighted (bold in Markdown): "] + key + [

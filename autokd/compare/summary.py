@@ -62,6 +62,12 @@ def strategy_summaries(contenders: list[Contender], runs: list[RunRecord], teach
     return summaries
 
 
+def _median_known(values) -> Optional[float]:
+    """The median of the values that are known (a latency that could not be measured is None)."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
 def _summary(c: Contender, runs: list[RunRecord], student_mean: Optional[float], teacher_test: float) -> StrategySummary:
     ok = [r for r in runs if r.ok]
     test_mean = test_sd = test_se = val_mean = gap = None
@@ -79,7 +85,7 @@ def _summary(c: Contender, runs: list[RunRecord], student_mean: Optional[float],
                            statistics.fmean(steps) if steps else None,
                            statistics.fmean(r.seconds for r in ok) if ok else None,
                            sized[0]["params"] if sized else None, sized[0]["size_bytes"] / 1024 if sized else None,
-                           statistics.median(f["latency_ms"] for f in sized) if sized else None)
+                           _median_known(f["latency_ms"] for f in sized))
 
 
 def paired_with_best_baseline(winner: str, summaries: list[StrategySummary], runs: list[RunRecord]

@@ -154,4 +154,6 @@ def noise_line(study) -> str:
 def _size_text(footprint: Optional[dict]) -> str:
     if not footprint:
         return f"{'-':>9}  {'-':>7}  {'-':>6}"
-    return f"{footprint['params']:>9,}  {footprint['size_bytes'] / 1024:>7.1f}  {footprint['latency_ms']:>6.3f}"
+    latency = footprint.get("latency_ms")  # None: not measurable (a model that runs no batch of 1 or 2)
+    return (f"{footprint['params']:>9,}  {footprint['size_bytes'] / 1024:>7.1f}  "
+            + (f"{latency:>6.3f}" if latency is not None else f"{'-':>6}"))

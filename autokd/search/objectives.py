@@ -147,7 +147,7 @@ def directions(objectives: Sequence[str]) -> list[str]:
 def trial_values(objectives: Sequence[str], val_acc: float, footprint: Optional[dict]) -> list[float]:
     """The values Optuna is told: accuracy, then each other objective read from the footprint."""
     values = [float(val_acc)]
-    for name in objectives[1:]:
+    for name in objectives[1:]:  # bind_space refuses a student whose measured objectives cannot be measured
         values.append(float(footprint[OBJECTIVES[name].footprint]))
     return values
 
@@ -158,7 +158,8 @@ def violations(constraints: dict, footprint: Optional[dict]) -> dict[str, float]
     out = {}
     for key, limit in constraints.items():
         field, unit = CONSTRAINTS[key]
-        out[key] = 1.0 if footprint is None else float(footprint[field]) / unit - float(limit)
+        measured = None if footprint is None else footprint.get(field)  # None: pruned, or not measurable
+        out[key] = 1.0 if measured is None else float(measured) / unit - float(limit)
     return out
 
 
