@@ -224,10 +224,12 @@ def test_scheme_baselines_adapt_to_the_task_or_are_left_out(tiny_task, tmp_path)
     recipe = Recipe(epochs=2)
     kept, left = baselines_that_adapt("scheme_baselines", [], recipe, tiny_task)
     by_name = {b.name: b for b in kept}
-    # the tiny teacher is cnn1d(channels 16, depth 3), the student cnn1d(channels 4): not one architecture
-    # at two sizes, so no assistant between them; and the tiny task has one teacher
-    assert left == ["takd", "dgkd", "multi_teacher"]
-    assert set(by_name) == {"student", "kd", "ban", "dml", "kdcl"}
+    # the tiny teacher is cnn1d(channels 16, depth 3), the student cnn1d(channels 4), whose depth is
+    # cnn1d's default 3: one architecture at two sizes (was: left out, its keywords compared as written);
+    # the tiny task has one teacher, so no ensemble
+    assert left == ["multi_teacher"]
+    assert set(by_name) == {"student", "kd", "takd", "dgkd", "ban", "dml", "kdcl"}
+    assert by_name["takd"].strategy.scheme.kwargs == {"channels": 10, "depth": 3}
     task = copy.deepcopy(TINY_TASK)
     task["student"]["kwargs"] = {"channels": 4, "depth": 3}
     task["teachers"] = [{"model": "cnn1d", "kwargs": {"channels": 8}}]
@@ -242,6 +244,8 @@ def test_scheme_baselines_adapt_to_the_task_or_are_left_out(tiny_task, tmp_path)
         assistant_between(ModelSpec("cnn1d", {"channels": 8}), ModelSpec("cnn1d", {"channels": 8}), "x")
     with pytest.raises(DoesNotFit, match="not a size"):
         assistant_between(ModelSpec("m", {"act": "relu"}), ModelSpec("m", {"act": "gelu"}), "x")
+    with pytest.raises(DoesNotFit, match="not one architecture"):  # a keyword on one side, no default known
+        assistant_between(ModelSpec("pkg.m:make", {"width": 8, "depth": 2}), ModelSpec("pkg.m:make", {"width": 4}), "x")
     malformed = tmp_path / "bad.yaml"  # a malformed entry stays an error, it is not quietly left out
     malformed.write_text("baselines:\n  ban: {alpha: 0.9, scheme: {kind: born_again, generation: 2}}\n")
     with pytest.raises(ConfigError, match="unknown key .*generation"):

@@ -39,13 +39,20 @@ def fit_scheme(strategy: Strategy, task, where: str) -> Strategy:
 
 
 def assistant_between(teacher, student, where: str) -> tuple[str, dict]:
-    """The teacher's model with each numeric keyword that differs from the student's set halfway."""
-    if teacher.model != student.model or set(teacher.kwargs) != set(student.kwargs):
+    """The teacher's model with each numeric keyword that differs from the student's set halfway (a
+    keyword one of them leaves out counts at the model's default: depth 3 written and left out agree)."""
+    from autokd.models.registry import keyword_defaults
+
+    defaults = keyword_defaults(teacher.model) if teacher.model == student.model else {}
+    keys = set(teacher.kwargs) | set(student.kwargs)
+    t_kwargs = {key: teacher.kwargs.get(key, defaults.get(key)) for key in keys if key in teacher.kwargs or key in defaults}
+    s_kwargs = {key: student.kwargs.get(key, defaults.get(key)) for key in keys if key in student.kwargs or key in defaults}
+    if teacher.model != student.model or set(t_kwargs) != keys or set(s_kwargs) != keys:
         raise DoesNotFit(f"{where}: teacher {teacher.model} {teacher.kwargs} and student {student.model} "
                          f"{student.kwargs} are not one architecture at two sizes; name the assistant's model")
     kwargs, sized = {}, False
-    for key, t in teacher.kwargs.items():
-        s = student.kwargs[key]
+    for key in sorted(keys, key=str):
+        t, s = t_kwargs[key], s_kwargs[key]
         mid = _halfway(t, s)
         if mid is None:
             raise DoesNotFit(f"{where}: teacher and student differ in {key!r} ({t!r} vs {s!r}), not a size")

@@ -71,6 +71,16 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
+def keyword_defaults(name: str) -> dict[str, Any]:
+    """The default of each architecture keyword of the registry model ``name`` ({} for another name
+    form, or a keyword without a default): what a config that leaves the keyword out gets."""
+    if name not in MODELS:
+        return {}
+    params = inspect.signature(MODELS[name].fn).parameters
+    return {key: p.default for key, p in params.items()
+            if key not in _RESERVED and p.default is not inspect.Parameter.empty}
+
+
 def build_model(
     name: str, kwargs: Optional[dict[str, Any]], num_classes: int, input_shape: tuple[int, ...]
 ) -> nn.Module:
