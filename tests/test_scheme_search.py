@@ -118,6 +118,30 @@ def test_a_bad_peer_model_is_refused_before_the_study_is_created(tmp_path):
     assert not (tmp_path / "s.db").exists()
 
 
+@pytest.mark.parametrize("scheme, knobs, needle", [
+    ("ensemble", {"feature_teacher": [0, 1]}, "ensemble.feature_teacher 1 (task.teachers[0]: cnn1d"),
+    ("assistant", {"model": "cnn1d", "kwargs": [{"channels": 8}, {"channels": 8, "depth": 2}]},
+     "the assistant cnn1d {'channels': 8, 'depth': 2}"),
+])
+def test_a_knob_choice_that_puts_a_model_without_the_pairs_layers_in_the_teacher_s_place_is_refused(
+        tmp_path, scheme, knobs, needle):
+    """A feature teacher or assistant of depth 2 has no stages.2: every trial drawing it failed."""
+    from autokd.errors import AutokdError
+    from autokd.search.binding import bind_space
+    from autokd.search.space_file import load_space_file
+    from conftest import TINY_TEACHERS_TASK
+
+    task = {**TINY_TEACHERS_TASK, "teachers": [{**TINY_TEACHERS_TASK["teachers"][0],
+                                                 "kwargs": {"channels": 8, "depth": 2}}]}
+    space = {**FINITE, "pair_losses": ["none", "fitnet"], "schemes": [scheme], "scheme_knobs": {scheme: knobs}}
+    with pytest.raises(AutokdError, match=r"takes the teacher's place in the pairs but does not fit them: .*"
+                                          r"no layer 'stages.2'") as info:
+        bind_space(load_space_file(write_space(tmp_path / "s.yaml", task=task, space=space)))
+    assert needle in str(info.value)
+    fitting = {**space, "scheme_knobs": {scheme: {k: (v[:1] if isinstance(v, list) else v) for k, v in knobs.items()}}}
+    bind_space(load_space_file(write_space(tmp_path / "ok.yaml", task=task, space=fitting)))
+
+
 def _trained_kinds(study) -> list[str]:
     return sorted(strategy_from_dict(t.user_attrs[STRATEGY_ATTR]).scheme.kind
                   for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)

@@ -45,6 +45,7 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
     _check_losses_take_pairs(spec, candidates, teacher, student, shape)
     _check_peer_models(spec, shape, classes)
     _check_ensemble(spec, task)
+    _check_stand_in_teachers(spec, task, candidates, student, shape, classes)
     _check_shipped(spec, task, shape, classes, [s for _, s in candidates])
     _check_measurable(spec, task, shape, classes)
     proxy = task.recipes.proxy
@@ -136,6 +137,45 @@ def _check_measurable(spec, task, shape, classes: int) -> None:
         raise AutokdError(f"the {' and '.join(needs)} {verb} the student's MACs or latency, but {whose} "
                           f"{short_repr(spec_of.model, 80)} cannot be measured ({problem}); drop {them} or use "
                           f"params or size")
+
+
+def _check_stand_in_teachers(spec, task, pairs, student, shape, classes: int) -> None:
+    """A model that takes the teacher's place in the pairs (the ensemble's feature teacher, a teacher
+    assistant) has, with every knob choice, each teacher layer the pairs may tap, and its features
+    fit their losses: refused here, not in every trial that draws it."""
+    from autokd.models.registry import build_model
+    from autokd.models.taps import FeatureTaps
+
+    if not pairs or spec.pair_losses == [NONE]:
+        return
+    for name, kwargs, what in _stand_ins(spec, task):
+        try:
+            model = build_model(name, kwargs, classes, shape)
+            FeatureTaps(model, list(dict.fromkeys(t for t, _ in pairs))).remove()
+            _check_losses_take_pairs(spec, pairs, model, student, shape)
+        except AutokdError as exc:
+            raise AutokdError(f"space.scheme_knobs: {what} takes the teacher's place in the pairs but does not fit "
+                              f"them: {exc}") from None
+
+
+def _stand_ins(spec, task):
+    """``(model, kwargs, description)`` of each model a scheme knob choice puts in the teacher's place."""
+    import itertools
+    import json
+
+    def choices(value) -> list:
+        return value if isinstance(value, list) else [value]
+
+    knobs = spec.scheme_knobs
+    for f in choices(knobs.get("ensemble", {}).get("feature_teacher", 0)) if "ensemble" in knobs else []:
+        if isinstance(f, int) and 1 <= f <= len(task.teachers):  # 0: the task's teacher, checked already
+            t = task.teachers[f - 1]
+            yield t.model, t.kwargs, f"ensemble.feature_teacher {f} (task.teachers[{f - 1}]: {t.model} {t.kwargs})"
+    assistant = knobs.get("assistant", {})
+    for name, kwargs in itertools.product(choices(assistant.get("model")), choices(assistant.get("kwargs"))):
+        if name is not None:
+            kwargs = json.loads(kwargs) if isinstance(kwargs, str) else kwargs or {}
+            yield name, kwargs, f"the assistant {name} {kwargs}"
 
 
 def _check_ensemble(spec, task) -> None:
