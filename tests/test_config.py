@@ -149,7 +149,7 @@ STRATEGY_ERRORS = [
     ({"logit_loss": "ttm", "logit_params": {"temperature": 5}}, ["strategy.logit_params.temperature",
                                                                  "strategy's temperature"]),
     ({"logit_loss": "ttm", "logit_standardization": True},
-     ["strategy.logit_standardization", "strategy.logit_loss 'ttm'", "kd, dkd, dist"]),
+     ["strategy.logit_standardization", "is true but its logit_loss 'ttm' does not", "kd, dkd, dist"]),
     ({"logit_loss": "wttm", "logit_standardization": True}, ["strategy.logit_standardization", "'wttm'"]),
     ({"logit_standardization": "yes"}, ["strategy.logit_standardization", "true or false", "'yes'"]),
     ({"logit_standardization": 1}, ["strategy.logit_standardization", "true or false"]),

@@ -97,6 +97,12 @@ def test_a_scheme_baseline_is_placed_in_a_space_that_holds_it():
     ({"schemes": ["online"], "scheme_knobs": {"online": {"weight": {"low": 4, "high": 1}}}}, "empty range"),
     ({"schemes": ["online"], "scheme_knobs": {"online": {"peer_model": [None, "cnn1d"], "peer_kwargs": {"channels": 4}}}},
      "peer_kwargs is set but peer_model is not"),
+    # a combination of choices is named (the message read as if peer_model were not set at all)
+    ({"schemes": ["mutual"], "scheme_knobs": {"mutual": {"peer_model": [None, "cnn1d"],
+                                                         "peer_kwargs": [{"channels": 4}, {"channels": 8}]}}},
+     "space.scheme_knobs.mutual: the choices peers 1, peer_model None, peer_kwargs {'channels': 4} together make no "
+     "valid mutual scheme"),
+    ({"schemes": ["online"], "scheme_knobs": {"online": {"temperature": [2, 2.0]}}}, "must list one or more distinct"),
     ({"schemes": ["born_again"], "scheme_knobs": {"born_again": {"generations": [[2]]}}}, "a choice must be"),
 ])
 def test_bad_scheme_spaces_are_config_errors(space, needle):

@@ -201,7 +201,7 @@ def _check_standardization(on, logit_loss: str, losses: dict, where: str) -> Non
         raise ConfigError(f"{where}.logit_standardization must be true or false, got {short_repr(on)}")
     if on and not losses[logit_loss].standardizable:
         takes = ", ".join(name for name, info in losses.items() if info.standardizable)
-        raise ConfigError(f"{where}.logit_standardization is true but {where}.logit_loss {logit_loss!r} does not "
+        raise ConfigError(f"{where}.logit_standardization is true but its logit_loss {logit_loss!r} does not "
                           f"take standardized logits; set it false or use one of {takes}")
 
 

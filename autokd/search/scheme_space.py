@@ -75,16 +75,24 @@ def _parse_kind(kind: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
                               f"allowed: {', '.join(sorted(fields))}")
     base = {k: v[0] if isinstance(v, list) and v else v.get("low") if isinstance(v, dict) and "low" in v else v
             for k, v in raw.items()}
-    parsed = {knob: _parse_knob(kind, knob, setting, base, where) for knob, setting in raw.items()}
+    searched = {k for k, v in raw.items() if isinstance(v, (list, dict)) and len(v) > 1}  # knobs with choices
+    parsed = {knob: _parse_knob(kind, knob, setting, base, where, searched) for knob, setting in raw.items()}
     _check_together(kind, parsed, where)
     return parsed
 
 
-def _parse_knob(kind: str, knob: str, setting: Any, base: dict, where: str) -> Any:
+def _parse_knob(kind: str, knob: str, setting: Any, base: dict, where: str, searched: set) -> Any:
     hint, at = typing.get_type_hints(SCHEME_TYPES[kind])[knob], f"{where}.{knob}"
 
     def check(value: Any) -> None:  # one value must make a valid scheme with the other knobs' first values
-        scheme_from_dict({"kind": kind, **base, knob: value}, where)
+        values = {**base, knob: value}
+        try:
+            scheme_from_dict({"kind": kind, **values}, where)
+        except ConfigError as exc:
+            others = {k: v for k, v in values.items() if k != knob and k in searched}
+            if not others:
+                raise
+            raise _with_choices(kind, {knob: value, **others}, where, exc) from None
 
     if hint is float and isinstance(setting, dict):
         setting = from_mapping(FloatRange, setting, at).check(at)
@@ -96,7 +104,7 @@ def _parse_knob(kind: str, knob: str, setting: Any, base: dict, where: str) -> A
         check(setting)  # a knob that is a list of numbers (ensemble weights): this list, fixed
         return tuple(setting)
     if isinstance(setting, list):
-        if not setting or len({repr(v) for v in setting}) != len(setting):
+        if not setting or len({_choice_key(v) for v in setting}) != len(setting):
             raise ConfigError(f"{at} must list one or more distinct values, got {short_repr(setting)}")
         for i, value in enumerate(setting):
             if value is not None and not isinstance(value, (bool, int, float, str)):
@@ -106,6 +114,13 @@ def _parse_knob(kind: str, knob: str, setting: Any, base: dict, where: str) -> A
         return setting
     check(setting)
     return setting
+
+
+def _choice_key(value: Any) -> tuple:
+    """Equal for choices the scheme cannot tell apart (2 and 2.0), apart for true and 1."""
+    if _is_number(value):
+        return "number", float(value)
+    return type(value).__name__, value if isinstance(value, (str, bool, type(None))) else repr(value)
 
 
 def _is_mapping_knob(hint) -> bool:
@@ -145,7 +160,18 @@ def _check_together(kind: str, knobs: dict[str, Any], where: str, limit: int = 1
     for i, combo in enumerate(itertools.product(*options.values())):
         if i >= limit:
             return
-        scheme_from_dict({"kind": kind, **{k: _decoded(hints[k], v) for k, v in zip(options, combo)}}, where)
+        values = {k: _decoded(hints[k], v) for k, v in zip(options, combo)}
+        try:
+            scheme_from_dict({"kind": kind, **values}, where)
+        except ConfigError as exc:
+            raise _with_choices(kind, values, where, exc) from None
+
+
+def _with_choices(kind: str, values: dict[str, Any], where: str, exc: ConfigError) -> ConfigError:
+    """``exc`` (a scheme made of one combination of the space's choices is invalid) naming the combination."""
+    combination = ", ".join(f"{k} {short_repr(v, 60)}" for k, v in values.items())
+    return ConfigError(f"{where}: the choices {combination} together make no valid {kind} scheme ({exc}); "
+                       f"drop one of them")
 
 
 def scheme_dimensions(schemes: list[str], knobs: dict[str, dict[str, Any]]) -> list:
