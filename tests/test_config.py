@@ -202,6 +202,8 @@ TASK_ERRORS = [
     (lambda t: t["teacher"]["recipe"].update(epochs=0), ["task.teacher.recipe.epochs", "at least 1"]),
     (lambda t: t["recipes"].update(medium={}), ["task.recipes.medium", "full, proxy"]),
     (lambda t: t["recipes"]["proxy"].update(optimizer="rmsprop"), ["task.recipes.proxy.optimizer", "'rmsprop'"]),
+    (lambda t: t.update(name="tiny\nrun"), ["task.name", "control characters", "'tiny\\nrun'"]),
+    (lambda t: t.update(name="tiny\trun\x1b[31m"), ["task.name", "control characters", "'\\t'"]),
 ]
 
 

@@ -62,6 +62,41 @@ def test_image_folder_missing(tmp_path, fresh_cache):
         load_task_data(DataSpec(name="imagefolder", root=str(tmp_path / "nowhere")))
 
 
+def test_an_image_folder_with_one_class_is_refused(tmp_path, fresh_cache):
+    root = make_image_folder(tmp_path / "imgs", classes=("cat",), per_class=2)
+    with pytest.raises(AutokdError) as err:
+        load_task_data(DataSpec(name="imagefolder", root=str(root), image_size=8, val_size=1))
+    message = str(err.value)
+    assert str(root / "train") in message and "single class ('cat')" in message, message
+    assert "two or more" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("part", ["train", "test"])
+def test_an_empty_class_folder_is_named(tmp_path, fresh_cache, part):
+    root = make_image_folder(tmp_path / "imgs", classes=("cat", "dog"), per_class=2)
+    (root / "train" / "frog").mkdir()
+    (root / "test" / "frog").mkdir()
+    (root / ("test" if part == "train" else "train") / "frog" / "0.png").write_bytes(
+        (root / "train" / "cat" / "0.png").read_bytes())
+    with pytest.raises(AutokdError) as err:
+        load_task_data(DataSpec(name="imagefolder", root=str(root), image_size=8, val_size=1))
+    message = str(err.value)
+    assert f"no images found in class folder {root / part / 'frog'}:" in message, message
+    assert "\n" not in message
+
+
+def test_several_empty_class_folders_are_named_in_one_line(tmp_path, fresh_cache):
+    root = make_image_folder(tmp_path / "imgs", classes=("cat", "dog"), per_class=2)
+    for name in ("emu", "frog"):
+        (root / "train" / name).mkdir()
+        (root / "test" / name).mkdir()
+    (root / "train" / "frog" / "notes.txt").write_text("not an image")
+    with pytest.raises(AutokdError) as err:
+        load_task_data(DataSpec(name="imagefolder", root=str(root), image_size=8, val_size=1))
+    message = str(err.value)
+    assert f"class folders 'emu', 'frog' of {root / 'train'}" in message and "\n" not in message, message
+
+
 # ----------------------------------------------------------------------------- torchvision
 
 

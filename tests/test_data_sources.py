@@ -126,6 +126,23 @@ def test_a_python_callable_returns_the_data(tmp_path):
     _train_and_search(tmp_path, _task("py", {"name": "python", "callable": "my_data:load"}))
 
 
+@pytest.mark.parametrize("keys, needle", [
+    ({"x_train": "X"}, "returned a mapping without 'X' (it has x_train, y_train, x_test, y_test)"),
+    ({"y_train": "labels"}, "returned a mapping without 'labels' (it has"),
+])
+def test_a_python_mapping_without_a_renamed_key_names_only_the_missing_ones(tmp_path, monkeypatch, keys, needle):
+    (tmp_path / "autokd_test_keyed_data.py").write_text(
+        "import numpy as np\n"
+        "def load():\n"
+        "    x, y = np.zeros((10, 3), 'float32'), np.array([0, 1] * 5)\n"
+        "    return {'x_train': x, 'y_train': y, 'x_test': x, 'y_test': y}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = DataSpec(name="python", callable="autokd_test_keyed_data:load", keys=keys, val_size=2)
+    with pytest.raises(AutokdError) as info:
+        load_task_data(spec, cache_dir())
+    assert needle in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
 @pytest.mark.parametrize("arrays, needle", [
     ({"x_train": np.zeros((10, 3), "float32"), "y_train": np.zeros(9, int)}, "x_train has 10 samples but y_train has 9"),
     ({"x_train": np.zeros((10, 3), "float32"), "y_train": np.full(10, 0.5)}, "not whole numbers"),

@@ -122,6 +122,7 @@ def _check_values(task: TaskSpec, where: str) -> None:
 
     _validate_data(task.data, f"{where}.data")
     convert(str, task.name, f"{where}.name")
+    _check_name_text(task.name, f"{where}.name")
     roles = [("teacher", task.teacher), *((f"teachers[{i}]", t) for i, t in enumerate(task.teachers)),
              ("student", task.student)]
     for role, spec in roles:
@@ -134,6 +135,16 @@ def _check_values(task: TaskSpec, where: str) -> None:
                 raise ConfigError(f"{where}.{role}.kwargs: {short_repr(key, 60)} is not a keyword name; "
                                   f"kwargs are name: value pairs")
             _check_plain(value, f"{where}.{role}.kwargs.{key}")
+
+
+def _check_name_text(name: str, where: str) -> None:
+    """A task name is printed on one line and builds report and study names: no control characters."""
+    import unicodedata
+
+    bad = next((c for c in name if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ConfigError(f"{where} must be one line of text without control characters (newline, tab, ...); "
+                          f"got {short_repr(name, 60)} (it holds {bad!r})")
 
 
 _PLAIN = (str, int, float, bool, type(None))

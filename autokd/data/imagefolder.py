@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import torch
 
-from ..errors import AutokdError
+from ..errors import AutokdError, short_repr
 
 
-def _read_part(folder: Path, image_size: int, progress: Optional[Callable[[str], None]]):
-    """Read one part (train or test) with torchvision's ``ImageFolder``: (x, y, classes)."""
+def _open_part(folder: Path, image_size: int):
+    """torchvision's ``ImageFolder`` over one part (train or test), every class folder holding images."""
     from torchvision import transforms
     from torchvision.datasets import ImageFolder
 
@@ -29,13 +30,28 @@ def _read_part(folder: Path, image_size: int, progress: Optional[Callable[[str],
     transform = transforms.Compose(
         [transforms.Resize((image_size, image_size)), transforms.PILToTensor()]
     )
-    try:
-        ds = ImageFolder(str(folder), transform=transform)
+    try:  # allow_empty: an empty class folder is named below, not only inside torchvision's text
+        ds = ImageFolder(str(folder), transform=transform, allow_empty=True)
     except (FileNotFoundError, ValueError) as exc:
         raise AutokdError(
             f"no images found in {folder}: expected one sub-folder per class holding "
-            f".png/.jpg files ({exc})"
-        ) from exc
+            f".png/.jpg files ({_first_line(exc)})"
+        ) from None
+    counts = Counter(target for _, target in ds.samples)
+    empty = [name for i, name in enumerate(ds.classes) if not counts[i]]
+    if len(empty) == 1:
+        where = folder / empty[0]
+        where = where if str(where).isprintable() else short_repr(str(where), 300)
+        raise AutokdError(f"no images found in class folder {where}: every class folder "
+                          f"needs .png/.jpg images; add some or remove the folder")
+    if empty:
+        raise AutokdError(f"no images found in the class folders {_names(empty)} of {folder}: every class "
+                          f"folder needs .png/.jpg images; add some or remove those folders")
+    return ds
+
+
+def _load_part(ds, folder: Path, image_size: int, progress: Optional[Callable[[str], None]]):
+    """The images and labels of an opened part: (x uint8 (N, 3, S, S), y int64)."""
     n = len(ds)
     if progress is not None:
         progress(f"loading {n} images from {folder}...")
@@ -43,7 +59,13 @@ def _read_part(folder: Path, image_size: int, progress: Optional[Callable[[str],
     y = torch.empty(n, dtype=torch.long)
     for i in range(n):
         x[i], y[i] = read_image(ds, i)
-    return x, y, list(ds.classes)
+    return x, y
+
+
+def _names(names: List[str]) -> str:
+    """Class folder names for a one-line message: at most 10, each quoted (so odd names stay one line)."""
+    shown = ", ".join(short_repr(name, 60) for name in names[:10])
+    return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
 
 def read_image(ds, i: int):
@@ -88,15 +110,21 @@ def load_image_folder(
                 f"image folder {base / part} not found: data.root must hold train/<class>/ and "
                 f"test/<class>/ folders of images"
             )
-    x, y, classes = _read_part(base / "train", image_size, progress)
-    x_test, y_test, test_classes = _read_part(base / "test", image_size, progress)
-    if classes != test_classes:
-        only_train: List[str] = sorted(set(classes) - set(test_classes))
-        only_test: List[str] = sorted(set(test_classes) - set(classes))
+    train = _open_part(base / "train", image_size)
+    if len(train.classes) < 2:
+        raise AutokdError(f"image folder {base / 'train'} holds a single class ({_names(train.classes)}); "
+                          f"a classifier needs two or more class folders")
+    test = _open_part(base / "test", image_size)
+    classes = list(train.classes)
+    if classes != list(test.classes):
+        only_train: List[str] = sorted(set(classes) - set(test.classes))
+        only_test: List[str] = sorted(set(test.classes) - set(classes))
         raise AutokdError(
             f"class folders of {base / 'train'} and {base / 'test'} differ: "
             f"only in train: {only_train or 'none'}; only in test: {only_test or 'none'}"
         )
+    x, y = _load_part(train, base / "train", image_size, progress)
+    x_test, y_test = _load_part(test, base / "test", image_size, progress)
     return {"x": x, "y": y, "x_test": x_test, "y_test": y_test, "classes": classes}
 
 

@@ -17,7 +17,7 @@ from ..errors import AutokdError, short_repr
 def load_python(spec) -> dict:
     from autokd.user_code import import_callable, one_line
 
-    from .arrays import NAMES, key_names
+    from .arrays import NAMES, REQUIRED, key_names
 
     label = f"data.callable {short_repr(spec.callable, 80)}"
     function = import_callable(spec.callable, "data.callable")
@@ -28,8 +28,9 @@ def load_python(spec) -> dict:
     if isinstance(out, Mapping):
         names = key_names(spec.keys)
         arrays = {std: out[name] for std, name in names.items() if name in out}
-        if "x_train" not in arrays or "y_train" not in arrays:
-            raise AutokdError(f"{label} returned a mapping without {names['x_train']!r} and {names['y_train']!r} "
+        missing = [repr(names[std]) for std in REQUIRED if std not in arrays]
+        if missing:
+            raise AutokdError(f"{label} returned a mapping without {' and '.join(missing)} "
                               f"(it has {', '.join(map(str, list(out)[:10])) or 'nothing'})")
         return arrays
     if isinstance(out, (tuple, list)) and len(out) in (4, 6):
