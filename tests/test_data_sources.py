@@ -129,6 +129,9 @@ def test_a_python_callable_returns_the_data(tmp_path):
 @pytest.mark.parametrize("keys, needle", [
     ({"x_train": "X"}, "returned a mapping without 'X' (it has x_train, y_train, x_test, y_test)"),
     ({"y_train": "labels"}, "returned a mapping without 'labels' (it has"),
+    # validation read from the training arrays: accepted, and the search ranked on its training data
+    ({"x_val": "x_train", "y_val": "y_train"}, "data.keys: x_train and x_val would both be read from 'x_train'"),
+    ({"x_train": "x_test"}, "data.keys: x_train and x_test would both be read from 'x_test'"),
 ])
 def test_a_python_mapping_without_a_renamed_key_names_only_the_missing_ones(tmp_path, monkeypatch, keys, needle):
     (tmp_path / "autokd_test_keyed_data.py").write_text(

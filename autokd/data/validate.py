@@ -125,6 +125,13 @@ def _validate_source_keys(spec: DataSpec, where: str) -> None:
         if key not in NAMES or not isinstance(value, str) or not value:
             raise ConfigError(f"{where}.keys: {short_repr(key)}: {short_repr(value)} must map one of "
                               f"{', '.join(NAMES)} to a name in the data")
+    read = {}  # the name each array is read under (its own unless renamed)
+    for name in NAMES:
+        source = spec.keys.get(name, name)
+        if source in read:
+            raise ConfigError(f"{where}.keys: {read[source]} and {name} would both be read from {source!r} (one "
+                              f"split would be another's data: validation on training data, say); give each its own")
+        read[source] = name
     if spec.name in SOURCE_KEYS:
         tf = spec.test_fraction
         if not _is_number(tf) or not 0 < tf < 1:
