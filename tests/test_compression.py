@@ -150,3 +150,17 @@ def test_a_model_that_cannot_be_measured_is_recorded_as_unknown_with_a_warning()
                                             r"this kernel cannot run under a dispatch mode;.*recorded as unknown"):
         cost = footprint(model, model, (1, 40))
     assert cost.macs is None and cost.latency_ms > 0 and cost.params == count_params(model)
+
+
+def test_a_bad_layer_of_a_quantized_student_lists_its_layers_not_quantization_internals():
+    """The listing held every observer and fake quantizer (a 520-character line for a 3-layer student)."""
+    from autokd.errors import AutokdError
+    from autokd.models.taps import FeatureTaps
+
+    model = quantize.prepare(_tiny_cnn(), 8)
+    with pytest.raises(AutokdError) as info:
+        FeatureTaps(model, ["stages.9"])
+    message = str(info.value)
+    assert "stages.1.0.layer" in message and "embedding" in message
+    assert "activation_post_process" not in message and "fake_quant" not in message and ".quant" not in message
+    FeatureTaps(model, ["stages.1.0.quant"]).remove()  # still accepted, only not listed

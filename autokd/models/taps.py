@@ -40,8 +40,20 @@ def classifier_path(model: nn.Module) -> str:
 
 
 def tappable_paths(model: nn.Module) -> list[str]:
-    """Every path :class:`FeatureTaps` accepts: all named submodules, then ``embedding``."""
-    paths = [name for name, _ in model.named_modules() if name and name != EMBEDDING]
+    """The paths worth tapping, as an error lists them: the named submodules but quantization's own
+    (stubs, observers, fake quantizers, and what they hold), then ``embedding``. (:class:`FeatureTaps`
+    accepts those internals too.)"""
+    import torch.ao.quantization as tq
+
+    internal = (tq.QuantStub, tq.DeQuantStub, tq.FakeQuantizeBase, tq.ObserverBase)
+    paths, hidden = [], []
+    for name, module in model.named_modules():
+        if not name or name == EMBEDDING or any(name.startswith(h + ".") for h in hidden):
+            continue
+        if isinstance(module, internal):
+            hidden.append(name)
+        else:
+            paths.append(name)
     return paths + [EMBEDDING]
 
 
