@@ -179,8 +179,10 @@ def _train_seed(prepared, strategy, seed: int, progress: Progress, keep_model: b
                                 progress=progress.say, keep_model=keep_model)
     except TrainingFailed as exc:
         raise AutokdError(
-            f"the student diverged with seed {seed}: {exc}; lower strategy.recipe.lr (now {strategy.recipe.lr:g}) "
-            f"or the loss weights (alpha, pairs[].weight, relations[].weight)"
+            f"the student diverged with seed {seed}: {exc}; the last batch's parts show which term: lower "
+            f"strategy.recipe.lr (now {strategy.recipe.lr:g}), the loss weights (alpha, pairs[].weight, "
+            f"relations[].weight, scheme weights) or the temperature (now {strategy.temperature:g}), or check that "
+            f"the model's forward gives finite logits"
         ) from None
     progress.say(f"seed {seed}: val {result.val_acc:.2f}%  test {result.test_acc:.2f}%  ({format_seconds(result.seconds)})")
     return result
