@@ -150,16 +150,22 @@ def test_saving_a_born_again_ensemble_is_refused_before_training(tmp_path):
     assert not (tmp_path / "s.pt").exists()
 
 
-def test_a_student_that_refuses_a_batch_of_one_trains_and_reports_its_footprint(tmp_path):
-    """Its footprint is measured at batch 2 (was: a traceback from the MAC count after training, the run lost)."""
-    task = {**TINY_TASK, "student": {"model": "faulty_models:NoBatchOfOne", "kwargs": {"channels": 4}}}
+def _train_faulty_student(tmp_path, model: str):
+    """`autokd train` of a one-epoch student ``faulty_models:MODEL``; its stdout and its results file."""
+    task = {**TINY_TASK, "student": {"model": f"faulty_models:{model}", "kwargs": {"channels": 4}}}
     write_space(tmp_path / "tiny.yaml", task=task)
     write_config(tmp_path / "c.yaml", KD, "tiny.yaml")
     proc = run_cli("train", "--config", "c.yaml", "--epochs", "1", "--out", "r.json", cwd=tmp_path,
                    env={"PYTHONPATH": str(TESTS)})
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-    assert re.search(r"student: [\d,]+ parameters, .* [\d,]+ MACs, [\d.]+ ms", proc.stdout), proc.stdout
-    assert json.loads((tmp_path / "r.json").read_text())["runs"][0]["footprint"]["macs"] > 0
+    return proc.stdout, json.loads((tmp_path / "r.json").read_text())["runs"][0]["footprint"]
+
+
+def test_a_student_that_refuses_a_batch_of_one_trains_and_reports_its_footprint(tmp_path):
+    """Its footprint is measured at batch 2 (was: a traceback from the MAC count after training, the run lost)."""
+    out, footprint = _train_faulty_student(tmp_path, "NoBatchOfOne")
+    assert re.search(r"student: [\d,]+ parameters, .* [\d,]+ MACs, [\d.]+ ms", out), out
+    assert footprint["macs"] > 0
 
 
 def test_a_student_whose_macs_cannot_be_counted_trains_and_says_they_are_unknown(tmp_path):
@@ -167,14 +173,9 @@ def test_a_student_whose_macs_cannot_be_counted_trains_and_says_they_are_unknown
     from autokd.search.leaderboard import _size_text
     from autokd.search.objectives import violations
 
-    task = {**TINY_TASK, "student": {"model": "faulty_models:NotCountable", "kwargs": {"channels": 4}}}
-    write_space(tmp_path / "tiny.yaml", task=task)
-    write_config(tmp_path / "c.yaml", KD, "tiny.yaml")
-    proc = run_cli("train", "--config", "c.yaml", "--epochs", "1", "--out", "r.json", cwd=tmp_path,
-                   env={"PYTHONPATH": str(TESTS)})
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-    assert re.search(r"student: [\d,]+ parameters, .* MACs unknown, [\d.]+ ms", proc.stdout), proc.stdout
-    assert json.loads((tmp_path / "r.json").read_text())["runs"][0]["footprint"]["macs"] is None
+    out, footprint = _train_faulty_student(tmp_path, "NotCountable")
+    assert re.search(r"student: [\d,]+ parameters, .* MACs unknown, [\d.]+ ms", out), out
+    assert footprint["macs"] is None
     unmeasured = {"params": 10, "size_bytes": 2048, "macs": None, "latency_ms": None}
     assert _size_text(unmeasured).split() == ["10", "2.0", "-"]
     assert violations({"max_latency_ms": 5, "max_macs": 9}, unmeasured) == {"max_latency_ms": 1.0, "max_macs": 1.0}
