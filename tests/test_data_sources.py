@@ -146,6 +146,16 @@ def test_a_python_mapping_without_a_renamed_key_names_only_the_missing_ones(tmp_
     assert needle in str(info.value) and "\n" not in str(info.value), str(info.value)
 
 
+def test_a_python_source_is_named_quoted_in_what_its_arrays_break(tmp_path, monkeypatch):
+    (tmp_path / "autokd_test_one_class.py").write_text(
+        "import numpy as np\n"
+        "def load():\n"
+        "    return {'x_train': np.zeros((10, 3), 'float32'), 'y_train': np.zeros(10, int)}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(AutokdError, match=r"^data\.callable 'autokd_test_one_class:load'.*a single class"):
+        load_task_data(DataSpec(name="python", callable="autokd_test_one_class:load", val_size=2), cache_dir())
+
+
 @pytest.mark.parametrize("arrays, needle", [
     ({"x_train": np.zeros((10, 3), "float32"), "y_train": np.zeros(9, int)}, "x_train has 10 samples but y_train has 9"),
     ({"x_train": np.zeros((10, 3), "float32"), "y_train": np.full(10, 0.5)}, "not whole numbers"),

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from autokd.errors import short_repr
+
 from .arrays import as_task_arrays, read_array_file
 from .python_source import load_python
 from .table import load_table
@@ -25,7 +27,7 @@ def load_user_source(spec, progress=None) -> dict:
     """The raw data of a user source (``x``, ``y``, ``x_test``, ``y_test``, ``classes``, ...)."""
     if progress is not None:
         progress(f"reading {spec.name} data from {spec.path or spec.callable}")
-    where = f"{SOURCE_LABELS[spec.name]} {spec.path or spec.callable}"
+    where = f"{SOURCE_LABELS[spec.name]} " + (spec.path or short_repr(spec.callable, 80))  # a callable quoted, as elsewhere
     return as_task_arrays(READERS[spec.name](spec), spec, where)
 
 
