@@ -331,6 +331,12 @@ def test_cli_search_studies_show_resume_export_train(tmp_path, space_path):
     assert json.loads((tmp_path / "r.json").read_text())["val_mean"] == pytest.approx(best.value, abs=0.01)
     bad_rank = run_cli("export", "flow", "--storage", storage, "--rank", "99")
     assert bad_rank.returncode == 2 and "--rank 99 is beyond the leaderboard" in bad_rank.stderr
+    assert run_cli("export", "flow", "--storage", storage, "--rank", "2", "-o", exported).returncode == 0  # its own
+    assert "(rank 2" in exported.read_text()
+    space_before = Path(space_path).read_text()  # the space file named by mistake: was replaced by the config
+    over = run_cli("export", "flow", "--storage", storage, "-o", space_path)
+    assert over.returncode == 2 and "-o " in over.stderr and "exists and is not a config autokd wrote" in over.stderr
+    assert Path(space_path).read_text() == space_before
 
 
 def _finished(db: Path, name: str) -> dict[int, tuple]:

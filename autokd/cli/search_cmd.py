@@ -265,6 +265,11 @@ def export(name, storage, rank, trial_number, out_path):
 
     if rank is not None and trial_number is not None:
         raise AutokdError(f"give --rank or --trial, not both (--rank {rank}, --trial {trial_number})")
+    if out_path:
+        from autokd.outputs import check_replaceable
+        from autokd.search.export import is_exported
+
+        check_replaceable(out_path, "-o", "a config", is_exported)  # not the space or task file named by mistake
     text = export_config(load_existing_study(name, open_storage(storage, create=False)),
                          1 if rank is None else rank, trial_number)
     if out_path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Optional
 
 from autokd.config.strategy import strategy_from_dict, strategy_to_dict
@@ -28,6 +29,15 @@ def full_length_strategy(space_file, stored: dict, epochs=None):
     return replace(strategy, recipe=full)
 
 
+EXPORT_MARK = "# Exported by autokd from study "  # how an exported config begins
+
+
+def is_exported(path: Path) -> bool:
+    """A file ``autokd export`` wrote (its first line says so): only such a file is replaced by ``-o``."""
+    with open(path, "rb") as handle:
+        return handle.readline(400).startswith(EXPORT_MARK.encode())
+
+
 def export_config(study, rank: int = 1, trial: Optional[int] = None) -> str:
     """YAML text of the rank-``rank`` strategy (or of trial number ``trial``) with the task inline
     and the full-length recipe."""
@@ -49,7 +59,7 @@ def export_config(study, rank: int = 1, trial: Optional[int] = None) -> str:
     strategy = full_length_strategy(space_file, entry.strategy)
     task = load_yaml_value(settings.space_text)["task"]
     header = (
-        f"# Exported by autokd from study {comment_safe(study.study_name)!r}, trial {entry.number} "
+        f"{EXPORT_MARK}{comment_safe(study.study_name)!r}, trial {entry.number} "
         f"({where}):\n"
         f"# validation accuracy {entry.value:.2f}% after the {space_file.task.recipes.proxy.epochs}-epoch proxy run"
         + (f" (confirmed: mean {entry.confirmed['mean']:.2f} ± {entry.confirmed['se']:.2f}% over "
