@@ -103,6 +103,7 @@ def test_a_scheme_baseline_is_placed_in_a_space_that_holds_it():
      "space.scheme_knobs.mutual: the choices peers 1, peer_model None, peer_kwargs {'channels': 4} together make no "
      "valid mutual scheme"),
     ({"schemes": ["online"], "scheme_knobs": {"online": {"temperature": [2, 2.0]}}}, "must list one or more distinct"),
+    ({"schemes": ["single", "assistant"]}, "^space.scheme_knobs.assistant.model is missing: name the assistant's model"),
     ({"schemes": ["born_again"], "scheme_knobs": {"born_again": {"generations": [[2]]}}}, "a choice must be"),
 ])
 def test_bad_scheme_spaces_are_config_errors(space, needle):

@@ -164,13 +164,17 @@ def _check_together(kind: str, knobs: dict[str, Any], where: str, limit: int = 1
         try:
             scheme_from_dict({"kind": kind, **values}, where)
         except ConfigError as exc:
-            raise _with_choices(kind, values, where, exc) from None
+            chosen = {k: v for k, v in values.items() if len(options[k]) > 1}
+            if not chosen:  # no choice involved (a knob missing): the scheme's own message says it
+                raise
+            raise _with_choices(kind, chosen, where, exc) from None
 
 
 def _with_choices(kind: str, values: dict[str, Any], where: str, exc: ConfigError) -> ConfigError:
     """``exc`` (a scheme made of one combination of the space's choices is invalid) naming the combination."""
     combination = ", ".join(f"{k} {short_repr(v, 60)}" for k, v in values.items())
-    return ConfigError(f"{where}: the choices {combination} together make no valid {kind} scheme ({exc}); "
+    reason = str(exc)[len(where) + 1:] if str(exc).startswith(where + ".") else str(exc)  # the path once
+    return ConfigError(f"{where}: the choices {combination} together make no valid {kind} scheme ({reason}); "
                        f"drop one of them")
 
 
