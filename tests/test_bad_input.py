@@ -150,7 +150,7 @@ def _scheme_cases(d: Path, st: list, good: str) -> dict[str, tuple[list, str]]:
         "task teachers not a list": (["teacher", "--space", _space(d, "s6.yaml", {"teachers": {"model": "cnn1d"}})],
                                      "task.teachers must be a list"),
         "unknown shipped baselines": (["compare", "base", "--baselines", "scheme_baseline", "--workers", "0", *st],
-                                      "scheme_baseline"),
+                                      "did you mean 'scheme_baselines'?); give a baselines YAML file or one of"),
     }
 
 

@@ -16,7 +16,7 @@ from autokd.config.baseline_schemes import DoesNotFit, fit_scheme
 from autokd.config.files import SHIPPED_BASELINES
 from autokd.config.strategy import Recipe, Strategy, strategy_from_dict
 from autokd.config.yaml_io import load_yaml_file
-from autokd.errors import ConfigError, short_repr
+from autokd.errors import ConfigError, did_you_mean, short_repr
 
 POSITIONS = ("all", "first", "middle", "last")
 
@@ -60,6 +60,10 @@ def baselines_that_adapt(path: Union[str, Path, None], pairs: list[tuple[str, st
 def _entries(path: Union[str, Path, None]) -> tuple[Path, dict]:
     if path in SHIPPED_BASELINES:  # a shipped set by name
         path = default_baselines_path().with_name(f"{path}.yaml")
+    elif path and not Path(path).expanduser().exists() and not _looks_like_a_file(str(path)):
+        raise ConfigError(f"baselines {short_repr(str(path))}: no such file, and not a shipped set"
+                          f"{did_you_mean(str(path), SHIPPED_BASELINES)}; give a baselines YAML file or one of "
+                          f"{', '.join(SHIPPED_BASELINES)}")
     path = Path(path).expanduser() if path else default_baselines_path()
     data = load_yaml_file(path)
     if set(data) != {"baselines"} or not isinstance(data["baselines"], dict) or not data["baselines"]:
@@ -67,6 +71,10 @@ def _entries(path: Union[str, Path, None]) -> tuple[Path, dict]:
     for name in data["baselines"]:
         _check_name(name, path)
     return path, data["baselines"]
+
+
+def _looks_like_a_file(text: str) -> bool:
+    return text.endswith((".yaml", ".yml")) or "/" in text
 
 
 # the labels compare and calibrate give their own strategies ("trial 17", "sampled 3")
