@@ -151,6 +151,13 @@ def test_studies_agrees_with_show_on_a_study_without_a_feasible_trial(made):
     assert rows["base"].split()[6].endswith("%") and "feasible" not in rows["base"]
     shown = run_cli("show", "tight", "--storage", db)
     assert shown.returncode == 0 and "no feasible trial" in shown.stdout
+    from autokd.search.monitor import SearchMonitor  # the progress line agrees too (it showed the infeasible best)
+
+    lines, tight = [], optuna.load_study(study_name="tight", storage=f"sqlite:///{db}")
+    monitor = SearchMonitor(tight, 1, lambda text, _force: lines.append(text))
+    monitor.trial_finished("complete", 99.0)
+    assert monitor.best is None and "best val -" in lines[-1]
+    assert SearchMonitor(optuna.load_study(study_name="base", storage=f"sqlite:///{db}"), 1, print).best is not None
     _assert_refused(run_cli("export", "tight", "--storage", db), "no complete trial that meets its constraints")
 
 

@@ -18,7 +18,10 @@ class SearchMonitor:
         self.state = counts(study)
         self.start_finished = self.state.finished
         self.running = 0
-        self.best = _best_value(study)
+        from autokd.search.leaderboard import judging
+
+        self.rules = judging(study)
+        self.best = _best_feasible(study, self.rules)
         self._news = False  # a trial finished since the last line was forced out
 
     def trial_started(self) -> None:
@@ -33,8 +36,8 @@ class SearchMonitor:
     def trial_finished(self, state: str, value: Optional[float]) -> None:
         self.running = max(0, self.running - 1)
         self.state.add(state)
-        if value is not None and (self.best is None or value > self.best):
-            self.best = value
+        if value is not None:  # read back: only a trial within the study's constraints is the best
+            self.best = _best_feasible(self.study, self.rules)
         self._news = True
         self.show()
 
@@ -56,9 +59,9 @@ class SearchMonitor:
         self.write(self.line(), force)
 
 
-def _best_value(study) -> Optional[float]:
-    from optuna.trial import TrialState
+def _best_feasible(study, rules) -> Optional[float]:
+    """The best validation accuracy of a complete trial that meets the constraints (as show and studies say)."""
+    from autokd.search.leaderboard import complete_entries
 
-    values = [t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    return max(values) if values else None
+    return max((e.value for e in complete_entries(study) if rules.feasible(e.footprint)), default=None)
 
