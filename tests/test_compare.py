@@ -338,3 +338,14 @@ def test_compare_out_that_is_a_file_is_one_error_line_before_training(tmp_path):
     assert result.stderr.strip().splitlines() == [f"error: cannot write the compare report into {blocker}: it is a "
                                                   "file, not a folder"]
     assert "teacher" not in result.stderr + result.stdout  # refused before any training
+
+
+def test_baselines_are_repeated_at_searched_student_sizes_but_not_at_the_task_s_own():
+    """A found student written {channels: 4} on a task whose student has 4 channels gave 'kd @ channels=4',
+    the same strategy as kd, trained again under a second name."""
+    from autokd.compare.plan import Contender, shipped_baselines
+    from autokd.config.strategy import Strategy
+
+    kd = load_baselines(None, PAIRS, Recipe())[:1]
+    found = [Contender("found", Strategy(student={"channels": c}), "", f"k{c}", trial_number=c) for c in (4, 8)]
+    assert [b.name for b in shipped_baselines(found, kd, {"channels": 4})] == [f"{kd[0].name} @ channels=8"]

@@ -164,6 +164,7 @@ def test_compare_of_a_multi_objective_study_retrains_front_points_and_baselines_
     names = set(summary["name"])
     for width in widths - {TINY_STUDENT_CHANNELS}:  # every searched student size gets the baselines too
         assert {f"kd @ channels={width}", f"student @ channels={width}"} <= names, names
+    assert f"kd @ channels={TINY_STUDENT_CHANNELS}" not in names  # the task's own size: the baseline itself
     assert summary["size_kib"].notna().all() and summary["params"].notna().all()
     runs = [json.loads(line) for line in (report / "runs.jsonl").read_text().splitlines() if line.strip()]
     assert all(r["footprint"]["latency_ms"] > 0 for r in runs)

@@ -68,7 +68,7 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     if left_out:
         say(f"baselines left out (this task cannot take them: no layer pairs, one teacher, or no assistant size "
             f"between teacher and student): {', '.join(left_out)}")
-    generated = shipped_baselines(found, baselines)  # each baseline again at the searched students
+    generated = shipped_baselines(found, baselines, task.student.kwargs)  # again at each searched student
     baselines = baselines + generated
     contenders = with_baselines(found, baselines, task)
     seeds = [recipe.seed + i for i in range(request.seeds)]

@@ -62,15 +62,16 @@ def spread(entries: list, most: int) -> list:
     return [entries[round(i * step)] for i in range(most)]
 
 
-def shipped_baselines(found: list[Contender], baselines: list[Baseline]) -> list[Baseline]:
+def shipped_baselines(found: list[Contender], baselines: list[Baseline], own: dict) -> list[Baseline]:
     """Each baseline again at every shipped student the found strategies use (their ``student``
-    kwargs and ``compression``) other than the task's own, named ``NAME @ WHAT``."""
+    kwargs and ``compression``) other than the task's own (``own``: its student's kwargs), named
+    ``NAME @ WHAT``."""
     from autokd.config.compression import Compression
 
     shipped, out = {}, []
     for c in found:
         s = c.strategy
-        if s.student or not s.compression.empty:
+        if {**own, **s.student} != own or not s.compression.empty:  # (the task's own size, written out: not)
             shipped.setdefault(json.dumps([s.student, asdict(s.compression)], sort_keys=True, default=str),
                                (s.student, s.compression))
     for student, compression in shipped.values():
