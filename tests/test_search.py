@@ -386,3 +386,15 @@ def test_sigkill_mid_search_then_resume_loses_nothing(tmp_path, space_path):
     for number, (state, value) in before.items():  # no finished trial lost or changed
         assert after[number] == (state, value)
     assert not session_members(proc.pid)
+
+
+def test_importances_need_five_complete_trials_and_are_the_same_for_the_same_study():
+    """One complete trial gave every parameter the same importance, 1/n, as if it were measured."""
+    from autokd.search.leaderboard import importances
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("a", 0, 1) + 0.1 * t.suggest_float("b", 0, 1), n_trials=1)
+    assert importances(study) == {}
+    study.optimize(lambda t: t.suggest_float("a", 0, 1) + 0.1 * t.suggest_float("b", 0, 1), n_trials=7)
+    first = importances(study)
+    assert set(first) == {"a", "b"} and first == importances(study) and first["a"] > first["b"]

@@ -90,12 +90,19 @@ def failures(study) -> list[tuple[int, str]]:
     ]
 
 
+MIN_TRIALS_FOR_IMPORTANCES = 5  # fewer complete trials: every parameter equally "important", or noise
+
+
 def importances(study) -> dict[str, float]:
-    """Optuna's parameter importances (its default evaluator); empty when too few trials are complete."""
+    """Optuna's parameter importances (its default evaluator); empty with fewer than
+    :data:`MIN_TRIALS_FOR_IMPORTANCES` complete trials."""
     import warnings
 
     import optuna
+    from optuna.trial import TrialState
 
+    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < MIN_TRIALS_FOR_IMPORTANCES:
+        return {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "few trials in some regimes": expected early in a search
         try:
