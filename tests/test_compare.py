@@ -349,3 +349,14 @@ def test_baselines_are_repeated_at_searched_student_sizes_but_not_at_the_task_s_
     kd = load_baselines(None, PAIRS, Recipe())[:1]
     found = [Contender("found", Strategy(student={"channels": c}), "", f"k{c}", trial_number=c) for c in (4, 8)]
     assert [b.name for b in shipped_baselines(found, kd, {"channels": 4})] == [f"{kd[0].name} @ channels=8"]
+
+
+def test_the_best_baseline_among_tied_ones_is_the_first_the_ranking_lists():
+    """The table listed dgkd first of three baselines tied at 17.00, the verdict paired the winner with kd."""
+    from autokd.compare.results import RunRecord, StrategySummary
+    from autokd.compare.summary import paired_with_best_baseline
+
+    summaries = [StrategySummary(name, BASELINE, "", 1, 0, 17.0, None, None, 17.0, None) for name in ("kd", "dgkd")]
+    runs = [RunRecord(name, kind, 0, 17.0, acc, 1.0, name) for name, kind, acc in
+            (("kd", BASELINE, 17.0), ("dgkd", BASELINE, 17.0), ("trial 0", FOUND, 18.0))]
+    assert paired_with_best_baseline("trial 0", summaries, runs).baseline == "dgkd"

@@ -91,8 +91,8 @@ def _summary(c: Contender, runs: list[RunRecord], student_mean: Optional[float],
 def paired_with_best_baseline(winner: str, summaries: list[StrategySummary], runs: list[RunRecord]
                               ) -> Optional[PairedComparison]:
     """The winner against the baseline with the highest test mean, over the seeds both have ok."""
-    best = max((s for s in summaries if s.kind == BASELINE and s.test_mean is not None),
-               key=lambda s: s.test_mean, default=None)
+    best = min((s for s in summaries if s.kind == BASELINE and s.test_mean is not None),
+               key=lambda s: (-s.test_mean, s.name), default=None)  # ties: by name, as the ranking lists them
     if best is None:
         return None
 
