@@ -194,6 +194,7 @@ def test_a_rerun_with_another_space_still_says_the_space_differs(made, tmp_path)
     result = run_cli("search", "--space", changed, "--name", "base", "--budget", "2", "--workers", "0",
                      "--sampler", "random", "--storage", db, "--max-params", "5", cwd=tmp_path)
     _assert_refused(result, "study 'base' was made with a different search space")
+    assert "space.alpha: only this run sets it" in result.stderr  # what differs (the file names alone were equal)
     assert _digest(db) == before
 
 

@@ -355,3 +355,13 @@ def test_sigterm_under_ray_exits_130_requeues_and_leaves_no_process(tmp_path):
     assert_interrupted_requeued(optuna.load_study(study_name="term", storage=_storage(db)))
     time.sleep(2)
     assert not session_members(proc.pid), "Ray processes were left behind"
+
+
+def test_a_changed_space_is_refused_naming_where_it_differs():
+    """The refusal named only the file, the same one the user had given."""
+    from autokd.search.study import _first_difference
+
+    old = "task: default\nspace: {weight_scale: {low: 0.1, high: 1}, alpha: 0.5}\n"
+    changed = _first_difference(old, old.replace("high: 1", "high: 2"))
+    assert changed == "space.weight_scale.high: the study's 1, this run's 2"
+    assert _first_difference(old, old.replace(", alpha: 0.5", "")) == "space.alpha: only the study sets it"

@@ -294,7 +294,8 @@ def test_studies_columns_line_up_whatever_the_names_and_samplers(tmp_path, space
     header, *rows = run_cli("studies", "--storage", storage).stdout.splitlines()
     assert len(rows) == 2
     for column, cells in (("done/budget", ["0/7", "0/100"]), ("best val", ["-", "-"])):
-        ends = {header.index(column) + len(column)} | {row.index(f" {cell}") + len(cell) + 1 for row, cell in zip(rows, cells)}
+        ends = {header.index(column) + len(column)}
+        ends |= {row.index(f" {cell}") + len(cell) + 1 for row, cell in zip(rows, cells)}
         assert len(ends) == 1, (header, rows)
 
 
@@ -386,15 +387,3 @@ def test_sigkill_mid_search_then_resume_loses_nothing(tmp_path, space_path):
     for number, (state, value) in before.items():  # no finished trial lost or changed
         assert after[number] == (state, value)
     assert not session_members(proc.pid)
-
-
-def test_importances_need_five_complete_trials_and_are_the_same_for_the_same_study():
-    """One complete trial gave every parameter the same importance, 1/n, as if it were measured."""
-    from autokd.search.leaderboard import importances
-
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-    study.optimize(lambda t: t.suggest_float("a", 0, 1) + 0.1 * t.suggest_float("b", 0, 1), n_trials=1)
-    assert importances(study) == {}
-    study.optimize(lambda t: t.suggest_float("a", 0, 1) + 0.1 * t.suggest_float("b", 0, 1), n_trials=7)
-    first = importances(study)
-    assert set(first) == {"a", "b"} and first == importances(study) and first["a"] > first["b"]

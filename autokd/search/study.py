@@ -106,12 +106,33 @@ def _different_search(name: str, old: SearchSettings, new: SearchSettings) -> st
 
     changes = differing_flags(old.space_text, new.space_text)
     if not changes:
-        return (f"study {name!r} was made with a different search space ({old.space_source}); "
-                f"resume it with that space, or start a new study with --name")
+        return (f"study {name!r} was made with a different search space ({old.space_source}; "
+                f"{_first_difference(old.space_text, new.space_text)}); resume it (autokd resume {name}: the "
+                f"study keeps its space), search it with that space, or start a new study with --name")
     what = ", ".join(f"{flag} was {before}, now {after}" for flag, before, after in changes)
     return (f"study {name!r} was made with other objectives or constraints than this run: {what} (the space is "
             f"otherwise the same); search it with the study's values (flags, or the space's objectives and "
             f"constraints), continue it with autokd resume {name}, or start a new study with --name")
+
+
+def _first_difference(old_text: str, new_text: str) -> str:
+    """Where two space files' data first differ: ``space.weight_scale.high: the study's 1, this run's 2``."""
+    from autokd.config.yaml_io import load_yaml_value
+
+    def walk(old, new, path: str) -> Optional[str]:
+        if isinstance(old, dict) and isinstance(new, dict):
+            for key in [*old, *(k for k in new if k not in old)]:
+                if key not in old or key not in new:
+                    return f"{path}{key}: {'only this run' if key in new else 'only the study'} sets it"
+                found = walk(old[key], new[key], f"{path}{key}.")
+                if found:
+                    return found
+            return None
+        if old != new:
+            return f"{path.rstrip('.')}: the study's {short_repr(old, 60)}, this run's {short_repr(new, 60)}"
+        return None
+
+    return walk(load_yaml_value(old_text), load_yaml_value(new_text), "") or "the files differ"
 
 
 def study_directions(settings: SearchSettings) -> list[str]:
