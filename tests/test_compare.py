@@ -360,3 +360,11 @@ def test_the_best_baseline_among_tied_ones_is_the_first_the_ranking_lists():
     runs = [RunRecord(name, kind, 0, 17.0, acc, 1.0, name) for name, kind, acc in
             (("kd", BASELINE, 17.0), ("dgkd", BASELINE, 17.0), ("trial 0", FOUND, 18.0))]
     assert paired_with_best_baseline("trial 0", summaries, runs).baseline == "dgkd"
+
+
+def test_compare_seeds_stay_within_the_largest_seed():
+    from autokd.compare.compare import _seeds
+
+    assert _seeds(7, 3) == [7, 8, 9] and _seeds(2**32 - 1, 1) == [2**32 - 1]
+    with pytest.raises(AutokdError, match=r"--seeds 2 from the recipe's seed 4294967295 .* at most 1 seeds"):
+        _seeds(2**32 - 1, 2)

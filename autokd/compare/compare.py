@@ -71,10 +71,7 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     generated = shipped_baselines(found, baselines, task.student.kwargs)  # again at each searched student
     baselines = baselines + generated
     contenders = with_baselines(found, baselines, task)
-    seeds = [recipe.seed + i for i in range(request.seeds)]
-    if seeds[-1] > MAX_SEED:
-        raise AutokdError(f"--seeds {request.seeds} from the recipe's seed {recipe.seed} goes past the largest seed, "
-                          f"2**32 - 1; use at most {MAX_SEED - recipe.seed + 1} seeds")
+    seeds = _seeds(recipe.seed, request.seeds)
     jobs = jobs_for(contenders, seeds, task)
     store = RunStore(make_folder(request.out_dir, "the compare report") / "runs.jsonl")  # before any training
     proxy_store = RunStore(request.out_dir / "proxy_runs.jsonl")
@@ -105,6 +102,14 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
         next(c for c in contenders if c.name == job.name).proxy_val = record.val_acc if record.ok else None
     runs = [as_job(store.runs[j.key], j) for j in jobs]
     return summarise(study, settings, prepared, contenders, runs, recipe, seeds)
+
+
+def _seeds(first: int, count: int) -> list[int]:
+    """The recipe's seed and the ``count - 1`` after it, all within the largest seed."""
+    if first + count - 1 > MAX_SEED:
+        raise AutokdError(f"--seeds {count} from the recipe's seed {first} goes past the largest seed, 2**32 - 1; "
+                          f"use at most {MAX_SEED - first + 1} seeds")
+    return [first + i for i in range(count)]
 
 
 def check_run_flags(workers: Optional[int], address: Optional[str], device: str) -> None:
