@@ -85,6 +85,13 @@ def write_text(path: PathLike, text: str, what: str, create_folder: bool = False
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), what, create_folder)
 
 
+def first_line(path: PathLike, most: int = 400) -> str:
+    """The start of a file's first line (at most ``most`` bytes, undecodable bytes replaced): where
+    autokd's configs and copies say who wrote them."""
+    with open(path, "rb") as handle:
+        return handle.readline(most).decode("utf-8", errors="replace")
+
+
 def check_replaceable(path: PathLike, option: str, what: str, written_by_autokd: Callable[[Path], bool]) -> None:
     """Refuse ``option PATH`` when it names a file autokd did not write (``written_by_autokd`` says):
     a task file, a teacher checkpoint or data named by mistake would be replaced, not kept. A missing

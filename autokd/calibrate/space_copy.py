@@ -39,9 +39,10 @@ def check_destination(source: str, dest: Path) -> None:
 
 def _is_a_copy(path: Path) -> bool:
     """A file calibrate wrote (its header's first line says so): only such a file is replaced."""
-    with open(path, "rb") as handle:
-        first = handle.readline(400)
-    return first.startswith(b"# ") and HEADER_MARK.encode() in first
+    from autokd.outputs import first_line
+
+    first = first_line(path)
+    return first.startswith("# ") and HEADER_MARK in first
 
 
 def write_space_copy(source: str, dest: Path, epochs: int, pruning_safe: Optional[bool]) -> Path:

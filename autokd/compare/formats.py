@@ -68,7 +68,11 @@ def fmt_seconds(s) -> str:
 
 def fmt_cost(steps, seconds) -> str:
     """One run's cost: training steps (thousands from 1,000) and wall time, e.g. ``23.4k steps, 41s``, ``40 steps, 2s``."""
-    parts = ([f"{steps / 1000:.1f}k steps" if steps >= 1000 else f"{steps:.0f} steps"] if finite(steps) else []) + ([format_seconds(seconds)] if finite(seconds) else [])
+    parts = []
+    if finite(steps):
+        parts.append(f"{steps / 1000:.1f}k steps" if steps >= 1000 else f"{steps:.0f} steps")
+    if finite(seconds):
+        parts.append(format_seconds(seconds))
     return ", ".join(parts) or DASH
 
 

@@ -71,25 +71,33 @@ def _matches(pairs, teacher, student, shape) -> list[tuple[str, list[str]]]:
     return [(s, list(teachers)) for s in students]
 
 
-def _check_peer_models(spec, shape, classes: int) -> None:
-    """Every model a scheme of the space may add (a cohort's peers, a teacher assistant) builds and
-    returns logits, with every kwargs choice."""
+def _choices(knob) -> list:
+    """A scheme knob's values: its choices, or its one fixed value."""
+    return knob if isinstance(knob, list) else [knob]
+
+
+def _knob_models(knobs: dict, model_knob: str, kwargs_knob: str):
+    """``(name, kwargs)`` of each model a kind's model and kwargs knobs may name (kwargs choices are
+    stored as JSON text); none where the model knob is unset."""
     import itertools
     import json
 
+    for name, kwargs in itertools.product(_choices(knobs.get(model_knob)), _choices(knobs.get(kwargs_knob))):
+        if name is not None:
+            yield name, json.loads(kwargs) if isinstance(kwargs, str) else kwargs or {}
+
+
+def _check_peer_models(spec, shape, classes: int) -> None:
+    """Every model a scheme of the space may add (a cohort's peers, a teacher assistant) builds and
+    returns logits, with every kwargs choice."""
     from autokd.models.checks import check_logits
     from autokd.models.registry import build_model
 
-    def choices(value) -> list:
-        return value if isinstance(value, list) else [value]
-
     for kind, knobs in spec.scheme_knobs.items():
         for model_knob, kwargs_knob in (("peer_model", "peer_kwargs"), ("model", "kwargs")):
-            for name, kwargs in itertools.product(choices(knobs.get(model_knob)), choices(knobs.get(kwargs_knob))):
-                if name is not None:
-                    kwargs = json.loads(kwargs) if isinstance(kwargs, str) else kwargs or {}
-                    role = f"{kind} peer" if model_knob == "peer_model" else kind
-                    check_logits(build_model(name, kwargs, classes, shape), name, role, shape, classes)
+            role = f"{kind} peer" if model_knob == "peer_model" else kind
+            for name, kwargs in _knob_models(knobs, model_knob, kwargs_knob):
+                check_logits(build_model(name, kwargs, classes, shape), name, role, shape, classes)
 
 
 def _check_shipped(spec, task, shape, classes: int, student_paths: list[str]) -> None:
@@ -160,22 +168,13 @@ def _check_stand_in_teachers(spec, task, pairs, student, shape, classes: int) ->
 
 def _stand_ins(spec, task):
     """``(model, kwargs, description)`` of each model a scheme knob choice puts in the teacher's place."""
-    import itertools
-    import json
-
-    def choices(value) -> list:
-        return value if isinstance(value, list) else [value]
-
     knobs = spec.scheme_knobs
-    for f in choices(knobs.get("ensemble", {}).get("feature_teacher", 0)) if "ensemble" in knobs else []:
+    for f in _choices(knobs["ensemble"].get("feature_teacher", 0)) if "ensemble" in knobs else []:
         if isinstance(f, int) and 1 <= f <= len(task.teachers):  # 0: the task's teacher, checked already
             t = task.teachers[f - 1]
             yield t.model, t.kwargs, f"ensemble.feature_teacher {f} (task.teachers[{f - 1}]: {t.model} {t.kwargs})"
-    assistant = knobs.get("assistant", {})
-    for name, kwargs in itertools.product(choices(assistant.get("model")), choices(assistant.get("kwargs"))):
-        if name is not None:
-            kwargs = json.loads(kwargs) if isinstance(kwargs, str) else kwargs or {}
-            yield name, kwargs, f"the assistant {name} {kwargs}"
+    for name, kwargs in _knob_models(knobs.get("assistant", {}), "model", "kwargs"):
+        yield name, kwargs, f"the assistant {name} {kwargs}"
 
 
 def _check_ensemble(spec, task) -> None:
@@ -185,8 +184,8 @@ def _check_ensemble(spec, task) -> None:
         return
     weights = knobs.get("weights", "equal")  # a fixed list of numbers is a tuple; a list is choices
     features = knobs.get("feature_teacher", 0)
-    for w in weights if isinstance(weights, list) else [weights]:
-        for f in features if isinstance(features, list) else [features]:
+    for w in _choices(weights):
+        for f in _choices(features):
             scheme = EnsembleScheme(weights=list(w) if isinstance(w, tuple) else w, feature_teacher=f)
             problem = scheme.misfit(1 + len(task.teachers))
             if problem:

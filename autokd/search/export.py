@@ -34,8 +34,9 @@ EXPORT_MARK = "# Exported by autokd from study "  # how an exported config begin
 
 def is_exported(path: Path) -> bool:
     """A file ``autokd export`` wrote (its first line says so): only such a file is replaced by ``-o``."""
-    with open(path, "rb") as handle:
-        return handle.readline(400).startswith(EXPORT_MARK.encode())
+    from autokd.outputs import first_line
+
+    return first_line(path).startswith(EXPORT_MARK)
 
 
 def export_config(study, rank: int = 1, trial: Optional[int] = None) -> str:
