@@ -1,9 +1,9 @@
 """The order a comparison is shown in, and the plain-text table ``autokd compare`` prints.
 
-Strategies are ranked by full-length test mean, best first (ties: by name); a strategy whose
+Strategies are by_test_mean by full-length test mean, best first (ties: by name); a strategy whose
 runs all failed has no mean and no rank, and comes last. The rows highlighted as "best found"
 and "best baseline" are the two strategies of the paired comparison (falling back to the
-top-ranked found strategy and baseline when there is none).
+top-by_test_mean found strategy and baseline when there is none).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from autokd.compare.formats import fmt_acc, fmt_gap, fmt_mean_sd, fmt_runs, plur
 from autokd.compare.results import BASELINE, FOUND, Comparison, StrategySummary
 
 
-def ranked(c: Comparison) -> list[StrategySummary]:
+def by_test_mean(c: Comparison) -> list[StrategySummary]:
+    """The compared strategies, best test mean first; those with no test value (every run failed) last."""
     return sorted(c.summaries, key=lambda s: (s.test_mean is None, -(s.test_mean or 0.0), s.name))
 
 
@@ -26,7 +27,7 @@ def highlighted(c: Comparison) -> tuple[Optional[str], Optional[str]]:
     """Names of the best found strategy and the best baseline."""
     if c.paired is not None:
         return c.paired.found, c.paired.baseline
-    rows = [s for s in ranked(c) if s.test_mean is not None]
+    rows = [s for s in by_test_mean(c) if s.test_mean is not None]
     return (next((s.name for s in rows if s.kind == FOUND), None),
             next((s.name for s in rows if s.kind == BASELINE), None))
 
@@ -38,7 +39,7 @@ def test_cell(s: StrategySummary, missing: str) -> str:
 
 def format_table(c: Comparison) -> str:
     """The comparison table ``autokd compare`` prints: rank order, aligned columns."""
-    rows = ranked(c)
+    rows = by_test_mean(c)
     if not rows:
         return "no strategies were compared"
     header = ["rank", "strategy", "kind", "runs", "test mean ± sd", "se", "gap closed", "proxy val"]

@@ -21,7 +21,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from autokd.compare.plots import draw_all
-from autokd.compare.ranking import rank_numbers, ranked
+from autokd.compare.ranking import rank_numbers, by_test_mean
 from autokd.compare.results import Comparison, RunRecord, StrategySummary
 from autokd.compare.sections import build_document
 from autokd.document import to_html, to_markdown
@@ -34,7 +34,7 @@ def write_report(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
     """Write the CSVs, plots, ``report.md`` and ``report.html`` into ``out_dir``; return {file name: path}."""
     out_dir = make_folder(out_dir, "the compare report")
     written = {"results.csv": _write_runs(comparison.runs, out_dir / "results.csv"),
-               "summary.csv": _write_summary(ranked(comparison), out_dir / "summary.csv")}
+               "summary.csv": _write_summary(by_test_mean(comparison), out_dir / "summary.csv")}
     figures = draw_all(comparison, out_dir)
     written.update(figures.drawn)
     doc = build_document(comparison, figures)

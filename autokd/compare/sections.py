@@ -13,7 +13,7 @@ from autokd.compare.formats import (
     fmt_value, model_line, paired_sentence, plural,
 )
 from autokd.compare.plots import FIGURES, Figures
-from autokd.compare.ranking import highlighted, rank_numbers, ranked, test_cell
+from autokd.compare.ranking import highlighted, rank_numbers, by_test_mean, test_cell
 from autokd.compare.results import BASELINE, FOUND, Comparison
 from autokd.document import (
     Block, Code, CodeBlock, Column, Document, Fact, Facts, Figure, Heading, Label, Paragraph, Row, Swatch, Table,
@@ -89,7 +89,7 @@ def search_section(c: Comparison, figures: Figures) -> list[Block]:
     facts = [
         Fact("sampler", s.sampler), Fact("space", Code(s.space)), Fact("trials", trials),
         Fact("wall time", fmt_seconds(s.wall_seconds)), Fact("CPU time", cpu),
-        Fact("proxy run", f"{s.proxy_epochs} epochs per trial, ranked by validation accuracy"),
+        Fact("proxy run", f"{s.proxy_epochs} epochs per trial, by_test_mean by validation accuracy"),
         Fact("workers", workers),
     ]
     return ([Heading("Search"), Facts(facts)] + _figure_or_note("optimization_history.png", "search history", figures)
@@ -111,7 +111,7 @@ def retraining_section(c: Comparison) -> list[Block]:
 
 
 def comparison_section(c: Comparison, figures: Figures) -> list[Block]:
-    rows = ranked(c)
+    rows = by_test_mean(c)
     if not rows:
         return [Heading("Comparison"), Paragraph("No strategies were compared.", "note")]
     best_found, best_base = highlighted(c)
@@ -211,7 +211,7 @@ def runs_section(c: Comparison) -> list[Block]:
         return []
     cell = {(r.strategy, r.seed): r for r in c.runs}
     rows = []
-    for s in ranked(c):
+    for s in by_test_mean(c):
         accs = [cell.get((s.name, seed)) for seed in c.seeds]
         rows.append([s.name, s.kind] + [DASH if r is None else fmt_acc(r.test_acc) if r.ok else "failed" for r in accs])
     return [Heading("Every run"),

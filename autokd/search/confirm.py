@@ -36,7 +36,8 @@ def confirmed(study) -> dict:
     return {"trials": trials, "noise": pooled_sd(list(trials.values()))}
 
 
-def summarise(values: list[float]) -> dict:
+def confirmation(values: list[float]) -> dict:
+    """One trial's confirmation as stored in the study: its values (the trial's own first), their mean and se."""
     mean = statistics.fmean(values)
     se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
     return {"values": list(values), "mean": mean, "se": se}
@@ -79,7 +80,7 @@ def confirm_top(study, space, prepared, teacher_cache, k: int, say: Callable[[st
                 except TrainingFailed:
                     break
                 values.append(result.val_acc)
-            summary = summarise(values)
+            summary = confirmation(values)
             store_confirmation(study, entry.number, summary)
             say(f"confirmed {i}/{len(todo)}: trial {entry.number} val {entry.value:.2f}% -> mean {summary['mean']:.2f} "
                 f"± {summary['se']:.2f}% over {len(values)} seeds")
