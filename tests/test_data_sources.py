@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from autokd.data import cache_dir, load_task_data
@@ -170,11 +171,22 @@ def test_a_python_source_is_named_quoted_in_what_its_arrays_break(tmp_path, monk
     ({"x_train": np.zeros(10, "float32"), "y_train": np.array([0, 1] * 5)}, "one array per sample"),
     ({"x_train": np.zeros((10, 3), "float32"), "y_train": np.zeros(10, int)}, "a single class"),
     ({"x_train": np.zeros((10, 3), "complex64"), "y_train": np.array([0, 1] * 5)}, "holds complex numbers"),
+    # the same pixels as bytes in train and as floats in test were scaled apart (test 44 % against 100 %)
+    ({"x_train": np.zeros((10, 3), "uint8"), "y_train": np.array([0, 1] * 5),
+      "x_test": np.zeros((4, 3), "float32"), "y_test": np.array([0, 1, 0, 1])},
+     "x_train is uint8 (bytes, scaled to [0, 1]) but x_test is float32 (used as given)"),
+    # finite in float64, infinite once training's float32 holds it (a NumPy warning, then a wrong validation)
+    ({"x_train": np.zeros((10, 3)), "y_train": np.array([0, 1] * 5), "x_val": np.full((4, 3), 1e39),
+      "y_val": np.array([0, 1, 0, 1])}, "x_val holds 12 value(s) beyond float32's range"),
+    # renamed keys the file lacks: the test split was held out of train instead, silently
+    ({"x_train": np.zeros((10, 3), "float32"), "y_train": np.array([0, 1] * 5), "keys": {"x_test": "Xte", "y_test": "yte"}},
+     "has no array for data.keys {x_test: 'Xte', y_test: 'yte'}"),
 ])
 def test_bad_arrays_are_one_line_errors(tmp_path, arrays, needle):
+    keys = arrays.pop("keys", {})
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(AutokdError) as info:
-        load_task_data(DataSpec(name="arrays", path=str(tmp_path / "bad.npz"), val_size=2), cache_dir())
+        load_task_data(DataSpec(name="arrays", path=str(tmp_path / "bad.npz"), val_size=2, keys=keys), cache_dir())
     assert needle in str(info.value) and "\n" not in str(info.value), str(info.value)
 
 
@@ -186,6 +198,39 @@ def test_files_that_are_not_npz_archives_say_what_they_are(tmp_path):
                          ("scalar.npz", "x_train is a single value (3.0), not an array")):
         with pytest.raises(AutokdError, match=re.escape(needle)):
             load_task_data(DataSpec(name="arrays", path=str(tmp_path / name), val_size=2), cache_dir())
+
+
+def test_a_test_hold_out_that_takes_a_class_out_of_train_is_refused(tmp_path):
+    y = np.array([0, 1] * 5 + [2])  # class 2 has one sample: find a seed that holds it out as test
+    seed = next(s for s in range(100) if 10 in np.random.default_rng(s).permutation(11)[:2])
+    np.savez(tmp_path / "few.npz", x_train=np.zeros((11, 3), "float32"), y_train=y)
+    spec = DataSpec(name="arrays", path=str(tmp_path / "few.npz"), val_size=2, test_fraction=0.2, seed=seed)
+    with pytest.raises(AutokdError, match=re.escape("leaves no training sample of class(es) ['2']")):
+        load_task_data(spec, cache_dir())  # it said "y_test has label 2, but y_train's classes are 0..1"
+
+
+def test_damaged_array_files_are_one_line_errors(tmp_path):
+    folder = tmp_path / "objects"
+    folder.mkdir()
+    np.save(folder / "x_train.npy", np.zeros((10, 3), "float32"))
+    np.save(folder / "y_train.npy", np.array(["a", "b"] * 5, dtype=object), allow_pickle=True)
+    _write_npz(tmp_path / "whole.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "whole.npz").read_bytes()[:300])
+    for path, needle in ((folder, "y_train.npy is not a readable .npy array"), (tmp_path / "cut.npz", "BadZipFile")):
+        with pytest.raises(AutokdError, match=re.escape(needle)):  # were tracebacks
+            load_task_data(DataSpec(name="arrays", path=str(path), val_size=2), cache_dir())
+
+
+def test_python_data_as_bfloat16_or_sparse_tensors_loads(tmp_path, monkeypatch):
+    (tmp_path / "autokd_test_odd_tensors.py").write_text(
+        "import torch\n"
+        "def load():\n"
+        "    x, y = torch.arange(30.0).reshape(10, 3), torch.tensor([0, 1] * 5)\n"
+        "    return x.bfloat16(), y, x.to_sparse(), y\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = load_task_data(DataSpec(name="python", callable="autokd_test_odd_tensors:load", val_size=2), cache_dir())
+    assert data.test.x.dtype == data.train.x.dtype == torch.float32
+    assert data.test.x[:, 0].tolist() == [0.0, 3.0, 6.0, 9.0, 12.0, 15.0, 18.0, 21.0, 24.0, 27.0]
 
 
 @pytest.mark.parametrize("data, needle", [

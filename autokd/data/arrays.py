@@ -13,6 +13,7 @@ first (the train, validation and test splits a run holds are copies of their row
 from __future__ import annotations
 
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Mapping
 
@@ -34,8 +35,7 @@ def read_array_file(path: str, keys: Mapping) -> dict[str, np.ndarray]:
     """The arrays of a ``.npz`` file or of a folder of ``NAME.npy`` files (memory-mapped)."""
     base, names = Path(path).expanduser(), key_names(keys)
     if base.is_dir():
-        found = {std: np.load(base / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-                 for std, name in names.items() if (base / f"{name}.npy").is_file()}
+        found = {std: _load_npy(base / f"{name}.npy") for std, name in names.items() if (base / f"{name}.npy").is_file()}
         where = f"folder {base} (files NAME.npy)"
     elif base.is_file():
         _check_npz_magic(base)
@@ -43,7 +43,7 @@ def read_array_file(path: str, keys: Mapping) -> dict[str, np.ndarray]:
             with np.load(base, allow_pickle=False) as archive:
                 found = {std: archive[name] for std, name in names.items() if name in archive.files}
                 stored = list(archive.files)
-        except (OSError, ValueError, EOFError) as exc:
+        except UNREADABLE as exc:
             raise AutokdError(f"data.path {base}: not a readable .npz file ({type(exc).__name__}: "
                               f"{str(exc)[:150]})") from None
         where = f"file {base} (holds {', '.join(stored) or 'no arrays'})"
@@ -53,7 +53,29 @@ def read_array_file(path: str, keys: Mapping) -> dict[str, np.ndarray]:
     if missing:
         raise AutokdError(f"data.path: the {where} has no {' or '.join(missing)}; name them with data.keys "
                           f"(e.g. keys: {{x_train: X, y_train: y}})")
+    check_mapped(keys, found, f"data.path: the {where}")
     return found
+
+
+# what NumPy raises on a damaged, truncated or pickled file
+UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except UNREADABLE as exc:
+        raise AutokdError(f"data.path: {path} is not a readable .npy array of numbers or names ({type(exc).__name__}: "
+                          f"{str(exc)[:150]}); save it with np.save from a non-object array") from None
+
+
+def check_mapped(keys: Mapping, found: Mapping, where: str) -> None:
+    """Every array ``data.keys`` names explicitly must be there: a renamed test or validation pair that is
+    missing would otherwise be replaced, silently, by a hold-out of train."""
+    lost = [f"{std}: {short_repr(name, 40)}" for std, name in keys.items() if std not in found]
+    if lost:
+        raise AutokdError(f"{where} has no array for data.keys {{{', '.join(lost)}}}; fix the names in data.keys "
+                          f"(or drop those keys)")
 
 
 def _check_npz_magic(path: Path) -> None:
@@ -83,6 +105,7 @@ def as_task_arrays(arrays: Mapping[str, object], spec, source: str) -> dict:
     splits = {"train": (x, y), "test": (x_test, y_test), **({"val": (x_val, y_val)} if x_val is not None else {})}
     for split, (xs, ys) in list(splits.items())[1:]:
         check_features(xs, ys, split, source)
+    _check_same_scaling({split: xs.dtype for split, (xs, _) in splits.items()}, source)
     shapes = {split: tuple(xs.shape[1:]) for split, (xs, _) in splits.items()}
     if len(set(shapes.values())) > 1:
         raise AutokdError(f"{source}: the splits' samples have different shapes ({shapes}); they must match")
@@ -92,6 +115,16 @@ def as_task_arrays(arrays: Mapping[str, object], spec, source: str) -> dict:
     if x_val is not None:
         raw.update(x_val=_tensor(x_val), y_val=labels["val"])
     return raw
+
+
+def _check_same_scaling(dtypes: dict, source: str) -> None:
+    """uint8 inputs are scaled to [0, 1], others used as given: splits of both kinds would be scaled apart."""
+    byte = [split for split, dtype in dtypes.items() if dtype == np.uint8]
+    other = [split for split in dtypes if split not in byte]
+    if byte and other:
+        raise AutokdError(f"{source}: x_{byte[0]} is uint8 (bytes, scaled to [0, 1]) but x_{other[0]} is "
+                          f"{dtypes[other[0]]} (used as given), so they would be scaled differently; store every "
+                          f"split with one dtype")
 
 
 def _pair(arrays, split: str, source: str):
@@ -106,7 +139,7 @@ def _pair(arrays, split: str, source: str):
 
 def _numpy(value, name: str, source: str) -> np.ndarray:
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
+        value = _tensor_numpy(value, name, source)
     try:
         array = np.asarray(value)
     except Exception as exc:
@@ -121,6 +154,20 @@ def _numpy(value, name: str, source: str) -> np.ndarray:
     return array
 
 
+def _tensor_numpy(value: torch.Tensor, name: str, source: str) -> np.ndarray:
+    """A tensor as NumPy: sparse made dense, floats NumPy lacks (bfloat16, float8) made float32."""
+    t = value.detach().cpu()
+    try:
+        if t.layout != torch.strided:
+            t = t.to_dense()
+        if t.is_floating_point() and t.dtype not in (torch.float16, torch.float32, torch.float64):
+            t = t.float()
+        return t.numpy()
+    except (TypeError, RuntimeError) as exc:
+        raise AutokdError(f"{source}: {name} is a tensor NumPy cannot read (dtype {t.dtype}, layout {t.layout}: "
+                          f"{str(exc).splitlines()[0][:120]}); give a dense tensor of numbers") from None
+
+
 def _hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, source: str):
     """A seeded ``fraction`` of train as the test split (when the data brings none)."""
     n = len(y)
@@ -130,6 +177,11 @@ def _hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, source: 
                           f"{n_test} for test and {n - n_test} for train; both need samples")
     perm = np.random.default_rng(seed).permutation(n)
     test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    lost = sorted({str(v) for v in y[test].tolist()} - {str(v) for v in y[train].tolist()})
+    if lost:
+        raise AutokdError(f"{source}: holding out test_fraction {fraction} of train (data.seed {seed}) leaves no "
+                          f"training sample of class(es) {short_repr(lost, 60)}, which have too few samples; give "
+                          f"more samples of them, or a test pair (x_test, y_test)")
     return x[train], y[train], x[test], y[test]
 
 

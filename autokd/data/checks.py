@@ -9,6 +9,7 @@ import torch
 from ..errors import AutokdError
 
 MAX_CLASSES = 100_000
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_features(x: np.ndarray, y: np.ndarray, split: str, source: str) -> None:
@@ -29,6 +30,11 @@ def check_features(x: np.ndarray, y: np.ndarray, split: str, source: str) -> Non
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
         if bad:
             raise AutokdError(f"{source}: x_{split} holds {bad:,} NaN or infinite value(s); clean or impute them first")
+        if x.dtype.itemsize > 4:  # inputs become float32: a larger value would turn infinite there
+            big = int(np.count_nonzero(np.abs(x) > FLOAT32_MAX))
+            if big:
+                raise AutokdError(f"{source}: x_{split} holds {big:,} value(s) beyond float32's range (about "
+                                  f"±3.4e38), which training's float32 would make infinite; rescale the features")
 
 
 def encode_labels(labels: dict[str, np.ndarray], source: str) -> tuple[dict[str, torch.Tensor], list[str]]:

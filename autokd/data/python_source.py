@@ -17,7 +17,7 @@ from ..errors import AutokdError, short_repr
 def load_python(spec) -> dict:
     from autokd.user_code import import_callable, one_line
 
-    from .arrays import NAMES, REQUIRED, key_names
+    from .arrays import NAMES, REQUIRED, check_mapped, key_names
 
     label = f"data.callable {short_repr(spec.callable, 80)}"
     function = import_callable(spec.callable, "data.callable")
@@ -32,6 +32,7 @@ def load_python(spec) -> dict:
         if missing:
             raise AutokdError(f"{label} returned a mapping without {' and '.join(missing)} "
                               f"(it has {', '.join(map(str, list(out)[:10])) or 'nothing'})")
+        check_mapped(spec.keys, arrays, f"{label} returned a mapping that")
         return arrays
     if isinstance(out, (tuple, list)) and len(out) in (4, 6):
         return dict(zip(NAMES, out))
