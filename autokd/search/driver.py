@@ -21,7 +21,7 @@ from autokd.search.owner import current_owner
 from autokd.search.samplers import check_sampler_fits, make_sampler, run_seed
 from autokd.search.settings import SearchSettings, check_study_name, check_workers  # noqa: F401 (compare uses check_workers)
 from autokd.search.space_file import SpaceFile
-from autokd.search.study import check_same_search, check_same_teacher, find_study, open_study
+from autokd.search.study import check_same_search, check_same_data, check_same_teacher, find_study, open_study
 
 Say = Callable[[str], None]
 Status = Callable[[str, bool], None]
@@ -47,10 +47,11 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
         prepared = prepare_task(space_file.task, settings.device, progress=say)
         if existing is not None:
             check_same_teacher(existing, prepared.teacher_info)
+            check_same_data(existing, prepared.data.fingerprint)
         further = _further_teachers(space, prepared, existing, say)
         cache = teacher_cache_for(prepared, space.teacher_paths())
         study, created = open_study(name, store or open_storage(storage), settings, prepared.teacher_info,
-                                    further)  # the first write
+                                    further, prepared.data.fingerprint)  # the first write
         epochs = space.base_recipe.epochs
         # --no-pruning or the space's `pruning: false`; Optuna prunes no multi-objective trial
         pruning = settings.pruning and space.spec.pruning and not space.spec.multi_objective

@@ -81,6 +81,8 @@ def stored_teacher(study) -> Optional[dict]:
     elif "further" in stored and not (isinstance(stored["further"], list)
                                       and all(isinstance(f, str) for f in stored["further"])):
         problem = f"{TEACHER_ATTR}.further is {short_repr(stored['further'])}, expected a list of fingerprints"
+    elif not isinstance(stored.get("data", ""), str):
+        problem = f"{TEACHER_ATTR}.data is {short_repr(stored['data'])}, expected the data's fingerprint"
     else:
         return stored
     raise damaged(study.study_name, problem, "stored teacher record")
@@ -160,8 +162,19 @@ def check_same_teacher(study, teacher, further=None) -> None:
             f"teachers (their checkpoints or cache files), or start a new study with --name")
 
 
-def open_study(name: str, storage, settings: SearchSettings, teacher, further=None):
+def check_same_data(study, fingerprint: str) -> None:
+    """Refuse data other than the study was searched on (its trials were scored on that validation split)."""
+    stored = (stored_teacher(study) or {}).get("data")
+    if stored and fingerprint and stored != fingerprint:
+        raise AutokdError(
+            f"study {study.study_name!r} was searched on other data (fingerprint {stored}); this run's task data has "
+            f"fingerprint {fingerprint}: the files, folder or generator changed since, and the study's trials were "
+            f"scored on the old data. Restore that data, or start a new study with --name")
+
+
+def open_study(name: str, storage, settings: SearchSettings, teacher, further=None, data: str = ""):
     """Create the study, or load it and store the new budget, workers and sampler; returns ``(study, created)``.
+    ``data`` is the task data's fingerprint, recorded with the teacher's.
 
     Call once the search's set-up succeeded: this is the first write to the storage.
     """
@@ -182,13 +195,14 @@ def open_study(name: str, storage, settings: SearchSettings, teacher, further=No
     else:
         old = check_same_search(study, settings)
         check_same_teacher(study, teacher, further)
+        check_same_data(study, data)
         kept = (old.budget, old.workers, old.sampler)
         if kept != (settings.budget, settings.workers, settings.sampler):  # resume continues with this run's
             _write(study, SETTINGS_ATTR, {**old.to_dict(), "budget": settings.budget, "workers": settings.workers,
                                           "sampler": settings.sampler})
     stored = stored_teacher(study)
-    if not stored or (further is not None and "further" not in stored):
-        record = {"fingerprint": teacher.fingerprint, "source": teacher.source, "path": teacher.path}
+    if not stored or (further is not None and "further" not in stored) or (data and not stored.get("data")):
+        record = {"fingerprint": teacher.fingerprint, "source": teacher.source, "path": teacher.path, "data": data}
         _write(study, TEACHER_ATTR, {**record, **({"further": [t.fingerprint for t in further]} if further else {})})
     return study, created
 
