@@ -56,3 +56,20 @@ def test_a_root_that_is_not_a_string_is_still_the_parser_s_error(tmp_path):
     space = _write(tmp_path / "s.yaml", {"task": _task(5), "space": {}})
     with pytest.raises(ConfigError, match="root"):
         load_space_file(str(space))
+
+
+def test_teacher_checkpoints_are_relative_to_their_file_too(tmp_path, monkeypatch):
+    """A relative checkpoint was read from the working folder: `autokd train` on an export (which wrote it
+    relative) run elsewhere loaded another teacher.pt, silently."""
+    task = copy.deepcopy(TINY_TASK)
+    task["teacher"]["checkpoint"] = "teacher.pt"
+    task["teachers"] = [{"model": "cnn1d", "checkpoint": "../second.pt"}]
+    space = _write(tmp_path / "project" / "space.yaml", {"task": task, "space": {}})
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    loaded = load_space_file(str(space))
+    assert loaded.task.teacher.checkpoint == str(tmp_path / "project" / "teacher.pt")
+    assert loaded.task.teachers[0].checkpoint == str(tmp_path / "second.pt")
+    assert space_file_from_text(loaded.text, loaded.source).task.teacher.checkpoint == loaded.task.teacher.checkpoint
+    config = _write(tmp_path / "configs" / "c.yaml", {"task": "../project/space.yaml", "strategy": {"alpha": 0.5}})
+    assert load_config(config).task.teacher.checkpoint == str(tmp_path / "project" / "teacher.pt")

@@ -47,7 +47,7 @@ def _is_a_copy(path: Path) -> bool:
 
 def write_space_copy(source: str, dest: Path, epochs: int, pruning_safe: Optional[bool]) -> Path:
     """Write the copy and read it back as a space file (so a copy that would not load is never left)."""
-    from autokd.config.files import resolve_space_path, task_mapping, with_data_root_resolved
+    from autokd.config.files import resolve_space_path, task_mapping, with_paths_resolved
     from autokd.config.yaml_io import dump_yaml, load_yaml_file
     from autokd.outputs import write_text
     from autokd.search.space_file import load_space_file
@@ -55,7 +55,7 @@ def write_space_copy(source: str, dest: Path, epochs: int, pruning_safe: Optiona
     path = resolve_space_path(source)
     data = load_yaml_file(path)
     task = data.get("task")
-    task = task_mapping(task, relative_to=path)[0] if isinstance(task, str) else with_data_root_resolved(task, path)
+    task = task_mapping(task, relative_to=path)[0] if isinstance(task, str) else with_paths_resolved(task, path)
     recipes = dict(task.get("recipes") or {})
     recipes["proxy"] = {**(recipes.get("proxy") or {}), "epochs": epochs}
     space = dict(data.get("space") or {})

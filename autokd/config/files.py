@@ -84,27 +84,38 @@ def task_mapping(ref: Union[str, Path], relative_to: Union[str, Path, None] = No
     if not isinstance(data["task"], dict):
         raise ConfigError(f"{path}: task must be a mapping (or a shipped space name or file), "
                           f"not {short_repr(data['task'])}")
-    return with_data_root_resolved(data["task"], path), f"{path.name}: task"
+    return with_paths_resolved(data["task"], path), f"{path.name}: task"
 
 
 DATA_PATHS = ("root", "path", "test_path")  # data keys that name files or folders
 
 
-def with_data_root_resolved(task, written_in: Union[str, Path]):
-    """``task`` with a relative ``data.root``, ``data.path`` or ``data.test_path`` made absolute,
-    relative to the folder of the file it was ``written_in`` (as a task file named in a config
-    is), so a config means the same data from any
-    working directory and a study stores the absolute path. Anything else is left to the parser."""
-    data = task.get("data") if isinstance(task, dict) else None
-    if not isinstance(data, dict):
+def with_paths_resolved(task, written_in: Union[str, Path]):
+    """``task`` with a relative ``data.root``, ``data.path``, ``data.test_path``, ``teacher.checkpoint``
+    or ``teachers[i].checkpoint`` made absolute, relative to the folder of the file it was ``written_in``
+    (as a task file named in a config is), so a file means the same data and teachers from any working
+    directory, and a study and an export store absolute paths. Anything else is left to the parser."""
+    if not isinstance(task, dict):
         return task
     folder = Path(written_in).expanduser().absolute().parent
-    resolved = dict(data)
-    for key in DATA_PATHS:
-        value = data.get(key)
-        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+    out = dict(task)
+    out["data"] = _resolved(task.get("data"), DATA_PATHS, folder)
+    out["teacher"] = _resolved(task.get("teacher"), ("checkpoint",), folder)
+    if isinstance(task.get("teachers"), list):
+        out["teachers"] = [_resolved(entry, ("checkpoint",), folder) for entry in task["teachers"]]
+    return {key: value for key, value in out.items() if key in task}
+
+
+def _resolved(section, keys: tuple, folder: Path):
+    """``section`` (a mapping; anything else as it is) with its relative path ``keys`` made absolute."""
+    if not isinstance(section, dict):
+        return section
+    resolved = dict(section)
+    for key in keys:
+        value = section.get(key)
+        if isinstance(value, str) and value and "\0" not in value and not Path(value).expanduser().is_absolute():
             resolved[key] = os.path.normpath(folder / value)
-    return {**task, "data": resolved} if resolved != data else task
+    return resolved
 
 
 @dataclass
@@ -128,7 +139,7 @@ def load_config(path: Union[str, Path]) -> Config:
     if isinstance(task_ref, str):
         task = task_from_dict(*task_mapping(task_ref, relative_to=path))
     elif isinstance(task_ref, dict):
-        task = load_task(with_data_root_resolved(task_ref, path), where=f"{Path(path).name}: task")
+        task = load_task(with_paths_resolved(task_ref, path), where=f"{Path(path).name}: task")
     else:
         raise ConfigError(f"{path}: task must be a shipped space name, a path to a space file or a mapping, "
                           f"got {short_repr(task_ref, 60)}")

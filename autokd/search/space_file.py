@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-from autokd.config.files import resolve_space_path, task_mapping, with_data_root_resolved
+from autokd.config.files import resolve_space_path, task_mapping, with_paths_resolved
 from autokd.config.task import TaskSpec, task_from_dict
 from autokd.config.yaml_io import dump_yaml, load_yaml_file, load_yaml_text
 from autokd.errors import ConfigError
@@ -36,7 +36,7 @@ def load_space_file(ref: Union[str, Path], overrides: Optional[dict] = None) -> 
                 overrides = {**overrides, "constraints": {**space["constraints"], **constraints}}
             data = {**data, "space": {**space, **overrides}}
     if isinstance(data.get("task"), dict):  # a relative data.root: relative to this file, stored absolute
-        data = {**data, "task": with_data_root_resolved(data["task"], path)}
+        data = {**data, "task": with_paths_resolved(data["task"], path)}
     return space_file_from_dict(data, source=str(path))
 
 
