@@ -357,3 +357,12 @@ def test_get_teacher_refuses_a_teacher_without_logits_before_training(tmp_path, 
     with pytest.raises(AutokdError, match=r"^teacher model .*PairNet': forward returned a tuple of 2"):
         get_teacher(task_from_dict(data), teacher_data, "cpu", tmp_path / "cache", on_epoch=epochs.append)
     assert epochs == []
+
+
+def test_a_last_training_batch_of_one_is_skipped(tiny_prepared):
+    """400 samples in batches of 399: the last batch held one sample, and BatchNorm (cnn1d has it) cannot train
+    on one: `autokd teacher` was a traceback, every search trial failed."""
+    prepared = tiny_prepared
+    recipe = replace(prepared.task.recipes.full, epochs=2, batch_size=399)
+    result = fit(build_distiller(prepared, strategy({"alpha": 0.0}, prepared), seed=0), prepared.data, recipe, "cpu")
+    assert result.steps == 2  # one batch of 399 per epoch

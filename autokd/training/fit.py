@@ -101,6 +101,8 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         batches = 0
         for idx, x, y in data.batches("train", recipe.batch_size, shuffle=True, generator=generator, device=device):
+            if len(y) == 1 < recipe.batch_size and batches:  # a last batch of one: BatchNorm cannot train on it
+                continue
             cached = teacher_cache.lookup(idx.to(teacher_cache.logits.device)) if teacher_cache is not None else None
             out = distiller(x, y, index=idx, teacher_outputs=cached, epoch=epoch)
             optimizer.zero_grad(set_to_none=True)
