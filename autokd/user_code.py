@@ -58,18 +58,25 @@ def import_callable(spec: str, what: str = "model") -> Callable:
 
 
 def source_fingerprint(spec: str) -> str:
-    """A hash of the source file that defines ``package.module:callable`` (its module's file);
-    empty when it has none (a built-in or compiled module)."""
-    module_name = spec.partition(":")[0]
-    module = sys.modules.get(module_name)
-    if module is None:
-        import_callable(spec)
-        module = sys.modules.get(module_name)
-    try:
-        path = inspect.getsourcefile(module)
-    except TypeError:
+    """A hash of the source files of ``package.module:callable``: its module's file and the file that
+    defines the callable (another one when a package's ``__init__`` re-exports it); empty when there is
+    none (built-in or compiled code). Modules those files import in turn are not hashed."""
+    obj = import_callable(spec)
+    module = sys.modules.get(spec.partition(":")[0])
+    paths = []
+    for source in (module, obj):
+        try:
+            path = inspect.getsourcefile(source)
+        except TypeError:  # built in, or an object inspect cannot place
+            continue
+        if path and os.path.isfile(path) and path not in paths:
+            paths.append(path)
+    if not paths:
         return ""
-    if not path or not os.path.isfile(path):
-        return ""
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for i, path in enumerate(paths):
+        if i:  # one file hashes as its bytes alone: caches keyed by it before stay valid
+            digest.update(b"\0next file\0")
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from torch import nn
 
 from autokd.config.parse import to_mapping
 from autokd.config.schemes import SingleScheme
+from autokd.errors import AutokdError
 
 
 def stage_key(prepared, strategy, recipe, stage: str) -> str:
@@ -29,7 +31,38 @@ def stage_key(prepared, strategy, recipe, stage: str) -> str:
                "data": getattr(prepared.data, "fingerprint", ""),
                "strategy": to_mapping(replace(strategy, scheme=SingleScheme(), recipe=recipe)),
                "stage": stage, "format": 1}
+    sources = user_code_sources([payload["task"], to_mapping(strategy)])
+    if sources:  # changed model code must not reuse weights trained with the old code
+        payload["sources"] = sources
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+USER_CODE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # package.module:callable
+
+
+def user_code_sources(mappings: list) -> dict[str, str]:
+    """The source fingerprint of every ``package.module:callable`` the mappings name (models, a stage's
+    assistant or peers), by name."""
+    from autokd.user_code import source_fingerprint
+
+    found: dict[str, str] = {}
+
+    def walk(value) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and USER_CODE.fullmatch(value) and value not in found:
+            try:
+                found[value] = source_fingerprint(value)
+            except AutokdError:  # not importable code after all (the task's checks name real mistakes)
+                found[value] = ""
+
+
+    walk(mappings)
+    return {name: fp for name, fp in found.items() if fp}
 
 
 class StageCache:
