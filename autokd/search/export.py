@@ -10,7 +10,6 @@ from autokd.config.strategy import strategy_from_dict, strategy_to_dict
 from autokd.config.yaml_io import dump_yaml, load_yaml_value
 from autokd.errors import AutokdError
 from autokd.search.leaderboard import ranked
-from autokd.search.space import FloatRange
 from autokd.search.space_file import space_file_from_text
 from autokd.search.study import read_settings
 
@@ -18,11 +17,12 @@ from autokd.search.study import read_settings
 def full_length_strategy(space_file, stored: dict, epochs=None):
     """A trial's strategy (as stored with it) with the task's full-length recipe.
 
-    A learning rate the space searched travels with the strategy; ``epochs`` overrides the length.
+    A learning rate the space sets (searched or fixed) travels with the strategy; ``epochs`` overrides the
+    length.
     """
     full = space_file.task.recipes.full
     strategy = strategy_from_dict(stored)
-    if isinstance(space_file.space.lr, FloatRange):
+    if space_file.space.lr is not None:  # a fixed lr was dropped: export, compare and calibrate trained at another
         full = replace(full, lr=strategy.recipe.lr)
     if epochs is not None:
         full = replace(full, epochs=epochs)
