@@ -112,6 +112,13 @@ def _command_cases(d: Path, st: list, good: str) -> dict[str, tuple[list, str]]:
         "10**12 seeds in compare": (["compare", "base", "--seeds", "1000000000000", *st], "1<=x<=1000"),  # MemoryError
         "unknown baseline position": (["compare", "base", "--baselines", _baselines(d), "--workers", "0", *st],
                                       "'middlish'; allowed: all, first, middle, last"),
+        # every trial trained, then found infeasible: the whole budget spent on students the limit excludes
+        "a parameter limit no student meets": (["search", "--space", good, "--max-params", "10", *st],
+                                               "no student this space can ship meets max_params 10: the smallest, "
+                                               "the task's student, has"),
+        "a size limit no quantized student meets": (["search", "--space", space_file(d, "q.yaml", space_changes={
+            "quantize": ["none", 8], "student": {"channels": [2, 4]}}), "--max-size-kb", "0.01", *st],
+            "meets max_size_kb 0.01: the smallest, the student with {'channels': 2}, has at least"),
     }
 
 
