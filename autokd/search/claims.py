@@ -12,13 +12,16 @@ from the queue (a re-queued interrupted trial) is queued again.
 
 A proposed strategy identical to one a counted or earlier-started trial holds (same parameters)
 is not trained again: the trial is recorded void as a duplicate, naming the original, and the
-sampler proposes again. The search stops with :class:`NoNewStrategy` once every strategy of a
-finite space (choices only) is taken, or after :data:`MAX_PROPOSALS` duplicates in a row.
+sampler proposes again; after :data:`RANDOM_AFTER` duplicates in a row the proposals are drawn at
+random (a model-based sampler that has converged keeps proposing its best point, while a knob it
+no longer varies may still be open). The search stops with :class:`NoNewStrategy` once every
+strategy of a finite space (choices only) is taken, or after :data:`MAX_PROPOSALS` duplicates in a row.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
@@ -29,6 +32,7 @@ from autokd.search.ledger import (
 )
 
 MAX_PROPOSALS = 100
+RANDOM_AFTER = 10  # duplicates in a row after which the next proposals are drawn at random
 RECHECK_DELAY = 0.1  # seconds; without it, three processes on a busy machine once overshot by one (CI, 2026-12-06)
 
 
@@ -80,24 +84,42 @@ def _taken_keys(trials) -> set[str]:
             if (t.state.is_finished() and not is_void(t)) or t.state == TrialState.RUNNING}
 
 
+@contextmanager
+def _proposer(study, duplicates: int, seed: int):
+    """The study's own sampler proposes; after :data:`RANDOM_AFTER` duplicates in a row, a random sampler
+    (seeded by the study's trial count: a seeded search stays reproducible) for this proposal."""
+    if duplicates < RANDOM_AFTER:
+        yield
+        return
+    import optuna
+
+    own = study.sampler
+    study.sampler = optuna.samplers.RandomSampler(seed=seed)
+    try:
+        yield
+    finally:
+        study.sampler = own
+
+
 def claim_trial(study, space, budget: int) -> Optional[Claim]:
     """Start the next trial of ``study`` with a strategy from ``space``; None once the budget is taken.
 
     Raises :class:`NoNewStrategy` once every strategy of a finite space is taken, or after
     :data:`MAX_PROPOSALS` duplicates in a row."""
     size = space.size()
-    for _ in range(MAX_PROPOSALS):
+    for duplicates in range(MAX_PROPOSALS):
         trials = study.get_trials(deepcopy=False)
         c = tally(trials)
         if c.finished + c.running >= budget:
             return None
         if size is not None and len(_taken_keys(trials)) >= size:
             raise NoNewStrategy(f"all {size} strategies of the space have been tried (widen it, or lower --budget)")
-        with uninterruptible():  # a trial is never left RUNNING without its owner's tag (but see mark_asker)
-            mark_asker(study)
-            trial = study.ask()
-            mark_owner(study, trial._trial_id)
-        strategy = space.suggest(trial)
+        with _proposer(study, duplicates, seed=len(trials)):
+            with uninterruptible():  # a trial is never left RUNNING without its owner's tag (but see mark_asker)
+                mark_asker(study)
+                trial = study.ask()
+                mark_owner(study, trial._trial_id)
+            strategy = space.suggest(trial)
         verdict = check_claim(study.get_trials(deepcopy=False), trial.number, budget)
         if verdict.ok:
             time.sleep(RECHECK_DELAY)
