@@ -94,3 +94,14 @@ class NoParameters(torch.nn.Module):
 
     def forward(self, x):
         return torch.zeros(x.shape[0], self.num_classes)
+
+
+class OnlyClassifier(torch.nn.Module):
+    """Nothing to prune but the classifier (which pruning keeps): ``prune.of: student`` cannot apply."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.fc = torch.nn.Linear(40, num_classes)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))

@@ -195,3 +195,18 @@ def test_a_search_on_macs_or_latency_refuses_a_student_they_cannot_be_measured_o
         bind_space(load_space_file(write_space(tmp_path / "s.yaml", task=task, space=space)))
     sized = {**space, "objectives": ["accuracy", "params"], "constraints": {}}  # counted, not measured: no forward
     bind_space(load_space_file(write_space(tmp_path / "p.yaml", task=task, space=sized)))
+
+
+def test_a_space_that_prunes_a_student_pruning_cannot_apply_to_is_refused_up_front(tmp_path):
+    """Every trial failed on it (`the model has no layer to prune besides its classifier`)."""
+    from autokd.errors import AutokdError
+    from autokd.search.binding import bind_space
+    from autokd.search.space_file import load_space_file
+
+    task = {**TINY_TASK, "student": {"model": "faulty_models:OnlyClassifier"}}
+    space = {"pair_losses": ["none"], "relation_losses": [], "prune": {"amount": [0.0, 0.5], "of": "student"}}
+    with pytest.raises(AutokdError, match=r"^space.student/prune: the student does not fit the space: prune amount 0.5: "
+                                          r"the model has no layer to prune besides its classifier$"):
+        bind_space(load_space_file(write_space(tmp_path / "s.yaml", task=task, space=space)))
+    prunable = {**TINY_TASK, "student": {"model": "cnn1d", "kwargs": {"channels": 4}}}
+    bind_space(load_space_file(write_space(tmp_path / "p.yaml", task=prunable, space=space)))

@@ -116,6 +116,8 @@ def _check_shipped(spec, task, shape, classes: int, student_paths: list[str]) ->
     elif spec.student:
         variants = [(task.student.model, {**task.student.kwargs, **kwargs}, f"the student with {kwargs}")
                     for kwargs in student_variants(spec)]
+    elif spec.prune is not None:
+        variants = [(task.student.model, dict(task.student.kwargs), "the student")]
     else:
         return
     for name, kwargs, what in variants:
@@ -123,8 +125,30 @@ def _check_shipped(spec, task, shape, classes: int, student_paths: list[str]) ->
             model = build_model(name, kwargs, classes, shape)
             check_logits(model, name, what, shape, classes)
             FeatureTaps(model, paths).remove()
+            _check_prunable(spec, model, name, shape, classes)
         except AutokdError as exc:
             raise AutokdError(f"space.student/prune: {what} does not fit the space: {exc}") from None
+
+
+def _check_prunable(spec, model, name: str, shape, classes: int) -> None:
+    """The space's largest prune amount applies to ``model`` and leaves a model that runs."""
+    import torch
+
+    from autokd.compression.prune import PruningError, prune_channels
+    from autokd.models.checks import check_logits
+    from autokd.search.space import FloatRange
+
+    if spec.prune is None:
+        return
+    amount = spec.prune["amount"]
+    amount = amount.high if isinstance(amount, FloatRange) else max(amount) if isinstance(amount, list) else amount
+    if not amount:
+        return
+    try:
+        pruned = prune_channels(model, float(amount), torch.zeros(2, *shape))
+    except PruningError as exc:
+        raise AutokdError(f"prune amount {amount:g}: {exc}") from None
+    check_logits(pruned, name, f"pruned by {amount:g}, the", shape, classes)
 
 
 def _check_measurable(spec, task, shape, classes: int) -> None:

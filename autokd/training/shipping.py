@@ -74,10 +74,18 @@ def _pruned_teacher(prepared, prune) -> nn.Module:
 
 
 def pruned(model: nn.Module, prune, prepared, whose: str) -> nn.Module:
+    """``model`` pruned, checked to still run: torch-pruning may cut a layer it mis-traced (a Linear applied
+    along another axis) and leave a model whose forward fails."""
+    from autokd.models.checks import check_logits
+
     try:
-        return STEPS["prune"].apply(model, prune, example_input(prepared))
+        out = STEPS["prune"].apply(model, prune, example_input(prepared))
     except PruningError as exc:
         raise AutokdError(f"compression.prune (of the {whose}): {exc}") from exc
+    name = prepared.task.teacher.model if whose == "teacher" else prepared.task.student.model
+    check_logits(out, name, f"compression.prune (of the {whose}, amount {prune.amount:g}): the pruned",
+                 tuple(prepared.data.input_shape), prepared.data.num_classes)
+    return out
 
 
 def prunes_trained_student(strategy: Strategy) -> bool:
