@@ -229,3 +229,66 @@ def test_a_decompression_bomb_is_an_error_naming_the_file(tmp_path, fresh_cache,
     message = str(err.value)
     assert "possible decompression bomb" in message and "/train/cat/0." in message, message
     assert "120 pixels" in message and "\n" not in message
+
+
+# ----------------------------------------------------------------------------- deep images, symlinks
+
+
+def test_16_bit_grayscale_images_are_scaled_to_8_bits(tmp_path, fresh_cache):
+    from PIL import Image
+
+    from autokd.data.imagefolder import load_image_folder
+
+    root = make_image_folder(tmp_path / "imgs", classes=("cat", "dog"), per_class=1)
+    for name, value in (("a.png", 65535), ("b.png", 257 * 100), ("c.tif", 257 * 7)):  # PIL mode I;16
+        Image.fromarray(np.full((6, 6), value, dtype=np.uint16)).save(root / "train" / "cat" / name)
+    x = load_image_folder(str(root), image_size=6)["x"]
+    assert x.shape == (5, 3, 6, 6)  # cat: 0.png, a.png, b.png, c.tif; dog: 0.png
+    assert [int(v) for v in x[1:4, :, 0, 0].unique(dim=1).flatten()] == [255, 100, 7]  # were all clipped to 255
+
+
+@pytest.mark.parametrize("dtype,mode", [(np.float32, "F"), (np.int32, "I")])
+def test_float_or_32_bit_images_are_refused_naming_the_file_and_mode(tmp_path, fresh_cache, dtype, mode):
+    from PIL import Image
+
+    root = make_image_folder(tmp_path / "imgs")
+    deep = root / "test" / "dog" / "deep.tif"
+    Image.fromarray(np.full((6, 6), 1000, dtype=dtype)).save(deep)
+    with pytest.raises(AutokdError) as err:
+        load_task_data(DataSpec(name="imagefolder", root=str(root), image_size=8, val_size=2))
+    message = str(err.value)
+    assert f"image {deep} has PIL mode {mode!r}" in message and "convert the images to 8-bit" in message, message
+    assert "\n" not in message
+
+
+def test_symlinked_folders_and_files_are_listed_once_each(tmp_path, fresh_cache):
+    from autokd.data.imagefolder import load_image_folder
+
+    root = make_image_folder(tmp_path / "imgs", classes=("cat", "dog"), per_class=2)
+    extra = make_image_folder(tmp_path / "extra", classes=("more",), per_class=3) / "train" / "more"
+    (root / "train" / "cat" / "again").symlink_to(".")  # a loop to its own folder
+    (root / "train" / "dog" / "up").symlink_to("..")  # a loop to the part holding it
+    (root / "train" / "cat" / "more").symlink_to(extra)  # elsewhere: followed
+    (root / "train" / "cat" / "more2").symlink_to(extra)  # the same folder again: once
+    (root / "train" / "dog" / "link.png").symlink_to(root / "test" / "cat" / "0.png")  # a file: kept
+    data = load_image_folder(str(root), image_size=8)
+    assert sorted(data["y"].tolist()) == [0, 0, 0, 0, 0, 1, 1, 1]  # each was listed dozens of times
+    assert len(data["y_test"]) == 4
+
+
+# ----------------------------------------------------------------------------- corrupt torchvision files
+
+
+@pytest.mark.parametrize("content", [b"\x07" * 100, b"\x00\x00\x08\x03" + b"\x00\x00\xea\x60" + b"\x00" * 50],
+                         ids=["garbage", "truncated"])
+def test_corrupt_mnist_files_are_an_error_naming_the_folder(tmp_path, fresh_cache, no_network, content):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (raw / name).write_bytes(content)
+    with pytest.raises(AutokdError) as err:
+        load_task_data(DataSpec(name="mnist", root=str(tmp_path)))
+    message = str(err.value)
+    assert f"MNIST files in {raw} cannot be read (" in message and "corrupt or truncated" in message, message
+    assert "delete them" in message and "\n" not in message

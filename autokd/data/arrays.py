@@ -181,7 +181,7 @@ def _hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, source: 
     if lost:
         raise AutokdError(f"{source}: holding out test_fraction {fraction} of train (data.seed {seed}) leaves no "
                           f"training sample of class(es) {short_repr(lost, 60)}, which have too few samples; give "
-                          f"more samples of them, or a test pair (x_test, y_test)")
+                          f"more samples of them, or a test split (x_test and y_test; a table's test_path)")
     return x[train], y[train], x[test], y[test]
 
 

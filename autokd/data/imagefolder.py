@@ -1,7 +1,12 @@
 """Image folders (``root/train/<class>/*`` and ``root/test/<class>/*``) loaded into memory.
 
 Images are converted to RGB, resized to ``image_size`` square and stored as uint8
-(N, 3, S, S). Normalisation statistics are computed from the training split by the loader.
+(N, 3, S, S). 16-bit grayscale images are scaled to 8 bits by the fixed factor 255/65535; 32-bit
+integer or floating-point images (no fixed 8-bit scale) are refused, naming the file.
+Normalisation statistics are computed from the training split by the loader.
+
+A class folder's files are listed once each: a symbolic link to a folder is followed, unless
+it leads back to a folder the listing already holds (a loop, such as ``cat/again -> .``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+import numpy as np
 import torch
 
 from ..errors import AutokdError, short_repr
@@ -30,8 +36,12 @@ def _open_part(folder: Path, image_size: int):
     transform = transforms.Compose(
         [transforms.Resize((image_size, image_size)), transforms.PILToTensor()]
     )
+
+    class Folder(ImageFolder):  # the listing without symbolic link loops
+        make_dataset = staticmethod(_list_images)
+
     try:  # allow_empty: an empty class folder is named below, not only inside torchvision's text
-        ds = ImageFolder(str(folder), transform=transform, allow_empty=True)
+        ds = Folder(str(folder), transform=transform, loader=_load_rgb, allow_empty=True)
     except (FileNotFoundError, ValueError) as exc:
         raise AutokdError(
             f"no images found in {folder}: expected one sub-folder per class holding "
@@ -48,6 +58,60 @@ def _open_part(folder: Path, image_size: int):
         raise AutokdError(f"no images found in the class folders {_names(empty)} of {folder}: every class "
                           f"folder needs .png/.jpg images; add some or remove those folders")
     return ds
+
+
+def _list_images(directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
+    """torchvision's ``make_dataset`` (same order), but each folder walked once: a symbolic link
+    to a folder already walked, or to one holding the class folder, is not followed again."""
+    from torchvision.datasets.folder import has_file_allowed_extension
+
+    valid = is_valid_file or (lambda path: has_file_allowed_extension(path, extensions))
+    samples = []
+    for name in sorted(class_to_idx):
+        top = os.path.join(directory, name)
+        if os.path.isdir(top):
+            samples += [(path, class_to_idx[name]) for path in _walk_once(top) if valid(path)]
+    if not samples and not allow_empty:
+        raise FileNotFoundError(f"Found no valid file in the class folders of {directory}")
+    return samples
+
+
+def _walk_once(top: str) -> List[str]:
+    """The files under ``top`` (symbolic links to folders followed), each folder walked once."""
+    real_top = Path(os.path.realpath(top))
+    seen = {str(real_top)}
+    listing = []
+    for root, dirs, files in os.walk(top, followlinks=True):
+        keep = []
+        for name in sorted(dirs, key=lambda d: (os.path.islink(os.path.join(root, d)), d)):  # real ones first
+            real = os.path.realpath(os.path.join(root, name))
+            if real not in seen and not real_top.is_relative_to(real):  # not a loop back up
+                seen.add(real)
+                keep.append(name)
+        dirs[:] = keep
+        listing.append((root, files))
+    return [os.path.join(root, name) for root, files in sorted(listing) for name in sorted(files)]
+
+
+SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")  # PIL's unsigned 16-bit grayscale modes
+
+
+def _load_rgb(path: str):
+    """The image as RGB: 8-bit modes converted as PIL does; 16-bit grayscale (PIL's ``I;16``, or
+    ``I`` read from a PNG, which holds at most 16 bits) scaled by 255/65535; other modes of more
+    than 8 bits (32-bit integers, floats) refused: converting them would clip every value above 255."""
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        image = Image.open(f)
+        if image.mode in SIXTEEN_BIT or (image.mode == "I" and image.format == "PNG"):
+            pixels = np.asarray(image, dtype=np.float64)
+            return Image.fromarray(np.round(np.clip(pixels, 0, 65535) / 257.0).astype(np.uint8)).convert("RGB")
+        if image.mode in ("I", "F") or image.mode.startswith(("I;", "F;")):
+            kind = "floating-point" if image.mode.startswith("F") else "signed or 32-bit integer"
+            raise AutokdError(f"image {path} has PIL mode {image.mode!r} ({kind} pixels, with no fixed "
+                              f"8-bit scale); convert the images to 8-bit (mode L or RGB, 0..255) first")
+        return image.convert("RGB")
 
 
 def _load_part(ds, folder: Path, image_size: int, progress: Optional[Callable[[str], None]]):
@@ -79,6 +143,8 @@ def read_image(ds, i: int):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return ds[i]
+    except AutokdError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise AutokdError(f"image {file} is refused as a possible decompression bomb: {_first_line(exc)}") from None
     except Image.UnidentifiedImageError:

@@ -6,7 +6,12 @@ standard deviation of the training part (train without validation: the same seed
 run's, so neither validation nor test statistics leak); other columns (text, categories,
 booleans) are one-hot encoded with the training part's categories (a category seen only outside
 it encodes as all zeros). The test split is ``data.test_path`` or a seeded ``test_fraction`` of
-the rows. Missing or infinite values are an error, not silently filled.
+the rows. Missing or infinite values are an error, not silently filled: in a CSV only an empty cell
+is missing (a text value such as ``None`` or ``NA`` is a category like any other), but in a
+column of numbers pandas' missing-value spellings (``NaN``, ``NA``, ``None``, ...) are missing too.
+A column of numbers that pandas reads as text (integers beyond int64, say) is read as numbers; one
+whose values are nearly all numbers but a few is an error naming them, not a one-hot category
+column with one category per distinct number.
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ import numpy as np
 from ..errors import AutokdError, short_repr
 
 READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet"}
+# only an empty CSV cell is missing: pandas' default spellings (NA, None, null...) are text values
+READ_OPTIONS = {"read_csv": {"keep_default_na": False, "na_values": [""]}}
+# pandas' default missing-value spellings: missing in a column of numbers, text elsewhere
+NA_TEXT = frozenset(["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"])
+NUMERIC_SHARE = 0.9  # a text column whose values are at least this share numbers is a numeric column with typos
 
 
 def read_table(path: str, what: str):
@@ -30,7 +41,7 @@ def read_table(path: str, what: str):
     if reader is None:
         raise AutokdError(f"{what} {file}: unknown table format {file.suffix!r}; use one of {', '.join(READERS)}")
     try:
-        return getattr(pd, reader)(file)
+        return getattr(pd, reader)(file, **READ_OPTIONS.get(reader, {}))
     except Exception as exc:
         raise AutokdError(f"{what} {file} cannot be read as {file.suffix} ({type(exc).__name__}: "
                           f"{' '.join(str(exc).split())[:150]})") from None
@@ -42,26 +53,30 @@ def load_table(spec) -> dict:
     from .splits import split_indices
 
     source = f"table {Path(spec.path).expanduser()}"
+    test_source = f"table {Path(spec.test_path).expanduser()}" if spec.test_path else source
     frame = read_table(spec.path, "data.path")
     columns = _columns(frame, spec, "data.path")
+    frame = _numbers_in_text(frame, [spec.label, *columns], source)
     test = read_table(spec.test_path, "data.test_path") if spec.test_path else None
     if test is not None:
         missing = [c for c in [spec.label, *columns] if c not in test.columns]
         if missing:
             raise AutokdError(f"data.test_path lacks the column(s) {missing} that data.path has")
+        test = _numbers_like_train(test, frame, [spec.label, *columns], test_source)
     if len(frame) < 3:
         raise AutokdError(f"{source} has {len(frame)} row(s); a task needs train, validation and test samples")
     _check_missing(frame, [spec.label, *columns], source)
     if test is None:
         idx = np.arange(len(frame))
-        train_rows, _, test_rows, _ = _hold_out(idx, idx, spec.test_fraction, spec.seed, source)
+        labels = frame[spec.label].to_numpy()  # a class held out whole is named there
+        train_rows, _, test_rows, _ = _hold_out(idx, labels, spec.test_fraction, spec.seed, source)
         frame, test = frame.iloc[train_rows].reset_index(drop=True), frame.iloc[test_rows].reset_index(drop=True)
     else:
-        _check_missing(test, [spec.label, *columns], f"table {spec.test_path}")
+        _check_missing(test, [spec.label, *columns], test_source)
     fit_rows = split_indices(len(frame), spec.val_size, None, spec.seed)[0].numpy()  # train without validation
     encode = _encoder(frame.iloc[fit_rows], columns, source)
-    return {"x_train": encode(frame), "y_train": frame[spec.label].to_numpy(),
-            "x_test": encode(test), "y_test": test[spec.label].to_numpy()}
+    return {"x_train": encode(frame, source), "y_train": frame[spec.label].to_numpy(),
+            "x_test": encode(test, test_source), "y_test": test[spec.label].to_numpy()}
 
 
 def _columns(frame, spec, what: str) -> list:
@@ -101,17 +116,21 @@ def _encoder(fit, columns: list, source: str):
                               f"{np.abs(values).max():.3g}); rescale them first")
         stats[c] = (mean, std if std > 1e-12 else 1.0)
 
-    def encode(frame) -> np.ndarray:
+    def encode(frame, where: str) -> np.ndarray:
         parts = []
         for c in columns:
             if c in stats:
-                values = frame[c].to_numpy(dtype=np.float64)
+                try:
+                    values = frame[c].to_numpy(dtype=np.float64)
+                except (TypeError, ValueError):  # a test file's column of another kind (dates, say)
+                    raise AutokdError(f"{where}: column {c!r} holds {frame[c].dtype} values, but numbers in "
+                                      f"data.path; give it numbers") from None
                 if not np.all(np.isfinite(values)):
-                    raise AutokdError(f"{source}: column {c!r} holds infinite values; clean them first")
+                    raise AutokdError(f"{where}: column {c!r} holds infinite values; clean them first")
                 with np.errstate(over="ignore", invalid="ignore"):
                     scaled = ((values - stats[c][0]) / stats[c][1]).astype(np.float32)
                 if not np.all(np.isfinite(scaled)):
-                    raise AutokdError(f"{source}: column {c!r} holds values too far from the training part's "
+                    raise AutokdError(f"{where}: column {c!r} holds values too far from the training part's "
                                       f"(mean {stats[c][0]:.3g}, sd {stats[c][1]:.3g}) to standardise; rescale them first")
                 parts.append(scaled[:, None])
             else:
@@ -126,3 +145,71 @@ def _is_numeric(series) -> bool:
     import pandas as pd
 
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def _is_text(series) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)
+
+
+def _parse_numbers(series):
+    """``(numbers, bad)``: the values of a text column as floats (NaN where missing or written as
+    one of pandas' missing-value spellings), and a mask of the present values that are not numbers."""
+    import pandas as pd
+
+    missing = series.isna().to_numpy() | series.astype(str).str.strip().isin(NA_TEXT).to_numpy()
+    kept = series.where(~missing)
+    try:
+        numbers = np.array(pd.to_numeric(kept, errors="coerce"), dtype=np.float64)
+    except (OverflowError, TypeError, ValueError):  # an integer beyond float's range, an odd object
+        numbers = np.array([_as_number(v) for v in kept], dtype=np.float64)
+    numbers[missing] = np.nan
+    return numbers, ~missing & np.isnan(numbers)
+
+
+def _as_number(value) -> float:
+    try:
+        return float(value) if not isinstance(value, str) or "_" not in value else np.nan
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def _examples(series, bad) -> str:
+    """``data row 17 holds 'x'`` for the first few bad values (rows counted from 1 after the header)."""
+    rows = np.flatnonzero(bad)
+    shown = ", ".join(f"data row {i + 1} holds {short_repr(series.iloc[i], 40)}" for i in rows[:3])
+    return shown + (f" and {len(rows) - 3:,} more are not numbers" if len(rows) > 3 else "")
+
+
+def _numbers_in_text(frame, columns: list, source: str):
+    """Text columns of ``data.path`` that hold numbers (integers beyond int64, say) as numbers; one
+    whose values are nearly all numbers but a few is an error naming those (a stray ``x`` or ``?``
+    would make it a one-hot category column with one category per distinct number)."""
+    for c in columns:
+        if not _is_text(frame[c]):
+            continue
+        numbers, bad = _parse_numbers(frame[c])
+        found, stray = int(np.count_nonzero(~np.isnan(numbers))), int(np.count_nonzero(bad))
+        if found and not stray:
+            frame[c] = numbers
+        elif found and found >= NUMERIC_SHARE * (found + stray):
+            raise AutokdError(f"{source}: column {c!r} looks numeric ({found:,} of {found + stray:,} values are "
+                              f"numbers) but {_examples(frame[c], bad)}; make every value a number (or every "
+                              f"value text, to have it one-hot encoded)")
+    return frame
+
+
+def _numbers_like_train(test, frame, columns: list, where: str):
+    """The test file's text columns that hold numbers in ``data.path``, as numbers; a value that is
+    not a number is an error naming it."""
+    for c in columns:
+        if _is_numeric(frame[c]) and _is_text(test[c]):
+            numbers, bad = _parse_numbers(test[c])
+            if bad.any():
+                raise AutokdError(f"{where}: column {c!r} holds numbers in data.path, but {_examples(test[c], bad)}; "
+                                  f"give it numbers only")
+            test[c] = numbers
+    return test

@@ -6,6 +6,9 @@ Files are read from ``root``; they are fetched only when ``download`` is explici
 from __future__ import annotations
 
 import os
+import pickle
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
@@ -38,6 +41,10 @@ SETS: Dict[str, SetInfo] = {
     "fashionmnist": SetInfo("FashionMNIST", "FashionMNIST", os.path.join("FashionMNIST", "raw"),
                             (0.2860,), (0.3530,), (1, 28, 28)),
 }
+
+# what torchvision's readers raise on a garbage or truncated file (MNIST asserts its header)
+CORRUPT = (AssertionError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error,
+           pickle.UnpicklingError, zlib.error)
 
 
 def resolve_root(name: str, root: Optional[str]) -> Path:
@@ -74,10 +81,32 @@ def _open(info: SetInfo, root: Path, train: bool, download: bool):
     cls = getattr(tvd, info.class_name)
     try:
         return cls(root=str(root), train=train, download=download)
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # torchvision's "not found or corrupted" (a failed check) or download error
+        if not any(word in str(exc).lower() for word in ("not found", "download")):
+            raise corrupt(info, root, exc) from exc  # a reader's tensor of the wrong size: a truncated file
         if download:
             raise AutokdError(f"could not fetch {info.title} into {root}: {exc}") from exc
         raise not_found(info, root, " or its files are incomplete or corrupted") from exc
+    except OSError as exc:
+        if download:  # a network failure, or a fetched archive that does not unpack
+            raise AutokdError(f"could not fetch {info.title} into {root}: {_describe(exc)}") from exc
+        raise corrupt(info, root, exc) from exc
+    except CORRUPT as exc:  # the readers' asserts and parse errors on garbage or truncated files
+        raise corrupt(info, root, exc) from exc
+
+
+def corrupt(info: SetInfo, root: Path, exc: BaseException) -> AutokdError:
+    """The error for files that are present under ``root`` but cannot be read."""
+    return AutokdError(
+        f"{info.title} files in {root / info.folder} cannot be read ({_describe(exc)}): they are corrupt "
+        f"or truncated; delete them and fetch them again (download: true or --download), or point root "
+        f"at a folder with good copies"
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return type(exc).__name__ + (f": {text[:150]}" if text else "")
 
 
 def load_torchvision_set(

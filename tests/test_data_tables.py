@@ -1,0 +1,98 @@
+"""Tables (CSV) read by autokd.data.table: numbers pandas reads as text, text where a test file
+should hold numbers, literal NA-like text values, and the seeded test hold-out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autokd.data import load_task_data
+from autokd.data.spec import DataSpec
+from autokd.errors import AutokdError
+
+N = 40
+
+
+def _labels(n: int = N) -> list:
+    return ["yes" if i % 2 else "no" for i in range(n)]
+
+
+def _write(path, columns: dict) -> str:
+    import pandas as pd
+
+    pd.DataFrame(columns).to_csv(path, index=False)
+    return str(path)
+
+
+def _load(path: str, **kw):
+    return load_task_data(DataSpec(name="table", path=path, label="label", val_size=5, **kw))
+
+
+def _error(path: str, **kw) -> str:
+    with pytest.raises(AutokdError) as err:
+        _load(path, **kw)
+    message = str(err.value)
+    assert "\n" not in message, message
+    return message
+
+
+def test_integers_beyond_int64_are_one_numeric_feature_not_one_hot(tmp_path):
+    amounts = [str(16370000000000000000000 + i * 10**18) for i in range(N)]  # pandas reads them as objects
+    data = _load(_write(tmp_path / "t.csv", {"amount": amounts, "label": _labels()}))
+    assert data.input_shape == (1,) and data.class_names == ("no", "yes")
+    x = data.train.x.numpy()
+    assert abs(float(x.mean())) < 0.5 and 0.5 < float(x.std()) < 1.5  # standardised, not 0/1 columns
+
+
+def test_a_numeric_column_with_a_stray_text_value_is_refused_naming_row_and_value(tmp_path):
+    amounts = [str(i) for i in range(N)]
+    amounts[16] = "x"
+    path = _write(tmp_path / "t.csv", {"amount": amounts, "label": _labels()})
+    message = _error(path)
+    assert f"table {path}: column 'amount' looks numeric (39 of 40 values are numbers)" in message, message
+    assert "data row 17 holds 'x'" in message
+
+
+def test_a_text_column_with_a_few_numbers_stays_a_category_column(tmp_path):
+    colours = ["red", "green", "blue", "7"] * (N // 4)  # 25% numbers: text, one-hot encoded
+    data = _load(_write(tmp_path / "t.csv", {"colour": colours, "a": np.arange(N) * 0.5, "label": _labels()}))
+    assert data.input_shape == (5,)
+
+
+def test_text_in_a_test_files_numeric_column_names_the_file_column_and_value(tmp_path):
+    train = _write(tmp_path / "train.csv", {"a": np.linspace(0, 1, N), "label": _labels()})
+    values = [str(v) for v in np.linspace(0, 1, 10)]
+    values[2] = "abc"
+    test = _write(tmp_path / "test.csv", {"a": values, "label": _labels(10)})
+    message = _error(train, test_path=test)
+    assert f"table {test}: column 'a' holds numbers in data.path, but data row 3 holds 'abc'" in message, message
+    values[2] = "NA"  # a missing-value spelling in a column of numbers: missing, as in data.path
+    test = _write(tmp_path / "test.csv", {"a": values, "label": _labels(10)})
+    assert f"table {test} has missing values in {{'a': 1}}" in _error(train, test_path=test)
+
+
+def test_literal_none_na_null_text_values_are_categories_not_missing(tmp_path):
+    kinds = ["None", "NA", "null", "NaN"] * (N // 4)
+    labels = ["None" if i % 2 else "cat" for i in range(N)]
+    data = _load(_write(tmp_path / "t.csv", {"kind": kinds, "a": np.arange(N) * 1.0, "label": labels}))
+    assert data.class_names == ("None", "cat") and data.input_shape == (5,)  # a, and 4 one-hot columns
+
+
+@pytest.mark.parametrize("text", ["NaN", "NA", "None", ""])
+def test_a_numeric_column_with_nan_text_or_an_empty_cell_is_still_missing(tmp_path, text):
+    values = [str(v) for v in np.arange(N) * 1.5]
+    values[3] = text
+    message = _error(_write(tmp_path / "t.csv", {"a": values, "label": _labels()}))
+    assert "has missing values in {'a': 1}" in message, message
+
+
+def test_an_empty_text_cell_is_still_missing(tmp_path):
+    kinds = ["red", "blue"] * (N // 2)
+    kinds[5] = ""
+    path = _write(tmp_path / "t.csv", {"kind": kinds, "label": _labels()})
+    assert "has missing values in {'kind': 1}" in _error(path)
+
+
+def test_a_held_out_test_part_keeps_every_row_once(tmp_path):
+    data = _load(_write(tmp_path / "t.csv", {"a": np.arange(N) * 1.0, "label": _labels()}), test_fraction=0.25)
+    assert (len(data.train) + len(data.val), len(data.test)) == (30, 10)
