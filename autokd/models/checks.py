@@ -1,50 +1,102 @@
-"""Checking that a model is usable as a classifier: one dummy forward, before any training, and
-parameters for the optimizer to train.
+"""Checking that a model is usable as a classifier: one dummy forward in eval mode and one in
+training mode, before any training, and parameters for the optimizer to train.
 
-A model whose forward returns a tuple, a dict or logits of the wrong width would otherwise fail
-deep inside a loss or the accuracy count, after the teacher has trained.
+A model whose forward returns a tuple, a dict or logits of the wrong width (in either mode: torchvision's
+googlenet returns its auxiliary logits too in training mode) would otherwise fail deep inside a loss
+or the accuracy count, after the teacher has trained.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
 from autokd.errors import AutokdError, short_repr
 
+TRAINING_MODE_HINT = ("autokd trains a model in training mode (model.train()); switch off auxiliary outputs "
+                      "(torchvision's googlenet and inception_v3: kwargs aux_logits=False)")
+
 
 def check_logits(model: nn.Module, name: str, role: str, input_shape: tuple[int, ...], num_classes: int) -> None:
-    """Run ``model`` once on a zero batch of 2 (eval mode, no grad; the RNG is not touched).
+    """Run ``model`` on a float32 zero batch of 2, in eval mode and then in training mode (no grad).
 
-    Raises :class:`AutokdError` naming the model (``role``: teacher or student) when the forward
-    fails or returns anything but a tensor of shape (2, ``num_classes``), or when the model has no
-    trainable parameter (see :func:`check_trainable`).
+    Raises :class:`AutokdError` naming the model (``role``: teacher or student) when a forward
+    fails or returns anything but a floating tensor of shape (2, ``num_classes``), or when the model
+    has no trainable parameter (see :func:`check_trainable`). The check changes nothing: each
+    module's mode, the buffers (BatchNorm's running statistics) and the RNG state are restored.
     """
     batch = (2, *input_shape)
-    was_training = model.training
-    model.eval()
+    with _untouched(model):
+        for training in (False, True):
+            out = _forward(model, name, role, batch, training)
+            _check_output(out, name, role, num_classes, training)
+    check_trainable(model, name, role)
+
+
+def _forward(model: nn.Module, name: str, role: str, batch: tuple[int, ...], training: bool) -> Any:
+    """One forward on a float32 zero batch (the data's dtype), without gradient; a failure is an AutokdError."""
+    model.train(training)
     try:
         with torch.no_grad():
-            out = model(torch.zeros(batch))
+            return model(torch.zeros(batch, dtype=torch.float32, device=_device_of(model)))
     except Exception as exc:
         text = " ".join(str(exc).split())[:300]
+        which = "a training-mode forward pass (model.train())" if training else "a forward pass"
         raise AutokdError(
-            f"{role} model {short_repr(name, 80)}: a forward pass on a dummy batch of shape {batch} failed: "
-            f"{type(exc).__name__}: {text}"
+            f"{role} model {short_repr(name, 80)}: {which} on a dummy batch of shape {batch} failed: "
+            f"{type(exc).__name__}: {text}{_dtype_hint(model)}"
         ) from None
-    finally:
-        model.train(was_training)
+
+
+def _check_output(out: Any, name: str, role: str, num_classes: int, training: bool) -> None:
+    when, hint = (" in training mode", f"; {TRAINING_MODE_HINT}") if training else ("", "")
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
         raise AutokdError(
-            f"{role} model {short_repr(name, 80)}: forward returned {describe_output(out)} for a batch of 2; "
-            f"expected a tensor of logits of shape (batch, num_classes) = (2, {num_classes})"
+            f"{role} model {short_repr(name, 80)}: forward returned {describe_output(out)}{when} for a batch of 2; "
+            f"expected a tensor of logits of shape (batch, num_classes) = (2, {num_classes}){hint}"
         )
     if not out.is_floating_point():
-        raise AutokdError(f"{role} model {short_repr(name, 80)}: forward returned logits of dtype {out.dtype}; "
+        raise AutokdError(f"{role} model {short_repr(name, 80)}: forward returned logits of dtype {out.dtype}{when}; "
                           f"expected floating-point logits (softmax and the losses need them)")
-    check_trainable(model, name, role)
+
+
+def _dtype_hint(model: nn.Module) -> str:
+    """Why a float32 batch may not fit: the model's weights are of another floating dtype."""
+    dtypes = {t.dtype for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()} - {torch.float32}
+    if not dtypes:
+        return ""
+    names = " and ".join(sorted(str(d) for d in dtypes))
+    return (f" (its weights are {names}, autokd's data is torch.float32: build the model in float32; a module that "
+            f"calls torch.set_default_dtype(...) at import makes the models built after it {names})")
+
+
+@contextmanager
+def _untouched(model: nn.Module) -> Iterator[None]:
+    """Restore each module's mode, every buffer (object and values) and the RNG states on exit."""
+    modes = {m: m.training for m in model.modules()}
+    buffers = [(m, key, buf, buf.detach().clone()) for m in model.modules()
+               for key, buf in m._buffers.items() if buf is not None]
+    cuda = sorted({t.device.index or 0 for t in [*model.parameters(), *model.buffers()] if t.device.type == "cuda"})
+    try:
+        with torch.random.fork_rng(devices=cuda):  # dropout in training mode draws random numbers
+            yield
+    finally:
+        with torch.no_grad():
+            for module, key, buf, saved in buffers:
+                module._buffers[key] = buf  # a forward may have reassigned it, or resized it (observers)
+                if buf.shape != saved.shape:
+                    buf.resize_(saved.shape)
+                buf.copy_(saved)
+        for module, mode in modes.items():
+            module.training = mode
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    param = next(iter(model.parameters()), None)
+    return param.device if param is not None else torch.device("cpu")
 
 
 def check_trainable(model: nn.Module, name: str, role: str) -> None:

@@ -2,8 +2,11 @@
 
 A path is a name from ``model.named_modules()`` (``"layer2"``, ``"stages.1"``, ...), or the
 reserved :data:`EMBEDDING` (``"embedding"``): the penultimate features, i.e. the input of the
-model's classifier (the last ``nn.Linear`` in ``named_modules()`` order), flattened to
-``(B, D)``. ``"embedding"`` always means this, even for a model with a module of that name.
+model's classifier, flattened to ``(B, D)``. The classifier is the ``nn.Linear`` that makes the
+logits, found by execution on every forward: the last one called whose output is the model's
+output (else the last whose output has its shape), wherever it is declared and whatever other
+Linear layers (projections, auxiliary heads) run. ``"embedding"`` always means this, even for a
+model with a module of that name.
 
 Tapped tensors are the modules' real outputs, with gradient. A later in-place op in the model
 (torchvision's ``ReLU(inplace=True)`` after a BatchNorm, say) changes a tapped tensor too; the
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import nn
@@ -24,18 +27,85 @@ from autokd.errors import AutokdError, did_you_mean, short_repr
 
 EMBEDDING = "embedding"
 
+# (path, input, output) of one call of a candidate layer
+_Call = tuple[str, Any, Any]
 
-def classifier_path(model: nn.Module) -> str:
-    """The path of the model's classifier: its last ``nn.Linear`` in ``named_modules()`` order."""
-    path = None
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            path = name
+
+def no_classifier_error(model: nn.Module) -> AutokdError:
+    """The error for a model without an ``nn.Linear`` that makes its logits (so without ``embedding``)."""
+    from autokd.losses import EMBEDDING_LOSSES
+
+    return AutokdError(
+        f"{type(model).__name__} has no nn.Linear classifier (no nn.Linear makes its logits), so it has no "
+        f"{EMBEDDING!r} features: the relation losses ({', '.join(sorted(EMBEDDING_LOSSES))}) need the features "
+        f"entering a Linear classifier; drop them from the space's relation_losses or the strategy's relations "
+        f"(and {EMBEDDING!r} from any layer pair)"
+    )
+
+
+def classifier_hooks(model: nn.Module, found: Callable[[Optional[str], Any], None],
+                     kinds: tuple[type, ...] = (nn.Linear,)) -> list:
+    """Hooks that, after every forward of ``model``, call ``found(path, input)`` with the layer of
+    ``kinds`` that made the output (see :func:`logits_call`) and its input, or ``found(None, None)``.
+    Returns the hook handles (remove them when done)."""
+    calls: list[_Call] = []
+
+    def record(path: str):
+        def hook(module, inputs, output):
+            calls.append((path, inputs[0] if inputs else None, output))
+
+        return hook
+
+    def done(module, inputs, output):
+        call = logits_call(calls, output)
+        calls.clear()  # hold no tensor between forwards
+        found(*(call[:2] if call is not None else (None, None)))
+
+    handles = [m.register_forward_hook(record(path)) for path, m in model.named_modules() if isinstance(m, kinds)]
+    handles.append(model.register_forward_pre_hook(lambda module, inputs: calls.clear()))
+    handles.append(model.register_forward_hook(done))
+    return handles
+
+
+def logits_call(calls: list[_Call], output: Any) -> Optional[_Call]:
+    """The call (in call order) that made a forward's ``output``: the last one whose output is
+    ``output`` itself, else the last whose output has its shape (logits reshaped or scaled after
+    the classifier); None when none does or ``output`` is no tensor."""
+    if not isinstance(output, torch.Tensor):
+        return None
+    same = [c for c in calls if c[2] is output]
+    shaped = [c for c in calls if isinstance(c[2], torch.Tensor) and c[2].shape == output.shape]
+    return (same or shaped or [None])[-1]
+
+
+def logits_layer(model: nn.Module, example: torch.Tensor, kinds: tuple[type, ...] = (nn.Linear,)) -> Optional[str]:
+    """The path of the layer of ``kinds`` that makes the logits ("": the model itself), from one
+    eval-mode forward of ``example`` without gradient; None when none does. Modes are restored."""
+    found: list[Optional[str]] = [None]
+    handles = classifier_hooks(model, lambda path, _x: found.__setitem__(0, path), kinds)
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for m, mode in modes.items():
+            m.training = mode
+    return found[0]
+
+
+def classifier_path(model: nn.Module, input_shape: Optional[tuple[int, ...]] = None) -> str:
+    """The path of the model's classifier, the ``nn.Linear`` that makes its logits ("": the model is
+    one), found by one dummy forward on ``input_shape`` (see :func:`logits_layer`). Without an input
+    shape nothing runs and the last ``nn.Linear`` declared is taken (right for the usual layout)."""
+    if input_shape is not None:
+        path = logits_layer(model, _dummy_batch(model, input_shape))
+    else:
+        path = next((name for name, m in reversed(list(model.named_modules())) if isinstance(m, nn.Linear)), None)
     if path is None:
-        raise AutokdError(
-            f"{type(model).__name__} has no nn.Linear classifier, so it has no {EMBEDDING!r} features; "
-            "tap a module path instead"
-        )
+        raise no_classifier_error(model)
     return path
 
 
@@ -72,12 +142,15 @@ class FeatureTaps:
         self.model = model
         self.paths = list(dict.fromkeys(paths))
         self.outputs: dict[str, Any] = {}
+        self.classifier: Optional[str] = None  # the path of the classifier the last forward used ("": the model)
         self._handles: list = []
         modules = dict(model.named_modules())
         for path in self.paths:
             if path == EMBEDDING:
-                clf = modules[classifier_path(model)]
-                self._handles.append(clf.register_forward_pre_hook(self._pre_hook(path)))
+                if not any(isinstance(m, nn.Linear) for m in modules.values()):
+                    self.remove()
+                    raise no_classifier_error(model)
+                self._handles.extend(classifier_hooks(model, self._embedding))
             elif path and path in modules:
                 self._handles.append(modules[path].register_forward_hook(self._hook(path)))
             else:
@@ -96,11 +169,11 @@ class FeatureTaps:
 
         return hook
 
-    def _pre_hook(self, path: str):
-        def hook(module, inputs):
-            self.outputs[path] = torch.flatten(inputs[0], 1)
-
-        return hook
+    def _embedding(self, path: Optional[str], inputs: Any) -> None:
+        if path is None or not isinstance(inputs, torch.Tensor):
+            raise no_classifier_error(self.model)
+        self.classifier = path
+        self.outputs[EMBEDDING] = torch.flatten(inputs, 1)
 
     def clear(self) -> None:
         """Forget the recorded tensors (keeps the hooks)."""
@@ -135,11 +208,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tuple[Opt
     The forward uses a batch of 2 in eval mode without gradient; each module's training flag is
     restored afterwards.
     """
-    param = next(iter(model.parameters()), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    x = torch.randn((2, *input_shape), generator=torch.Generator().manual_seed(0)).to(device, dtype)
-
+    x = _dummy_batch(model, input_shape)
     seen: dict[str, tuple[Optional[tuple[int, ...]], int]] = {}
     counter = itertools.count()
 
@@ -169,26 +238,36 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tuple[Opt
     return {name: seen.get(name, (None, -1)) for name, _ in named}
 
 
+def _dummy_batch(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """A fixed random batch of 2 on the model's device, in its parameters' dtype."""
+    param = next(iter(model.parameters()), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    return torch.randn((2, *input_shape), generator=torch.Generator().manual_seed(0)).to(device, dtype)
+
+
 def list_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerInfo]:
-    """Every named module with its per-sample output shape, then the ``embedding`` entry.
+    """Every named module with its per-sample output shape, then the ``embedding`` entry (absent
+    when no ``nn.Linear`` makes the logits).
 
     Shapes come from one dummy forward (see :func:`trace`); modules that return something
     other than a tensor, or that did not run, get ``None``.
     """
-    try:
-        taps = FeatureTaps(model, [EMBEDDING])
-    except AutokdError:  # no nn.Linear classifier: no embedding entry
-        taps = None
+    found: list = [None, None]  # the classifier's path and input
+
+    def keep(path: Optional[str], inputs: Any) -> None:
+        found[:] = [path, inputs]
+
+    handles = classifier_hooks(model, keep)
     try:
         shapes = trace(model, tuple(input_shape))
     finally:
-        if taps is not None:
-            taps.remove()
+        for handle in handles:
+            handle.remove()
     modules = dict(model.named_modules())
     layers = [LayerInfo(path, type(modules[path]).__name__, shape) for path, (shape, _) in shapes.items()]
-    if taps is not None:
-        emb = taps.outputs.get(EMBEDDING)
-        shape = tuple(emb.shape[1:]) if isinstance(emb, torch.Tensor) else None
-        owner = classifier_path(model) or f"the model itself ({type(model).__name__})"  # "": the model is a Linear
-        layers.append(LayerInfo(EMBEDDING, f"input of {owner}", shape))
+    owner, emb = found
+    if owner is not None:
+        shape = tuple(emb.flatten(1).shape[1:]) if isinstance(emb, torch.Tensor) else None
+        layers.append(LayerInfo(EMBEDDING, f"input of {owner or f'the model itself ({type(model).__name__})'}", shape))
     return layers

@@ -44,6 +44,7 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
                           "or use pairs: search to match stages of any resolution")
     candidates = [(t, s) for s, teachers in matches for t in teachers] if matches is not None else pairs
     _check_losses_take_pairs(spec, candidates, teacher, student, shape)
+    _check_embeddings(spec, {"teacher": teacher, "student": student}, shape)
     _check_peer_models(spec, shape, classes)
     _check_ensemble(spec, task)
     _check_stand_in_teachers(spec, task, candidates, student, shape, classes)
@@ -100,6 +101,20 @@ def _check_peer_models(spec, shape, classes: int) -> None:
             role = f"{kind} peer" if model_knob == "peer_model" else kind
             for name, kwargs in _knob_models(knobs, model_knob, kwargs_knob):
                 check_logits(build_model(name, kwargs, classes, shape), name, role, shape, classes)
+
+
+def _check_embeddings(spec, models: dict, shape) -> None:
+    """Relation losses read each model's ``embedding`` (the input of the Linear that makes its logits): a
+    model without one is refused here, not after its teacher trained."""
+    from autokd.models.taps import classifier_path
+
+    if not spec.relation_losses:
+        return
+    for role, model in models.items():
+        try:
+            classifier_path(model, shape)
+        except AutokdError as exc:
+            raise AutokdError(f"space.relation_losses {', '.join(spec.relation_losses)}: the {role}: {exc}") from None
 
 
 def _check_shipped(spec, task, shape, classes: int, student_paths: list[str]) -> None:

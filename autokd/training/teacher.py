@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -59,17 +61,20 @@ def build_teacher_model(task: TaskSpec, data) -> nn.Module:
 
 
 def load_checkpoint(model: nn.Module, path: str) -> None:
-    """Load a state dict saved with ``torch.save`` (safely: ``weights_only=True``) into ``model``."""
+    """Load a state dict saved with ``torch.save`` (safely: ``weights_only=True``) into ``model``.
+
+    A state dict saved from ``nn.DataParallel`` (every key prefixed ``module.``) loads as the bare model's."""
     file = Path(path).expanduser()
     if not file.is_file():
         if file.exists():
             raise AutokdError(f"teacher checkpoint {file} is not a regular file (a folder, a FIFO or a device?)")
         raise AutokdError(f"teacher checkpoint not found: {file}")
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns before refusing a TorchScript archive: the error says it
+            warnings.simplefilter("ignore")
+            state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for files that are not checkpoints
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AutokdError(f"{file} is not a loadable PyTorch checkpoint (weights only): {first}") from None
+        raise AutokdError(f"{file} is not a loadable PyTorch checkpoint: {_unloadable(file, exc)}") from None
     if isinstance(state, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(state.get(key), dict):
@@ -77,19 +82,83 @@ def load_checkpoint(model: nn.Module, path: str) -> None:
                 break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise AutokdError(f"{file} holds no state dict (expected a mapping of parameter names to tensors)")
-    _load_state(model, state, file)
+    _load_state(model, _without_data_parallel(state, model), file)
+
+
+SAVE_STATE_DICT = "save the weights with torch.save(model.state_dict(), path)"
+
+
+def _unloadable(file: Path, exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``file``, in words."""
+    text = str(exc)
+    if "TorchScript" in text:
+        return f"it is a TorchScript archive (torch.jit.save), not a state dict; {SAVE_STATE_DICT} instead"
+    unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if unsafe:
+        return (f"it holds a pickled {unsafe.group(1)} object (a whole model saved with torch.save(model)?), not a "
+                f"state dict, and autokd does not unpickle objects (that can run arbitrary code); "
+                f"{SAVE_STATE_DICT} instead")
+    with open(file, "rb") as handle:
+        head = handle.read(512)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save writes a zip archive (a pickle before torch 1.6)
+        what = ("an empty file" if not head else "a text file" if _is_text(head)
+                else "neither a zip archive nor a pickle")
+        return f"it is {what}; expected what torch.save(model.state_dict(), path) writes"
+    detail = next((" ".join(line.split()) for line in text.splitlines() if line.strip()), "")[:200]
+    return f"damaged or truncated? ({type(exc).__name__}: {detail})"
+
+
+def _is_text(head: bytes) -> bool:
+    """Whether a file's first bytes look like text: no control bytes but tabs and line ends."""
+    return all(b >= 32 or b in b"\t\n\r" for b in head)
+
+
+def _without_data_parallel(state: dict, model: nn.Module) -> dict:
+    """``state`` without the ``module.`` prefix ``nn.DataParallel`` and DistributedDataParallel put
+    on every key, when every key has it and the model's keys do not (torch's metadata follows)."""
+    prefix = "module."
+    own = model.state_dict()
+    if not state or not all(isinstance(k, str) and k.startswith(prefix) for k in state) or \
+            all(k.startswith(prefix) for k in own):
+        return state
+    stripped = OrderedDict((k[len(prefix):], v) for k, v in state.items())
+    metadata = getattr(state, "_metadata", None)
+    if metadata is not None:
+        stripped._metadata = OrderedDict(("" if k == "module" else k[len(prefix):] if k.startswith(prefix) else k, v)
+                                         for k, v in metadata.items())
+    return stripped
 
 
 def _load_state(model: nn.Module, state: dict, file: Path) -> None:
-    """``load_state_dict`` with a one-line error naming what does not fit."""
+    """``load_state_dict`` with a one-line error naming what does not fit: a few missing and
+    unexpected keys (with their counts) and the first size mismatches."""
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
-        detail = lines[0] if lines else str(exc).splitlines()[0]
-        if len(detail) > 300:
-            detail = detail[:300] + "..."
-        raise AutokdError(f"checkpoint {file} does not fit the teacher model: {detail}") from None
+        raise AutokdError(f"checkpoint {file} does not fit the teacher model: {_misfit(str(exc))}") from None
+
+
+def _misfit(text: str) -> str:
+    """torch's load_state_dict error in one line: a few missing and unexpected keys, and the first
+    size mismatches (``missing keys 'a', 'b' (2 in all); size mismatch for c (checkpoint [8], model [16])``)."""
+    parts, sizes = [], []
+    for line in (ln.strip() for ln in text.splitlines()[1:] if ln.strip()):
+        keys = re.match(r"(Missing|Unexpected) key\(s\) in state_dict: (.*)$", line)
+        size = re.match(r"size mismatch for (.+?): copying a param with shape torch\.Size\((.*?)\) from checkpoint, "
+                        r"the shape in current model is torch\.Size\((.*?)\)", line)
+        if keys:
+            names = re.findall(r'"([^"]*)"', keys.group(2))
+            shown = ", ".join(short_repr(n, 60) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+            parts.append(f"{keys.group(1).lower()} keys {shown} ({len(names)} in all)")
+        elif size:
+            sizes.append(f"{short_repr(size.group(1), 60)} (checkpoint {size.group(2)}, model {size.group(3)})")
+        elif len(parts) < 4:
+            parts.append(" ".join(line.split())[:120].rstrip(". "))
+    if sizes:
+        more = f" and {len(sizes) - 2} more" if len(sizes) > 2 else ""
+        parts.append(f"size mismatch for {', '.join(sizes[:2])}{more}")
+    detail = "; ".join(parts) or " ".join(text.split())
+    return detail if len(detail) <= 300 else detail[:300] + "..."
 
 
 def teacher_content(task: TaskSpec, data) -> dict:
