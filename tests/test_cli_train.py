@@ -375,3 +375,18 @@ def test_out_into_a_read_only_folder(workspace, _session_cache_dir):
     finally:
         folder.chmod(0o755)
     assert proc.returncode == 2 and "not writable" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_pair_mistake_in_a_config_is_refused_before_the_teacher_trains(tmp_path):
+    """A layer typo (or a pair its loss cannot take) in a hand-written config was an error only after the
+    teacher had trained: minutes on a real task. A fresh cache: a teacher trained first would say so."""
+    space = write_space(tmp_path / "s.yaml")
+    typo = write_config(tmp_path / "typo.yaml", {"alpha": 0.5, "pairs": [
+        {"teacher": "stages.1", "student": "stage.1", "loss": "fitnet"}]}, str(space))
+    misfit = write_config(tmp_path / "misfit.yaml", {"alpha": 0.5, "pairs": [
+        {"teacher": "stages.1", "student": "fc", "loss": "at"}]}, str(space))
+    for config, needle in ((typo, "no layer 'stage.1' (did you mean 'stages.1'?)"),
+                           (misfit, "strategy.pairs[0] (teacher stages.1 -> student fc, at): at needs feature maps")):
+        result = run_cli("train", "--config", config, env={"AUTOKD_CACHE": str(tmp_path / "cache")})
+        assert result.returncode == 2 and needle in result.stderr, result.stderr
+        assert "teacher" not in result.stdout, result.stdout  # neither loaded nor trained

@@ -251,6 +251,22 @@ def test_unknown_layer_path_lists_the_layers(side):
     assert "\n" not in message
 
 
+def test_a_pair_its_loss_cannot_take_is_named_when_the_distiller_is_built():
+    """It was a bare shape error from the first training batch, after the teacher trained, naming no pair."""
+    teacher, student = models()
+    strategy = Strategy(pairs=[PairLoss(teacher="stages.1", student="stages.1", loss="at"),
+                               PairLoss(teacher="stages.1", student="fc", loss="at")])
+    with pytest.raises(AutokdError, match=r"^strategy\.pairs\[1\] \(teacher stages\.1 -> student fc, at\): at needs "
+                                          r"feature maps"):
+        Distiller(teacher, student, strategy, SHAPE)
+    state = torch.get_rng_state()
+    Distiller(teacher, student, Strategy(pairs=strategy.pairs[:1]), SHAPE)  # at: no projector to initialise
+    assert torch.equal(torch.get_rng_state(), state)  # the check draws from its own generator
+    fitting = Distiller(teacher, student, Strategy(pairs=[PairLoss(teacher="stages.1", student="stages.1", loss="fitnet")]),
+                        SHAPE)
+    assert all(m.training for m in fitting.projectors.modules())  # the check leaves the projectors as they were
+
+
 def test_teacher_none():
     _, student = models()
     x, y = batch()

@@ -60,7 +60,8 @@ def train(config_path, epochs, seeds, out_path, save_path, device, threads, down
             _check_out(path, option)  # before training: a bad path must not cost a training run
     if save_path and getattr(strategy.scheme, "ensemble", False):
         raise AutokdError(_ENSEMBLE_SAVE)
-    prepared = prepare_task(config.task, device, progress=progress.say, on_teacher_epoch=_teacher_epoch_printer(progress))
+    prepared = prepare_task(config.task, device, progress=progress.say, on_teacher_epoch=_teacher_epoch_printer(progress),
+                            strategy=strategy)  # its pairs checked on the models before the teacher trains
     check_strategy(prepared, strategy)
     progress.say(f"strategy: {strategy.describe()}")
     progress.say(f"recipe: {strategy.recipe.epochs} epochs, {strategy.recipe.optimizer} lr {strategy.recipe.lr:g}, "
@@ -220,7 +221,7 @@ def _write_results(out_path, config_path, task_name: str, strategy, prepared, ru
 
 @click.command()
 @space_option
-@click.option("--retrain", is_flag=True, help="Train again even if a cached teacher exists.")
+@click.option("--retrain", is_flag=True, help="Train again even if a cached teacher exists (a teacher loaded from its checkpoint is never trained).")
 @device_option
 @threads_option
 @download_option
@@ -235,10 +236,13 @@ def teacher(space, retrain, device, threads, download):
 
     progress = Progress()
     task = load_task(space)
+    teachers = [("teacher", task)] + [(f"teacher {i + 2}", task.with_teacher(i)) for i in range(len(task.teachers))]
+    if retrain:
+        _check_retrain(teachers, progress)
     task.data.download = task.data.download or download
     data = load_task_data(replace(task.data, train_size=None), cache_dir(), progress=progress.say)
     progress.say(describe(data))
-    for label, one in [("teacher", task)] + [(f"teacher {i + 2}", task.with_teacher(i)) for i in range(len(task.teachers))]:
+    for label, one in teachers:
         model, info = get_teacher(one, data, resolve_device(device), cache_dir(),
                                   on_epoch=_teacher_epoch_printer(progress), retrain=retrain, progress=progress.say)
         n_params = sum(p.numel() for p in model.parameters())
@@ -247,3 +251,18 @@ def teacher(space, retrain, device, threads, download):
             f"  val  {info.val_acc:.2f} %\n  test {info.test_acc:.2f} %\n"
             f"  weights: {info.path or 'not saved (the cache folder could not be written)'}"
         )
+
+
+def _check_retrain(teachers, progress: Progress) -> None:
+    """--retrain trains again only the teachers autokd trains: refused when every teacher is loaded
+    from a checkpoint (it would do nothing), a note for each such teacher otherwise."""
+    loaded = [(label, one.teacher.checkpoint) for label, one in teachers if one.teacher.checkpoint]
+    if loaded and len(loaded) == len(teachers):
+        which = (f"the task's teacher is loaded from its checkpoint {loaded[0][1]} (task.teacher.checkpoint)"
+                 if len(teachers) == 1 else "every teacher of the task is loaded from its checkpoint "
+                 "(task.teacher.checkpoint, task.teachers[].checkpoint)")
+        raise AutokdError(f"--retrain trains a teacher again, but {which}, and autokd does not train a teacher "
+                          f"loaded from a checkpoint; drop --retrain, or remove the checkpoint to have autokd train it")
+    for label, checkpoint in loaded:
+        progress.say(f"note: {label} is loaded from its checkpoint {checkpoint}, not retrained (--retrain retrains "
+                     f"only the teachers autokd trains)")

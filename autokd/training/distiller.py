@@ -79,6 +79,7 @@ class Distiller(nn.Module):
         for i, pair in enumerate(strategy.pairs):
             if PAIR_LOSSES[pair.loss].needs_projector:
                 self.projectors[str(i)] = make_projector(s_shapes[pair.student], t_shapes[pair.teacher])
+        _check_pairs(strategy, self.projectors, s_shapes, t_shapes)
         self.crd_memory: Optional[CRDMemory] = None
         crd_rel = next((r for r in strategy.relations if r.loss == "crd"), None)
         if crd_rel is not None:
@@ -172,6 +173,29 @@ class Distiller(nn.Module):
         if s.logit_standardization:
             s_logits, t_logits = standardize(s_logits), standardize(t_logits)
         return LOGIT_LOSSES[s.logit_loss].apply(s_logits, t_logits, y, s.temperature, epoch, s.logit_params)
+
+
+def _check_pairs(strategy: Strategy, projectors: nn.ModuleDict, s_shapes: dict, t_shapes: dict) -> None:
+    """Each pair's loss takes its features (through its projector, in eval mode: nothing is updated),
+    tried on random ones of their shapes from a private generator: a pair that cannot is named here,
+    before training, not as a bare shape error in the first batch."""
+    generator = torch.Generator().manual_seed(0)
+    for i, pair in enumerate(strategy.pairs):
+        projector = projectors[str(i)] if str(i) in projectors else None
+        was_training = projector.training if projector is not None else False
+        try:
+            with torch.no_grad():
+                feat = torch.randn(2, *s_shapes[pair.student], generator=generator)
+                if projector is not None:
+                    feat = projector.eval()(feat.to(_device_of(projector)))
+                target = torch.randn(2, *t_shapes[pair.teacher], generator=generator).to(feat.device)
+                PAIR_LOSSES[pair.loss].fn(feat, target, **pair.params)
+        except (AutokdError, RuntimeError, ValueError) as exc:
+            raise AutokdError(f"strategy.pairs[{i}] (teacher {pair.teacher} -> student {pair.student}, {pair.loss}): "
+                              f"{' '.join(str(exc).split())[:300]}") from None
+        finally:
+            if projector is not None:
+                projector.train(was_training)
 
 
 def _probe(model: nn.Module, taps: FeatureTaps, dummy: torch.Tensor) -> dict[str, tuple]:

@@ -67,8 +67,10 @@ def prepare_task(
     progress: Optional[Progress] = None,
     on_teacher_epoch: Optional[Callable[[EpochStats], None]] = None,
     cache_root: Optional[Path] = None,
+    strategy: Optional[Strategy] = None,
 ) -> PreparedTask:
-    """Load the data and load, fetch from cache or train the teacher."""
+    """Load the data and load, fetch from cache or train the teacher; with ``strategy``, check first that its
+    pairs and relations fit the models (:func:`check_architecture`)."""
     device = resolve_device(device) if isinstance(device, str) else device
     cache_root = cache_root or cache_dir()
     say = progress or (lambda _msg: None)
@@ -76,6 +78,8 @@ def prepare_task(
     teacher_data = (data if task.data.train_size is None
                     else load_task_data(replace(task.data, train_size=None), cache_root, progress=progress))
     check_models(task, data)
+    if strategy is not None:
+        check_architecture(task, data, strategy)
     say(f"teacher {task.teacher.model}: loading or training")
     teacher, info = get_teacher(task, teacher_data, device, cache_root, on_epoch=on_teacher_epoch, progress=progress)
     say(f"teacher {task.teacher.model} ({info.source}): val {info.val_acc:.2f}%  test {info.test_acc:.2f}%")
@@ -90,6 +94,27 @@ def check_models(task: TaskSpec, data) -> None:
     for role, spec in (("teacher", task.teacher), ("student", task.student)):
         model = build_model(spec.model, spec.kwargs, data.num_classes, data.input_shape)
         check_logits(model, spec.model, role, data.input_shape, data.num_classes)
+
+
+def check_architecture(task: TaskSpec, data, strategy: Strategy) -> None:
+    """The strategy's layer pairs and relations fit the teacher and the student it ships, built untrained:
+    a mistake in a hand-written config fails here, before the teacher is loaded or trained (minutes), not
+    after. (:func:`check_strategy` checks the rest, scheme and compression, once the teacher is ready.)"""
+    from autokd.config.compression import Compression
+    from autokd.config.schemes import SingleScheme
+    from autokd.training.distiller import Distiller
+    from autokd.training.shipping import architecture_of
+
+    if not (strategy.pairs or strategy.relations) or not SCHEMES[strategy.scheme.kind].pairs_on_teacher:
+        return
+    teacher = build_model(task.teacher.model, task.teacher.kwargs, data.num_classes, data.input_shape)
+    name, kwargs = architecture_of(task, strategy)
+    try:
+        student = build_model(name, kwargs, data.num_classes, data.input_shape)
+    except (TypeError, ValueError) as exc:
+        raise AutokdError(f"strategy.student {strategy.student}: the student {name} cannot be built with it ({exc})") from exc
+    Distiller(teacher, student, replace(strategy, scheme=SingleScheme(), compression=Compression()), data.input_shape,
+              num_train_samples=max(len(data.train), 1))
 
 
 def check_strategy(prepared: PreparedTask, strategy: Strategy) -> None:

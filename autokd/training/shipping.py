@@ -32,10 +32,15 @@ def student_kwargs(prepared, strategy: Strategy) -> dict:
 
 def student_architecture(prepared, strategy: Strategy) -> tuple[str, dict]:
     """(model name, kwargs) the strategy's student is built from before any pruning."""
+    return architecture_of(prepared.task, strategy)
+
+
+def architecture_of(task, strategy: Strategy) -> tuple[str, dict]:
+    """:func:`student_architecture` from the task alone (before its data and teacher are ready)."""
     prune = strategy.compression.prune
     if prune is not None and prune.of == "teacher":
-        return prepared.task.teacher.model, dict(prepared.task.teacher.kwargs)
-    return prepared.task.student.model, student_kwargs(prepared, strategy)
+        return task.teacher.model, dict(task.teacher.kwargs)
+    return task.student.model, {**task.student.kwargs, **strategy.student}
 
 
 def example_input(prepared) -> torch.Tensor:

@@ -23,6 +23,7 @@ class SchemeInfo:
     check: Callable[[object, object], None]
     summary: str
     one_stage: bool = True  # False: earlier stages (a generation, an assistant) train before the shipped student
+    pairs_on_teacher: bool = True  # False: the strategy's pairs tap another model (an assistant, a further teacher)
 
 
 SCHEMES: dict[str, SchemeInfo] = {
@@ -33,8 +34,9 @@ SCHEMES: dict[str, SchemeInfo] = {
     "online": SchemeInfo(cohort.train, cohort.check, "the student and its peers learn from their ensemble (KDCL)"),
     "assistant": SchemeInfo(assistant.train, assistant.check,
                             "a teacher assistant between teacher and student (TAKD; DGKD with teacher_weight)",
-                            one_stage=False),
-    "ensemble": SchemeInfo(ensemble.train, ensemble.check, "several teachers teach together (multi-teacher)"),
+                            one_stage=False, pairs_on_teacher=False),
+    "ensemble": SchemeInfo(ensemble.train, ensemble.check, "several teachers teach together (multi-teacher)",
+                           pairs_on_teacher=False),
 }
 
 __all__ = ["SCHEMES", "SchemeInfo", "SchemeJob", "Trained"]
