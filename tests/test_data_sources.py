@@ -209,6 +209,18 @@ def test_a_test_hold_out_that_takes_a_class_out_of_train_is_refused(tmp_path):
         load_task_data(spec, cache_dir())  # it said "y_test has label 2, but y_train's classes are 0..1"
 
 
+def test_a_class_whose_only_sample_goes_to_validation_is_warned_about(tmp_path):
+    """Training went on with no sample of it, silently."""
+    y = np.array([0, 1] * 5 + [2])
+    seed = next(s for s in range(100) if 10 in torch.randperm(11, generator=torch.Generator().manual_seed(s))[:2])
+    np.savez(tmp_path / "few.npz", x_train=np.zeros((11, 3), "float32"), y_train=y, x_test=np.zeros((3, 3), "float32"),
+             y_test=np.array([0, 1, 2]))
+    said = []
+    load_task_data(DataSpec(name="arrays", path=str(tmp_path / "few.npz"), val_size=2, seed=seed), cache_dir(),
+                   progress=said.append)
+    assert [m for m in said if m.startswith("warning: class(es) 2 have no training sample")], said
+
+
 def test_damaged_array_files_are_one_line_errors(tmp_path):
     folder = tmp_path / "objects"
     folder.mkdir()

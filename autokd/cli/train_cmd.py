@@ -31,7 +31,7 @@ def _teacher_epoch_printer(progress: Progress):
 
 @click.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), callback=not_empty, help="Train config (YAML): task + strategy.")
-@click.option("--epochs", type=click.IntRange(min=1, max=MAX_EPOCHS), default=None, help="Override the recipe's number of epochs.")
+@click.option("--epochs", type=click.IntRange(min=1, max=MAX_EPOCHS), default=None, help="Override the recipe's number of epochs (a prune's own recover_epochs, when set, stays).")
 @click.option("--seeds", type=click.IntRange(min=1, max=MAX_SEEDS), default=1, show_default=True, help="Train this many seeds (recipe seed, +1, ...).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, callback=not_empty, help="Write the results as JSON here.")
 @click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None, callback=not_empty,

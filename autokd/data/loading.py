@@ -141,6 +141,7 @@ def load_task_data(
         normalize = channel_stats(train.x)
     augment = spec.augment if spec.augment is not None else spec.name in AUGMENT_BY_DEFAULT
     classes = tuple(str(c) for c in raw["classes"])
+    _warn_unseen_classes(train.y, classes, spec, progress)
     return TaskData(
         train=train,
         val=val,
@@ -153,6 +154,25 @@ def load_task_data(
         class_names=classes,
         fingerprint=content_fingerprint(raw),
     )
+
+
+def _warn_unseen_classes(y: Tensor, classes: tuple, spec: DataSpec, progress: Progress) -> None:
+    """A class with no training sample once validation is split off (or ``train_size`` applied): the
+    models never learn it. Said through ``progress`` (else :func:`warnings.warn`), not refused: a
+    deliberately few-shot subset is the user's choice."""
+    seen = set(torch.unique(y).tolist())
+    unseen = [name for i, name in enumerate(classes) if i not in seen]
+    if not unseen:
+        return
+    shown = ", ".join(unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
+    message = (f"warning: class(es) {shown} have no training sample after the validation split (data.val_size "
+               f"{spec.val_size}, data.train_size {spec.train_size}, data.seed {spec.seed}); the models never see them")
+    if progress is not None:
+        progress(message)
+    else:
+        import warnings
+
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def content_fingerprint(raw: dict) -> str:
