@@ -30,14 +30,18 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_a_study_refuses_another_teacher(tmp_path):
-    task = copy.deepcopy(TINY_TASK)
+def _searched_with_a_checkpoint_teacher(tmp_path: Path, task: dict, budget: int) -> tuple[Path, Path, str]:
+    """Study ``t`` searched ``budget`` trials on ``task`` with a checkpoint teacher: (space, storage, its digest)."""
     task["teacher"]["checkpoint"] = str(_checkpoint(tmp_path / "teacher.pt", seed=1))
     space = write_space(tmp_path / "s.yaml", task=task, space=SPACE)
     db = tmp_path / "t.db"
-    first = run_cli("search", "--space", space, "--budget", "2", "--workers", "0", "--storage", db, "--name", "t")
+    first = run_cli("search", "--space", space, "--budget", str(budget), "--workers", "0", "--storage", db, "--name", "t")
     assert first.returncode == 0, first.stderr
-    before = _digest(db)
+    return space, db, _digest(db)
+
+
+def test_a_study_refuses_another_teacher(tmp_path):
+    _, db, before = _searched_with_a_checkpoint_teacher(tmp_path, copy.deepcopy(TINY_TASK), budget=2)
     _checkpoint(tmp_path / "teacher.pt", seed=2)  # the same file, another teacher
     again = run_cli("resume", "t", "--storage", db, "--budget", "3")
     assert again.returncode == 2 and "searched with another teacher" in again.stderr, again.stderr
@@ -118,12 +122,7 @@ def test_a_study_refuses_data_that_changed_since(tmp_path):
     labels. The study went on, its old trials ranked on the old labels next to new ones."""
     task = copy.deepcopy(TINY_TASK)
     task["data"] = {"name": "arrays", "path": str(_arrays(tmp_path / "d.npz", val_labels_seed=1))}
-    task["teacher"]["checkpoint"] = str(_checkpoint(tmp_path / "teacher.pt", seed=1))
-    space = write_space(tmp_path / "s.yaml", task=task, space=SPACE)
-    db = tmp_path / "t.db"
-    first = run_cli("search", "--space", space, "--budget", "1", "--workers", "0", "--storage", db, "--name", "t")
-    assert first.returncode == 0, first.stderr
-    before = _digest(db)
+    space, db, before = _searched_with_a_checkpoint_teacher(tmp_path, task, budget=1)
     _arrays(tmp_path / "d.npz", val_labels_seed=2)
     for args in (["resume", "t"], ["search", "--space", space, "--name", "t", "--workers", "0"]):
         again = run_cli(*args, "--storage", db, "--budget", "2")
