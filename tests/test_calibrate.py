@@ -90,6 +90,24 @@ def test_a_constant_schedule_reads_shorter_lengths_from_one_runs_curve(tmp_path)
     assert sampled.rung_val[2] == sampled.proxy_val[rung_of(2)]
 
 
+def test_a_dkd_strategy_runs_each_length_even_on_a_constant_schedule(tmp_path):
+    """A DKD warm-up is a share of the run: a 24-epoch run warmed up over 2 epochs; a 3-epoch trial over 1 (or
+    a baseline's fraction of 3). Reading 3 off the long run's curve ranked another run than the search makes."""
+    from autokd.calibrate.plan import make_plan, sampled_candidates
+
+    task = {**TINY_TASK, "recipes": {"full": {**TINY_TASK["recipes"]["full"], "epochs": 24, "schedule": "constant"},
+                                     "proxy": {"epochs": 12}}}
+    plain = {**SPACE, "pair_losses": ["none"]}
+    for losses, runs_per_candidate in ((["kd"], 1), (["dkd"], 2)):
+        space_file = load_space_file(write_space(tmp_path / "c.yaml", task=task, space={**plain, "logit_losses": losses}))
+        candidates = sampled_candidates(space_file, [3, 24], 2, 0)
+        plan = make_plan(space_file, candidates, [3, 24], seeds=1)
+        proxy_jobs = [j for j in plan.jobs if j.kind == "proxy"]
+        assert len(proxy_jobs) == 2 * runs_per_candidate, losses
+        if losses == ["dkd"]:
+            assert {c.proxies[3].logit_params["warmup"] for c in candidates} == {1}
+
+
 def _row(epochs: int, rho, rung_rho=None, top=None, top_rung=None, top_n=6) -> LengthRow:
     rung = epochs // 2 or None
     return LengthRow(epochs, Fidelity(rho, 0.01, 12, rho and rho - 0.1, rho and rho + 0.1), rung,

@@ -13,7 +13,8 @@ A schedule that anneals over the run (cosine) makes an E-epoch proxy a different
 first E epochs of a longer one, so there each length is a run of its own. With a schedule that
 does not depend on the run's length (constant, step), one run at the longest length validated at
 every shorter length and rung gives them all (its validation curve), for strategies that train
-in one stage and compress nothing; the others still run each length.
+in one stage, compress nothing and have no parameter that follows the length (a DKD warm-up); the
+others still run each length.
 """
 
 from __future__ import annotations
@@ -147,6 +148,13 @@ def baseline_candidates(space_file, lengths: list[int], path: Optional[str],
             for b in full], left_out
 
 
+def _differ_only_in_length(proxies: dict[int, Strategy]) -> bool:
+    """Whether a candidate's proxies are one strategy at several lengths: not when a parameter follows the
+    length (a DKD warm-up, a share of the run), so a longer run's curve is not a shorter trial's run."""
+    runs = list(proxies.values())
+    return all(replace(s, recipe=replace(s.recipe, epochs=runs[0].recipe.epochs)) == runs[0] for s in runs)
+
+
 def make_plan(space_file, candidates: list[Candidate], lengths: list[int], seeds: int) -> Plan:
     """The runs: every candidate at full length with ``seeds`` seeds and at every proxy length."""
     from autokd.training.schemes import SCHEMES
@@ -168,7 +176,8 @@ def make_plan(space_file, candidates: list[Candidate], lengths: list[int], seeds
         for seed in full_seeds:
             full_keys[(c.name, seed)] = add(c.name, FULL, c.full, seed)
         strategy = c.proxies[longest]
-        if by_curve and SCHEMES[strategy.scheme.kind].one_stage and strategy.compression.empty:
+        if (by_curve and SCHEMES[strategy.scheme.kind].one_stage and strategy.compression.empty
+                and _differ_only_in_length(c.proxies)):
             points = ({e for e in lengths} | {rung_of(e) for e in lengths}) - {None, longest}
             key = add(c.name, PROXY, strategy, proxy_seed, sorted(points))
             readings.update({(c.name, e): Reading(key, longest, e, rung_of(e)) for e in lengths})
