@@ -42,3 +42,31 @@ def test_an_empty_flag_value_is_refused_not_read_as_the_default(tmp_path, args):
                                           (".hidden.yaml", "hidden-tpe")])
 def test_a_default_study_name_is_always_a_valid_one(source, name):
     assert default_study_name(source, "tpe") == name
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_resume_takes_a_device_and_stores_it(tmp_path):
+    """A study made on a GPU machine could not be resumed on a CPU one: resume had no --device, and its error
+    said to use one."""
+    import json
+
+    import optuna
+    from conftest import write_space
+
+    from autokd.search.settings import SETTINGS_ATTR
+
+    space = write_space(tmp_path / "s.yaml")
+    db = tmp_path / "s.db"
+    assert run_cli("search", "--space", space, "--budget", "1", "--workers", "0", "--storage", db, "--name", "g",
+                   "--no-pruning").returncode == 0
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+    study_id = storage.get_study_id_from_name("g")
+    settings = storage.get_study_system_attrs(study_id)[SETTINGS_ATTR]
+    storage.set_study_system_attr(study_id, SETTINGS_ATTR, {**settings, "device": "cuda"})  # made on a GPU machine
+    storage.remove_session()
+    refused = run_cli("resume", "g", "--storage", db, "--budget", "2")
+    assert refused.returncode == 2 and "no CUDA GPU" in refused.stderr, refused.stderr
+    resumed = run_cli("resume", "g", "--storage", db, "--budget", "2", "--device", "cpu")
+    assert resumed.returncode == 0, resumed.stderr
+    stored = optuna.load_study(study_name="g", storage=f"sqlite:///{db}")._storage.get_study_system_attrs(study_id)
+    assert json.loads(json.dumps(stored[SETTINGS_ATTR]))["device"] == "cpu"

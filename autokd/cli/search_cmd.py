@@ -131,7 +131,8 @@ def _space_overrides(objectives, max_params, max_size_kb, max_latency_ms) -> dic
 @click.option("--budget", type=click.IntRange(min=1), default=None, help="A new total budget (default: the stored one).")
 @click.option("--workers", type=int, default=None, help="Trials at once (default: the stored setting).")
 @click.option("--address", default=None, help="Join this Ray cluster.")
-def resume(name, storage, budget, workers, address):
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the stored setting; a new one is stored).")
+def resume(name, storage, budget, workers, address, device):
     """Continue an interrupted study to its budget, with the space and settings it stored."""
     from dataclasses import replace
 
@@ -142,7 +143,7 @@ def resume(name, storage, budget, workers, address):
     settings = read_settings(load_existing_study(name, open_storage(storage, create=False)))
     space_file = space_file_from_text(settings.space_text, settings.space_source)
     settings = replace(settings, budget=budget or settings.budget,
-                       workers=settings.workers if workers is None else workers)
+                       workers=settings.workers if workers is None else workers, device=device or settings.device)
     _run(space_file, settings, name, storage, address)
 
 

@@ -196,10 +196,10 @@ def open_study(name: str, storage, settings: SearchSettings, teacher, further=No
         old = check_same_search(study, settings)
         check_same_teacher(study, teacher, further)
         check_same_data(study, data)
-        kept = (old.budget, old.workers, old.sampler)
-        if kept != (settings.budget, settings.workers, settings.sampler):  # resume continues with this run's
+        kept = (old.budget, old.workers, old.sampler, old.device)
+        if kept != (settings.budget, settings.workers, settings.sampler, settings.device):  # resume continues with these
             _write(study, SETTINGS_ATTR, {**old.to_dict(), "budget": settings.budget, "workers": settings.workers,
-                                          "sampler": settings.sampler})
+                                          "sampler": settings.sampler, "device": settings.device})
     stored = stored_teacher(study)
     if not stored or (further is not None and "further" not in stored) or (data and not stored.get("data")):
         record = {"fingerprint": teacher.fingerprint, "source": teacher.source, "path": teacher.path, "data": data}
