@@ -373,3 +373,11 @@ def test_yaml_reads_exponent_only_numbers_as_floats():
 
     data = load_yaml_text("lr: 1e-3\nweight: 3E+2\nname: 1e-3x\nn: 7\n")
     assert data == {"lr": 0.001, "weight": 300.0, "name": "1e-3x", "n": 7}
+
+
+def test_a_dkd_warm_up_left_out_is_a_twelfth_of_the_recipe():
+    """It was DKD's 20 epochs whatever the recipe: a 10-epoch run never reached DKD's full weight."""
+    assert strategy_from_dict({"logit_loss": "dkd"}, base_recipe=Recipe(epochs=60)).logit_params["warmup"] == 5
+    assert strategy_from_dict({"logit_loss": "dkd", "recipe": {"epochs": 10}}).logit_params == {"warmup": 1}
+    assert strategy_from_dict({"logit_loss": "dkd", "logit_params": {"warmup": 0}}).logit_params == {"warmup": 0}
+    assert strategy_from_dict({"logit_loss": "kd"}).logit_params == {}

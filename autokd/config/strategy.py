@@ -259,6 +259,13 @@ def strategy_from_dict(data: dict, base_recipe: Optional[Recipe] = None, where: 
         overrides = from_mapping(_PartialRecipe, recipe_data, f"{where}.recipe")
         base = replace(base, **{k: v for k, v in to_mapping(overrides).items() if v is not None})
     strategy.recipe = replace(base)
+    from autokd.losses import LOGIT_LOSSES
+
+    info = LOGIT_LOSSES.get(strategy.logit_loss)
+    if info is not None:  # a param that follows the length, left out: a share of this recipe (DKD's warm-up)
+        strategy.logit_params = dict(strategy.logit_params)  # the config's own keys keep their order
+        for name, value in info.length_defaults(strategy.recipe.epochs).items():
+            strategy.logit_params.setdefault(name, value)
     return strategy.validate(where)
 
 

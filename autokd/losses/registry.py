@@ -56,6 +56,12 @@ class LossInfo:
     # the range a search space should explore for this loss's own params: name -> (low, high, log);
     # the temperature is searched by the space itself, never here
     searched: dict = field(default_factory=dict)
+    # params whose default follows the run's length: name -> its share of the epochs (at least 1)
+    per_length: dict = field(default_factory=dict)
+
+    def length_defaults(self, epochs: int) -> dict:
+        """The :attr:`per_length` params for a run of ``epochs`` epochs."""
+        return {name: max(1, round(share * epochs)) for name, share in self.per_length.items()}
 
     def apply(self, student, teacher, target, temperature: float, epoch: float = 1, params: Optional[dict] = None):
         """The logit loss on one batch: registry defaults, then ``params``, the strategy's ``temperature``."""
@@ -97,6 +103,7 @@ LOGIT_LOSSES: Dict[str, LossInfo] = {
         limits={"alpha": (0.0, 1e4, False), "beta": (0.0, 1e4, False), "warmup": (0, 100_000, True)},
         term=_dkd_term, standardizable=True,
         searched={"beta": (1.0, 16.0, True)},  # the DKD paper tunes beta (2 / 6 / 8 per pair), alpha stays 1
+        per_length={"warmup": 1 / 12},  # 20 of 240 epochs: a strategy that does not set it warms up over 1/12
         description="Decoupled KD: alpha * target-class KL + beta * non-target-class KL (CVPR 2022).",
     ),
     "dist": LossInfo(

@@ -60,7 +60,9 @@ def logit_param(loss: str, param: str) -> str:
 
 def dkd_warmup_epochs(epochs: int) -> int:
     """DKD warms up over 1/12 of training, as the shipped dkd baseline (20 of mdistiller's 240 epochs)."""
-    return max(1, round(epochs / 12))
+    from autokd.losses import LOGIT_LOSSES
+
+    return LOGIT_LOSSES["dkd"].length_defaults(epochs)["warmup"]
 
 
 class SearchSpace:
