@@ -10,7 +10,8 @@ from autokd.search.settings import MAX_SEED, SAMPLERS, WARM_STARTS
 
 storage_option = click.option(
     "--storage", default=None, callback=not_empty,
-    help="Optuna storage: a URL (sqlite:///x.db, postgresql://...) or a file (.db SQLite, .journal journal). "
+    help="Optuna storage: a URL (sqlite:///x.db, postgresql://...) or a file (.db, .sqlite or .sqlite3: SQLite; "
+         ".journal or .log: Optuna's journal file). "
          "Default: studies/autokd.db under the current folder.",
 )
 

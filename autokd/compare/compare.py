@@ -131,8 +131,9 @@ def check_run_flags(workers: Optional[int], address: Optional[str], device: str)
 def _execute(prepared, todo, stores: dict, store: RunStore, request: CompareRequest, status: Status) -> None:
     """Run ``todo``; each result is kept in the store of its job's kind (``stores``), else ``store``."""
     def describe(result: JobResult) -> str:
-        j, o = result.job, result.outcome
-        return f"{j.name} seed {j.strategy.recipe.seed} " + (f"failed ({o.reason})" if o.reason else f"test {o.test_acc:.2f}%")
+        j, o = result.job, result.outcome  # a proxy run is read by its validation accuracy, as a trial is
+        value = f"proxy val {o.val_acc:.2f}%" if j.kind == PROXY else f"test {o.test_acc:.2f}%"
+        return f"{j.name} seed {j.strategy.recipe.seed} " + (f"failed ({o.reason})" if o.reason else value)
 
     run_and_keep(prepared, todo, lambda job: stores.get(job.kind, store), request.workers, request.address, status,
                  describe)
