@@ -24,7 +24,7 @@ HINT = "next: autokd export"
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory, _session_cache_dir) -> dict:
-    """One storage with three real studies: ``base`` (feasible), ``tight`` (``--max-params 1``: no
+    """One storage with three real studies: ``base`` (feasible), ``tight`` (``--max-latency-ms 0.001``: no
     trial feasible) and ``allfail`` (every trial diverges); with the searches' outputs."""
     folder = tmp_path_factory.mktemp("damaged")
     env = {"AUTOKD_CACHE": str(_session_cache_dir), "MPLBACKEND": "Agg", "RAY_AUTH_MODE": "disabled"}
@@ -34,7 +34,7 @@ def made(tmp_path_factory, _session_cache_dir) -> dict:
     db = folder / "studies.db"
     common = ["--budget", "1", "--workers", "0", "--sampler", "random", "--storage", db]
     outputs = {}
-    for name, path, extra in (("base", space, []), ("tight", space, ["--max-params", "1"]), ("allfail", failing, [])):
+    for name, path, extra in (("base", space, []), ("tight", space, ["--max-latency-ms", "0.001"]), ("allfail", failing, [])):
         outputs[name] = run_cli("search", "--space", path, "--name", name, *common, *extra, cwd=folder, env=env)
         assert outputs[name].returncode == 0, outputs[name].stderr
     return {"folder": folder, "db": db, "space": space, "outputs": outputs}
@@ -146,7 +146,7 @@ def test_one_damaged_study_does_not_hide_the_others_in_studies(made, tmp_path):
 def test_studies_agrees_with_show_on_a_study_without_a_feasible_trial(made):
     db = made["db"]
     rows = {line.split()[0]: line for line in run_cli("studies", "--storage", db).stdout.splitlines()[1:]}
-    assert "no feasible trial (max_params 1)" in rows["tight"]
+    assert "no feasible trial (max_latency_ms 0.001)" in rows["tight"]
     assert rows["tight"].split()[6] == "-"  # no best val: no trial meets the constraint
     assert rows["base"].split()[6].endswith("%") and "feasible" not in rows["base"]
     shown = run_cli("show", "tight", "--storage", db)
@@ -170,9 +170,9 @@ def test_search_hints_at_export_only_when_there_is_something_to_export(made):
 
 @pytest.mark.parametrize("study, flags, fragment", [
     ("base", ["--objectives", "accuracy,size"], "--objectives was unset (accuracy only), now accuracy,size"),
-    ("base", ["--max-params", "5"], "--max-params was unset, now 5"),
-    ("tight", ["--max-params", "2"], "--max-params was 1, now 2"),
-    ("tight", [], "--max-params was 1, now unset"),
+    ("base", ["--max-params", "100000"], "--max-params was unset, now 100000"),
+    ("tight", ["--max-latency-ms", "2"], "--max-latency-ms was 0.001, now 2"),
+    ("tight", [], "--max-latency-ms was 0.001, now unset"),
     ("base", ["--objectives", "accuracy,size", "--max-size-kb", "3"],
      "--objectives was unset (accuracy only), now accuracy,size, --max-size-kb was unset, now 3"),
 ])
@@ -192,7 +192,7 @@ def test_a_rerun_with_another_space_still_says_the_space_differs(made, tmp_path)
     before = _digest(db)
     changed = write_space(tmp_path / "tiny.yaml", space={**PLAIN_SPACE, "alpha": 0.3})
     result = run_cli("search", "--space", changed, "--name", "base", "--budget", "2", "--workers", "0",
-                     "--sampler", "random", "--storage", db, "--max-params", "5", cwd=tmp_path)
+                     "--sampler", "random", "--storage", db, "--max-params", "100000", cwd=tmp_path)
     _assert_refused(result, "study 'base' was made with a different search space")
     assert "space.alpha: only this run sets it" in result.stderr  # what differs (the file names alone were equal)
     assert _digest(db) == before
