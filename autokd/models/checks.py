@@ -94,6 +94,18 @@ def _untouched(model: nn.Module) -> Iterator[None]:
             module.training = mode
 
 
+def untapped(model: nn.Module, paths: list[str], input_shape: tuple[int, ...], training: bool) -> list[str]:
+    """The ``paths`` that give no single tensor in one forward of a float32 zero batch of 2 in that mode
+    (a layer that runs only in the other mode, never, or returns a tuple); the model is left as it was."""
+    from autokd.models.taps import FeatureTaps
+
+    with _untouched(model):
+        model.train(training)
+        with FeatureTaps(model, paths) as taps, torch.no_grad():
+            model(torch.zeros(2, *input_shape, dtype=torch.float32, device=_device_of(model)))
+            return [p for p in paths if not isinstance(taps.outputs.get(p), torch.Tensor)]
+
+
 def _device_of(model: nn.Module) -> torch.device:
     param = next(iter(model.parameters()), None)
     return param.device if param is not None else torch.device("cpu")

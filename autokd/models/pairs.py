@@ -6,7 +6,7 @@ A model's *stage outputs* are found with one dummy forward (:func:`autokd.models
    ``nn.Sequential`` / ``nn.ModuleList`` whose children produce maps of more than one
    resolution (a stack of stages, such as ``CNN1d.stages``) is replaced by those children
    (``stages.0``, ``stages.1``, ...); one whose children all share a resolution (a ResNet
-   ``layer1``) is a stage itself.
+   ``layer1``) is a stage itself (a ``ModuleList``, which never runs itself, through its last child).
 2. Only feature maps count: per-sample outputs ``(C, *spatial)`` with some spatial size > 1
    (so global pooling and classifier outputs are left out).
 3. For each spatial resolution the last module to finish, in execution order, is kept.
@@ -39,6 +39,9 @@ def stage_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[s
             resolutions = {traced[k][0][1:] for k in kids if _is_map(traced[k][0])}
             if len(resolutions) > 1:
                 candidates += kids
+                continue
+            if isinstance(child, nn.ModuleList) and kids:  # a list never runs itself: its last block ends the stage
+                candidates.append(kids[-1])
                 continue
         candidates.append(name)
 

@@ -44,6 +44,7 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
                           "or use pairs: search to match stages of any resolution")
     candidates = [(t, s) for s, teachers in matches for t in teachers] if matches is not None else pairs
     _check_losses_take_pairs(spec, candidates, teacher, student, shape)
+    _check_student_taps_train(student, [s for _, s in candidates], shape)
     _check_embeddings(spec, {"teacher": teacher, "student": student}, shape)
     _check_peer_models(spec, shape, classes)
     _check_ensemble(spec, task)
@@ -101,6 +102,17 @@ def _check_peer_models(spec, shape, classes: int) -> None:
             role = f"{kind} peer" if model_knob == "peer_model" else kind
             for name, kwargs in _knob_models(knobs, model_knob, kwargs_knob):
                 check_logits(build_model(name, kwargs, classes, shape), name, role, shape, classes)
+
+
+def _check_student_taps_train(student, paths: list[str], shape) -> None:
+    """The student layers the pairs tap give a tensor in training mode too (the layer list traces in eval)."""
+    from autokd.models.checks import untapped
+
+    bad = untapped(student, list(dict.fromkeys(paths)), shape, training=True) if paths else []
+    if bad:
+        raise AutokdError(f"student layer(s) {', '.join(map(repr, bad))} of the pairs give no single tensor in a "
+                          f"training-mode forward pass (the layer runs only in eval mode, never, or returns a tuple); "
+                          f"pair other layers")
 
 
 def _check_embeddings(spec, models: dict, shape) -> None:
@@ -249,8 +261,12 @@ def _check_losses_take_pairs(spec, pairs, teacher, student, shape) -> None:
     for t, s in pairs:
         for info in losses:
             try:
-                if t_shapes[t] is None or s_shapes[s] is None:
-                    raise AutokdError("the layer does not output one tensor")
+                missing = next((p for p, shapes in ((t, t_shapes), (s, s_shapes)) if shapes.get(p) is None), None)
+                if missing == "embedding":  # listed only where a Linear makes the logits
+                    raise AutokdError("the model has no 'embedding' (no nn.Linear makes its logits)")
+                if missing is not None:
+                    raise AutokdError(f"layer {missing!r} gives no single tensor in an eval-mode forward pass (it "
+                                      f"returns a tuple, or runs only in training, or never)")
                 feature = torch.randn(2, *s_shapes[s])
                 if info.needs_projector:
                     feature = make_projector(s_shapes[s], t_shapes[t])(feature)

@@ -150,7 +150,9 @@ def _announce(study, settings: SearchSettings, space, created: bool, pruning: bo
         say("budget already reached; raise --budget to run more trials")
         return False
     epochs = space.base_recipe.epochs
-    say(f"space: {len(space.dimensions())} parameters, pairs {', '.join(f'{t}->{s}' for t, s in space.pairs) or 'none'}; "
+    pairs = (", ".join(f"{s} <- one of {'/'.join(ts)} or none" for s, ts in space.matches) if space.matches is not None
+             else ", ".join(f"{t}->{s}" for t, s in space.pairs) or "none")  # layer search: what each student layer may match
+    say(f"space: {len(space.dimensions())} parameters, pairs {pairs}; "
         f"sampler {settings.sampler}; proxy {epochs} epoch{'s' if epochs != 1 else ''}; "
         + (f"pruning at epoch {grace_period(epochs)}" if pruning and epochs > 1 else "no pruning"))
     return True

@@ -75,6 +75,7 @@ class Distiller(nn.Module):
         self._teacher_taps = FeatureTaps(teacher, self.teacher_paths) if teacher is not None else None
         self._part_names = _part_names(strategy)
         s_shapes, t_shapes = self._feature_shapes(input_shape)
+        _check_taps_train(student, self.student_paths, input_shape)
         self.projectors = nn.ModuleDict()
         for i, pair in enumerate(strategy.pairs):
             if PAIR_LOSSES[pair.loss].needs_projector:
@@ -95,8 +96,8 @@ class Distiller(nn.Module):
     def _feature_shapes(self, input_shape):
         """Per-sample shapes of every tapped feature, from one dummy forward of each model."""
         dummy = torch.zeros(2, *input_shape, device=_device_of(self.student))
-        s_shapes = _probe(self.student, self._student_taps, dummy)
-        t_shapes = _probe(self.teacher, self._teacher_taps, dummy) if self.teacher is not None else {}
+        s_shapes = _probe(self.student, self._student_taps, dummy, "student")
+        t_shapes = _probe(self.teacher, self._teacher_taps, dummy, "teacher") if self.teacher is not None else {}
         return s_shapes, t_shapes
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
@@ -198,16 +199,32 @@ def _check_pairs(strategy: Strategy, projectors: nn.ModuleDict, s_shapes: dict, 
                 projector.train(was_training)
 
 
-def _probe(model: nn.Module, taps: FeatureTaps, dummy: torch.Tensor) -> dict[str, tuple]:
+def _probe(model: nn.Module, taps: FeatureTaps, dummy: torch.Tensor, role: str) -> dict[str, tuple]:
+    """Per-sample shapes of the tapped features in one eval-mode forward; a layer that gives no single
+    tensor there (it runs only in training, never, or returns a tuple) is an AutokdError naming it."""
     was_training = model.training
     model.eval()
     with torch.no_grad():
         taps.clear()
         model(dummy)
-        shapes = {p: tuple(t.shape[1:]) for p, t in taps.outputs.items()}
+        outputs = dict(taps.outputs)
         taps.clear()
     model.train(was_training)
-    return shapes
+    bad = [p for p in taps.paths if not isinstance(outputs.get(p), torch.Tensor)]
+    if bad:
+        raise AutokdError(f"{role} layer(s) {', '.join(map(repr, bad))} give no single tensor in an eval-mode forward "
+                          f"pass (the layer runs only in training, never, or returns a tuple); pair other layers")
+    return {p: tuple(t.shape[1:]) for p, t in outputs.items()}
+
+
+def _check_taps_train(student: nn.Module, paths: list[str], input_shape) -> None:
+    """The student's tapped layers give a tensor in training mode too (where the losses read them)."""
+    from autokd.models.checks import untapped
+
+    bad = untapped(student, paths, tuple(input_shape), training=True) if paths else []
+    if bad:
+        raise AutokdError(f"student layer(s) {', '.join(map(repr, bad))} give no single tensor in a training-mode "
+                          f"forward pass (the layer runs only in eval mode, never, or returns a tuple); pair other layers")
 
 
 def _device_of(model: nn.Module) -> torch.device:
