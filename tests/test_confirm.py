@@ -84,3 +84,22 @@ def test_confirmations_stored_by_earlier_versions_are_read(tmp_path):
     state = confirmed(study)
     assert state["trials"][4]["mean"] == 81.0 and state["trials"][5]["mean"] == 70.0
     assert abs(state["noise"] - 1.0) < 1e-9  # variances 2 and 0, one dof each: sqrt(2 / 2)
+
+
+def test_a_seed_that_diverges_in_confirmation_counts_as_zero_not_as_missing(tmp_path):
+    """The confirmation stopped at the diverged seed and kept the trial's own value alone (se 0): a strategy
+    that diverges on other seeds ranked first and was exported as the winner."""
+    from pathlib import Path
+
+    from conftest import TINY_TASK
+
+    task = {**TINY_TASK, "student": {"model": "faulty_models:SeedDoomed", "kwargs": {"channels": 4}}}
+    space = write_space(tmp_path / "s.yaml", task=task, space={**SPACE, "temperature": 4.0, "alpha": 0.5})
+    db = tmp_path / "d.db"
+    out = run_cli("search", "--space", space, "--budget", "1", "--workers", "0", "--storage", db, "--name", "d",
+                  "--confirm", "1", env={"PYTHONPATH": str(Path(__file__).parent)})
+    assert out.returncode == 0, out.stderr
+    assert "over 3 seeds (1 diverged, counted as 0%)" in out.stderr, out.stderr  # seed 1 diverges, 0 and 2 train
+    entry = confirmed(optuna.load_study(study_name="d", storage=f"sqlite:///{db}"))["trials"][0]
+    assert entry["diverged"] == 1 and len(entry["values"]) == 3 and 0.0 in entry["values"]
+    assert "1 diverged" in out.stdout  # the leaderboard says so

@@ -23,6 +23,7 @@ from typing import Callable, Optional
 CONFIRMED_ATTR = "autokd:confirmed"  # studies of earlier versions: every trial in one attribute
 CONFIRMED_PREFIX = CONFIRMED_ATTR + ":"  # one attribute per confirmed trial
 CONFIRM_SEEDS = 2
+DIVERGED_VALUE = 0.0  # a confirmation seed that diverges ships no usable student: it counts as 0 % accuracy
 MAX_CONFIRM = 50
 
 
@@ -36,17 +37,19 @@ def confirmed(study) -> dict:
     return {"trials": trials, "noise": pooled_sd(list(trials.values()))}
 
 
-def confirmation(values: list[float]) -> dict:
-    """One trial's confirmation as stored in the study: its values (the trial's own first), their mean and se."""
+def confirmation(values: list[float], diverged: int = 0) -> dict:
+    """One trial's confirmation as stored in the study: its values (the trial's own first; a seed that
+    diverged as :data:`DIVERGED_VALUE`), their mean and se, and how many seeds diverged."""
     mean = statistics.fmean(values)
     se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return {"values": list(values), "mean": mean, "se": se}
+    return {"values": list(values), "mean": mean, "se": se, **({"diverged": diverged} if diverged else {})}
 
 
 def pooled_sd(entries: list[dict]) -> Optional[float]:
     """The within-strategy standard deviation pooled over the confirmed trials (the proxy's seed noise)."""
-    squares = sum(statistics.variance(e["values"]) * (len(e["values"]) - 1) for e in entries if len(e["values"]) > 1)
-    dof = sum(len(e["values"]) - 1 for e in entries if len(e["values"]) > 1)
+    entries = [e for e in entries if len(e["values"]) > 1 and not e.get("diverged")]  # a failure is not seed noise
+    squares = sum(statistics.variance(e["values"]) * (len(e["values"]) - 1) for e in entries)
+    dof = sum(len(e["values"]) - 1 for e in entries)
     return math.sqrt(squares / dof) if dof else None
 
 
@@ -71,19 +74,22 @@ def confirm_top(study, space, prepared, teacher_cache, k: int, say: Callable[[st
     try:
         for i, entry in enumerate(todo, 1):
             strategy = strategy_from_dict(entry.strategy)
-            values = [entry.value]
+            values, diverged = [entry.value], 0
             for extra in range(1, CONFIRM_SEEDS + 1):
                 recipe = replace(strategy.recipe, seed=strategy.recipe.seed + extra)
                 try:
                     result = train_strategy(prepared, replace(strategy, recipe=recipe), teacher_cache=teacher_cache,
                                             evaluate_test=False, validate_at=(), measure=False)
-                except TrainingFailed:
-                    break
+                except TrainingFailed:  # the strategy ships no usable student with this seed
+                    values.append(DIVERGED_VALUE)
+                    diverged += 1
+                    continue
                 values.append(result.val_acc)
-            summary = confirmation(values)
+            summary = confirmation(values, diverged)
             store_confirmation(study, entry.number, summary)
             say(f"confirmed {i}/{len(todo)}: trial {entry.number} val {entry.value:.2f}% -> mean {summary['mean']:.2f} "
-                f"± {summary['se']:.2f}% over {len(values)} seeds")
+                f"± {summary['se']:.2f}% over {len(values)} seeds"
+                + (f" ({diverged} diverged, counted as {DIVERGED_VALUE:g}%)" if diverged else ""))
     finally:
         torch.set_num_threads(threads)
     return len(todo)

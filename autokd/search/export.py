@@ -64,7 +64,9 @@ def export_config(study, rank: int = 1, trial: Optional[int] = None) -> str:
         f"({where}):\n"
         f"# validation accuracy {entry.value:.2f}% after the {space_file.task.recipes.proxy.epochs}-epoch proxy run"
         + (f" (confirmed: mean {entry.confirmed['mean']:.2f} ± {entry.confirmed['se']:.2f}% over "
-           f"{len(entry.confirmed['values'])} seeds)" if entry.confirmed else "") + ".\n"
+           f"{len(entry.confirmed['values'])} seeds"
+           + (f", {entry.confirmed['diverged']} diverged: counted as 0%" if entry.confirmed.get("diverged") else "")
+           + ")" if entry.confirmed else "") + ".\n"
         f"# Space: {comment_safe(settings.space_source)}; sampler: {comment_safe(settings.sampler)}. "
         f"The recipe below is the task's full length.\n"
         f"# Train it: autokd train --config THIS_FILE [--seeds 3]\n"

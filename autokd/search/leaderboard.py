@@ -132,7 +132,8 @@ def format_leaderboard(entries: list[Entry], top: int = 10, empty: str = "no com
         seconds = f"{e.seconds:>5.0f}s" if e.seconds is not None else f"{'-':>6}"
         size = f"  {_size_text(e.footprint)}" if sized else ""
         rank = f"{e.rank:>4}" if e.rank else f"{'-':>4}"
-        confirmed = (f"  {e.confirmed['mean']:>6.2f}±{e.confirmed['se']:.2f} ({len(e.confirmed['values'])})"
+        confirmed = (f"  {e.confirmed['mean']:>6.2f}±{e.confirmed['se']:.2f} ({len(e.confirmed['values'])}"
+                     f"{', %d diverged' % e.confirmed['diverged'] if e.confirmed.get('diverged') else ''})"
                      if e.confirmed else f"  {'-':>15}") if sure else ""
         lines.append(f"{rank}  {e.number:>5}  {e.value:>6.2f}%{confirmed}{size}  {steps}  {seconds}  "
                      f"{describe_strategy(e.strategy)}")
