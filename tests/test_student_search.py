@@ -180,3 +180,30 @@ def test_an_empty_leaderboard_says_whether_every_complete_trial_broke_the_constr
     assert empty_text(limits, 0) == "no complete trials yet"
     assert empty_text(limits, 2) == "no feasible trial: all 2 complete trial(s) break the constraints (max_params 300)"
     assert empty_text(Judging(), 0) == "no complete trials yet"
+
+
+def test_warm_start_places_baselines_where_the_space_can_ship_the_task_s_own_student(tmp_path):
+    """No baseline fitted a space that searched the student or listed quantize with 'none' second (the shipped
+    student_search space queued none): the baselines ship the task's student, float."""
+    from autokd.config.baselines import baselines_that_adapt
+    from autokd.models.registry import keyword_defaults
+    from autokd.search.binding import bind_space
+    from autokd.search.space_file import load_space_file
+    from autokd.search.warm_start import params_for
+
+    base = {"logit_losses": ["kd"], "pairs": [{"teacher": "stages.0", "student": "stages.0"}],
+            "pair_losses": ["none", "fitnet"], "relation_losses": [], "weight_scale": {"low": 0.01, "high": 1, "log": True}}
+    fits = {}
+    for name, extra in (("plain", {}), ("sizes", {"student": {"channels": [2, TINY_STUDENT_CHANNELS, 8]}}),
+                        ("bits", {"quantize": [8, "none"]}), ("depths", {"student": {"depth": [2, 3]}}),
+                        ("other sizes", {"student": {"channels": [2, 8]}}), ("int8 only", {"quantize": 8})):
+        space_file = load_space_file(write_space(tmp_path / "w.yaml", space={**base, **extra}))
+        space, task = bind_space(space_file), space_file.task
+        student = {**keyword_defaults(task.student.model), **task.student.kwargs}
+        baselines, _ = baselines_that_adapt(None, space.pairs, space.base_recipe, task)
+        placed = {b.name: params_for(space, b.strategy, student) for b in baselines}
+        fits[name] = sorted(n for n, p in placed.items() if p is not None)
+        if name == "sizes":
+            assert placed["kd"]["student.channels"] == TINY_STUDENT_CHANNELS
+    assert fits["plain"] == fits["sizes"] == fits["bits"] == fits["depths"] == ["fitnet", "kd", "kd_mild", "student"]
+    assert fits["other sizes"] == fits["int8 only"] == []  # the task's own student is not among the choices

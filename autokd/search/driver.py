@@ -131,8 +131,11 @@ def _warm_start(study, space, task, say: Say) -> None:
     from autokd.config.baselines import baselines_that_adapt
     from autokd.search.warm_start import enqueue_baselines
 
+    from autokd.models.registry import keyword_defaults
+
     baselines, unplaced = baselines_that_adapt(None, space.pairs, space.base_recipe, task)
-    queued, misfits = enqueue_baselines(study, space, baselines)
+    student = {**keyword_defaults(task.student.model), **task.student.kwargs}  # what a baseline ships
+    queued, misfits = enqueue_baselines(study, space, baselines, student)
     say(f"warm start: {len(queued)} baseline(s) queued as the first trials ({', '.join(queued) or 'none'})"
         + (f"; not expressible in this space: {', '.join(unplaced + misfits)}" if unplaced + misfits else ""))
 

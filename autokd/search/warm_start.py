@@ -4,7 +4,9 @@ first trials, so the sampler starts from the published points rather than from r
 A baseline fits the space when every part of it is a value the space can take: its temperature
 and alpha inside their ranges, its logit loss and every pair and relation loss among the
 space's choices, each weight a scale inside ``weight_scale`` (times the loss's default weight),
-its scheme among the space's with each knob a value the space can take.
+its scheme among the space's with each knob a value the space can take, and what it ships (the
+task's student, float, unpruned) among the space's choices (a searched student kwarg that lists the
+task's own value, ``quantize`` that lists ``none``; a space that prunes fits no baseline).
 The space's own DKD warm-up applies. Each fitting baseline costs one trial of the budget.
 """
 
@@ -28,9 +30,11 @@ class _NotInSpace(Exception):
     pass
 
 
-def params_for(space: SearchSpace, strategy: Strategy) -> Optional[dict]:
-    """The space's parameters that make ``strategy``, or None when the space cannot express it."""
-    values = _values_of(space, strategy)
+def params_for(space: SearchSpace, strategy: Strategy, student: Optional[dict] = None) -> Optional[dict]:
+    """The space's parameters that make ``strategy``, or None when the space cannot express it. ``student``:
+    the task student's kwargs with the model's defaults (what a strategy without ``student`` ships)."""
+    student = student or {}
+    values = {**_values_of(space, strategy), **_shipped_values(space, strategy, student)}
     dims = {d.name: d for d in space.dimensions()}
     used: dict[str, Any] = {}
 
@@ -53,7 +57,17 @@ def params_for(space: SearchSpace, strategy: Strategy) -> Optional[dict]:
         rebuilt = space.build(pick)
     except _NotInSpace:
         return None
-    return used if _same(rebuilt, strategy) else None
+    return used if _same(rebuilt, strategy, student) else None
+
+
+def _shipped_values(space: SearchSpace, strategy: Strategy, student: dict) -> dict[str, Any]:
+    """The shipped-student parameters ``strategy`` implies: its student kwargs over the task's, its bits
+    (``none``: float). (A space that prunes always prunes: a baseline, unpruned, does not fit it.)"""
+    kwargs = {**student, **strategy.student}
+    values: dict[str, Any] = {f"student.{key}": kwargs[key] for key in space.spec.student if key in kwargs}
+    quantize = strategy.compression.quantize
+    values["quantize"] = "none" if quantize is None else quantize.bits
+    return values
 
 
 def _values_of(space: SearchSpace, strategy: Strategy) -> dict[str, Any]:
@@ -83,8 +97,9 @@ def _values_of(space: SearchSpace, strategy: Strategy) -> dict[str, Any]:
     return {**values, **scheme_values(strategy.scheme)}
 
 
-def _same(a: Strategy, b: Strategy) -> bool:
-    """Equal strategies, recipe and DKD warm-up aside (the space's own apply), floats to 9 digits."""
+def _same(a: Strategy, b: Strategy, student: Optional[dict] = None) -> bool:
+    """Equal strategies, recipe and DKD warm-up aside (the space's own apply), floats to 9 digits; the
+    student's kwargs over ``student`` (the task's)."""
 
     def with_defaults(params: dict, registry_params: dict) -> dict:
         return {k: v for k, v in {**registry_params, **params}.items() if k not in ("warmup", "temperature")}
@@ -92,6 +107,7 @@ def _same(a: Strategy, b: Strategy) -> bool:
     def plain(strategy: Strategy) -> Any:
         data = to_mapping(strategy)
         data.pop("recipe")
+        data["student"] = {**(student or {}), **data["student"]}
         data["logit_params"] = with_defaults(data["logit_params"], LOGIT_LOSSES[strategy.logit_loss].params)
         for pair in data["pairs"]:
             pair["params"] = with_defaults(pair["params"], PAIR_LOSSES[pair["loss"]].params)
@@ -116,12 +132,12 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def enqueue_baselines(study, space: SearchSpace, baselines) -> tuple[list[str], list[str]]:
-    """Queue every baseline the space can express as a trial (one per distinct strategy);
-    returns (queued names, names that do not fit)."""
+def enqueue_baselines(study, space: SearchSpace, baselines, student: Optional[dict] = None) -> tuple[list[str], list[str]]:
+    """Queue every baseline the space can express as a trial (one per distinct strategy); ``student``: the
+    task student's kwargs (see :func:`params_for`); returns (queued names, names that do not fit)."""
     queued, misfits, seen = [], [], set()
     for baseline in baselines:
-        params = params_for(space, baseline.strategy)
+        params = params_for(space, baseline.strategy, student)
         if params is None:
             misfits.append(baseline.name)
             continue
