@@ -70,3 +70,36 @@ def test_resume_takes_a_device_and_stores_it(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     stored = optuna.load_study(study_name="g", storage=f"sqlite:///{db}")._storage.get_study_system_attrs(study_id)
     assert json.loads(json.dumps(stored[SETTINGS_ATTR]))["device"] == "cpu"
+
+
+def test_a_search_with_nothing_to_do_leaves_the_stored_budget_and_sampler(tmp_path):
+    """`search --budget 2` on a study with 3 trials done stored 2 (`studies` then said 3/2)."""
+    import optuna
+    from conftest import write_space
+
+    from autokd.search.study import read_settings
+
+    space = write_space(tmp_path / "s.yaml")
+    db = tmp_path / "s.db"
+    common = ["search", "--space", space, "--workers", "0", "--storage", db, "--name", "n", "--no-pruning"]
+    assert run_cli(*common, "--budget", "3").returncode == 0
+    idle = run_cli(*common, "--budget", "2", "--sampler", "random")
+    assert idle.returncode == 0 and "budget already reached" in idle.stdout + idle.stderr
+    assert "this run and later resumes use random" not in idle.stdout + idle.stderr
+    settings = read_settings(optuna.load_study(study_name="n", storage=f"sqlite:///{db}"))
+    assert (settings.budget, settings.sampler) == (3, "tpe")
+
+
+def test_resuming_a_warm_started_study_does_not_warn_about_a_flag_not_given(tmp_path):
+    from conftest import write_space
+
+    space = write_space(tmp_path / "s.yaml")
+    db = tmp_path / "s.db"
+    first = run_cli("search", "--space", space, "--workers", "0", "--storage", db, "--name", "w", "--budget", "1",
+                    "--warm-start", "baselines", "--no-pruning")
+    assert first.returncode == 0 and "warm start:" in first.stdout + first.stderr, first.stderr
+    resumed = run_cli("resume", "w", "--storage", db, "--budget", "2")
+    assert resumed.returncode == 0 and "--warm-start is ignored" not in resumed.stdout + resumed.stderr
+    again = run_cli("search", "--space", space, "--workers", "0", "--storage", db, "--name", "w", "--budget", "2",
+                    "--warm-start", "baselines")  # given again: honoured at creation, nothing to say
+    assert again.returncode == 0 and "--warm-start is ignored" not in again.stdout + again.stderr

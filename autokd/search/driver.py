@@ -57,12 +57,12 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
         pruning = settings.pruning and space.spec.pruning and not space.spec.multi_objective
         study.sampler = make_sampler(settings.sampler, space, run_seed(settings.seed, created, current_owner().tag()))
         study.pruner = optuna_pruner(epochs, pruning)
-        if before is not None and before.sampler != settings.sampler:
+        if before is not None and before.sampler != settings.sampler and counts(study).finished < settings.budget:
             say(f"sampler: study {name!r} was searched with {before.sampler}; this run and later resumes use "
                 f"{settings.sampler} (the trials so far stay and count toward the budget)")
         if settings.warm_start and created:
             _warm_start(study, space, prepared.task, say)
-        elif settings.warm_start:
+        elif settings.warm_start and not (before is not None and before.warm_start):  # resume: the study's own
             say(f"warm start: study {name!r} already exists and its first trials are set; --warm-start is ignored")
         if not _announce(study, settings, space, created, pruning, say):
             _confirm(study, settings, space, prepared, cache, say)

@@ -14,7 +14,7 @@ import warnings
 from typing import Optional
 
 from autokd.errors import AutokdError, short_repr, unknown
-from autokd.search.ledger import counts  # noqa: F401 - re-exported: the study's trial counts
+from autokd.search.ledger import counts  # (also re-exported: the study's trial counts)
 from autokd.search.settings import SETTINGS_ATTR, SearchSettings, damaged
 
 TEACHER_ATTR = "autokd:teacher"
@@ -197,7 +197,8 @@ def open_study(name: str, storage, settings: SearchSettings, teacher, further=No
         check_same_teacher(study, teacher, further)
         check_same_data(study, data)
         kept = (old.budget, old.workers, old.sampler, old.device)
-        if kept != (settings.budget, settings.workers, settings.sampler, settings.device):  # resume continues with these
+        idle = settings.budget <= counts(study).finished  # the run has nothing to do: the study stays as it is
+        if not idle and kept != (settings.budget, settings.workers, settings.sampler, settings.device):
             _write(study, SETTINGS_ATTR, {**old.to_dict(), "budget": settings.budget, "workers": settings.workers,
                                           "sampler": settings.sampler, "device": settings.device})
     stored = stored_teacher(study)
