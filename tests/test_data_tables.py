@@ -44,13 +44,30 @@ def test_integers_beyond_int64_are_one_numeric_feature_not_one_hot(tmp_path):
     assert abs(float(x.mean())) < 0.5 and 0.5 < float(x.std()) < 1.5  # standardised, not 0/1 columns
 
 
-def test_a_numeric_column_with_a_stray_text_value_is_refused_naming_row_and_value(tmp_path):
-    amounts = [str(i) for i in range(N)]
+def test_a_numeric_column_with_a_stray_text_value_is_a_category_column_with_a_warning_naming_it(tmp_path):
+    """It became one category per distinct number, silently; refusing it left no way to one-hot `1, 2, 3, 5+`."""
+    amounts = [str(i % 4) for i in range(N)]
     amounts[16] = "x"
     path = _write(tmp_path / "t.csv", {"amount": amounts, "label": _labels()})
-    message = _error(path)
+    with pytest.warns(RuntimeWarning) as caught:
+        data = _load(path)
+    message = str(caught[0].message)
     assert f"table {path}: column 'amount' looks numeric (39 of 40 values are numbers)" in message, message
-    assert "data row 17 holds 'x'" in message
+    assert "data row 17 holds 'x'" in message and "one-hot encoded" in message
+    assert data.input_shape in ((4,), (5,))  # one-hot: 0, 1, 2, 3 (and x, when it is in the training part)
+
+
+def test_parquet_text_columns_stay_text_labels_and_codes_alike(tmp_path):
+    """Typed text that looks like numbers ("1", "2", "3" labels; "001" codes) was read as numbers: labels then
+    failed the 0..C-1 rule, codes silently became one standardised number."""
+    import pandas as pd
+
+    labels = pd.Series([str(1 + i % 3) for i in range(N)], dtype="string")
+    codes = pd.Series([["001", "002", "017"][i % 3] for i in range(N)], dtype="string")
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"a": np.arange(N) * 0.5, "code": codes, "label": labels}).to_parquet(path)
+    data = _load(str(path))
+    assert data.class_names == ("1", "2", "3") and data.input_shape == (4,)  # a, and code one-hot (3)
 
 
 def test_a_text_column_with_a_few_numbers_stays_a_category_column(tmp_path):

@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import AutokdError, short_repr
 
 READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet"}
+TYPED = (".parquet", ".pq")  # formats whose columns carry their types (text typed as text stays text)
 # only an empty CSV cell is missing: pandas' default spellings (NA, None, null...) are text values
 READ_OPTIONS = {"read_csv": {"keep_default_na": False, "na_values": [""]}}
 # pandas' default missing-value spellings: missing in a column of numbers, text elsewhere
@@ -56,7 +57,8 @@ def load_table(spec) -> dict:
     test_source = f"table {Path(spec.test_path).expanduser()}" if spec.test_path else source
     frame = read_table(spec.path, "data.path")
     columns = _columns(frame, spec, "data.path")
-    frame = _numbers_in_text(frame, [spec.label, *columns], source)
+    typed = Path(spec.path).suffix.lower() in TYPED  # a Parquet column typed as text is text
+    frame = _numbers_in_text(frame, columns, source, typed)  # the label column: names, as they are
     test = read_table(spec.test_path, "data.test_path") if spec.test_path else None
     if test is not None:
         missing = [c for c in [spec.label, *columns] if c not in test.columns]
@@ -184,21 +186,27 @@ def _examples(series, bad) -> str:
     return shown + (f" and {len(rows) - 3:,} more are not numbers" if len(rows) > 3 else "")
 
 
-def _numbers_in_text(frame, columns: list, source: str):
-    """Text columns of ``data.path`` that hold numbers (integers beyond int64, say) as numbers; one
-    whose values are nearly all numbers but a few is an error naming those (a stray ``x`` or ``?``
-    would make it a one-hot category column with one category per distinct number)."""
+def _numbers_in_text(frame, columns: list, source: str, typed: bool):
+    """Feature columns pandas read as untyped text (``object``: a CSV's, say) that hold only numbers
+    (integers beyond int64, say) as numbers. One whose values are nearly all numbers but a few stays a
+    category column, with a warning naming those (a stray ``x`` would make it one category per
+    distinct number; ``1, 2, 3, 5+`` may mean to). In a ``typed`` file (Parquet) a column typed as text
+    stays text; only untyped objects (decimals) are looked at."""
+    import warnings
+
+    import pandas as pd
+
     for c in columns:
-        if not _is_text(frame[c]):
+        if not (pd.api.types.is_object_dtype(frame[c]) or (not typed and _is_text(frame[c]))):
             continue
         numbers, bad = _parse_numbers(frame[c])
         found, stray = int(np.count_nonzero(~np.isnan(numbers))), int(np.count_nonzero(bad))
         if found and not stray:
             frame[c] = numbers
         elif found and found >= NUMERIC_SHARE * (found + stray):
-            raise AutokdError(f"{source}: column {c!r} looks numeric ({found:,} of {found + stray:,} values are "
-                              f"numbers) but {_examples(frame[c], bad)}; make every value a number (or every "
-                              f"value text, to have it one-hot encoded)")
+            warnings.warn(f"{source}: column {c!r} looks numeric ({found:,} of {found + stray:,} values are numbers) "
+                          f"but {_examples(frame[c], bad)}: it is one-hot encoded, one category per distinct value; "
+                          f"make every value a number to have it read as one", RuntimeWarning, stacklevel=2)
     return frame
 
 
