@@ -9,9 +9,9 @@ it encodes as all zeros). The test split is ``data.test_path`` or a seeded ``tes
 the rows. Missing or infinite values are an error, not silently filled: in a CSV only an empty cell
 is missing (a text value such as ``None`` or ``NA`` is a category like any other), but in a
 column of numbers pandas' missing-value spellings (``NaN``, ``NA``, ``None``, ...) are missing too.
-A column of numbers that pandas reads as text (integers beyond int64, say) is read as numbers; one
-whose values are nearly all numbers but a few is an error naming them, not a one-hot category
-column with one category per distinct number.
+A CSV feature column of numbers that pandas reads as text (integers beyond int64, say) is read as
+numbers; one whose values are nearly all numbers but a few stays a one-hot category column, with a
+warning naming those values. The label column, and a Parquet column typed as text, stay as read.
 """
 
 from __future__ import annotations
