@@ -9,7 +9,7 @@ from torch import nn
 
 from autokd.config import PairLoss, Strategy
 from autokd.errors import AutokdError
-from autokd.losses import at, nst
+from autokd.losses import at, nst, one_position
 from autokd.models.pairs import auto_pairs
 from autokd.models.registry import build_model
 from autokd.training.distiller import Distiller
@@ -20,11 +20,36 @@ SHAPE = (1, 40)
 @pytest.mark.parametrize("loss", [at, nst])
 @pytest.mark.parametrize("student, teacher", [((8, 4, 20), (8, 16, 1)), ((4, 4, 8, 8), (4, 16, 1, 1)),
                                               ((4, 4, 1, 8), (4, 16, 4, 1))])
-def test_maps_that_pool_to_one_position_are_refused_by_at_and_nst(loss, student, teacher):
-    """A map of one position normalises to a constant: the loss was 0 with no gradient, a pair that did nothing."""
-    with pytest.raises(AutokdError, match="pool to one position, where the loss is always 0"):
-        loss(torch.randn(*student), torch.randn(*teacher))
+def test_maps_that_pool_to_one_position_make_at_and_nst_zero_and_are_told_apart(loss, student, teacher):
+    """A map of one position normalises to a constant: the loss is 0 with no gradient (as the references)."""
+    s = torch.randn(*student, requires_grad=True)
+    value = loss(s, torch.randn(*teacher))
+    value.backward()
+    assert abs(value.item()) < 1e-6 and s.grad.abs().max().item() < 1e-6
+    assert one_position(student[1:], teacher[1:]) and not one_position((4, 2), (16, 5))
     assert loss(torch.randn(8, 4, 2), torch.randn(8, 16, 5)) > 0  # two positions are enough
+
+
+def test_a_config_pairing_at_on_one_position_is_refused_before_training_and_a_space_only_when_nothing_acts(tmp_path):
+    """`train` trained such a pair to the cross-entropy-only result, silently; a space whose every choice for a
+    student layer is such a pair trained nothing there in every trial. A space with fitnet too is fine."""
+    from conftest import run_cli, write_config, write_space
+
+    from autokd.search.binding import bind_space
+    from autokd.search.space_file import load_space_file
+
+    space = write_space(tmp_path / "s.yaml", space={"pair_losses": ["at"], "relation_losses": []})
+    config = write_config(tmp_path / "c.yaml", {"alpha": 0.5, "pairs": [
+        {"teacher": "pool", "student": "stages.2", "loss": "at", "weight": 1000}]}, str(space))
+    refused = run_cli("train", "--config", config, env={"AUTOKD_CACHE": str(tmp_path / "cache")})
+    assert refused.returncode == 2 and "strategy.pairs[0] (teacher pool -> student stages.2, at): at compares maps " \
+        "over their positions" in refused.stderr, refused.stderr
+    assert "teacher" not in refused.stdout  # before the teacher trained
+    searched = {"pairs": {"student": ["stages.2"], "teacher": ["pool"]}, "relation_losses": []}
+    with pytest.raises(AutokdError, match=r"^student layer 'stages.2': every pair the space may make there pools to "
+                                          r"one position, where at, nst"):
+        bind_space(load_space_file(write_space(tmp_path / "a.yaml", space={**searched, "pair_losses": ["at", "nst"]})))
+    bind_space(load_space_file(write_space(tmp_path / "b.yaml", space={**searched, "pair_losses": ["at", "fitnet"]})))
 
 
 class OneModeLayers(nn.Module):

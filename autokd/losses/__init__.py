@@ -8,7 +8,7 @@ Importing this package loads torch and nothing heavier.
 
 from autokd.losses.cohort import ensemble_kl, mutual_kl
 from autokd.losses.crd import CRDMemory, crd
-from autokd.losses.features import at, fitnet, nst
+from autokd.losses.features import at, fitnet, nst, one_position
 from autokd.losses.logits import dkd, dkd_warmup, kd
 from autokd.losses.modern_logits import dist, standardize, ttm, wttm
 from autokd.losses.registry import (
@@ -23,7 +23,7 @@ from autokd.losses.teachers import confidence_weights, weighted_logits
 
 __all__ = [
     "kd", "dkd", "dkd_warmup", "dist", "ttm", "wttm", "standardize",
-    "fitnet", "at", "nst",
+    "fitnet", "at", "nst", "one_position",
     "sp", "rkd", "pkt",
     "crd", "CRDMemory",
     "mutual_kl", "ensemble_kl", "weighted_logits", "confidence_weights",

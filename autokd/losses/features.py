@@ -34,24 +34,26 @@ def _check_maps(name: str, student: torch.Tensor, teacher: torch.Tensor) -> None
         )
 
 
-def _pool_to_smaller(name: str, student: torch.Tensor, teacher: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def _pool_to_smaller(student: torch.Tensor, teacher: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Adaptive-average-pool both maps to the smaller spatial size, dimension by dimension.
 
     mdistiller pools the larger of two square maps to the smaller one; taking the minimum per
-    spatial dimension is the same for square maps and also covers non-square ones. Maps that pool to
-    one position are refused: normalised over positions, they are constant, and the loss is 0.
+    spatial dimension is the same for square maps and also covers non-square ones. (Maps that pool to
+    one position make at and nst 0: see :func:`one_position`.)
     """
     size = tuple(min(s, t) for s, t in zip(student.shape[2:], teacher.shape[2:]))
-    if math.prod(size) == 1:
-        raise AutokdError(f"{name} compares maps over their positions, but student {_shape(student)[1:]} and teacher "
-                          f"{_shape(teacher)[1:]} pool to one position, where the loss is always 0 (no gradient); "
-                          f"pair layers with more than one position")
     pool = F.adaptive_avg_pool1d if student.dim() == 3 else F.adaptive_avg_pool2d
     if tuple(student.shape[2:]) != size:
         student = pool(student, size)
     if tuple(teacher.shape[2:]) != size:
         teacher = pool(teacher, size)
     return student, teacher
+
+
+def one_position(student_shape: Tuple[int, ...], teacher_shape: Tuple[int, ...]) -> bool:
+    """Whether two maps' per-sample shapes ``(C, *spatial)`` pool to one position: there, normalised over
+    positions, at and nst are always 0 with no gradient (the references do the same)."""
+    return math.prod(min(s, t) for s, t in zip(student_shape[1:], teacher_shape[1:])) == 1
 
 
 def fitnet(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -81,7 +83,7 @@ def at(student: torch.Tensor, teacher: torch.Tensor, p: float = 2) -> torch.Tens
     pooled to the smaller one first (mdistiller). Channel counts may differ.
     """
     _check_maps("at", student, teacher)
-    student, teacher = _pool_to_smaller("at", student, teacher.detach())
+    student, teacher = _pool_to_smaller(student, teacher.detach())
     return (_attention_map(student, p) - _attention_map(teacher, p)).pow(2).mean()
 
 
@@ -99,7 +101,7 @@ def nst(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     one first; channel counts may differ.
     """
     _check_maps("nst", student, teacher)
-    student, teacher = _pool_to_smaller("nst", student, teacher.detach())
+    student, teacher = _pool_to_smaller(student, teacher.detach())
     s = F.normalize(student.reshape(student.shape[0], student.shape[1], -1), dim=2)
     t = F.normalize(teacher.reshape(teacher.shape[0], teacher.shape[1], -1), dim=2)
     return _poly_kernel(t, t).mean() - 2 * _poly_kernel(s, t).mean() + _poly_kernel(s, s).mean()

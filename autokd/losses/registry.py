@@ -58,6 +58,8 @@ class LossInfo:
     searched: dict = field(default_factory=dict)
     # params whose default follows the run's length: name -> its share of the epochs (at least 1)
     per_length: dict = field(default_factory=dict)
+    # pair losses only: compares maps over their positions (0 where they pool to one: features.one_position)
+    needs_positions: bool = False
 
     def length_defaults(self, epochs: int) -> dict:
         """The :attr:`per_length` params for a run of ``epochs`` epochs."""
@@ -138,12 +140,12 @@ PAIR_LOSSES: Dict[str, LossInfo] = {
     ),
     "at": LossInfo(
         name="at", fn=at, level="pair", default_weight=1000.0,
-        params={"p": 2}, limits={"p": (0.5, 16.0, False)},
+        params={"p": 2}, limits={"p": (0.5, 16.0, False)}, needs_positions=True,
         description="Attention transfer: MSE between normalised spatial attention maps.",
     ),
     "nst": LossInfo(
         name="nst", fn=nst, level="pair", default_weight=50.0,
-        params={},
+        params={}, needs_positions=True,
         description="Neural selectivity transfer: polynomial-kernel MMD between channel activations.",
     ),
     "sp": LossInfo(

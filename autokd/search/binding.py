@@ -274,3 +274,21 @@ def _check_losses_take_pairs(spec, pairs, teacher, student, shape) -> None:
                     info.fn(feature, torch.randn(2, *t_shapes[t]), **info.params)
             except AutokdError as exc:
                 raise AutokdError(f"pair {t} -> {s} cannot take {info.name}: {exc}; drop the pair or the loss") from None
+    _check_some_loss_acts(losses, pairs, t_shapes, s_shapes)
+
+
+def _check_some_loss_acts(losses: list, pairs, t_shapes: dict, s_shapes: dict) -> None:
+    """Each student layer has some teacher layer and pair loss that is not always 0 on it (at and nst are 0
+    on maps that pool to one position): a space where none is would train nothing there in every trial."""
+    from autokd.losses import one_position
+
+    acts: dict[str, bool] = {}
+    for t, s in pairs:
+        acts[s] = acts.get(s, False) or any(not (info.needs_positions and one_position(s_shapes[s], t_shapes[t]))
+                                            for info in losses)
+    idle = [s for s, ok in acts.items() if not ok]
+    if idle:
+        names = ", ".join(info.name for info in losses)
+        raise AutokdError(f"student layer {idle[0]!r}: every pair the space may make there pools to one position, "
+                          f"where {names} (comparing maps over positions) are always 0; add fitnet or sp to "
+                          f"pair_losses, or pair layers with more than one position")

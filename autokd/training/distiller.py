@@ -75,6 +75,7 @@ class Distiller(nn.Module):
         self._teacher_taps = FeatureTaps(teacher, self.teacher_paths) if teacher is not None else None
         self._part_names = _part_names(strategy)
         s_shapes, t_shapes = self._feature_shapes(input_shape)
+        self.feature_shapes = (s_shapes, t_shapes)  # per-sample shapes of the tapped features: student's, teacher's
         _check_taps_train(student, self.student_paths, input_shape)
         self.projectors = nn.ModuleDict()
         for i, pair in enumerate(strategy.pairs):

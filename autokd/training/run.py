@@ -113,8 +113,23 @@ def check_architecture(task: TaskSpec, data, strategy: Strategy) -> None:
         student = build_model(name, kwargs, data.num_classes, data.input_shape)
     except (TypeError, ValueError) as exc:
         raise AutokdError(f"strategy.student {strategy.student}: the student {name} cannot be built with it ({exc})") from exc
-    Distiller(teacher, student, replace(strategy, scheme=SingleScheme(), compression=Compression()), data.input_shape,
-              num_train_samples=max(len(data.train), 1))
+    distiller = Distiller(teacher, student, replace(strategy, scheme=SingleScheme(), compression=Compression()),
+                          data.input_shape, num_train_samples=max(len(data.train), 1))
+    _refuse_positionless(strategy, *distiller.feature_shapes)
+
+
+def _refuse_positionless(strategy: Strategy, s_shapes: dict, t_shapes: dict) -> None:
+    """A config's at or nst pair on maps that pool to one position would be 0 all along: refused, named.
+    (A search may draw such a choice among others: there it is a choice that does nothing, not an error.)"""
+    from autokd.losses import PAIR_LOSSES, one_position
+
+    for i, pair in enumerate(strategy.pairs):
+        s, t = s_shapes[pair.student], t_shapes[pair.teacher]
+        if PAIR_LOSSES[pair.loss].needs_positions and one_position(s, t):
+            raise AutokdError(f"strategy.pairs[{i}] (teacher {pair.teacher} -> student {pair.student}, {pair.loss}): "
+                              f"{pair.loss} compares maps over their positions, but student {s} and teacher {t} pool "
+                              f"to one position, where it is always 0 (no gradient); pair layers with more than one "
+                              f"position, or use fitnet or sp")
 
 
 def check_strategy(prepared: PreparedTask, strategy: Strategy) -> None:
