@@ -381,3 +381,15 @@ def test_a_dkd_warm_up_left_out_is_a_twelfth_of_the_recipe():
     assert strategy_from_dict({"logit_loss": "dkd", "recipe": {"epochs": 10}}).logit_params == {"warmup": 1}
     assert strategy_from_dict({"logit_loss": "dkd", "logit_params": {"warmup": 0}}).logit_params == {"warmup": 0}
     assert strategy_from_dict({"logit_loss": "kd"}).logit_params == {}
+
+
+def test_train_epochs_override_is_applied_before_the_warm_up_is_worked_out(tmp_path):
+    """`train --epochs 24` kept the warm-up worked out from the config's own 2 epochs (1, not 2)."""
+    from conftest import write_config, write_space
+
+    from autokd.config import load_config
+
+    config = write_config(tmp_path / "c.yaml", {"alpha": 0.5, "logit_loss": "dkd"}, str(write_space(tmp_path / "s.yaml")))
+    assert load_config(config, epochs=24).strategy.logit_params["warmup"] == 2
+    assert load_config(config, epochs=24).strategy.recipe.epochs == 24
+    assert load_config(config).strategy.logit_params["warmup"] == 1

@@ -48,11 +48,9 @@ def train(config_path, epochs, seeds, out_path, save_path, device, threads, down
 
     apply_threads(threads)
     progress = Progress()
-    config = load_config(config_path)
+    config = load_config(config_path, epochs=epochs)  # --epochs: what follows the length (DKD's warm-up) follows it
     config.task.data.download = config.task.data.download or download
     strategy = config.strategy
-    if epochs is not None:
-        strategy = replace(strategy, recipe=replace(strategy.recipe, epochs=epochs))
     _check_seeds(strategy.recipe.seed, seeds)
     _check_distinct(config_path, out_path, save_path)
     for option, path in (("--out", out_path), ("--save", save_path)):

@@ -127,7 +127,9 @@ class Config:
     source: str
 
 
-def load_config(path: Union[str, Path]) -> Config:
+def load_config(path: Union[str, Path], epochs: Optional[int] = None) -> Config:
+    """The train config at ``path``; ``epochs`` overrides its recipe's length before the strategy is read, so
+    what follows the length (a DKD warm-up the config leaves out) follows the override."""
     data = load_yaml_file(path)
     for key in data:
         if key not in CONFIG_KEYS:
@@ -143,5 +145,8 @@ def load_config(path: Union[str, Path]) -> Config:
     else:
         raise ConfigError(f"{path}: task must be a shipped space name, a path to a space file or a mapping, "
                           f"got {short_repr(task_ref, 60)}")
-    strategy = strategy_from_dict(data["strategy"], base_recipe=task.recipes.full, where=f"{Path(path).name}: strategy")
+    strategy_data = data["strategy"]
+    if epochs is not None and isinstance(strategy_data, dict) and isinstance(strategy_data.get("recipe") or {}, dict):
+        strategy_data = {**strategy_data, "recipe": {**(strategy_data.get("recipe") or {}), "epochs": epochs}}
+    strategy = strategy_from_dict(strategy_data, base_recipe=task.recipes.full, where=f"{Path(path).name}: strategy")
     return Config(task=task, strategy=strategy, source=str(path))
