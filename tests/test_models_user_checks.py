@@ -280,3 +280,21 @@ def test_a_space_with_relations_refuses_a_model_without_an_embedding_before_any_
                                           r"classifier"):
         bind_space(load_space_file(write_space(tmp_path / "r.yaml", task=task, space=space)))
     bind_space(load_space_file(write_space(tmp_path / "n.yaml", task=task, space={**space, "relation_losses": []})))
+
+
+def test_relations_that_read_an_assistant_do_not_need_the_teacher_s_embedding(tmp_path, monkeypatch):
+    """The teacher (logits from a conv) was refused though the assistant, which the relations read, has one."""
+    from conftest import TINY_TASK, write_space
+
+    from autokd.search.binding import bind_space
+    from autokd.search.space_file import load_space_file
+
+    (tmp_path / "bindheads2.py").write_text(CONV_HEAD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    task = {**copy.deepcopy(TINY_TASK), "teacher": {**TINY_TASK["teacher"], "model": "bindheads2:ConvHead", "kwargs": {}}}
+    space = {"pair_losses": ["none"], "relation_losses": ["rkd"], "schemes": ["assistant"],
+             "scheme_knobs": {"assistant": {"model": "cnn1d", "kwargs": {"channels": 8}}}}
+    bind_space(load_space_file(write_space(tmp_path / "a.yaml", task=task, space=space)))
+    with pytest.raises(AutokdError, match=r"^space\.relation_losses rkd: the teacher: ConvHead has no nn\.Linear"):
+        bind_space(load_space_file(write_space(tmp_path / "b.yaml", task=task,
+                                               space={**space, "schemes": ["single", "assistant"]})))

@@ -45,7 +45,7 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
     candidates = [(t, s) for s, teachers in matches for t in teachers] if matches is not None else pairs
     _check_losses_take_pairs(spec, candidates, teacher, student, shape)
     _check_student_taps_train(student, [s for _, s in candidates], shape)
-    _check_embeddings(spec, {"teacher": teacher, "student": student}, shape)
+    _check_embeddings(spec, task, {"teacher": teacher, "student": student}, shape, classes)
     _check_peer_models(spec, shape, classes)
     _check_ensemble(spec, task)
     _check_stand_in_teachers(spec, task, candidates, student, shape, classes)
@@ -115,13 +115,22 @@ def _check_student_taps_train(student, paths: list[str], shape) -> None:
                           f"pair other layers")
 
 
-def _check_embeddings(spec, models: dict, shape) -> None:
-    """Relation losses read each model's ``embedding`` (the input of the Linear that makes its logits): a
-    model without one is refused here, not after its teacher trained."""
+def _check_embeddings(spec, task, models: dict, shape, classes: int) -> None:
+    """Relation losses read the ``embedding`` (the input of the Linear that makes the logits) of the student
+    and of each model in the teacher's place: the task's teacher where a scheme of the space reads it, an
+    assistant or ensemble feature teacher a knob may name. One without it is refused here, not in a trial."""
+    from autokd.models.registry import build_model
     from autokd.models.taps import classifier_path
+    from autokd.training.schemes import SCHEMES
 
     if not spec.relation_losses:
         return
+    ensemble = spec.scheme_knobs.get("ensemble", {}) if "ensemble" in spec.schemes else None
+    reads_teacher = any(SCHEMES[kind].pairs_on_teacher for kind in spec.schemes) or (
+        ensemble is not None and 0 in _choices(ensemble.get("feature_teacher", 0)))
+    if not reads_teacher:
+        models = {"student": models["student"]}  # the relations read a stand-in, checked below
+    models.update({what: build_model(name, kwargs, classes, shape) for name, kwargs, what in _stand_ins(spec, task)})
     for role, model in models.items():
         try:
             classifier_path(model, shape)
