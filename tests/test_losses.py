@@ -225,8 +225,11 @@ def test_pkt_two_samples_by_hand():
 
 
 def test_pkt_zero_row_does_not_give_nan():
-    s = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
-    assert torch.isfinite(pkt(s, seeded(2, 2, seed=20)))
+    s = torch.tensor([[0.0, 0.0], [1.0, 1.0]], requires_grad=True)
+    value = pkt(s, seeded(2, 2, seed=20))
+    assert torch.isfinite(value)
+    value.backward()  # the gradient too: a student's all-zero embedding row made every gradient NaN (divergence)
+    assert torch.isfinite(s.grad).all()
 
 
 # ----------------------------------------------------------------------------- gradients

@@ -81,7 +81,9 @@ def rkd(
 
 def _similarity_distribution(f: torch.Tensor, eps: float) -> torch.Tensor:
     """Rows of ``(cos_sim + 1) / 2`` normalised to sum to 1 (PKT's conditional probabilities)."""
-    f = f / (f.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
+    # the norm's gradient at a zero row is 0 here (sqrt's is infinite: a student's all-zero embedding row made
+    # every gradient NaN); its value is RepDistiller's sqrt(sum(f**2))
+    f = f / (torch.linalg.vector_norm(f, dim=1, keepdim=True) + eps)
     f = torch.nan_to_num(f, nan=0.0)
     sim = (f @ f.t() + 1.0) / 2.0
     return sim / sim.sum(dim=1, keepdim=True)
