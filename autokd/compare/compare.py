@@ -132,8 +132,10 @@ def _execute(prepared, todo, stores: dict, store: RunStore, request: CompareRequ
     """Run ``todo``; each result is kept in the store of its job's kind (``stores``), else ``store``."""
     def describe(result: JobResult) -> str:
         j, o = result.job, result.outcome  # a proxy run is read by its validation accuracy, as a trial is
+        if o.reason:
+            return f"{j.name} seed {j.strategy.recipe.seed} failed ({o.reason})"
         value = f"proxy val {o.val_acc:.2f}%" if j.kind == PROXY else f"test {o.test_acc:.2f}%"
-        return f"{j.name} seed {j.strategy.recipe.seed} " + (f"failed ({o.reason})" if o.reason else value)
+        return f"{j.name} seed {j.strategy.recipe.seed} {value}"
 
     run_and_keep(prepared, todo, lambda job: stores.get(job.kind, store), request.workers, request.address, status,
                  describe)
