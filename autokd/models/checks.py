@@ -106,6 +106,16 @@ def untapped(model: nn.Module, paths: list[str], input_shape: tuple[int, ...], t
             return [p for p in paths if not isinstance(taps.outputs.get(p), torch.Tensor)]
 
 
+def check_taps_train(model: nn.Module, paths: list[str], input_shape: tuple[int, ...], role: str = "student",
+                     of: str = "") -> None:
+    """Refuse ``paths`` (layers a loss reads in training) that give no single tensor in a training-mode
+    forward (:func:`untapped`); ``of`` says whose pairs they are in the message."""
+    bad = untapped(model, list(dict.fromkeys(paths)), tuple(input_shape), training=True) if paths else []
+    if bad:
+        raise AutokdError(f"{role} layer(s) {', '.join(map(repr, bad))}{of} give no single tensor in a training-mode "
+                          f"forward pass (the layer runs only in eval mode, never, or returns a tuple); pair other layers")
+
+
 def _device_of(model: nn.Module) -> torch.device:
     param = next(iter(model.parameters()), None)
     return param.device if param is not None else torch.device("cpu")

@@ -19,7 +19,7 @@ from autokd.search.strategy_space import SearchSpace, dkd_warmup_epochs
 def bind_space(space_file: SpaceFile) -> SearchSpace:
     """Resolve the space's layers on the task's models: ``auto`` pairs stages of equal
     resolution, ``search`` lets every student stage match any teacher stage."""
-    from autokd.models.checks import check_logits
+    from autokd.models.checks import check_logits, check_taps_train
     from autokd.models.pairs import auto_pairs
     from autokd.models.registry import build_model
     from autokd.models.taps import FeatureTaps
@@ -44,7 +44,7 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
                           "or use pairs: search to match stages of any resolution")
     candidates = [(t, s) for s, teachers in matches for t in teachers] if matches is not None else pairs
     _check_losses_take_pairs(spec, candidates, teacher, student, shape)
-    _check_student_taps_train(student, [s for _, s in candidates], shape)
+    check_taps_train(student, [s for _, s in candidates], shape, of=" of the pairs")  # list_layers traces in eval
     _check_embeddings(spec, task, {"teacher": teacher, "student": student}, shape, classes)
     _check_peer_models(spec, shape, classes)
     _check_ensemble(spec, task)
@@ -102,17 +102,6 @@ def _check_peer_models(spec, shape, classes: int) -> None:
             role = f"{kind} peer" if model_knob == "peer_model" else kind
             for name, kwargs in _knob_models(knobs, model_knob, kwargs_knob):
                 check_logits(build_model(name, kwargs, classes, shape), name, role, shape, classes)
-
-
-def _check_student_taps_train(student, paths: list[str], shape) -> None:
-    """The student layers the pairs tap give a tensor in training mode too (the layer list traces in eval)."""
-    from autokd.models.checks import untapped
-
-    bad = untapped(student, list(dict.fromkeys(paths)), shape, training=True) if paths else []
-    if bad:
-        raise AutokdError(f"student layer(s) {', '.join(map(repr, bad))} of the pairs give no single tensor in a "
-                          f"training-mode forward pass (the layer runs only in eval mode, never, or returns a tuple); "
-                          f"pair other layers")
 
 
 def _check_embeddings(spec, task, models: dict, shape, classes: int) -> None:

@@ -25,6 +25,7 @@ from autokd.config.strategy import Strategy
 from autokd.errors import AutokdError
 from autokd.losses import EMBEDDING_LOSSES, LOGIT_LOSSES, PAIR_LOSSES, CRDMemory, crd, standardize
 from autokd.models.projectors import make_projector
+from autokd.models.checks import check_taps_train
 from autokd.models.taps import EMBEDDING, FeatureTaps
 
 
@@ -76,7 +77,7 @@ class Distiller(nn.Module):
         self._part_names = _part_names(strategy)
         s_shapes, t_shapes = self._feature_shapes(input_shape)
         self.feature_shapes = (s_shapes, t_shapes)  # per-sample shapes of the tapped features: student's, teacher's
-        _check_taps_train(student, self.student_paths, input_shape)
+        check_taps_train(student, self.student_paths, input_shape)  # the losses read them in training
         self.projectors = nn.ModuleDict()
         for i, pair in enumerate(strategy.pairs):
             if PAIR_LOSSES[pair.loss].needs_projector:
@@ -216,16 +217,6 @@ def _probe(model: nn.Module, taps: FeatureTaps, dummy: torch.Tensor, role: str) 
         raise AutokdError(f"{role} layer(s) {', '.join(map(repr, bad))} give no single tensor in an eval-mode forward "
                           f"pass (the layer runs only in training, never, or returns a tuple); pair other layers")
     return {p: tuple(t.shape[1:]) for p, t in outputs.items()}
-
-
-def _check_taps_train(student: nn.Module, paths: list[str], input_shape) -> None:
-    """The student's tapped layers give a tensor in training mode too (where the losses read them)."""
-    from autokd.models.checks import untapped
-
-    bad = untapped(student, paths, tuple(input_shape), training=True) if paths else []
-    if bad:
-        raise AutokdError(f"student layer(s) {', '.join(map(repr, bad))} give no single tensor in a training-mode "
-                          f"forward pass (the layer runs only in eval mode, never, or returns a tuple); pair other layers")
 
 
 def _device_of(model: nn.Module) -> torch.device:
