@@ -90,9 +90,11 @@ def test_at_p_changes_the_map():
     a = [1 / math.sqrt(5), 2 / math.sqrt(5)]
     b = 1 / math.sqrt(2)
     assert approx(at(s, t, p=1), ((a[0] - b) ** 2 + (a[1] - b) ** 2) / 2)
-    # f**p keeps the sign for odd p (no abs), as the references: [1, -2]/sqrt(5).
-    a = [1 / math.sqrt(5), -2 / math.sqrt(5)]
+    # The paper's |f|**p: a negative activation counts by its size at any p ([1, -2] maps as [1, 2]),
+    # where the references' f.pow(p) (written for p = 2) kept the sign at odd p and gave NaN at p = 1.5.
     assert approx(at(torch.tensor([[[1.0, -2.0]]]), t, p=1), ((a[0] - b) ** 2 + (a[1] - b) ** 2) / 2)
+    c = [1 / math.sqrt(1 + 2 ** 3), 2 ** 1.5 / math.sqrt(1 + 2 ** 3)]
+    assert approx(at(torch.tensor([[[-1.0, -2.0]]]), t, p=1.5), ((c[0] - b) ** 2 + (c[1] - b) ** 2) / 2)
 
 
 def test_at_and_nst_reject_vectors():

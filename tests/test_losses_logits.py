@@ -101,6 +101,25 @@ def test_dkd_is_zero_for_identical_logits_and_finite_for_confident_teacher():
     assert torch.isfinite(dkd(s, confident, target, temperature=1.0))
 
 
+def test_dkd_leaves_the_target_out_of_nckd_at_small_temperatures():
+    # Logit gaps / T far beyond 1000: mdistiller's "target - 1000" mask no longer hides the target
+    # (its NCKD came out 0 here); leaving the column out keeps the non-target KL exact.
+    s = torch.tensor([[30.0, 2.0, 1.0, 0.0]], dtype=torch.float64)
+    t = torch.tensor([[30.0, 0.0, 1.0, 2.0]], dtype=torch.float64)
+    target = torch.tensor([0])
+    expected = _dkd_by_loop(s, t, target, 0.0, 1.0, 0.02)
+    assert expected == pytest.approx(0.04, rel=1e-6)
+    assert approx(dkd(s, t, target, alpha=0.0, beta=1.0, temperature=0.02), expected)
+
+
+def test_dkd_refuses_targets_that_are_not_class_indices():
+    s, t = seeded(2, 3, seed=1), seeded(2, 3, seed=2)
+    with pytest.raises(AutokdError, match="integer class indices.*torch.float"):
+        dkd(s, t, torch.tensor([0.0, 1.0]))
+    with pytest.raises(AutokdError, match="from 0 to 2, got 0 to 3"):
+        dkd(s, t, torch.tensor([0, 3]))
+
+
 def test_dkd_warmup():
     assert dkd_warmup(1, 20) == pytest.approx(0.05)
     assert dkd_warmup(10, 20) == pytest.approx(0.5)

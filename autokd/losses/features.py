@@ -71,14 +71,16 @@ def fitnet(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
 
 
 def _attention_map(feat: torch.Tensor, p: float) -> torch.Tensor:
-    """``normalize(mean_c(f**p))`` flattened to (B, positions), L2-normalised per sample."""
-    return F.normalize(feat.pow(p).mean(1).reshape(feat.shape[0], -1), dim=1)
+    """``normalize(mean_c(|f|**p))`` flattened to (B, positions), L2-normalised per sample (the
+    paper's ``|A|**p``; RepDistiller's ``f.pow(p)`` is the same at its p = 2 and NaN or
+    sign-cancelling at other p on features that can be negative)."""
+    return F.normalize(feat.abs().pow(p).mean(1).reshape(feat.shape[0], -1), dim=1)
 
 
 def at(student: torch.Tensor, teacher: torch.Tensor, p: float = 2) -> torch.Tensor:
     """Attention transfer (Zagoruyko & Komodakis, ICLR 2017), as RepDistiller / mdistiller.
 
-    ``a(f) = normalize(mean_c(f**p).view(B, -1))``; loss = ``mean((a(s) - a(t))**2)`` over
+    ``a(f) = normalize(mean_c(|f|**p).view(B, -1))``; loss = ``mean((a(s) - a(t))**2)`` over
     batch and positions. If the spatial sizes differ, the larger map is adaptive-average
     pooled to the smaller one first (mdistiller). Channel counts may differ.
     """

@@ -11,11 +11,6 @@ import torch.nn.functional as F
 
 from autokd.errors import AutokdError
 
-# What DKD subtracts from the target logit (after dividing by T) so that its softmax
-# share vanishes: the value mdistiller uses.
-_DKD_MASK_MAGNITUDE = 1000.0
-
-
 def _check_logits(student: torch.Tensor, teacher: torch.Tensor) -> None:
     if student.dim() != 2 or student.shape != teacher.shape:
         raise AutokdError(
@@ -63,8 +58,9 @@ def dkd(
     With ``p = softmax(logits / T)`` and ``b = [p_target, 1 - p_target]``:
 
     - TCKD = ``KL(b_t || b_s)`` (binary target / non-target KL);
-    - NCKD = ``KL(q_t || q_s)`` with ``q = softmax(logits / T - 1000 * onehot(target))``,
-      i.e. the distribution over the non-target classes only;
+    - NCKD = ``KL(q_t || q_s)`` with ``q`` the softmax of ``logits / T`` over the non-target
+      classes only (mdistiller subtracts 1000 from the target logit instead, which is the same
+      unless logit gaps divided by T approach 1000: then its target share stops vanishing);
 
     loss = ``(alpha * TCKD + beta * NCKD) * T**2``, each KL summed over classes and averaged
     over the batch. The warm-up factor is *not* applied here: multiply by
@@ -72,13 +68,18 @@ def dkd(
     """
     _check_logits(student_logits, teacher_logits)
     target = target.reshape(-1)
+    if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
+        raise AutokdError(f"dkd needs integer class indices as targets, got a {target.dtype} tensor")
     if target.shape[0] != student_logits.shape[0]:
         raise AutokdError(
             f"dkd needs one target per sample: got {target.shape[0]} targets "
             f"for a batch of {student_logits.shape[0]}"
         )
     teacher_logits = teacher_logits.detach()
-    batch = student_logits.shape[0]
+    batch, classes = student_logits.shape
+    if target.numel() and not 0 <= int(target.min()) <= int(target.max()) < classes:
+        raise AutokdError(f"dkd's targets must be class indices from 0 to {classes - 1}, "
+                          f"got {int(target.min())} to {int(target.max())}")
     gt_mask = torch.zeros_like(student_logits, dtype=torch.bool).scatter_(1, target.unsqueeze(1), True)
 
     s_scaled = student_logits / temperature
@@ -89,10 +90,9 @@ def dkd(
     b_t = _binary_log_probs(F.log_softmax(t_scaled, dim=1), gt_mask).exp()
     tckd = F.kl_div(log_b_s, b_t, reduction="sum") * temperature**2 / batch
 
-    # Non-target-class KD: the target logit pushed to a large negative before the softmax.
-    offset = _DKD_MASK_MAGNITUDE * gt_mask.to(s_scaled.dtype)
-    log_q_s = F.log_softmax(s_scaled - offset, dim=1)
-    q_t = F.softmax(t_scaled - offset, dim=1)
+    # Non-target-class KD: the softmax over the other classes, the target column left out.
+    log_q_s = F.log_softmax(s_scaled[~gt_mask].reshape(batch, classes - 1), dim=1)
+    q_t = F.softmax(t_scaled[~gt_mask].reshape(batch, classes - 1), dim=1)
     nckd = F.kl_div(log_q_s, q_t, reduction="sum") * temperature**2 / batch
 
     return alpha * tckd + beta * nckd
