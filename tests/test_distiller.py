@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autokd.config import PairLoss, RelationLoss, Strategy, strategy_from_dict, task_from_dict
+from autokd.config import PairLoss, Recipe, RelationLoss, Strategy, strategy_from_dict, task_from_dict
 from autokd.data import load_task_data
 from autokd.errors import AutokdError
 from autokd.losses import at, dist, dkd, fitnet, kd, pkt, rkd, sp, standardize, ttm, wttm
@@ -294,11 +294,19 @@ def test_dkd_warmup_scales_the_dkd_part_by_epoch():
     for epoch, factor in ((1, 0.25), (2, 0.5), (4, 1.0), (9, 1.0)):
         torch.testing.assert_close(parts[epoch]["dkd"].detach(), factor * full, rtol=1e-5, atol=0, msg=str(epoch))
         torch.testing.assert_close(parts[epoch]["ce"], parts[1]["ce"])  # CE does not warm up
-    # default warm-up is the registry's (20 epochs): epoch 1 gets 1/20 of the dkd loss
-    default = Distiller(teacher, student, Strategy(alpha=0.8, temperature=2.0, logit_loss="dkd"), SHAPE)
+    # a Strategy built in code without a warm-up gets 1/12 of its recipe's, as a parsed config does
+    # (it was the registry's 20 epochs whatever the length): 24 epochs -> 2, so epoch 1 gets half
+    default = Distiller(teacher, student, Strategy(alpha=0.8, temperature=2.0, logit_loss="dkd",
+                                                   recipe=Recipe(epochs=24)), SHAPE)
     with torch.no_grad():
         base = 0.8 * dkd(student(x), teacher(x), y, temperature=2.0)
-    torch.testing.assert_close(default(x, y, epoch=1).parts["dkd"].detach(), base / 20, rtol=1e-5, atol=0)
+    torch.testing.assert_close(default(x, y, epoch=1).parts["dkd"].detach(), base / 2, rtol=1e-5, atol=0)
+    # without epoch= a warm-up cannot be applied: refused (it silently gave 1/warmup for the whole run)
+    with pytest.raises(AutokdError, match=r"warm-up \(2 epochs\) needs each batch's epoch"):
+        default(x, y)
+    no_warmup = Distiller(teacher, student, Strategy(alpha=0.8, temperature=2.0, logit_loss="dkd",
+                                                     logit_params={"warmup": 0}), SHAPE)
+    torch.testing.assert_close(no_warmup(x, y).parts["dkd"].detach(), base, rtol=1e-5, atol=0)
 
 
 # --- the newer logit losses and logit standardization -------------------------------------
@@ -324,7 +332,7 @@ def test_newer_logit_losses_and_standardization_in_the_distiller(strategy, part,
     teacher, student = models()
     distiller = Distiller(teacher, student, strategy, SHAPE)
     x, y = batch()
-    out = distiller(x, y)
+    out = distiller(x, y, epoch=1)
     assert list(out.parts) == ["ce", part]
     with torch.no_grad():
         t_logits = teacher(x)

@@ -134,6 +134,7 @@ def crd(
     index: torch.Tensor,
     memory: CRDMemory,
     contrast_idx: Optional[torch.Tensor] = None,
+    update: bool = True,
 ) -> torch.Tensor:
     """CRD loss: NCE with the student as anchor plus NCE with the teacher as anchor.
 
@@ -144,11 +145,18 @@ def crd(
         memory: the :class:`CRDMemory` holding heads, banks and NCE constants.
         contrast_idx: optional (B, K + 1) bank rows, column 0 the positive; if omitted,
             ``memory.num_negatives`` negatives per sample are drawn uniformly.
+        update: write this batch's embeddings into the banks (False to measure a loss on
+            samples that are not the training split's, e.g. in evaluation).
 
-    Returns the summed batch-mean NCE losses, then updates both banks with momentum.
+    Returns the summed batch-mean NCE losses, then (with ``update``) updates both banks with momentum.
     Gradients reach the student feature and both heads, never the teacher feature.
     """
+    if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype == torch.bool:
+        raise AutokdError(f"crd's index must hold integer sample positions, got a {index.dtype} tensor")
     index = index.reshape(-1).long()
+    if index.numel() and not 0 <= int(index.min()) <= int(index.max()) < memory.num_samples:
+        raise AutokdError(f"crd's index must be positions in the training split, 0 to {memory.num_samples - 1} "
+                          f"(its memory bank's num_train_samples), got {int(index.min())} to {int(index.max())}")
     batch = student_embed.shape[0]
     if teacher_embed.shape[0] != batch or index.shape[0] != batch:
         raise AutokdError(
@@ -169,5 +177,6 @@ def crd(
     scores_t = memory._normalise(memory._scores(memory.memory_student, t, contrast_idx), memory.z_teacher)
     loss = _nce_loss(scores_s, memory.num_samples) + _nce_loss(scores_t, memory.num_samples)
 
-    memory.update(index, s, t)
+    if update:
+        memory.update(index, s, t)
     return loss

@@ -6,6 +6,8 @@ teacher itself, and returns a scalar tensor averaged over the batch.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -98,12 +100,17 @@ def dkd(
     return alpha * tckd + beta * nckd
 
 
-def dkd_warmup(epoch: float, warmup_epochs: float) -> float:
+def dkd_warmup(epoch: Optional[float], warmup_epochs: float) -> float:
     """DKD's linear warm-up factor: ``min(epoch / warmup_epochs, 1.0)``; 1.0 if ``warmup_epochs <= 0``.
 
     ``epoch`` counts from 1, as in mdistiller (so the first epoch already gets
-    ``1 / warmup_epochs``). Callers multiply the :func:`dkd` loss by this factor.
+    ``1 / warmup_epochs``). Callers multiply the :func:`dkd` loss by this factor. ``epoch``
+    None (not known) is an error unless there is no warm-up.
     """
     if warmup_epochs <= 0:
         return 1.0
+    if epoch is None:
+        raise AutokdError(f"DKD's warm-up ({warmup_epochs:g} epochs) needs each batch's epoch, counting from 1 "
+                          "(Distiller(...)(x, y, epoch=...)); without it DKD would get 1/warmup of its weight "
+                          "for the whole run")
     return min(epoch / warmup_epochs, 1.0)

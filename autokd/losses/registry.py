@@ -65,7 +65,8 @@ class LossInfo:
         """The :attr:`per_length` params for a run of ``epochs`` epochs."""
         return {name: max(1, round(share * epochs)) for name, share in self.per_length.items()}
 
-    def apply(self, student, teacher, target, temperature: float, epoch: float = 1, params: Optional[dict] = None):
+    def apply(self, student, teacher, target, temperature: float, epoch: Optional[float] = 1,
+              params: Optional[dict] = None):
         """The logit loss on one batch: registry defaults, then ``params``, the strategy's ``temperature``."""
         if self.term is None:
             raise TypeError(f"{self.name!r} is a {self.level} loss; only logit losses have a term")

@@ -65,11 +65,15 @@ class Distiller(nn.Module):
         super().__init__()
         if strategy.needs_teacher and teacher is None:
             raise AutokdError("this strategy uses the teacher (alpha > 0, layer pairs or relations) but none was given")
+        _check_apart(teacher, student)
         self.strategy = strategy
         self.student = student
         self.teacher = teacher
         if teacher is not None:
             teacher.eval().requires_grad_(False)
+        info = LOGIT_LOSSES.get(strategy.logit_loss)  # a param that follows the length, left out (DKD's warm-up):
+        self._logit_params = {**(info.length_defaults(strategy.recipe.epochs) if info else {}),  # this recipe's
+                              **strategy.logit_params}
         self.student_paths = _unique([p.student for p in strategy.pairs] + ([EMBEDDING] if strategy.relations else []))
         self.teacher_paths = _unique([p.teacher for p in strategy.pairs] + ([EMBEDDING] if strategy.relations else []))
         self._student_taps = FeatureTaps(student, self.student_paths)
@@ -118,6 +122,8 @@ class Distiller(nn.Module):
     @torch.no_grad()
     def teacher_outputs(self, x: torch.Tensor) -> TeacherOutputs:
         """Run the frozen teacher on a batch and collect the tapped features."""
+        if self.teacher.training:  # put back in train mode by the caller (a shared evaluate helper...)
+            self.teacher.eval()
         self._teacher_taps.clear()
         logits = self.teacher(x)
         feats = {p: t.detach() for p, t in self._teacher_taps.outputs.items()}
@@ -130,17 +136,20 @@ class Distiller(nn.Module):
         y: torch.Tensor,
         index: Optional[torch.Tensor] = None,
         teacher_outputs: Optional[TeacherOutputs] = None,
-        epoch: int = 1,
+        epoch: Optional[int] = None,
     ) -> DistillOutput:
         """Total loss and its named parts for one batch.
 
         ``teacher_outputs``: cached teacher outputs for this batch (from a :class:`TeacherCache`),
         or None to run the teacher now. ``index``: the samples' positions in the training split
-        (CRD only). ``epoch`` counts from 1 (DKD's warm-up). The logit loss's part is named after
+        (CRD only). ``epoch`` counts from 1 (DKD's warm-up: needed when it has one). ``y`` holds
+        class indices (any integer type) or per-class probabilities (B, classes) for CE; the
+        losses that read labels (DKD) need indices. The logit loss's part is named after
         it (``kd``, ``dkd``, ``dist``, ...); with logit standardization it sees both logits
         standardized, while CE always sees the raw student logits.
         """
         s = self.strategy
+        y = _labels(y)
         self._student_taps.clear()
         logits = self.student(x)
         s_feats = self._student_taps.outputs
@@ -152,9 +161,7 @@ class Distiller(nn.Module):
             if s.alpha > 0:
                 parts[s.logit_loss] = s.alpha * self.logit_term(logits, t.logits, y, epoch)
             for i, pair in enumerate(s.pairs):
-                feat = s_feats[pair.student]
-                if str(i) in self.projectors:
-                    feat = self.projectors[str(i)](feat)
+                feat = self._project(i, s_feats[pair.student])
                 fn = PAIR_LOSSES[pair.loss].fn
                 parts[self._part_names[i]] = pair.weight * fn(feat, t.features[pair.teacher], **pair.params)
             for j, rel in enumerate(s.relations):
@@ -162,7 +169,8 @@ class Distiller(nn.Module):
                 if rel.loss == "crd":
                     if index is None:
                         raise AutokdError("CRD needs each batch's sample indices (index=...)")
-                    value = crd(s_emb, t_emb, index, self.crd_memory)
+                    value = crd(s_emb, t_emb, index, self.crd_memory,  # the banks learn only in training
+                                update=self.training and torch.is_grad_enabled())
                 else:
                     value = EMBEDDING_LOSSES[rel.loss].fn(s_emb, t_emb, **rel.params)
                 parts[self._part_names[len(s.pairs) + j]] = rel.weight * value
@@ -175,7 +183,20 @@ class Distiller(nn.Module):
         s = self.strategy
         if s.logit_standardization:
             s_logits, t_logits = standardize(s_logits), standardize(t_logits)
-        return LOGIT_LOSSES[s.logit_loss].apply(s_logits, t_logits, y, s.temperature, epoch, s.logit_params)
+        return LOGIT_LOSSES[s.logit_loss].apply(s_logits, t_logits, y, s.temperature, epoch, self._logit_params)
+
+    def _project(self, i: int, feat: torch.Tensor) -> torch.Tensor:
+        """Pair ``i``'s student feature through its projector (if it has one)."""
+        if str(i) not in self.projectors:
+            return feat
+        projector = self.projectors[str(i)]
+        if projector.training and feat.shape[0] * feat[0, 0].numel() == 1 and any(
+                isinstance(m, nn.modules.batchnorm._BatchNorm) for m in projector.modules()):
+            pair = self.strategy.pairs[i]
+            raise AutokdError(f"a training batch of one sample: the projector of strategy.pairs[{i}] (teacher "
+                              f"{pair.teacher} -> student {pair.student}) normalises a one-position map with "
+                              "BatchNorm, which needs two samples; drop such batches (DataLoader(drop_last=True))")
+        return projector(feat)
 
 
 def _check_pairs(strategy: Strategy, projectors: nn.ModuleDict, s_shapes: dict, t_shapes: dict) -> None:
@@ -201,17 +222,43 @@ def _check_pairs(strategy: Strategy, projectors: nn.ModuleDict, s_shapes: dict, 
                 projector.train(was_training)
 
 
+def _check_apart(teacher: Optional[nn.Module], student: nn.Module) -> None:
+    """The teacher is frozen: one that is the student, or shares parameters with it, would freeze them too."""
+    if teacher is None:
+        return
+    shared = {id(p) for p in teacher.parameters()} & {id(p) for p in student.parameters()}
+    if teacher is student or shared:
+        raise AutokdError("the teacher and the student share " + ("everything: they are the same module"
+                          if teacher is student else f"{len(shared)} parameter tensor(s)") +
+                          "; the teacher is frozen, so the student would not learn there: give a separate copy "
+                          "(copy.deepcopy(model))")
+
+
+def _labels(y: torch.Tensor) -> torch.Tensor:
+    """Class indices as int64 (from any integer type), or per-class probabilities (B, C) as given."""
+    if not y.dtype.is_floating_point and not y.dtype.is_complex and y.dtype != torch.bool:
+        return y.long()
+    if y.dtype.is_floating_point and y.dim() == 2:
+        return y
+    raise AutokdError(f"labels y must be integer class indices (B,) or per-class probabilities (B, classes); "
+                      f"got a {y.dtype} tensor of shape {tuple(y.shape)}")
+
+
 def _probe(model: nn.Module, taps: FeatureTaps, dummy: torch.Tensor, role: str) -> dict[str, tuple]:
     """Per-sample shapes of the tapped features in one eval-mode forward; a layer that gives no single
-    tensor there (it runs only in training, never, or returns a tuple) is an AutokdError naming it."""
-    was_training = model.training
+    tensor there (it runs only in training, never, or returns a tuple) is an AutokdError naming it.
+    Every module's own mode is restored after (a BatchNorm the caller froze stays in eval)."""
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
-    with torch.no_grad():
-        taps.clear()
-        model(dummy)
-        outputs = dict(taps.outputs)
-        taps.clear()
-    model.train(was_training)
+    try:
+        with torch.no_grad():
+            taps.clear()
+            model(dummy)
+            outputs = dict(taps.outputs)
+            taps.clear()
+    finally:
+        for module, mode in modes:
+            module.training = mode
     bad = [p for p in taps.paths if not isinstance(outputs.get(p), torch.Tensor)]
     if bad:
         raise AutokdError(f"{role} layer(s) {', '.join(map(repr, bad))} give no single tensor in an eval-mode forward "
