@@ -128,6 +128,7 @@ def test_markdown_and_html_tables_show_the_numbers(tmp_path):
     c = make_comparison()
     write_report(c, tmp_path)
     md = (tmp_path / "report.md").read_text()
+    assert "**proxy run:** 5 epochs per trial, ranked by validation accuracy" in md
     page = (tmp_path / "report.html").read_text()
     for s in c.summaries:
         mean_sd = f"{s.test_mean:.2f} ± {s.test_sd:.2f}"
@@ -233,7 +234,7 @@ def test_failed_runs_and_a_found_baseline_in_the_report(tmp_path):
     the others; every failed run is listed with its reason; a found strategy equal to a baseline is explained."""
     c = make_comparison()
     reason = "loss diverged to 3.1e+31 in epoch 1 (last batch: fitnet@stages.1=3.1e+31, a|b <x>)"
-    runs = [r for r in c.runs if not (r.strategy == "fitnet" and r.seed == 2)]
+    runs = [dataclasses.replace(r, steps=30) for r in c.runs if not (r.strategy == "fitnet" and r.seed == 2)]
     runs.append(RunRecord("fitnet", BASELINE, 2, None, None, 0.4, "fitnet-2", FAILED, reason))
     runs += [RunRecord("huge_hint", BASELINE, s, None, None, 0.3, f"h-{s}", FAILED, reason) for s in SEEDS]
     summaries = [dataclasses.replace(s, n=2, failed=1) if s.name == "fitnet" else
@@ -256,6 +257,8 @@ def test_failed_runs_and_a_found_baseline_in_the_report(tmp_path):
     assert list(summary.name)[-1] == "huge_hint" and summary.iloc[-1].failed == 3 and pd.isna(summary.iloc[-1]["rank"])
     results = pd.read_csv(written["results.csv"])
     assert (results.state == "failed").sum() == 4 and results[results.state == "failed"].test_acc.isna().all()
+    steps = [line.split(",")[6] for line in written["results.csv"].read_text().splitlines()[1:]]
+    assert set(steps) == {"", "30"}, steps  # not 30.0 beside a failed run
     lines = format_table(c).splitlines()
     assert lines[-2].split()[:2] == ["-", "huge_hint"] and "failed" in lines[-2]
     assert lines[-1].endswith("4 runs failed (see the report)")

@@ -1,9 +1,9 @@
 """The order a comparison is shown in, and the plain-text table ``autokd compare`` prints.
 
-Strategies are by_test_mean by full-length test mean, best first (ties: by name); a strategy whose
+Strategies are ranked by full-length test mean, best first (ties: by name); a strategy whose
 runs all failed has no mean and no rank, and comes last. The rows highlighted as "best found"
 and "best baseline" are the two strategies of the paired comparison (falling back to the
-top-by_test_mean found strategy and baseline when there is none).
+top-ranked found strategy and baseline when there is none).
 """
 
 from __future__ import annotations

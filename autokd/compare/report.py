@@ -48,6 +48,7 @@ def _write_runs(runs: list[RunRecord], path: Path) -> Path:
     import pandas as pd
 
     table = pd.DataFrame([{k: getattr(r, k) for k in RUN_COLUMNS} for r in runs], columns=RUN_COLUMNS)
+    table["steps"] = table["steps"].astype("Int64")  # whole numbers, blank for a failed run (not 30.0 and NaN)
     return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False), "the table of runs")
 
 

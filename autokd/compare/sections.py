@@ -89,7 +89,7 @@ def search_section(c: Comparison, figures: Figures) -> list[Block]:
     facts = [
         Fact("sampler", s.sampler), Fact("space", Code(s.space)), Fact("trials", trials),
         Fact("wall time", fmt_seconds(s.wall_seconds)), Fact("CPU time", cpu),
-        Fact("proxy run", f"{s.proxy_epochs} epochs per trial, by_test_mean by validation accuracy"),
+        Fact("proxy run", f"{s.proxy_epochs} epochs per trial, ranked by validation accuracy"),
         Fact("workers", workers),
     ]
     return ([Heading("Search"), Facts(facts)] + _figure_or_note("optimization_history.png", "search history", figures)
