@@ -287,6 +287,7 @@ def hardening_runs(workspace, _session_cache_dir) -> dict:
             "layers_huge_shape": ["layers", "cnn1d", "--input-shape", "1,100000000"],
             "layers_huge_model": ["layers", "cnn1d", "--kwarg", "channels=200000"],
             "layers_kwarg_twice": ["layers", "cnn1d", "--kwarg", "channels=4", "--kwarg", "channels=8"],
+            "layers_kwarg_inf": ["layers", "cnn1d", "--kwarg", "channels=4", "--kwarg", "scale=.inf"],
         },
         workspace,
         env,
@@ -315,6 +316,7 @@ HARDENING_ERRORS = [
     ("layers_huge_shape", ["--input-shape '1,100000000' is too large", "16,777,216"]),
     ("layers_huge_model", ["'cnn1d' has 400,004,200,010 parameters", "at most 2,000,000,000"]),
     ("layers_kwarg_twice", ["--kwarg channels is given twice", "'channels=8'"]),
+    ("layers_kwarg_inf", ["--kwarg scale must be a finite number, got inf"]),
 ]
 
 

@@ -248,7 +248,9 @@ def test_model_kwargs_must_be_plain_named_data():
 
     for kwargs, needle in (({1: 2}, "is not a keyword name"), ({"not a name": 2}, "is not a keyword name"),
                            ({"when": datetime.date(2020, 1, 1)}, "task.student.kwargs.when must be a number"),
-                           ({"deep": {"x": [1, {2: 3}]}}, "task.student.kwargs.deep.x[1]: mapping keys must be strings")):
+                           ({"deep": {"x": [1, {2: 3}]}}, "task.student.kwargs.deep.x[1]: mapping keys must be strings"),
+                           ({"scale": float("inf")}, "task.student.kwargs.scale must be a finite number, got inf"),
+                           ({"deep": [1.0, float("nan")]}, "task.student.kwargs.deep[1] must be a finite number")):
         task = copy.deepcopy(TINY_TASK)
         task["student"]["kwargs"] = kwargs
         with pytest.raises(ConfigError, match=re.escape(needle)):
@@ -313,3 +315,17 @@ def test_integers_beyond_the_float_range_are_one_line_errors(section, key):
     with pytest.raises(ConfigError) as info:
         task_from_dict(task)
     assert key in str(info.value) and "401 digits" in str(info.value) and len(str(info.value)) < 200, str(info.value)
+
+
+def test_yaml_reads_numbers_and_booleans_as_yaml_1_2():
+    """YAML 1.1's octal (010 = 8), base-60 (1:00 = 60) and yes/no/on/off booleans gave silently other
+    values: a recipe of 010 epochs trained 8, a seed 1:00 was 60."""
+    recipe = strategy_from_dict(load_yaml_text("recipe: {epochs: 010, batch_size: 064, seed: 0x10}")).recipe
+    assert (recipe.epochs, recipe.batch_size, recipe.seed) == (10, 64, 16)
+    with pytest.raises(ConfigError, match=r"strategy.recipe.seed .*'1:00'"):
+        strategy_from_dict(load_yaml_text("recipe: {seed: 1:00}"))
+    with pytest.raises(ConfigError, match=r"strategy.logit_standardization .*'yes'"):
+        strategy_from_dict(load_yaml_text("logit_standardization: yes"))
+    values = load_yaml_text("v: [true, False, 'on', off, no, 1_000, 1e-3, 0o17, +5, 1.5, .5, 1e3]")["v"]
+    assert values == [True, False, "on", "off", "no", 1000, 0.001, 15, 5, 1.5, 0.5, 1000.0]
+    assert [type(v) for v in values[5:9]] == [int, float, int, int]

@@ -11,6 +11,7 @@ MAX_SAMPLE_ELEMENTS = 2**24  # one dummy sample of at most 64 MB (float32)
 
 
 def _parse_kwargs(items) -> dict:
+    from autokd.config.task import check_plain
     from autokd.config.yaml_io import load_yaml_value
 
     kwargs = {}
@@ -24,6 +25,7 @@ def _parse_kwargs(items) -> dict:
             raise AutokdError(f"--kwarg {key} is given twice ({short_repr(item)} after an earlier {key}=...); "
                               f"give each keyword once")
         kwargs[key] = load_yaml_value(value, source=f"--kwarg {key}")
+        check_plain(kwargs[key], f"--kwarg {key}")
     return kwargs
 
 

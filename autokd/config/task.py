@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
@@ -134,7 +135,7 @@ def _check_values(task: TaskSpec, where: str) -> None:
             if not isinstance(key, str) or not key.isidentifier():
                 raise ConfigError(f"{where}.{role}.kwargs: {short_repr(key, 60)} is not a keyword name; "
                                   f"kwargs are name: value pairs")
-            _check_plain(value, f"{where}.{role}.kwargs.{key}")
+            check_plain(value, f"{where}.{role}.kwargs.{key}")
 
 
 def _check_name_text(name: str, where: str) -> None:
@@ -150,8 +151,9 @@ def _check_name_text(name: str, where: str) -> None:
 _PLAIN = (str, int, float, bool, type(None))
 
 
-def _check_plain(value, where: str) -> None:
-    """Model kwargs are plain data (numbers, strings, lists, mappings): they key the teacher cache as JSON."""
+def check_plain(value, where: str) -> None:
+    """Model kwargs are plain data (finite numbers, strings, lists, mappings): they key the teacher cache
+    as JSON."""
     stack = [(value, where)]
     while stack:
         item, at = stack.pop()
@@ -164,6 +166,8 @@ def _check_plain(value, where: str) -> None:
         elif not isinstance(item, _PLAIN):
             raise ConfigError(f"{at} must be a number, string, list or mapping, got {short_repr(item)} "
                               f"({type(item).__name__})")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"{at} must be a finite number, got {item}")
 
 
 def _validate_data(data: DataSpec, where: str) -> None:

@@ -29,20 +29,36 @@ MAX_CHARS = 2 * MAX_FILE_BYTES  # characters of all scalars after alias expansio
 
 
 class _Loader(yaml.SafeLoader):
-    """The safe loader, reading YAML 1.2 numbers too: ``1e-3`` is a float, not the string '1e-3';
-    a key written twice in one mapping is an error."""
+    """The safe loader with YAML 1.2's plain scalars: ``1e-3`` is a float, not the string '1e-3';
+    ``010`` is ten (YAML 1.1: eight), ``1:00`` a string (YAML 1.1: sixty), ``yes``/``no``/``on``/
+    ``off`` strings (YAML 1.1: booleans; only true/false are); a key written twice in one mapping
+    is an error."""
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
             _refuse_duplicate_keys(self, node)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node):
+        """Decimal (a leading zero is still decimal), ``0x`` hexadecimal or ``0o`` octal, ``_`` ignored."""
+        text = self.construct_scalar(node).replace("_", "")
+        sign, digits = (-1, text[1:]) if text[:1] == "-" else (1, text.lstrip("+"))
+        base = {"0x": 16, "0o": 8}.get(digits[:2].lower(), 10)
+        return sign * int(digits[2:] if base != 10 else digits, base)
 
+
+_INT, _BOOL, _FLOAT = ("tag:yaml.org,2002:" + kind for kind in ("int", "bool", "float"))
+_Loader.yaml_implicit_resolvers = {  # YAML 1.1's int, bool and float rules out; 1.2's below
+    first: [(tag, rule) for tag, rule in rules if tag not in (_INT, _BOOL, _FLOAT)]
+    for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 _Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"""),
-    list("-+0123456789"),
-)
+    _INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|[-+]?0x[0-9a-fA-F_]+|[-+]?0o[0-7_]+)$"), list("-+0123456789"))
+_Loader.add_implicit_resolver(_FLOAT, re.compile(
+    r"""^(?:[-+]?[0-9][0-9_]*(?:\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)|[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
+_Loader.add_constructor(_INT, _Loader.construct_yaml_int)
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
