@@ -223,3 +223,15 @@ def test_each_stored_setting_is_checked(made, change, fragment):
     with pytest.raises(DamagedSettings, match="study 'base' has damaged stored settings") as caught:
         SearchSettings.from_dict({**stored, **change}, "base")
     assert fragment in str(caught.value) and isinstance(caught.value, AutokdError)
+
+
+def test_objectives_accuracy_written_out_is_the_default_not_another_search():
+    """--objectives accuracy (or a space's objectives: [accuracy]) is what a study without objectives
+    searches: it was refused as 'other objectives' on the same study."""
+    from autokd.search.settings import SearchSettings
+
+    plain = "task: {name: t}\nspace: {alpha: 0.5}\n"
+    written = "task: {name: t}\nspace: {alpha: 0.5, objectives: [accuracy]}\n"
+    sized = "task: {name: t}\nspace: {alpha: 0.5, objectives: [accuracy, size]}\n"
+    fingerprint = [SearchSettings(text, "s.yaml").space_fingerprint() for text in (plain, written, sized)]
+    assert fingerprint[0] == fingerprint[1] != fingerprint[2]

@@ -34,10 +34,14 @@ class SearchSettings:
     confirm: int = 0  # the top K trials re-run at the proxy with more seeds once the budget is done
 
     def space_fingerprint(self) -> str:
-        """Equal for the same task and space whatever the YAML's formatting."""
+        """Equal for the same task and space whatever the YAML's formatting (``objectives: [accuracy]``
+        is the default written out: the same search)."""
         from autokd.config.yaml_io import load_yaml_value
 
         data = load_yaml_value(self.space_text)
+        space = data.get("space") if isinstance(data, dict) else None
+        if isinstance(space, dict) and space.get("objectives") == ["accuracy"]:
+            data = {**data, "space": {k: v for k, v in space.items() if k != "objectives"}}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
