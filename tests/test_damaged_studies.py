@@ -235,3 +235,25 @@ def test_objectives_accuracy_written_out_is_the_default_not_another_search():
     sized = "task: {name: t}\nspace: {alpha: 0.5, objectives: [accuracy, size]}\n"
     fingerprint = [SearchSettings(text, "s.yaml").space_fingerprint() for text in (plain, written, sized)]
     assert fingerprint[0] == fingerprint[1] != fingerprint[2]
+
+
+def test_show_says_which_running_trials_a_killed_search_left(made, tmp_path):
+    """A trial whose search was killed stays RUNNING in the storage until the next search or resume;
+    show counted it as running as if a search were still at work."""
+    import subprocess
+    import sys
+
+    from autokd.search.ledger import OWNER_ATTR, orphaned
+    from autokd.search.owner import current_owner
+
+    db = _copy(made, tmp_path)
+    study = optuna.load_study(study_name="base", storage=f"sqlite:///{db}")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = current_owner().tag().replace(f"|{current_owner().pid}|", f"|{int(gone.stdout)}|")
+    for tag in (dead, current_owner().tag()):  # one killed search's, one of a live process (this one)
+        trial = study.ask()
+        study._storage.set_trial_system_attr(trial._trial_id, OWNER_ATTR, tag)
+    assert orphaned(study) == 1
+    shown = run_cli("show", "base", "--storage", db, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "; 2 running, 1 of them left by a search that was killed (void on the next search or resume))" in shown.stdout

@@ -215,16 +215,20 @@ def show(name, storage, top):
     from autokd.search.leaderboard import (
         empty_text, failures, format_leaderboard, front, importances, noise_line, ranked,
     )
+    from autokd.search.ledger import orphaned
     from autokd.search.objectives import judging_of
     from autokd.search.storage import open_storage
     from autokd.search.study import counts, load_existing_study, read_settings
 
     study = load_existing_study(name, open_storage(storage, create=False))
     c, s = counts(study), read_settings(study)
+    stale = orphaned(study) if c.running else 0
     click.echo(f"study {name!r}: space {s.space_source}, sampler {s.sampler}, {c.finished}/{s.budget} trials "
                f"({c.complete} complete, {c.pruned} pruned, {c.failed} failed"
                + (f"; {c.void} void: interrupted and re-queued, or duplicates not trained again" if c.void else "")
-               + (f"; {c.running} running" if c.running else "") + ")")
+               + (f"; {c.running} running" if c.running else "")
+               + (f", {stale} of them left by a search that was killed (void on the next search or resume)"
+                  if stale else "") + ")")
     rules = judging_of(s.space_text)
     feasible = ranked(study, rules)
     if rules.constraints:

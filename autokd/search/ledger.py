@@ -140,6 +140,15 @@ def _record(study, number: int, value, pruned: bool, reason: Optional[str], step
     return "complete"
 
 
+def orphaned(study) -> int:
+    """Running trials whose owner process is gone (a search killed without cleaning up): they
+    become void on the study's next search or resume."""
+    from optuna.trial import TrialState
+
+    tags = [t.system_attrs.get(OWNER_ATTR) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    return sum(1 for tag in tags if tag and not is_alive(tag))
+
+
 def _still_running(study, trial_id: int) -> bool:
     from optuna.trial import TrialState
 
