@@ -347,6 +347,16 @@ def test_resolve_device_refuses_a_gpu_index_the_machine_lacks():
         assert resolve_device(f"cuda:{count - 1}") == torch.device(f"cuda:{count - 1}")
 
 
+def test_prepare_task_checks_a_torch_device_as_it_checks_a_name(tmp_path):
+    """prepare_task(task, torch.device("cuda:N")) from Python skipped the check and failed deep in torch."""
+    from autokd.training.run import prepare_task
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(AutokdError, match="no CUDA GPU" if count == 0 else f"this machine has {count} CUDA GPU"):
+        prepare_task(task_from_dict(copy.deepcopy(TINY_TASK)), torch.device(f"cuda:{count}"), cache_root=tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before any data was generated
+
+
 def test_get_teacher_refuses_a_teacher_without_logits_before_training(tmp_path, monkeypatch, teacher_data):
     module = f"autokd_pairnet_t_{tmp_path.name}".replace("-", "_")
     (tmp_path / f"{module}.py").write_text(NOT_LOGITS)
