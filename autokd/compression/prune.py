@@ -21,7 +21,8 @@ import copy
 import torch
 from torch import nn
 
-RESIZABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+RESIZABLE = (*CONVS, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
 
 
 class PruningError(ValueError):
@@ -80,18 +81,42 @@ def prune_channels(model: nn.Module, amount: float, example: torch.Tensor) -> nn
         pruner.step()
     except Exception as exc:  # torch-pruning's tracer meets a model it cannot follow
         raise PruningError(f"torch-pruning could not prune this model ({type(exc).__name__}: {exc})") from exc
+    check_rebuilds(model, pruned, example)
     for name, parameter in pruned.named_parameters():
         parameter.requires_grad_(name not in frozen)
     pruned.train(was_training)
     return pruned
 
 
+def check_rebuilds(model: nn.Module, pruned: nn.Module, example: torch.Tensor) -> None:
+    """Refuse a pruning that ``load_student`` could not rebuild: ``model`` (as its builder makes it)
+    resized by :func:`resize_like` to ``pruned``'s saved tensors must be ``pruned`` (each layer's settings,
+    its outputs), else a saved student would come back as another model (or not at all)."""
+    state = {name: tensor.detach().cpu() for name, tensor in pruned.state_dict().items()}
+    trained = copy.deepcopy(pruned).cpu().eval()
+    try:
+        rebuilt = resize_like(copy.deepcopy(model).cpu(), state).eval()
+    except PruningError as exc:
+        raise PruningError(f"the pruned model could not be rebuilt from its saved weights: {exc}") from None
+    for (path, layer), (_, other) in zip(trained.named_modules(), rebuilt.named_modules()):
+        if type(layer) is not type(other) or layer.extra_repr() != other.extra_repr():
+            raise PruningError(f"the pruned {path or 'model'} ({type(layer).__name__}({layer.extra_repr()})) would be "
+                               f"rebuilt from its saved weights as {type(other).__name__}({other.extra_repr()}); "
+                               f"this layer cannot be pruned and saved")
+    rebuilt.load_state_dict(state)
+    with torch.no_grad():
+        x = example.detach().cpu()
+        if not torch.allclose(trained(x), rebuilt(x), rtol=1e-4, atol=1e-5):
+            raise PruningError("the pruned model rebuilt from its saved weights computes other outputs; this "
+                               "model cannot be pruned and saved")
+
+
 def resize_like(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     """``model`` (changed in place) with every layer whose saved tensors in ``state`` have other
     shapes rebuilt (zero) at those shapes, so that ``load_state_dict(state)`` fits.
 
-    Handles the layers pruning shrinks (convolutions, Linear, batch norm); another kind of layer
-    whose shapes differ is a :class:`PruningError`."""
+    Handles the layers pruning shrinks (convolutions, depthwise ones included, Linear, batch, layer and
+    group norm); another kind of layer whose shapes differ is a :class:`PruningError`."""
     for path, module in model.named_modules():
         prefix = f"{path}." if path else ""
         own = {name: t for name, t in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
@@ -101,6 +126,8 @@ def resize_like(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
             continue
         if not isinstance(module, RESIZABLE):
             raise PruningError(f"cannot rebuild {path or 'the model'} ({type(module).__name__}) at its saved shapes")
+        depthwise = isinstance(module, CONVS) and module.groups > 1 and module.groups == module.in_channels == (
+            module.out_channels)  # its channels follow its input's: groups = channels
         for name in own:
             saved = state.get(prefix + name)
             if saved is not None and saved.shape != own[name].shape:
@@ -109,16 +136,23 @@ def resize_like(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
                     setattr(module, name, nn.Parameter(tensor, requires_grad=own[name].requires_grad))
                 else:
                     setattr(module, name, tensor)
-        _fix_sizes(module)
+        _fix_sizes(module, depthwise)
     return model
 
 
-def _fix_sizes(module: nn.Module) -> None:
-    """The size attributes of a layer whose tensors were resized."""
+def _fix_sizes(module: nn.Module, depthwise: bool) -> None:
+    """The size attributes of a layer whose tensors were resized (a depthwise convolution keeps
+    one group a channel, as torch-pruning prunes it; other grouped ones keep their groups)."""
     if isinstance(module, nn.Linear):
         module.out_features, module.in_features = module.weight.shape
-    elif isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+    elif isinstance(module, CONVS):
         module.out_channels = module.weight.shape[0]
+        if depthwise:
+            module.groups = module.out_channels
         module.in_channels = module.weight.shape[1] * module.groups
+    elif isinstance(module, nn.LayerNorm):
+        module.normalized_shape = tuple(module.weight.shape)
+    elif isinstance(module, nn.GroupNorm):
+        module.num_channels = module.weight.shape[0]
     else:
         module.num_features = module.weight.shape[0] if module.weight is not None else module.running_mean.shape[0]

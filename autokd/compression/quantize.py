@@ -95,6 +95,12 @@ def prepare(model: nn.Module, bits: int, example: Optional[torch.Tensor] = None)
     if not layers:
         raise ValueError("the student has no Conv1d, Conv2d, Conv3d or Linear layer to quantize besides its "
                          "classifier")
+    _refuse_aliases(model, [path for path, _ in layers])
+    if bits not in plan.values():
+        kept = ", ".join(f"{path} at {plan[path]}" if plan[path] else f"{path} float" for path in plan)
+        raise ValueError(f"no layer would be at {bits} bits: the classifier stays float and the first layer at 8 "
+                         f"bits ({kept}), and the student has no other Conv1d, Conv2d, Conv3d or Linear layer; "
+                         f"use bits 8")
     for path, layer in layers:
         wrapped = FakeQuantLayer(layer)
         wrapped.qconfig = qconfig(plan[path])
@@ -111,34 +117,73 @@ def prepare(model: nn.Module, bits: int, example: Optional[torch.Tensor] = None)
 
 
 def layer_bits(model: nn.Module, bits: int, example: Optional[torch.Tensor] = None) -> dict[str, Optional[int]]:
-    """Layer path -> bit width (None: kept float). The classifier (the last layer the forward
-    calls, whose outputs are the logits) stays float: quantizing logits to 256 levels (128 on x86)
-    cost 2 points of KD accuracy on the default task, for 0.3 % of its weights. Below 8 bits the
-    first layer, which sees the raw input, is quantized at 8 bits (as is usual for int4 networks:
-    at 4 bits it cost 12 points)."""
+    """Layer path -> bit width (None: kept float). The classifier (the layer whose outputs are the
+    model's logits) stays float: quantizing logits to 256 levels (128 on x86) cost 2 points of KD
+    accuracy on the default task, for 0.3 % of its weights. Below 8 bits the first layer, which sees
+    the raw input, is quantized at 8 bits (as is usual for int4 networks: at 4 bits it cost 12 points).
+
+    Both are found by one forward of ``example`` (see :func:`_roles`); without it, the first and last
+    layers registered are taken."""
     layers = [path for path, _ in quantizable_layers(model)]
     if not layers:
         return {}
+    first, classifier = _roles(model, example) if example is not None else (layers[0], layers[-1])
     plan: dict[str, Optional[int]] = {path: bits for path in layers}
-    plan[_classifier_path(model, example, layers)] = None
-    if bits < 8:
-        first = layers[0]
-        if plan.get(first) is not None:
-            plan[first] = 8
+    if classifier is not None:
+        plan[classifier] = None
+    if bits < 8 and first is not None and plan.get(first) is not None:
+        plan[first] = 8
     return plan
 
 
-def _classifier_path(model: nn.Module, example: Optional[torch.Tensor], layers: list[str]) -> str:
-    if example is None:
-        return layers[-1]
-    from autokd.compression.prune import output_layer
+def _roles(model: nn.Module, example: torch.Tensor) -> tuple[Optional[str], Optional[str]]:
+    """(the first quantizable layer the forward calls, the one that makes the logits) by one eval-mode
+    forward of ``example``. The classifier's output is the model's output (or has its shape: logits
+    reshaped or scaled after it), else, for a convolution pooled into the logits, the last layer called
+    when it has as many channels as there are logits; None when no layer makes them (``F.linear``
+    on a parameter, say: then every layer is quantized and the logits stay float anyway)."""
+    from autokd.models.taps import logits_call
 
-    classifier = output_layer(model, example)
-    return next((path for path, module in model.named_modules() if module is classifier), layers[-1])
+    calls: list = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out, path=path: calls.append((path, None, out)))
+             for path, m in quantizable_layers(model)]
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        with torch.no_grad():
+            output = model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for m, mode in modes.items():
+            m.training = mode
+    if not calls:
+        return None, None
+    made = logits_call(calls, output)
+    last = calls[-1][2]
+    if made is None and _same_channels(last, output):
+        made = calls[-1]
+    return calls[0][0], made[0] if made is not None else None
+
+
+def _same_channels(layer_out, output) -> bool:
+    return (isinstance(layer_out, torch.Tensor) and isinstance(output, torch.Tensor) and layer_out.dim() > 2
+            and output.dim() >= 2 and layer_out.shape[:2] == output.shape[:2])
+
+
+def _refuse_aliases(model: nn.Module, paths: list[str]) -> None:
+    """Quantization wraps a layer at one path: one module registered at two paths cannot be quantized."""
+    seen: dict[int, str] = {}
+    wrapped = {id(model.get_submodule(path)) for path in paths}
+    for path, module in model.named_modules(remove_duplicate=False):
+        if id(module) in wrapped and seen.setdefault(id(module), path) != path:
+            raise ValueError(f"layer {seen[id(module)]} is also registered as {path} (one module at two paths), "
+                             f"which quantization cannot wrap; give each use its own layer")
 
 
 def bits_of(model: nn.Module) -> int | None:
-    """The bit width a prepared model was fake-quantized at (its narrowest layer's; None: not quantized)."""
+    """The bit width a prepared model was fake-quantized at (its narrowest layer's; None: not quantized).
+    (:func:`prepare` refuses a plan without a layer at the bits asked, so this is the bits asked.)"""
     widths = [bits_of_layer(m) for m in model.modules() if isinstance(m, FakeQuantLayer)]
     return min(widths) if widths else None
 
@@ -152,6 +197,48 @@ def deploy(model: nn.Module) -> nn.Module:
         with quiet():
             tq.convert(deployed, mapping=INT8_LAYERS, inplace=True)
     return deployed
+
+
+def check_deploys(model: nn.Module, example: torch.Tensor) -> None:
+    """Deploy a copy of a prepared (untrained) ``model`` and run it on ``example`` on the CPU, as
+    :func:`deploy` will after training: a layer QAT builds but the int8 kernels cannot take (a string
+    ``padding``, a ``padding_mode`` other than zeros) is a ValueError naming it, before any training.
+    The copy first runs ``example`` in training mode, so that its observers have ranges."""
+    trial = copy.deepcopy(model).cpu()
+    x = example.detach().cpu()
+    inputs: dict[str, torch.Tensor] = {}
+    hooks = [m.register_forward_pre_hook(lambda _m, args, path=path: inputs.setdefault(path, args[0]))
+             for path, m in trial.named_modules() if isinstance(m, FakeQuantLayer)]
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # dropout here must not move the training's seed
+            trial.train()(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    bits = bits_of(trial)
+    for path, layer_input in inputs.items():
+        layer = trial.get_submodule(path)
+        try:
+            with torch.no_grad():
+                deploy(layer)(layer_input)
+        except Exception as exc:
+            raise ValueError(f"layer {path} ({_described(layer.layer)}) trains quantized but cannot be deployed "
+                             f"at {bits} bits: {_one_line(exc)}") from None
+    try:
+        with torch.no_grad():
+            deploy(trial)(x)
+    except Exception as exc:
+        raise ValueError(f"the quantized student trains but cannot run as deployed at {bits} bits: "
+                         f"{_one_line(exc)}") from None
+
+
+def _described(layer: nn.Module) -> str:
+    return f"{type(layer).__name__}({layer.extra_repr()})"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}{'...' if len(text) > 200 else ''}"
 
 
 def quantized_weights(model: nn.Module) -> dict[str, int]:

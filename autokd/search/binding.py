@@ -10,7 +10,7 @@ from __future__ import annotations
 from autokd.config.schemes import EnsembleScheme
 from autokd.data.spec import nominal_shape
 from autokd.errors import AutokdError, short_repr
-from autokd.search.feasibility import check_constraints_reachable
+from autokd.search.feasibility import check_constraints_reachable, check_quantize_reachable
 from autokd.search.space import NONE, SEARCH, MatchSpec
 from autokd.search.space_file import SpaceFile
 from autokd.search.strategy_space import SearchSpace, dkd_warmup_epochs
@@ -51,6 +51,7 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
     _check_stand_in_teachers(spec, task, candidates, student, shape, classes)
     _check_shipped(spec, task, shape, classes, [s for _, s in candidates])
     _check_measurable(spec, task, shape, classes)
+    check_quantize_reachable(spec, task, shape, classes)
     check_constraints_reachable(spec, task, shape, classes)
     proxy = task.recipes.proxy
     return SearchSpace(spec, pairs, proxy, dkd_warmup=dkd_warmup_epochs(proxy.epochs), matches=matches)

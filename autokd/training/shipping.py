@@ -62,13 +62,18 @@ def start_student(prepared, strategy: Strategy, seed) -> nn.Module:
 
 
 def quantized(model: nn.Module, compression: Compression, prepared) -> nn.Module:
-    """``model`` fake-quantized when ``compression`` quantizes, else as it is."""
+    """``model`` fake-quantized when ``compression`` quantizes (checked to deploy, see
+    :func:`~autokd.compression.quantize.check_deploys`), else as it is."""
     if compression.quantize is None:
         return model
+    from autokd.compression.quantize import check_deploys
+
     try:
-        return STEPS["quantize"].apply(model, compression.quantize, example_input(prepared))
+        model = STEPS["quantize"].apply(model, compression.quantize, example_input(prepared))
+        check_deploys(model, example_input(prepared))  # a layer that cannot be deployed: refused before training
     except ValueError as exc:
         raise AutokdError(f"compression.quantize: {exc}") from exc
+    return model
 
 
 def _pruned_teacher(prepared, prune) -> nn.Module:
@@ -123,8 +128,9 @@ def train_shipped(job, train_scheme: Callable) -> object:
 
 
 def check_shipped(prepared, strategy: Strategy) -> None:
-    """The strategy's student builds, compresses and, for ``prune.of: student``, can be recovered
-    from the task's teacher (an AutokdError before any training otherwise)."""
+    """The strategy's student builds, compresses (a pruned one can be saved and rebuilt, a quantized one
+    deploys) and, for ``prune.of: student``, can be recovered from the task's teacher (an AutokdError
+    before any training otherwise)."""
     from autokd.training.students import build_distiller
 
     student = None  # the plain student, built once
