@@ -99,7 +99,7 @@ def test_user_baselines_file_and_its_errors(tmp_path):
 
 
 @pytest.mark.parametrize("name, needle", [
-    ("on", "baseline name True was read as bool, not text"),
+    ("true", "baseline name True was read as bool, not text"),
     ("1", "baseline name 1 was read as int, not text"),
     ("null", "a baseline name is empty (null)"),
     ("'trial 0'", "baseline name 'trial 0' is how compare and calibrate label their own strategies"),
@@ -363,7 +363,7 @@ def test_the_best_baseline_among_tied_ones_is_the_first_the_ranking_lists():
 
 
 def test_compare_seeds_stay_within_the_largest_seed():
-    from autokd.compare.compare import _seeds
+    from autokd.compare.execute import seed_list as _seeds
 
     assert _seeds(7, 3) == [7, 8, 9] and _seeds(2**32 - 1, 1) == [2**32 - 1]
     with pytest.raises(AutokdError, match=r"--seeds 2 from the recipe's seed 4294967295 .* at most 1 seeds"):

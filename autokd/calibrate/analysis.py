@@ -148,11 +148,12 @@ def recommend(rows: list[LengthRow], threshold: float, current: int) -> Recommen
         best = max(rows, key=lambda r: -2.0 if r.fidelity.rho is None else r.fidelity.rho)
         best_text = "none could be computed" if best.fidelity.rho is None else \
             f"the best is {best.epochs} epochs at rho {best.fidelity.rho:.2f}"
+        judged = ("over all strategies and over the better half" if _enough(best.top_fidelity) else
+                  "over all strategies; too few strategies to judge the better half alone")
         return Recommendation(None, None, None,
                               f"No measured proxy length ranks strategies like full training with rho >= {threshold} "
-                              f"(over all strategies and over the better half) at it and every longer length "
-                              f"({best_text}). Measure longer lengths (--lengths), or search with a proxy as long as "
-                              "the full recipe.")
+                              f"({judged}) at it and every longer length ({best_text}). Measure longer lengths "
+                              "(--lengths), or search with a proxy as long as the full recipe.")
     safe = chosen.rung is not None and clears(chosen.judged_rung())
     rung_text = ("it has no rung (one epoch)" if chosen.rung is None else
                  f"its rung, epoch {chosen.rung}, ranks with rho {_both(chosen.rung_fidelity, chosen.top_rung_fidelity)}")

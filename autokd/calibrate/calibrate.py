@@ -17,9 +17,11 @@ from typing import Callable, Optional
 
 from autokd.calibrate.analysis import Calibration, StrategyResult, length_rows, recommend, seed_noise
 from autokd.calibrate.plan import (
-    BASELINE, MIN_STRATEGIES, Plan, baseline_candidates, check_lengths, default_lengths, make_plan, rung_of, sampled_candidates,
+    BASELINE, MIN_STRATEGIES, Plan, baseline_candidates, check_lengths, default_lengths, distinct_candidates, make_plan,
+    rung_of, sampled_candidates,
 )
 from autokd.compare.execute import JobResult, run_and_keep
+from autokd.compare.outfolder import CALIBRATE_FILES, check_out_folder
 from autokd.compare.results import RunRecord
 from autokd.compare.store import RunStore
 from autokd.errors import AutokdError
@@ -63,7 +65,9 @@ def run_calibrate(space_file, request: CalibrateRequest, say: Say = print,
     plan, left_out = build_plan(space_file, request)
     if left_out:
         say(f"baselines left out (this task cannot take them): {', '.join(left_out)}")
-    store = RunStore(make_folder(request.out_dir, "the calibration") / "runs.jsonl")
+    check_out_folder(request.out_dir, CALIBRATE_FILES, "the calibration")  # before any training; created below
+    store = RunStore(request.out_dir / "runs.jsonl")
+    _drop_incomplete(store, plan.jobs)
     store.warn_unreadable(say)
     todo = [j for j in plan.jobs if j.key not in store]
     say(f"calibrate {task.name}: {len(plan.candidates)} strategies x ({len(plan.full_seeds)} full-length runs of "
@@ -77,6 +81,7 @@ def run_calibrate(space_file, request: CalibrateRequest, say: Say = print,
             from autokd.training.extra_teachers import extra_teachers
 
             extra_teachers(prepared, say)
+        make_folder(request.out_dir, "the calibration")  # the set-up succeeded: only now is the folder made
         _execute(prepared, todo, store, request, status)
     return judge(space_file, plan, store, request.threshold, left_out)
 
@@ -93,10 +98,22 @@ def build_plan(space_file, request: CalibrateRequest) -> tuple[Plan, list[str]]:
     if request.baselines_path != NO_BASELINES:
         baselines, left_out = baseline_candidates(space_file, lengths, request.baselines_path, searched.pairs)
         candidates += baselines
+    candidates = distinct_candidates(candidates, task)  # one strategy under two names is one point
     if len(candidates) < MIN_STRATEGIES:
-        raise AutokdError(f"a calibration ranks {len(candidates)} strategies; Spearman's rho needs at least "
+        raise AutokdError(f"a calibration ranks {len(candidates)} distinct strategies; Spearman's rho needs at least "
                           f"{MIN_STRATEGIES}: raise --strategies")
     return make_plan(space_file, candidates, lengths, request.seeds), left_out
+
+
+def _drop_incomplete(store: RunStore, jobs) -> None:
+    """A stored ok run that lacks a validated epoch its job asks for (a curve point deleted by hand) is
+    treated as a line that is not a run: counted, and trained again."""
+    for job in jobs:
+        record = store.runs.get(job.key)
+        wanted = {str(e) for e in job.validate_at} | ({str(job.strategy.recipe.epochs)} if job.validate_at else set())
+        if record is not None and record.ok and not wanted <= set(record.curve or {}):
+            del store.runs[job.key]
+            store.unreadable += 1
 
 
 def _check_baselines(prepared, plan: Plan) -> None:

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from autokd.compare.execute import Job, with_seed
-from autokd.compare.store import run_key
+from autokd.compare.execute import Job, seed_list, with_seed
+from autokd.compare.store import run_key, strategy_key
 from autokd.config.strategy import Recipe, Strategy
 from autokd.errors import AutokdError
 
@@ -39,7 +39,7 @@ MIN_STRATEGIES = 3  # Spearman's rho needs three points
 class Candidate:
     """One strategy of the calibration, at full length and at each proxy length."""
 
-    name: str  # "sampled 3" or a baseline's name
+    name: str  # "sampled 3" or a baseline's name ("sampled 3 = kd": one strategy, several names)
     kind: str  # SAMPLED or BASELINE
     description: str
     full: Strategy  # with the full recipe (the seed is set per run)
@@ -148,6 +148,18 @@ def baseline_candidates(space_file, lengths: list[int], path: Optional[str],
             for b in full], left_out
 
 
+def distinct_candidates(candidates: list[Candidate], task) -> list[Candidate]:
+    """Candidates that are one strategy (at full length and at every proxy length) count once, by the
+    first, named both ways (``sampled 3 = kd``, ``kd = hinton``): a strategy is one point of the ranking,
+    however many names it has."""
+    kept: dict[tuple, Candidate] = {}
+    for c in candidates:
+        key = (strategy_key(task, c.full), *(strategy_key(task, c.proxies[e]) for e in sorted(c.proxies)))
+        first = kept.get(key)
+        kept[key] = c if first is None else replace(first, name=f"{first.name} = {c.name}")
+    return list(kept.values())
+
+
 def _differ_only_in_length(proxies: dict[int, Strategy]) -> bool:
     """Whether a candidate's proxies are one strategy at several lengths: not when a parameter follows the
     length (a DKD warm-up, a share of the run), so a longer run's curve is not a shorter trial's run."""
@@ -160,7 +172,7 @@ def make_plan(space_file, candidates: list[Candidate], lengths: list[int], seeds
     from autokd.training.schemes import SCHEMES
 
     task = space_file.task
-    full_seeds = [task.recipes.full.seed + i for i in range(seeds)]
+    full_seeds = seed_list(task.recipes.full.seed, seeds)  # within the largest seed, as compare's
     proxy_seed, longest = task.recipes.proxy.seed, max(lengths)
     by_curve = not anneals(task.recipes.proxy)
     jobs: dict[str, Job] = {}

@@ -94,4 +94,7 @@ def calibrate(space, lengths, strategies, sampler_seed, seeds, baselines_path, t
         else:
             click.echo("lines for the space file (or --write-space FILE for a copy with them):\n"
                        + recommended_lines(rec.epochs, rec.pruning_safe).rstrip())
+    elif write_space:
+        kept = " (the file already there is left as it was)" if Path(write_space).expanduser().exists() else ""
+        click.echo(f"--write-space: no copy written to {write_space}{kept}: no proxy length was recommended")
     click.echo(f"\nreport: {files['calibration.md']}  (also .html, .json, .png)")

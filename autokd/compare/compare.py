@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from autokd.config.baselines import baselines_that_adapt
-from autokd.config.strategy import MAX_SEED
-from autokd.compare.execute import JobResult, run_and_keep
+from autokd.compare.execute import JobResult, run_and_keep, seed_list
+from autokd.compare.outfolder import COMPARE_FILES, check_out_folder
 from autokd.compare.plan import (
-    as_job, fitting, found_contenders, jobs_for, proxy_jobs_for, shipped_baselines, spread, with_baselines,
+    as_job, by_unique_name, fitting, found_contenders, jobs_for, proxy_jobs_for, shipped_baselines, spread, with_baselines,
 )
 from autokd.compare.results import PROXY, Comparison
 from autokd.compare.store import RunStore
@@ -49,7 +49,7 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     from autokd.search.binding import bind_space
     from autokd.search.leaderboard import front, judging, ranked
     from autokd.search.space_file import space_file_from_text
-    from autokd.search.study import check_same_teacher, read_settings
+    from autokd.search.study import check_same_data, check_same_teacher, read_settings
     from autokd.training.run import prepare_task
 
     check_run_flags(request.workers, request.address, request.device)
@@ -71,12 +71,13 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     generated = shipped_baselines(found, baselines, task.student.kwargs)  # again at each searched student
     baselines = baselines + generated
     contenders = with_baselines(found, baselines, task)
-    seeds = _seeds(recipe.seed, request.seeds)
+    seeds = seed_list(recipe.seed, request.seeds)
     jobs = jobs_for(contenders, seeds, task)
-    store = RunStore(make_folder(request.out_dir, "the compare report") / "runs.jsonl")  # before any training
+    check_out_folder(request.out_dir, COMPARE_FILES, "the compare report")  # before any training; created below
+    store = RunStore(request.out_dir / "runs.jsonl")
     proxy_store = RunStore(request.out_dir / "proxy_runs.jsonl")
-    store.warn_unreadable(say)
-    proxy_store.warn_unreadable(say)
+    for kept in (store, proxy_store):
+        kept.warn_unreadable(say)
     todo = [j for j in jobs if j.key not in store]
     say(f"compare {study.study_name!r}: {len(found)} found + {len(baselines)} baselines = {len(contenders)} distinct "
         f"strategies x {request.seeds} seeds at {recipe.epochs} epochs = {len(jobs)} runs "
@@ -84,6 +85,7 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
         f"baseline for proxy fidelity")
     prepared = prepare_task(task, request.device, progress=say)  # a diverging teacher is an AutokdError
     check_same_teacher(study, prepared.teacher_info)  # the teacher the study was searched with
+    check_same_data(study, prepared.data.fingerprint)  # the data its trials (the proxy values) were scored on
     contenders, unfit = fitting(prepared, contenders, {b.name for b in generated})
     if unfit:
         say(f"baselines left out at a searched student size (they do not fit that student): {', '.join(unfit)}")
@@ -95,21 +97,20 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
         check_same_teacher(study, prepared.teacher_info, [info for _, info in extra_teachers(prepared, say)])
     proxy_jobs = proxy_jobs_for(contenders, task.recipes.proxy, task)
     proxy_todo = [j for j in proxy_jobs if j.key not in proxy_store]
+    make_folder(request.out_dir, "the compare report")  # the set-up succeeded: only now is the folder made
     if todo or proxy_todo:
         _execute(prepared, todo + proxy_todo, {PROXY: proxy_store}, store, request, status)
-    for job in proxy_jobs:  # a baseline's proxy value: its proxy run's validation accuracy
-        record = proxy_store.runs[job.key]
-        next(c for c in contenders if c.name == job.name).proxy_val = record.val_acc if record.ok else None
+    _set_proxy_values(contenders, proxy_jobs, proxy_store)
     runs = [as_job(store.runs[j.key], j) for j in jobs]
     return summarise(study, settings, prepared, contenders, runs, recipe, seeds)
 
 
-def _seeds(first: int, count: int) -> list[int]:
-    """The recipe's seed and the ``count - 1`` after it, all within the largest seed."""
-    if first + count - 1 > MAX_SEED:
-        raise AutokdError(f"--seeds {count} from the recipe's seed {first} goes past the largest seed, 2**32 - 1; "
-                          f"use at most {MAX_SEED - first + 1} seeds")
-    return [first + i for i in range(count)]
+def _set_proxy_values(contenders, proxy_jobs, proxy_store: RunStore) -> None:
+    """A baseline's proxy value: its proxy run's validation accuracy (None when that run failed)."""
+    by_name = by_unique_name(contenders)
+    for job in proxy_jobs:
+        record = proxy_store.runs[job.key]
+        by_name[job.name].proxy_val = record.val_acc if record.ok else None
 
 
 def check_run_flags(workers: Optional[int], address: Optional[str], device: str) -> None:

@@ -10,7 +10,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Callable, Optional
 
-from autokd.config.strategy import Strategy
+from autokd.config.strategy import MAX_SEED, Strategy
+from autokd.errors import AutokdError
 
 
 @dataclass
@@ -146,3 +147,11 @@ def run_and_keep(prepared, todo: list[Job], store_of: Callable, workers: Optiona
 
 def with_seed(strategy: Strategy, seed: int) -> Strategy:
     return replace(strategy, recipe=replace(strategy.recipe, seed=seed))
+
+
+def seed_list(first: int, count: int) -> list[int]:
+    """The recipe's seed and the ``count - 1`` after it, all within the largest seed."""
+    if first + count - 1 > MAX_SEED:
+        raise AutokdError(f"--seeds {count} from the recipe's seed {first} goes past the largest seed, 2**32 - 1; "
+                          f"use at most {MAX_SEED - first + 1} seeds")
+    return [first + i for i in range(count)]

@@ -130,7 +130,22 @@ def with_baselines(found: list[Contender], baselines: list[Baseline], task) -> l
         else:
             by_key[key] = Contender(BASELINE, b.strategy, b.description, key, baselines=[b.name])
             contenders.append(by_key[key])
+    by_unique_name(contenders)  # runs, statistics and proxy values are matched by name
     return contenders
+
+
+def by_unique_name(contenders: list[Contender]) -> dict[str, Contender]:
+    """The contenders by name; two distinct strategies under one name would pool their runs, so that
+    is an error (baseline names cannot hold the ' = ' and ' @ ' compare joins names with)."""
+    from autokd.errors import AutokdError
+
+    named: dict[str, Contender] = {}
+    for c in contenders:
+        if c.name in named:
+            raise AutokdError(f"two different strategies are both named {c.name!r} in this comparison; rename the "
+                              f"baseline(s) so that every compared strategy has a name of its own")
+        named[c.name] = c
+    return named
 
 
 def proxy_jobs_for(contenders: list[Contender], proxy: Recipe, task) -> list[Job]:

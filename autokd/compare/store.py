@@ -4,18 +4,21 @@ An append-only JSON-lines file; each line is one run, keyed by (task, strategy, 
 Failed runs (training diverged) are kept and reused like the others: the same strategy and seed
 diverge again. A run is stored under the name it was first run with; whoever reads it back
 relabels it by key (a baseline's run is a found strategy's run when the two are the same).
+A line that is not a run (cut short by a kill, or edited by hand to a value no run gives) is
+treated as absent, counted and warned about: that run is trained again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
-from autokd.compare.results import RunRecord
+from autokd.compare.results import FAILED, OK, RunRecord
 from autokd.config.parse import to_mapping
 from autokd.errors import AutokdError
 from autokd.outputs import make_folder, os_error_text
@@ -57,7 +60,8 @@ _REQUIRED = ("strategy", "kind", "seed", "seconds", "key")
 
 def _record(line: str) -> Optional[RunRecord]:
     """The run a line holds, or None when it is not one (not JSON, a field missing, unknown or of
-    the wrong type: val_acc "abc" would break the statistics later)."""
+    the wrong type: val_acc "abc" would break the statistics later; or a value no run gives: an
+    accuracy that is not a finite percentage, an ok run without its accuracies, a malformed curve)."""
     try:
         data = json.loads(line)
     except ValueError:
@@ -67,7 +71,25 @@ def _record(line: str) -> Optional[RunRecord]:
     for name, value in data.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, _FIELD_TYPES[name])):
             return None
-    return RunRecord(**data)
+    return RunRecord(**data) if _possible(data) else None
+
+
+def _accuracy(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 100  # NaN fails too
+
+
+def _possible(data: dict) -> bool:
+    """The values of a well-typed line are ones a run gives."""
+    state = data.get("state", OK)
+    if state not in (OK, FAILED) or not 0 <= data["seconds"] < math.inf or (data.get("steps") or 0) < 0:
+        return False
+    if any(data.get(k) is not None and not _accuracy(data[k]) for k in ("val_acc", "test_acc")):
+        return False
+    if state == OK and (data.get("val_acc") is None or data.get("test_acc") is None):
+        return False
+    return all(isinstance(e, str) and e.isdecimal() and isinstance(v, list) and len(v) == 2 and _accuracy(v[0])
+               and isinstance(v[1], (int, float)) and not isinstance(v[1], bool) and 0 <= v[1] < math.inf
+               for e, v in (data.get("curve") or {}).items())
 
 
 class RunStore:

@@ -15,7 +15,19 @@ from autokd.compare.results import (
 from autokd.compare.stats import gap_closed, mean_sd_se, paired, spearman
 from autokd.config.strategy import Recipe
 
-CE_ONLY = "student"  # the baseline that trains the student alone: the zero of "gap closed"
+
+def trains_alone(strategy, own: dict) -> bool:
+    """Whether ``strategy`` is the task's student trained alone, with cross-entropy only (the zero of
+    "gap closed"): no KD term (alpha 0), no pair or relation losses, one model (the single scheme),
+    and the task's own student (``own``: its kwargs) uncompressed. Found by what it is, not by name."""
+    return (not strategy.needs_teacher and strategy.scheme.kind == "single" and strategy.compression.empty
+            and {**own, **strategy.student} == own)
+
+
+def student_alone(contenders: list[Contender], own: dict) -> Optional[Contender]:
+    """The compared strategy that trains the student alone (a baseline before a found one), if any."""
+    alone = [c for c in contenders if trains_alone(c.strategy, own)]
+    return min(alone, key=lambda c: c.kind != BASELINE, default=None)
 
 
 def summarise(study, settings, prepared, contenders: list[Contender], runs: list[RunRecord], recipe: Recipe,
@@ -25,8 +37,9 @@ def summarise(study, settings, prepared, contenders: list[Contender], runs: list
     from autokd.search.leaderboard import importances
 
     task, info = prepared.task, prepared.teacher_info
-    summaries = strategy_summaries(contenders, runs, info.test_acc)
-    student = next((s for s in summaries if CE_ONLY in s.baselines), None)
+    summaries = strategy_summaries(contenders, runs, info.test_acc, task.student.kwargs)
+    alone = student_alone(contenders, task.student.kwargs)
+    student = next((s for s in summaries if alone is not None and s.name == alone.name), None)
     ranked_both = [s for s in summaries if s.test_mean is not None and s.proxy_val is not None]
     return Comparison(
         study_name=study.study_name,
@@ -48,12 +61,15 @@ def summarise(study, settings, prepared, contenders: list[Contender], runs: list
     )
 
 
-def strategy_summaries(contenders: list[Contender], runs: list[RunRecord], teacher_test: float) -> list[StrategySummary]:
-    """One summary per contender, best test mean first (strategies whose runs all failed last)."""
+def strategy_summaries(contenders: list[Contender], runs: list[RunRecord], teacher_test: float,
+                       own: dict) -> list[StrategySummary]:
+    """One summary per contender, best test mean first (strategies whose runs all failed last); the
+    gap closed is measured from the strategy that trains the student alone (``own``: the task's
+    student kwargs; see :func:`trains_alone`)."""
     by_name: dict[str, list[RunRecord]] = {}
     for r in runs:
         by_name.setdefault(r.strategy, []).append(r)
-    student = next((c for c in contenders if CE_ONLY in c.baselines), None)
+    student = student_alone(contenders, own)
     student_ok = [r.test_acc for r in by_name.get(student.name, []) if r.ok] if student else []
     student_mean = mean_sd_se(student_ok)[0] if student_ok else None
     summaries = [_summary(c, by_name.get(c.name, []), None if c is student else student_mean, teacher_test)

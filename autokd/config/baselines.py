@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 import re
+import unicodedata
 from typing import Union
 
 from autokd.config.baseline_schemes import DoesNotFit, fit_scheme
@@ -79,6 +80,8 @@ def _looks_like_a_file(text: str) -> bool:
 
 # the labels compare and calibrate give their own strategies ("trial 17", "sampled 3")
 _RESERVED = re.compile(r"(trial|sampled) [0-9]+")
+# what compare and calibrate put between names: "trial 4 = kd" (one strategy, two names), "kd @ channels=8"
+_JOINTS = (" = ", " @ ")
 
 
 def _check_name(name, path: Path) -> None:
@@ -87,9 +90,22 @@ def _check_name(name, path: Path) -> None:
     if not isinstance(name, str):  # YAML reads on, no, true, 1 as other types
         raise ConfigError(f"{path}: baseline name {short_repr(name)} was read as {type(name).__name__}, not text (YAML "
                           f"reads on, off, yes, no, true, false and numbers so); quote the name as you wrote it")
-    if _RESERVED.fullmatch(name.strip()):
+    if not name.strip():
+        raise ConfigError(f"{path}: a baseline name is empty ({name!r}); name it with some text")
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise ConfigError(f"{path}: baseline name {name!r} holds a control character (a line break, a tab); name it "
+                          f"with printable text on one line")
+    if name != name.strip():
+        raise ConfigError(f"{path}: baseline name {name!r} starts or ends with spaces (it would read like "
+                          f"{name.strip()!r}); remove them")
+    if _RESERVED.fullmatch(name):
         raise ConfigError(f"{path}: baseline name {name!r} is how compare and calibrate label their own strategies "
                           f"(trial N, sampled N); name it otherwise")
+    for joint in _JOINTS:
+        if joint in name:
+            raise ConfigError(f"{path}: baseline name {name!r} holds {joint!r}, which compare and calibrate put "
+                              f"between names (a strategy found and a baseline that are one: 'trial 4 = kd'; a "
+                              f"baseline at a searched student: 'kd @ channels=8'); name it without {joint!r}")
 
 
 def adapt(name: str, entry: dict, pairs: list[tuple[str, str]], recipe: Recipe, where: str, task=None) -> Baseline:
@@ -108,6 +124,11 @@ def adapt(name: str, entry: dict, pairs: list[tuple[str, str]], recipe: Recipe, 
         if not isinstance(pair, dict) or "at" not in pair:
             raise ConfigError(f"{where}.pairs[{i}] must be a mapping with 'at' ({', '.join(POSITIONS)}), 'loss' and 'weight'")
         pair = dict(pair)
+        chosen = sorted({"teacher", "student"} & set(pair))
+        if chosen:
+            raise ConfigError(f"{where}.pairs[{i}]: {' and '.join(chosen)} next to 'at' (which chooses the layers: "
+                              f"{', '.join(POSITIONS)}) would override it; give 'at', 'loss', 'weight' (and "
+                              f"'params') only")
         for teacher, student in select(pair.pop("at"), pairs, f"{where}.pairs[{i}].at"):
             concrete.append({"teacher": teacher, "student": student, **pair})
     entry["pairs"] = concrete
