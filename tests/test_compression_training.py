@@ -139,6 +139,17 @@ def test_save_errors(tmp_path):
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an autokd student file"):
         autokd.load_student(tmp_path / "other.pt")
+    # the right format tag on a damaged payload: named, not a KeyError or a raw load_state_dict error
+    whole = {"format": "autokd-student/1", "model": "cnn1d", "kwargs": {"channels": 4}, "num_classes": 10,
+             "input_shape": [1, 40], "compression": {}, "meta": {}, "state_dict": {"fc.weight": torch.zeros(3, 3)}}
+    for change, needle in ((dict(compression=None), "its 'compression' is missing, expected a mapping"),
+                           (dict(num_classes=True), "its 'num_classes' is bool, expected a whole number"),
+                           (dict(state_dict={}), "its state_dict holds no weights"),
+                           ({}, "the saved weights do not fit the model 'cnn1d'")):
+        payload = {k: v for k, v in {**whole, **change}.items() if v is not None}
+        torch.save(payload, tmp_path / "damaged.pt")
+        with pytest.raises(ValueError, match=needle.replace("(", r"\(")):
+            autokd.load_student(tmp_path / "damaged.pt")
 
 
 def test_saving_a_born_again_ensemble_is_refused_before_training(tmp_path):

@@ -51,7 +51,19 @@ def read_saved(path: Union[str, Path]) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SavedStudentError(f"{path} is not an autokd student file (format {FORMAT!r}); write one with "
                                 f"autokd train --config FILE --save {Path(path).name}")
+    for key, kind in _FIELDS.items():
+        if not isinstance(payload.get(key), kind) or isinstance(payload.get(key), bool):
+            raise SavedStudentError(f"{path} is a damaged autokd student file: its {key!r} is "
+                                    f"{type(payload.get(key)).__name__ if key in payload else 'missing'}, "
+                                    f"expected {_WHAT[kind]}")
+    if not payload["state_dict"] or not all(isinstance(t, torch.Tensor) for t in payload["state_dict"].values()):
+        raise SavedStudentError(f"{path} is a damaged autokd student file: its state_dict holds no weights")
     return payload
+
+
+_FIELDS = {"model": str, "kwargs": dict, "num_classes": int, "input_shape": list, "compression": dict,
+           "state_dict": dict}
+_WHAT = {str: "a text", dict: "a mapping", int: "a whole number", list: "a list"}
 
 
 def rebuild(payload: dict, deployed: bool = True) -> nn.Module:
@@ -69,7 +81,11 @@ def rebuild(payload: dict, deployed: bool = True) -> nn.Module:
     resize_like(model, plain_names(model, state))  # pruned shapes first: quantization then wraps the resized layers
     if compression.quantize is not None:  # the same layer plan as in training (the classifier found by a forward)
         prepare(model, compression.quantize.bits, torch.zeros(2, *payload["input_shape"]))
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise SavedStudentError(f"the saved weights do not fit the model {payload['model']!r} rebuilt from the "
+                                f"file: {' '.join(str(exc).split())[:300]}") from None
     model.eval()
     return deploy(model, compression).eval() if deployed else model
 
