@@ -87,9 +87,9 @@ _JOINTS = (" = ", " @ ")
 def _check_name(name, path: Path) -> None:
     if name is None:
         raise ConfigError(f"{path}: a baseline name is empty (null); name it")
-    if not isinstance(name, str):  # YAML reads on, no, true, 1 as other types
+    if not isinstance(name, str):  # YAML reads true, 1 as other types
         raise ConfigError(f"{path}: baseline name {short_repr(name)} was read as {type(name).__name__}, not text (YAML "
-                          f"reads on, off, yes, no, true, false and numbers so); quote the name as you wrote it")
+                          f"reads true, false, null and numbers so); quote the name as you wrote it")
     if not name.strip():
         raise ConfigError(f"{path}: a baseline name is empty ({name!r}); name it with some text")
     if any(unicodedata.category(ch).startswith("C") for ch in name):
