@@ -145,3 +145,16 @@ class Circular(nn.Module):
 
     def forward(self, x):
         return self.fc(F.relu(self.conv(F.relu(self.stem(x)))).mean(-1))
+
+
+class SameFirst(nn.Module):
+    """``padding="same"`` on the first layer: no int8 kernel takes it, but at 4 bits nothing is converted."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem = nn.Conv1d(1, 8, 5, padding="same")
+        self.conv = nn.Conv1d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.conv(F.relu(self.stem(x)))).mean(-1))

@@ -132,3 +132,18 @@ def test_the_verdict_without_a_recommendation_says_when_the_better_half_was_not_
     assert "too few strategies to judge the better half alone" in small and "and over the better half" not in small
     judged = recommend([row(2, 5), row(3, 5)], 0.7, current=3).text
     assert "(over all strategies and over the better half)" in judged
+
+
+def test_its_own_calibration_json_is_recognised_however_long(tmp_path):
+    """The keys were looked for in the first 4 KiB only: a calibration of 4 or more strategies (the default
+    is 16) writes 'recommendation' after its lists, so every re-run into its own folder was refused."""
+    from autokd.compare.outfolder import CALIBRATE_FILES, check_out_folder
+
+    data = {"full_epochs": 60, "strategies": [{"name": f"sampled {i}", "text": "x" * 200} for i in range(40)],
+            "recommendation": {"epochs": 20}}
+    (tmp_path / "calibration.json").write_text(json.dumps(data, indent=2))
+    assert (tmp_path / "calibration.json").stat().st_size > 8192
+    check_out_folder(tmp_path, CALIBRATE_FILES, "the calibration")
+    (tmp_path / "calibration.json").write_text(json.dumps({"full_epochs": 60}))  # not ours: refused
+    with pytest.raises(AutokdError, match="its calibration.json is not the figures of autokd calibrate"):
+        check_out_folder(tmp_path, CALIBRATE_FILES, "the calibration")

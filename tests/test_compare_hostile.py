@@ -59,6 +59,20 @@ def test_baseline_names_compare_could_not_tell_apart_are_refused(tmp_path, name,
     assert needle in str(info.value) and str(info.value).count("\n") == 0, str(info.value)
 
 
+def test_names_in_any_script_are_kept():
+    """Format characters are text: an emoji joined by U+200D, Persian with U+200C, a right-to-left mark."""
+    import tempfile
+    from pathlib import Path
+
+    names = ["\U0001f9d1\u200d\U0001f52c kd", "\u062a\u0642\u0637\u06cc\u0631\u200c\u0634\u062f\u0647",
+             "kd\u200f", "kd \u2013 mild"]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "names.yaml"
+        path.write_text("baselines:\n" + "".join(f'  "{n}": {{alpha: 0.{i + 1}}}\n' for i, n in enumerate(names)),
+                        encoding="utf-8")
+        assert [b.name for b in load_baselines(path, PAIRS, Recipe())] == names
+
+
 @pytest.mark.parametrize("extra", ["student: stages.0", "teacher: stages.0", "teacher: stages.0, student: stages.0"])
 def test_a_pair_naming_layers_next_to_at_is_refused(tmp_path, extra):
     """{at: last, student: stages.0} trained student stages.0: the pair's keys overrode what `at` chose."""

@@ -85,3 +85,17 @@ def test_the_usual_layout_keeps_its_plan():
     plan = layer_bits(student, 4, X)
     paths = list(plan)
     assert plan[paths[0]] == 8 and plan[paths[-1]] is None and set(plan[p] for p in paths[1:-1]) == {4}
+
+
+def test_a_first_layer_int8_kernels_cannot_take_still_ships_at_four_bits():
+    """At 4 bits the deployed student is the frozen fake-quantized one (nothing is converted): the check
+    converted the first layer (kept at 8 bits) on its own and refused a student that trains and ships."""
+    from compression_models import SameFirst
+
+    from autokd.compression.quantize import check_deploys, deploy
+
+    prepared = prepare(SameFirst(), 4, X)
+    check_deploys(prepared, X)
+    assert torch.isfinite(deploy(prepared)(X)).all()
+    with pytest.raises(ValueError, match=r"^layer stem \(Conv1d.*padding=same.*cannot be deployed at 8 bits"):
+        check_deploys(prepare(SameFirst(), 8, X), X)

@@ -34,6 +34,21 @@ def _holds(*parts: bytes) -> Callable[[Path], bool]:
     return lambda path: all(part in _head(path) for part in parts)
 
 
+def _json_with(*keys: str) -> Callable[[Path], bool]:
+    """A JSON object holding ``keys`` (read whole: a calibration's lists put its later keys far in)."""
+    def is_ours(path: Path) -> bool:
+        import json
+
+        if path.stat().st_size > 200 * 1024 * 1024:
+            return False
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return isinstance(data, dict) and all(key in data for key in keys)
+    return is_ours
+
+
 def _png(path: Path) -> bool:
     head = _head(path)
     return head.startswith(b"\x89PNG\r\n\x1a\n") and b"Matplotlib" in head
@@ -67,7 +82,7 @@ CALIBRATE_FILES = [
     OwnFile("runs.jsonl", _starts(RUN_LINE), "a run store of autokd calibrate"),
     OwnFile("calibration.md", _starts("# Proxy calibration: "), "a report of autokd calibrate"),
     OwnFile("calibration.html", _holds(b"<title>Proxy calibration: "), "a report of autokd calibrate"),
-    OwnFile("calibration.json", _holds(b'"full_epochs": ', b'"recommendation"'), "the figures of autokd calibrate"),
+    OwnFile("calibration.json", _json_with("full_epochs", "recommendation"), "the figures of autokd calibrate"),
     *_plots(("calibration.png",), "a plot of autokd calibrate"),
 ]
 

@@ -92,7 +92,7 @@ def _check_name(name, path: Path) -> None:
                           f"reads true, false, null and numbers so); quote the name as you wrote it")
     if not name.strip():
         raise ConfigError(f"{path}: a baseline name is empty ({name!r}); name it with some text")
-    if any(unicodedata.category(ch).startswith("C") for ch in name):
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in name):  # not Cf: emoji joiners, RTL marks
         raise ConfigError(f"{path}: baseline name {name!r} holds a control character (a line break, a tab); name it "
                           f"with printable text on one line")
     if name != name.strip():
