@@ -3,6 +3,8 @@ trained student saved and rebuilt (on tiny models and the tiny task)."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -128,7 +130,20 @@ def test_a_pruned_model_is_rebuilt_from_its_state_dict():
     fresh.load_state_dict(pruned.state_dict())
     assert torch.equal(fresh.eval()(x), pruned(x))
     with pytest.raises(PruningError, match="cannot rebuild"):
-        resize_like(nn.Sequential(nn.PReLU(4)), {"0.weight": torch.ones(2)})  # (a PReLU: not a layer pruning shrinks)
+        resize_like(nn.Sequential(nn.Embedding(4, 3)), {"0.weight": torch.ones(2, 3)})  # not a layer pruning shrinks
+
+
+def test_a_per_channel_prelu_is_pruned_with_its_channels():
+    """torch-pruning shrinks a PReLU(C) with its conv; the rebuild check refused it (its size was not resized)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(1, 16, 5, padding=2), nn.PReLU(16), nn.Conv1d(16, 8, 3, padding=1),
+                          nn.GroupNorm(2, 8), nn.Flatten(), nn.Linear(8 * 40, 10))
+    x = torch.randn(4, 1, 40)
+    pruned = prune_channels(model, 0.3, x).eval()
+    assert pruned[1].num_parameters == pruned[0].out_channels < 16
+    fresh = resize_like(copy.deepcopy(model), pruned.state_dict())
+    fresh.load_state_dict(pruned.state_dict())
+    assert torch.equal(fresh.eval()(x), pruned(x))
 
 
 def test_a_model_that_refuses_a_batch_of_one_is_measured_at_two():

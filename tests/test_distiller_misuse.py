@@ -102,6 +102,8 @@ def test_the_teacher_as_the_student_or_sharing_its_weights_is_refused():
     with pytest.raises(AutokdError, match=r"share 2 parameter tensor\(s\).*copy.deepcopy"):
         Distiller(model, other, Strategy(alpha=0.5), SHAPE)
     assert all(p.requires_grad for p in model.parameters())  # refused before the teacher was frozen
+    model.fc.requires_grad_(False)  # frozen by the user: shared on purpose (a student reusing a frozen head)
+    Distiller(model, other, Strategy(alpha=0.5), SHAPE)
 
 
 def test_building_keeps_the_modules_the_user_put_in_eval_mode():
@@ -110,3 +112,19 @@ def test_building_keeps_the_modules_the_user_put_in_eval_mode():
     Distiller(Net(8, 0), student, Strategy(alpha=0.5, pairs=[PairLoss(teacher="bn", student="bn", loss="at")]),
               SHAPE)
     assert student.training and not student.bn.training
+
+
+def test_a_dkd_loss_measured_in_eval_mode_needs_no_epoch():
+    """A validation loss is past any warm-up; only training needs the epoch (refused there by name)."""
+    from autokd.config import Recipe
+    from autokd.losses import dkd
+
+    teacher, student = Net(8, 0), Net(4, 1)
+    distiller = Distiller(teacher, student, Strategy(alpha=0.8, temperature=2.0, logit_loss="dkd",
+                                                     recipe=Recipe(epochs=24)), SHAPE).eval()
+    x, y = batch()
+    with torch.no_grad():
+        out = distiller(x, y)
+        torch.testing.assert_close(out.parts["dkd"], 0.8 * dkd(student(x), teacher(x), y, temperature=2.0))
+    with pytest.raises(AutokdError, match="needs each batch's epoch"):
+        distiller.train()(x, y)

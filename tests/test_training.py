@@ -355,6 +355,8 @@ def test_prepare_task_checks_a_torch_device_as_it_checks_a_name(tmp_path):
     with pytest.raises(AutokdError, match="no CUDA GPU" if count == 0 else f"this machine has {count} CUDA GPU"):
         prepare_task(task_from_dict(copy.deepcopy(TINY_TASK)), torch.device(f"cuda:{count}"), cache_root=tmp_path)
     assert not any(tmp_path.iterdir())  # refused before any data was generated
+    assert prepare_task(task_from_dict(copy.deepcopy(TINY_TASK)), torch.device("cpu", 0),
+                        cache_root=tmp_path).device == torch.device("cpu", 0)  # any other device as given
 
 
 def test_get_teacher_refuses_a_teacher_without_logits_before_training(tmp_path, monkeypatch, teacher_data):

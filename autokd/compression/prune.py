@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-RESIZABLE = (*CONVS, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
+RESIZABLE = (*CONVS, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
 
 
 class PruningError(ValueError):
@@ -154,5 +154,7 @@ def _fix_sizes(module: nn.Module, depthwise: bool) -> None:
         module.normalized_shape = tuple(module.weight.shape)
     elif isinstance(module, nn.GroupNorm):
         module.num_channels = module.weight.shape[0]
+    elif isinstance(module, nn.PReLU):
+        module.num_parameters = module.weight.shape[0]
     else:
         module.num_features = module.weight.shape[0] if module.weight is not None else module.running_mean.shape[0]

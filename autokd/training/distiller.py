@@ -183,6 +183,8 @@ class Distiller(nn.Module):
         s = self.strategy
         if s.logit_standardization:
             s_logits, t_logits = standardize(s_logits), standardize(t_logits)
+        if epoch is None and not self.training:
+            epoch = float("inf")  # a loss measured in eval mode (validation): past any warm-up
         return LOGIT_LOSSES[s.logit_loss].apply(s_logits, t_logits, y, s.temperature, epoch, self._logit_params)
 
     def _project(self, i: int, feat: torch.Tensor) -> torch.Tensor:
@@ -226,7 +228,8 @@ def _check_apart(teacher: Optional[nn.Module], student: nn.Module) -> None:
     """The teacher is frozen: one that is the student, or shares parameters with it, would freeze them too."""
     if teacher is None:
         return
-    shared = {id(p) for p in teacher.parameters()} & {id(p) for p in student.parameters()}
+    # a parameter the user froze already may be shared on purpose (a student reusing a frozen stem)
+    shared = {id(p) for p in teacher.parameters() if p.requires_grad} & {id(p) for p in student.parameters()}
     if teacher is student or shared:
         raise AutokdError("the teacher and the student share " + ("everything: they are the same module"
                           if teacher is student else f"{len(shared)} parameter tensor(s)") +

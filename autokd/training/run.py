@@ -71,7 +71,10 @@ def prepare_task(
 ) -> PreparedTask:
     """Load the data and load, fetch from cache or train the teacher; with ``strategy``, check first that its
     pairs and relations fit the models (:func:`check_architecture`)."""
-    device = resolve_device(device if isinstance(device, str) else str(device))  # a torch.device is checked too
+    if isinstance(device, str):
+        device = resolve_device(device)
+    elif device.type == "cuda":  # a torch.device asking for a GPU is checked as its name is
+        device = resolve_device(f"cuda:{device.index}" if device.index is not None else "cuda")
     cache_root = cache_root or cache_dir()
     say = progress or (lambda _msg: None)
     data = load_task_data(task.data, cache_root, progress=progress)  # None: cache warnings go to warnings.warn
