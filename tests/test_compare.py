@@ -368,3 +368,19 @@ def test_compare_seeds_stay_within_the_largest_seed():
     assert _seeds(7, 3) == [7, 8, 9] and _seeds(2**32 - 1, 1) == [2**32 - 1]
     with pytest.raises(AutokdError, match=r"--seeds 2 from the recipe's seed 4294967295 .* at most 1 seeds"):
         _seeds(2**32 - 1, 2)
+
+
+def test_baselines_at_searched_prune_amounts_that_read_alike_keep_names_of_their_own():
+    """Amounts 0.42 and 0.424 both read 'prune student 42%': compare refused the study (two strategies under
+    one name); before that check their runs were pooled."""
+    from autokd.compare.plan import Contender, by_unique_name, shipped_baselines
+    from autokd.config.compression import Compression, Prune
+    from autokd.config.strategy import Strategy
+
+    kd = load_baselines(None, PAIRS, Recipe())[:1]
+    found = [Contender("found", Strategy(compression=Compression(prune=Prune(amount=a, of="student"))), "", f"k{a}",
+                       trial_number=i) for i, a in enumerate((0.42, 0.424, 0.42413, 0.424134))]
+    names = [b.name for b in shipped_baselines(found, kd, {"channels": 4})]
+    assert names == [f"{kd[0].name} @ prune student {p}" for p in ("42%", "42.4%", "42.41%", "42.41% #2")]
+    by_unique_name([Contender("baseline", b.strategy, "", b.name, baselines=[b.name])
+                    for b in shipped_baselines(found, kd, {"channels": 4})])

@@ -74,9 +74,12 @@ def shipped_baselines(found: list[Contender], baselines: list[Baseline], own: di
         if {**own, **s.student} != own or not s.compression.empty:  # (the task's own size, written out: not)
             shipped.setdefault(json.dumps([s.student, asdict(s.compression)], sort_keys=True, default=str),
                                (s.student, s.compression))
+    labels: dict[str, int] = {}
     for student, compression in shipped.values():
         what = ", ".join([" ".join(f"{k}={v}" for k, v in student.items())] * bool(student)
                          + [compression.describe()] * (not compression.empty))
+        labels[what] = labels.get(what, 0) + 1
+        what += f" #{labels[what]}" if labels[what] > 1 else ""  # two shipped students that read alike
         for b in baselines:
             if b.strategy.student or not b.strategy.compression.empty:
                 continue  # a baseline that sets its own student stays as it is

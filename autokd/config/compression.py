@@ -70,7 +70,7 @@ class Prune:
         return self
 
     def describe(self) -> str:
-        return f"prune {self.of} {self.amount:.0%}"
+        return f"prune {self.of} {self.amount * 100:.4g}%"  # 42%, 42.4%: searched amounts stay apart
 
 
 @dataclass
