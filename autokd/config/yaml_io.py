@@ -212,9 +212,20 @@ def _load(text: str, source: str) -> Any:
         loader.dispose()
 
 
+class _Dumper(yaml.SafeDumper):
+    """The safe dumper quoting a text that YAML 1.1 or 1.2 would read as something else ('0o17', '1e3'
+    are numbers to autokd's reader, 'yes' a boolean to a YAML 1.1 one)."""
+
+
+_Dumper.yaml_implicit_resolvers = {
+    first: [*yaml.SafeDumper.yaml_implicit_resolvers.get(first, []), *_Loader.yaml_implicit_resolvers.get(first, [])]
+    for first in {*yaml.SafeDumper.yaml_implicit_resolvers, *_Loader.yaml_implicit_resolvers}
+}
+
+
 def dump_yaml(data: Any) -> str:
-    """Plain block-style YAML, keys in the order given."""
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    """Plain block-style YAML, keys in the order given, read back as written."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
 def load_yaml_value(text: str, source: str = "<text>") -> Any:
