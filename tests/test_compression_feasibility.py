@@ -61,11 +61,14 @@ def test_the_size_bound_is_the_deployed_size_a_trial_measures(tmp_path):
     smallest = deployed_bytes(prepare(build_model("cnn1d", {"channels": 4}, 10, (1, 40)), 4, torch.zeros(2, 1, 40)))
     kib = smallest / 1024
     with pytest.raises(AutokdError, match=rf"^no student this space can ship meets max_size_kb 0.5: the smallest, "
-                                          rf"the task's student, has at least {kib:.3g} KiB deployed; "):
+                                          rf"the task's student, has {kib:.4g} KiB deployed \({smallest:,} bytes\); "):
         _check(tmp_path, check_constraints_reachable, student, quantize=["none", 8, 4], constraints={"max_size_kb": 0.5})
     _check(tmp_path, check_constraints_reachable, student, quantize=["none", 4], constraints={"max_size_kb": kib})
     with pytest.raises(AutokdError, match=r"^no student this space can ship meets max_size_kb"):  # 8 bits at best
         _check(tmp_path, check_constraints_reachable, student, quantize=[8], constraints={"max_size_kb": kib})
+    just_below = round(kib - 0.0004, 3)  # said "has at least 0.527 KiB" of a limit of 0.527: a difference shown
+    with pytest.raises(AutokdError, match=rf"meets max_size_kb {just_below:g}: .* has {kib:.4g} KiB deployed"):
+        _check(tmp_path, check_constraints_reachable, student, quantize=[4], constraints={"max_size_kb": just_below})
 
 
 def test_search_refuses_such_a_space_before_the_study_exists(tmp_path):

@@ -145,7 +145,7 @@ def _keep_smaller(best: dict, field: str, value: Optional[float], kwargs: dict) 
 
 AMOUNTS: dict[str, Callable[[float], str]] = {
     "params": lambda v: f"{int(v):,} parameters",
-    "size_bytes": lambda v: f"at least {v / 1024:.3g} KiB deployed",
+    "size_bytes": lambda v: f"{v / 1024:.4g} KiB deployed ({int(v):,} bytes)",  # a limit just below shows a difference
     "macs": lambda v: f"{int(v):,} MACs",
 }
 
