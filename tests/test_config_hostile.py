@@ -326,8 +326,8 @@ def test_yaml_reads_numbers_and_booleans_as_yaml_1_2():
         strategy_from_dict(load_yaml_text("recipe: {seed: 1:00}"))
     with pytest.raises(ConfigError, match=r"strategy.logit_standardization .*'yes'"):
         strategy_from_dict(load_yaml_text("logit_standardization: yes"))
-    values = load_yaml_text("v: [true, False, 'on', off, no, 1_000, 1e-3, 0o17, +5, 1.5, .5, 1e3]")["v"]
-    assert values == [True, False, "on", "off", "no", 1000, 0.001, 15, 5, 1.5, 0.5, 1000.0]
+    values = load_yaml_text("v: [true, False, 'on', off, no, 1_000, 1e-3, 0o17, +5, 1.5, .5, 1e3, 2024-01-01]")["v"]
+    assert values == [True, False, "on", "off", "no", 1000, 0.001, 15, 5, 1.5, 0.5, 1000.0, "2024-01-01"]
     assert [type(v) for v in values[5:9]] == [int, float, int, int]
 
 
@@ -337,6 +337,6 @@ def test_text_autokd_writes_reads_back_as_written():
     from autokd.config.yaml_io import dump_yaml
 
     data = {"kwargs": {"a": ["0o17", "+.5", "-.5", "1e3", "yes", "010", "1:00", "on", "plain", "1_000", "0x1f",
-                             "true", "", "12abc"], "b": [10, 1e-5, 0.5, True, None]}}
+                             "true", "", "12abc", "2024-01-01"], "b": [10, 1e-5, 0.5, True, None]}}
     text = dump_yaml(data)
     assert load_yaml_text(text) == data and "- 10\n" in text and "- 0.5\n" in text and "- plain\n" in text

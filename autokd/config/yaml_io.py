@@ -31,8 +31,8 @@ MAX_CHARS = 2 * MAX_FILE_BYTES  # characters of all scalars after alias expansio
 class _Loader(yaml.SafeLoader):
     """The safe loader with YAML 1.2's plain scalars: ``1e-3`` is a float, not the string '1e-3';
     ``010`` is ten (YAML 1.1: eight), ``1:00`` a string (YAML 1.1: sixty), ``yes``/``no``/``on``/
-    ``off`` strings (YAML 1.1: booleans; only true/false are); a key written twice in one mapping
-    is an error."""
+    ``off`` strings (YAML 1.1: booleans; only true/false are), ``2024-01-01`` a string (YAML 1.1: a
+    date); ``_`` may still separate digits; a key written twice in one mapping is an error."""
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -47,9 +47,9 @@ class _Loader(yaml.SafeLoader):
         return sign * int(digits[2:] if base != 10 else digits, base)
 
 
-_INT, _BOOL, _FLOAT = ("tag:yaml.org,2002:" + kind for kind in ("int", "bool", "float"))
-_Loader.yaml_implicit_resolvers = {  # YAML 1.1's int, bool and float rules out; 1.2's below
-    first: [(tag, rule) for tag, rule in rules if tag not in (_INT, _BOOL, _FLOAT)]
+_INT, _BOOL, _FLOAT, _DATE = ("tag:yaml.org,2002:" + kind for kind in ("int", "bool", "float", "timestamp"))
+_Loader.yaml_implicit_resolvers = {  # YAML 1.1's int, bool, float and date rules out; 1.2's below
+    first: [(tag, rule) for tag, rule in rules if tag not in (_INT, _BOOL, _FLOAT, _DATE)]
     for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
