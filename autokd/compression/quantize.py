@@ -4,7 +4,7 @@ Built on ``torch.ao.quantization``'s eager-mode tools (fake-quantize modules, ``
 ``convert``). Eager QAT is marked deprecated in torch 2.14, and the export-based (pt2e) flow it
 points to now lives in the separate torchao package; eager mode is chosen because it ships with
 torch, converts to real int8 CPU kernels, and leaves the model's module paths (which layer pairs
-and feature taps name) as they were. See the README's compression section.
+and feature taps name) as they were. See docs/compression.md.
 
 Every ``Conv1d``/``Conv2d``/``Conv3d``/``Linear`` layer of the student but its classifier (see
 :func:`layer_bits`) is replaced, at the same module path, by a :class:`FakeQuantLayer`: the input is
