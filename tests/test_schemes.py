@@ -55,8 +55,11 @@ def test_the_default_scheme_is_single_and_left_out_of_the_dict():
     ({"kind": "teacher_assistant"}, "strategy.scheme.kind"),
     ({"kind": 3}, "strategy.scheme.kind"),
     ("born_again", "strategy.scheme must be a mapping"),
-    ({"kind": "born_again", "generations": 0}, "generations must be a whole number from 1 to 5"),
-    ({"kind": "born_again", "generations": 6}, "from 1 to 5"),
+    ({"kind": "born_again", "generations": 0}, "generations must be a whole number from 2 to 5"),
+    ({"kind": "born_again", "generations": 6}, "from 2 to 5"),
+    # one generation trained exactly what single does, yet a search counted it as another strategy
+    ({"kind": "born_again", "generations": 1}, "generations 1 trains one student from the teacher, which is the "
+                                                "single scheme: use kind single"),
     ({"kind": "born_again", "generations": True}, "generations"),
     ({"kind": "born_again", "peers": 2}, "unknown key strategy.scheme.peers"),
     ({"kind": "single", "generations": 2}, "unknown key strategy.scheme.generations"),
@@ -316,3 +319,11 @@ def test_every_shipped_scheme_example_trains_through_the_cli(tmp_path):
     assert steps["born_again"] == 2 * steps["single"] and steps["mutual"] == 2 * steps["single"]
     assert steps["online"] == 3 * steps["single"] and steps["assistant"] == 2 * steps["single"]
     assert steps["ensemble"] == steps["single"]  # more teachers, one student trained
+
+
+def test_a_cohort_says_its_peers_size():
+    """A searched peer_kwargs never showed in the leaderboard (two trials read alike)."""
+    from autokd.config.schemes import CohortScheme
+
+    assert CohortScheme(peers=2, peer_model="cnn1d", peer_kwargs={"channels": 6}).describe() == (
+        "mutual 2 peer(s) cnn1d(channels=6) (KL to peers T=1 x1)")

@@ -64,7 +64,10 @@ class BornAgainScheme:
     ensemble: bool = False  # the result: the mean of all generations' logits instead of the last
 
     def validate(self, where: str) -> "BornAgainScheme":
-        _check_count(self.generations, 1, MAX_GENERATIONS, f"{where}.generations")
+        if self.generations == 1 and not isinstance(self.generations, bool):
+            raise ConfigError(f"{where}.generations 1 trains one student from the teacher, which is the single "
+                              f"scheme: use kind single (or 2 to {MAX_GENERATIONS} generations)")
+        _check_count(self.generations, 2, MAX_GENERATIONS, f"{where}.generations")
         return self
 
     def describe(self) -> str:
@@ -101,6 +104,8 @@ class CohortScheme:
     def describe(self) -> str:
         target = "peers" if self.kind == "mutual" else "ensemble"
         model = f" {self.peer_model}" if self.peer_model else ""
+        if self.peer_kwargs:  # (set only with peer_model)
+            model += f"({', '.join(f'{k}={v}' for k, v in self.peer_kwargs.items())})"
         return f"{self.kind} {self.peers} peer(s){model} (KL to {target} T={self.temperature:.3g} x{self.weight:.3g})"
 
 

@@ -92,6 +92,7 @@ def _parse_knob(kind: str, knob: str, setting: Any, base: dict, where: str, sear
             others = {k: v for k, v in values.items() if k != knob and k in searched}
             if not others:
                 raise
+            scheme_from_dict({"kind": kind, knob: value}, where)  # the value alone is bad: its own message
             raise _with_choices(kind, {knob: value, **others}, where, exc) from None
 
     if hint is float and isinstance(setting, dict):
