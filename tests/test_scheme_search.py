@@ -240,6 +240,8 @@ def test_an_ensemble_search_needs_the_task_s_teachers_and_runs_with_them(tmp_pat
     wrong = write_space(tmp_path / "w.yaml", task=task, space={**space, "scheme_knobs": {"ensemble": {"weights": [1, 2, 3]}}})
     out = run_cli("search", "--space", wrong, "--budget", "2", "--workers", "0", "--storage", tmp_path / "e.db")
     assert out.returncode == 2 and "lists 3 numbers for 2 teachers" in out.stderr and not (tmp_path / "e.db").exists()
+    assert out.stderr.startswith("error: space.scheme_knobs.ensemble: weights lists")  # (was: "schemes lists ensemble,
+    # but feature_teacher is 5, but the task has ..." with no key path)
     good = write_space(tmp_path / "g.yaml", task=task, space=space)
     out = run_cli("search", "--space", good, "--budget", "3", "--workers", "0", "--storage", tmp_path / "e.db",
                   "--name", "e", "--sampler", "random")

@@ -37,7 +37,7 @@ def test_the_assistant_is_trained_once_then_shared_from_the_cache(tiny_prepared,
     said.clear()
     hint = [{"teacher": "stages.1", "student": "stages.1", "loss": "at", "weight": 10.0}]
     other = train_strategy(prepared, _assistant(pairs=hint), progress=said.append)  # same logit term: same assistant
-    assert said == ["teacher assistant cnn1d: from the cache"] and other.steps == single.steps
+    assert said == ["teacher assistant cnn1d: from the cache"] and other.steps == first.steps  # still counted
     again = train_strategy(prepared, _assistant(), progress=said.append)
     assert (again.val_acc, again.test_acc) == (first.val_acc, first.test_acc)
 
@@ -203,7 +203,8 @@ def test_the_ensemble_computes_each_teacher_s_outputs_once_and_only_what_it_uses
 
 @pytest.mark.parametrize("strategy, needle", [
     (lambda: _ensemble(weights=[1.0, 1.0, 1.0]), "lists 3 numbers for 2 teachers"),
-    (lambda: _ensemble(feature_teacher=2), "feature_teacher is 2, but the task has 2 teachers"),
+    (lambda: _ensemble(feature_teacher=2), r"feature_teacher 2 names no teacher: the task has 2 \(0: task.teacher, "
+                                            r"1 to 1: task.teachers\)"),
 ])
 def test_ensemble_knobs_must_fit_the_task_s_teachers(teachers_prepared, strategy, needle):
     with pytest.raises(AutokdError, match=needle):

@@ -171,7 +171,8 @@ class EnsembleScheme:
             return (f"weights lists {len(self.weights)} numbers for {count} teachers (task.teacher and "
                     f"{count - 1} in task.teachers); give one per teacher")
         if self.feature_teacher >= count:
-            return f"feature_teacher is {self.feature_teacher}, but the task has {count} teachers (0 to {count - 1})"
+            return (f"feature_teacher {self.feature_teacher} names no teacher: the task has {count} (0: task.teacher, "
+                    f"1 to {count - 1}: task.teachers)")
         return None
 
     def describe(self) -> str:

@@ -241,7 +241,7 @@ def _check_ensemble(spec, task) -> None:
             scheme = EnsembleScheme(weights=list(w) if isinstance(w, tuple) else w, feature_teacher=f)
             problem = scheme.misfit(1 + len(task.teachers))
             if problem:
-                raise AutokdError(f"schemes lists ensemble, but {problem} (scheme_knobs.ensemble)")
+                raise AutokdError(f"space.scheme_knobs.ensemble: {problem}")
 
 
 def _check_losses_take_pairs(spec, pairs, teacher, student, shape) -> None:
