@@ -99,6 +99,19 @@ def write_config(path: Union[str, Path], strategy: dict, task_ref: Union[str, Pa
     return path
 
 
+def arrays_file(path: Path, val_labels_seed: int) -> Path:
+    """A small ``arrays`` task file (train/val/test of 1x40 signals, 10 classes); another
+    ``val_labels_seed`` changes only its validation labels (data that changed under a study)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % 10
+    x = rng.normal(0, 1, (200, 1, 40)).astype(np.float32) + y[:, None, None]
+    y_val = np.random.default_rng(val_labels_seed).permutation(np.arange(40) % 10)
+    np.savez(path, x_train=x[:120], y_train=y[:120], x_val=x[120:160], y_val=y_val, x_test=x[160:], y_test=y[160:])
+    return path
+
+
 def run_cli(*args: str, cwd=None, env: Optional[dict] = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``autokd ARGS`` (this interpreter's installed package) and capture its text output.
 

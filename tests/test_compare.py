@@ -104,14 +104,22 @@ def test_user_baselines_file_and_its_errors(tmp_path):
     ("null", "a baseline name is empty (null)"),
     ("'trial 0'", "baseline name 'trial 0' is how compare and calibrate label their own strategies"),
     ("'sampled 12'", "'sampled 12' is how compare and calibrate label"),
+    ("'kd = hinton'", "holds ' = ', which compare and calibrate put between names"),
+    ("'kd @ channels=2'", "holds ' @ ', which compare and calibrate put between names"),
+    ("''", "a baseline name is empty ('')"),
+    ("'   '", "a baseline name is empty ('   ')"),
+    ('"a\\nb"', "holds a control character"),
+    ('"kd\\t"', "holds a control character"),
+    ("' kd'", "starts or ends with spaces"),
 ])
 def test_baseline_names_that_are_not_text_or_clash_with_autokd_labels_are_refused(tmp_path, name, needle):
-    """A baseline named like a found trial was merged with it in the report (its runs pooled)."""
+    """A baseline named like a found trial was merged with it in the report (its runs pooled); 'kd = hinton' was
+    the merged row of kd and hinton too; '' showed as ****."""
     path = tmp_path / "mine.yaml"
     path.write_text(f"baselines:\n  {name}: {{alpha: 0.5}}\n")
     with pytest.raises(AutokdError) as info:
         load_baselines(path, PAIRS, Recipe())
-    assert needle in str(info.value), str(info.value)
+    assert needle in str(info.value) and str(info.value).count("\n") == 0, str(info.value)
     path.write_text("baselines:\n  'trial zero': {alpha: 0.5}\n  'on': {alpha: 0.2}\n")
     assert [b.name for b in load_baselines(path, PAIRS, Recipe())] == ["trial zero", "on"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PLAIN_SPACE, TINY_TASK, run_cli, write_space
+from conftest import PLAIN_SPACE, TINY_TASK, arrays_file, run_cli, write_space
 
 SPACE = PLAIN_SPACE
 
@@ -106,27 +106,16 @@ def test_a_failing_resume_keeps_the_stored_budget(tmp_path):
     assert _digest(db) == before
 
 
-def _arrays(path: Path, val_labels_seed: int) -> Path:
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    y = np.arange(200) % 10
-    x = rng.normal(0, 1, (200, 1, 40)).astype(np.float32) + y[:, None, None]
-    y_val = np.random.default_rng(val_labels_seed).permutation(np.arange(40) % 10)
-    np.savez(path, x_train=x[:120], y_train=y[:120], x_val=x[120:160], y_val=y_val, x_test=x[160:], y_test=y[160:])
-    return path
-
-
 def test_a_study_refuses_data_that_changed_since(tmp_path):
     """The teacher is a checkpoint (the same weights whatever the data): only the data changes, its validation
     labels. The study went on, its old trials ranked on the old labels next to new ones."""
     task = copy.deepcopy(TINY_TASK)
-    task["data"] = {"name": "arrays", "path": str(_arrays(tmp_path / "d.npz", val_labels_seed=1))}
+    task["data"] = {"name": "arrays", "path": str(arrays_file(tmp_path / "d.npz", val_labels_seed=1))}
     space, db, before = _searched_with_a_checkpoint_teacher(tmp_path, task, budget=1)
-    _arrays(tmp_path / "d.npz", val_labels_seed=2)
+    arrays_file(tmp_path / "d.npz", val_labels_seed=2)
     for args in (["resume", "t"], ["search", "--space", space, "--name", "t", "--workers", "0"]):
         again = run_cli(*args, "--storage", db, "--budget", "2")
         assert again.returncode == 2 and "was searched on other data" in again.stderr, again.stderr
         assert "Traceback" not in again.stderr and _digest(db) == before
-    _arrays(tmp_path / "d.npz", val_labels_seed=1)  # the data restored: the study goes on
+    arrays_file(tmp_path / "d.npz", val_labels_seed=1)  # the data restored: the study goes on
     assert run_cli("resume", "t", "--storage", db, "--budget", "2").returncode == 0

@@ -218,18 +218,18 @@ def check_deploys(model: nn.Module, example: torch.Tensor) -> None:
     bits = bits_of(trial)
     for path, layer_input in inputs.items() if bits in REAL_BITS else ():  # else nothing is converted
         layer = trial.get_submodule(path)
-        try:
-            with torch.no_grad():
-                deploy(layer)(layer_input)
-        except Exception as exc:
-            raise ValueError(f"layer {path} ({_described(layer.layer)}) trains quantized but cannot be deployed "
-                             f"at {bits} bits: {_one_line(exc)}") from None
+        _runs_deployed(layer, layer_input, f"layer {path} ({_described(layer.layer)}) trains quantized but cannot "
+                                           f"be deployed at {bits} bits")
+    _runs_deployed(trial, x, f"the quantized student trains but cannot run as deployed at {bits} bits")
+
+
+def _runs_deployed(model: nn.Module, x: torch.Tensor, failure: str) -> None:
+    """``model`` deployed runs on ``x``, else a ValueError: ``failure``, then what went wrong."""
     try:
         with torch.no_grad():
-            deploy(trial)(x)
+            deploy(model)(x)
     except Exception as exc:
-        raise ValueError(f"the quantized student trains but cannot run as deployed at {bits} bits: "
-                         f"{_one_line(exc)}") from None
+        raise ValueError(f"{failure}: {_one_line(exc)}") from None
 
 
 def _described(layer: nn.Module) -> str:
