@@ -71,3 +71,16 @@ def test_a_scheme_stage_key_follows_the_student_s_and_assistant_s_source(package
     assert stage_key(prepared, strategy, strategy.recipe, "born_again/1") == before
     (package / "net.py").write_text(NET.format(act="Tanh"))
     assert stage_key(prepared, strategy, strategy.recipe, "born_again/1") != before
+
+
+def test_an_assistant_s_stage_key_follows_its_model_s_source(package):
+    """The assistant's model named only inside the stage's name: its changed code reused the old assistant."""
+    from autokd.training.schemes.assistant import assistant_key
+
+    prepared = SimpleNamespace(task=task_from_dict(copy.deepcopy(TINY_TASK)), teacher_info=SimpleNamespace(fingerprint="t"),
+                               data=SimpleNamespace(fingerprint="d"))
+    strategy = strategy_from_dict({"alpha": 0.5, "scheme": {"kind": "assistant", "model": "fppkg:Net"}},
+                                  base_recipe=prepared.task.recipes.full)
+    before = assistant_key(prepared, strategy, strategy.recipe)
+    (package / "net.py").write_text(NET.format(act="Tanh"))
+    assert assistant_key(prepared, strategy, strategy.recipe) != before

@@ -3,8 +3,10 @@
 A stage is keyed by everything that made it: the task, the teacher's fingerprint, the strategy
 (its scheme left out, so generation 1 of a 3-generation run is generation 1 of a 2-generation
 run), the recipe with its seed, and the stage's name. A repeated stage is loaded, not trained
-again. Files are written whole (a temporary file renamed into place), so concurrent trials that
-train the same stage at once leave one good file; an unreadable file is trained again.
+again, and its training steps (kept in the file beside the weights) count as if it were, so a
+run's cost does not depend on what was cached before. Files are written whole (a temporary file
+renamed into place), so concurrent trials that train the same stage at once leave one good file;
+an unreadable file, or one an older autokd wrote without the stage's steps, is trained again.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from autokd.config.schemes import SingleScheme
 from autokd.errors import AutokdError
 
 
-def stage_key(prepared, strategy, recipe, stage: str) -> str:
+def stage_key(prepared, strategy, recipe, stage: str, models: tuple = ()) -> str:
+    """The stage's key; ``models``: further ``package.module:callable`` models it builds (an assistant),
+    whose source is part of the key as the task's models' is."""
     payload = {"task": to_mapping(prepared.task), "teacher": prepared.teacher_info.fingerprint,
                "data": getattr(prepared.data, "fingerprint", ""),
                "strategy": to_mapping(replace(strategy, scheme=SingleScheme(), recipe=recipe)),
                "stage": stage, "format": 1}
-    sources = user_code_sources([payload["task"], to_mapping(strategy)])
+    sources = user_code_sources([payload["task"], to_mapping(strategy), list(models)])
     if sources:  # changed model code must not reuse weights trained with the old code
         payload["sources"] = sources
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
@@ -71,19 +75,25 @@ class StageCache:
     def __init__(self, root: Optional[Path]):
         self.folder = Path(root) / "stages" if root is not None else None
 
-    def load(self, key: str, model: nn.Module) -> bool:
-        """Fill ``model`` with the stage's weights; False when the stage is not cached (or unreadable)."""
+    def load(self, key: str, model: nn.Module) -> Optional[int]:
+        """Fill ``model`` with the stage's weights and return the steps that trained it; None when
+        the stage is not cached (or unreadable, or kept without its steps)."""
         path = self._path(key)
         if path is None or not path.is_file():
-            return False
+            return None
         try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except (OSError, RuntimeError, ValueError, EOFError):
-            return False
-        return True
+            kept = torch.load(path, map_location="cpu", weights_only=True)
+            steps = kept.get("steps") if isinstance(kept, dict) else None
+            if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+                return None  # not a stage file, or an older one without its cost: train it again
+            model.load_state_dict(kept["weights"])
+        except (OSError, RuntimeError, ValueError, EOFError, KeyError, TypeError, AttributeError):
+            return None
+        return steps
 
-    def save(self, key: str, model: nn.Module) -> None:
-        """Keep the stage; a cache that cannot be written only costs the stage again next time."""
+    def save(self, key: str, model: nn.Module, steps: int) -> None:
+        """Keep the stage and the ``steps`` it was trained for; a cache that cannot be written only
+        costs the stage again next time."""
         path = self._path(key)
         if path is None:
             return
@@ -91,7 +101,8 @@ class StageCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             os.close(fd)
-            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+            weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            torch.save({"weights": weights, "steps": int(steps)}, tmp)
             os.replace(tmp, path)
         except OSError:
             return

@@ -3,8 +3,9 @@ with ``teacher_weight`` the teacher's logits guiding the student too (DGKD, Son 
 
 The assistant (the scheme's ``model`` and ``kwargs``) distils from the task's teacher with the
 strategy's logit term only (its temperature, alpha, logit loss and standardization; no pairs or
-relations) and the run's recipe; it is cached like a born-again generation, keyed by that
-training, so every student of a search that uses the same assistant pays for it once. The
+relations; not the student's kwargs or compression, which it never uses) and the run's recipe; it
+is cached like a born-again generation, keyed by that training, so every student of a search that
+uses the same assistant trains it once (each run still counts its steps in its cost). The
 student then distils from the frozen assistant with the whole strategy: its pairs name the
 assistant's layers. :class:`Guided` adds ``teacher_weight`` x alpha x the logit loss against the
 task's teacher (run without gradients) to the student's loss.
@@ -19,6 +20,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from autokd.config.compression import Compression
 from autokd.config.schemes import SingleScheme
 from autokd.config.strategy import Strategy
 from autokd.models.checks import check_logits
@@ -31,8 +33,9 @@ from autokd.training.teacher_cache import TeacherCache, teacher_logits
 
 
 def assistant_strategy(strategy: Strategy) -> Strategy:
-    """What the assistant learns from the teacher: the strategy's logit term alone."""
-    return replace(strategy, pairs=[], relations=[], scheme=SingleScheme())
+    """What the assistant learns from the teacher: the strategy's logit term alone (the student's
+    kwargs and compression left out: they shape the student, not the assistant)."""
+    return replace(strategy, pairs=[], relations=[], scheme=SingleScheme(), student={}, compression=Compression())
 
 
 class Guided(WrappedDistiller):
@@ -65,21 +68,28 @@ def check(prepared, strategy: Strategy) -> None:
     build_distiller(prepared, strategy, 0, teacher=assistant)  # the pairs name the assistant's layers
 
 
+def assistant_key(prepared, strategy: Strategy, recipe) -> str:
+    """The stage-cache key of ``strategy``'s assistant (its model's source included, when it is user code)."""
+    scheme = strategy.scheme
+    spec = json.dumps({"model": scheme.model, "kwargs": scheme.kwargs}, sort_keys=True, default=str)
+    return stage_key(prepared, assistant_strategy(strategy), recipe, f"assistant/{spec}", models=(scheme.model,))
+
+
 def _assistant(job: SchemeJob) -> Trained:
     """The assistant, from the cache or trained from the teacher (then cached)."""
     prepared, scheme = job.prepared, job.strategy.scheme
     strategy = assistant_strategy(job.strategy)
-    spec = json.dumps({"model": scheme.model, "kwargs": scheme.kwargs}, sort_keys=True, default=str)
-    key = stage_key(prepared, strategy, job.recipe, f"assistant/{spec}")
+    key = assistant_key(prepared, job.strategy, job.recipe)
     stages = StageCache(prepared.cache_root)
     model = build_student(prepared, job.recipe.seed, scheme.model, scheme.kwargs)
-    if stages.load(key, model):
+    steps = stages.load(key, model)
+    if steps is not None:
         job.say(f"teacher assistant {scheme.model}: from the cache")
-        return Trained(model.to(prepared.device), float("nan"))
+        return Trained(model.to(prepared.device), float("nan"), steps=steps)
     job.say(f"teacher assistant {scheme.model}: distilling from the teacher")
     trained = distill(prepared, strategy, job.recipe, teacher_cache=job.teacher_cache, validate_at=(),
                       model=scheme.model, kwargs=scheme.kwargs)
-    stages.save(key, trained.model)
+    stages.save(key, trained.model, trained.steps)
     return trained
 
 

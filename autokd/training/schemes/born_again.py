@@ -5,8 +5,8 @@ Generation 1 distils from the task's teacher with the strategy; generation g fro
 g-1, frozen, with the same strategy, its layer pairs matching the same layer of the previous
 generation. Generation g trains with seed ``recipe.seed + GENERATION_SEED_STEP * (g - 1)`` (a
 fresh start each time). Every generation but the last is cached (:mod:`autokd.training.stage_cache`),
-so a run that repeats them does not pay for them twice. The result is the last generation, or
-with ``ensemble`` all generations' averaged logits.
+so a run that repeats them does not train them twice (its cost still counts their steps). The
+result is the last generation, or with ``ensemble`` all generations' averaged logits.
 """
 
 from __future__ import annotations
@@ -52,13 +52,14 @@ def train(job: SchemeJob) -> Trained:
         else:
             key = stage_key(prepared, job.strategy, job.recipe, f"born_again/{g}")
             model = build_student(prepared, recipe.seed, strategy=job.strategy)
-            if stages.load(key, model):
+            cached = stages.load(key, model)
+            if cached is not None:
                 job.say(f"born-again generation {g}/{generations}: from the cache")
-                trained = Trained(model.to(prepared.device), float("nan"))
+                trained = Trained(model.to(prepared.device), float("nan"), steps=cached)
             else:
                 job.say(f"born-again generation {g}/{generations}: distilling from {source}")
                 trained = distill(prepared, strategy, recipe, teacher, cache, validate_at=())
-                stages.save(key, trained.model)
+                stages.save(key, trained.model, trained.steps)
         steps += trained.steps
         members.append(trained.model)
         teacher, cache = trained.model.eval(), None
