@@ -158,3 +158,15 @@ class SameFirst(nn.Module):
 
     def forward(self, x):
         return self.fc(F.relu(self.conv(F.relu(self.stem(x)))).mean(-1))
+
+
+class Float64(nn.Module):
+    """Float64 weights (and input cast to them): torch's fake quantization takes float32 only."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem = nn.Conv1d(1, 8, 5, padding=2).double()
+        self.fc = nn.Linear(8, num_classes).double()
+
+    def forward(self, x):
+        return self.fc(F.relu(self.stem(x.double())).mean(-1)).float()

@@ -144,6 +144,7 @@ def test_its_own_calibration_json_is_recognised_however_long(tmp_path):
     (tmp_path / "calibration.json").write_text(json.dumps(data, indent=2))
     assert (tmp_path / "calibration.json").stat().st_size > 8192
     check_out_folder(tmp_path, CALIBRATE_FILES, "the calibration")
-    (tmp_path / "calibration.json").write_text(json.dumps({"full_epochs": 60}))  # not ours: refused
-    with pytest.raises(AutokdError, match="its calibration.json is not the figures of autokd calibrate"):
-        check_out_folder(tmp_path, CALIBRATE_FILES, "the calibration")
+    for text in (json.dumps({"full_epochs": 60}), '{"full_epochs": ' + "[" * 200_000):  # not ours: refused
+        (tmp_path / "calibration.json").write_text(text)  # (the second was a RecursionError traceback)
+        with pytest.raises(AutokdError, match="its calibration.json is not the figures of autokd calibrate"):
+            check_out_folder(tmp_path, CALIBRATE_FILES, "the calibration")

@@ -135,6 +135,9 @@ GOOD = {"strategy": "kd", "kind": "baseline", "seed": 0, "val_acc": 80.5, "test_
     {"test_acc": None}, {"state": "ok", "val_acc": None}, {"state": "weird"}, {"seconds": math.nan}, {"seconds": -1},
     {"steps": -3}, {"curve": {"1": [50.0]}}, {"curve": {"1": ["abc", 1.0]}}, {"curve": {"x": [50.0, 1.0]}},
     {"curve": {"1": [math.nan, 1.0]}}, {"curve": {"1": [50.0, -1.0]}}, {"curve": {"1": "abc"}},
+    {"footprint": {"bogus": 1}}, {"footprint": {"params": 10, "size_bytes": 40, "macs": None}},  # (was a KeyError)
+    {"footprint": {"params": -1, "size_bytes": 40, "macs": None, "latency_ms": None}},
+    {"footprint": {"params": 10, "size_bytes": 40, "macs": 1.5, "latency_ms": math.nan}},
 ])
 def test_a_line_edited_to_a_value_no_run_gives_is_not_a_run(tmp_path, change):
     """NaN gave an AttributeError in statistics.stdev, an ok run without test_acc a TypeError, 150 % a gap closed of 349 %."""
@@ -193,3 +196,16 @@ def test_compare_runs_again_into_its_own_folder_and_retrains_a_line_edited_to_na
     assert "warning: 1 line(s) of" in again.stdout + again.stderr
     kept = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines() if "NaN" not in line]
     assert len(kept) == 2 and all(math.isfinite(r["test_acc"]) for r in kept)
+
+
+def test_a_line_nested_thousands_deep_is_not_a_run(tmp_path):
+    """A RecursionError traceback before."""
+    from autokd.compare.store import RunStore
+
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + '{"strategy": ' + "[" * 200_000 + "\n")
+    store = RunStore(path)
+    assert list(store.runs) == ["k0"] and store.unreadable == 1
+    good = {**GOOD, "key": "k3", "footprint": {"params": 10, "size_bytes": 40.5, "macs": 100, "latency_ms": 0.1}}
+    path.write_text(json.dumps(good) + "\n")
+    assert list(RunStore(path).runs) == ["k3"]

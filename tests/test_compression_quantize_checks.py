@@ -99,3 +99,10 @@ def test_a_first_layer_int8_kernels_cannot_take_still_ships_at_four_bits():
     assert torch.isfinite(deploy(prepared)(X)).all()
     with pytest.raises(ValueError, match=r"^layer stem \(Conv1d.*padding=same.*cannot be deployed at 8 bits"):
         check_deploys(prepare(SameFirst(), 8, X), X)
+
+
+def test_a_float64_student_is_refused_for_quantization_by_name(tmp_path):
+    """Was: a traceback from torch's fake quantization before training (exit 1)."""
+    line = _error_line(_train(tmp_path, "Float64", 8))
+    assert line.startswith("error: compression.quantize: the student cannot be fake-quantized (its weights are "
+                           "float64; quantization needs float32)"), line

@@ -326,6 +326,8 @@ def test_yaml_reads_numbers_and_booleans_as_yaml_1_2():
         strategy_from_dict(load_yaml_text("recipe: {seed: 1:00}"))
     with pytest.raises(ConfigError, match=r"strategy.logit_standardization .*'yes'"):
         strategy_from_dict(load_yaml_text("logit_standardization: yes"))
+    with pytest.raises(ConfigError, match="an integer has too many digits"):  # (its dump was a traceback)
+        load_yaml_text("v: 0x" + "f" * 4400)
     values = load_yaml_text("v: [true, False, 'on', off, no, 1_000, 1e-3, 0o17, +5, 1.5, .5, 1e3, 2024-01-01]")["v"]
     assert values == [True, False, "on", "off", "no", 1000, 0.001, 15, 5, 1.5, 0.5, 1000.0, "2024-01-01"]
     assert [type(v) for v in values[5:9]] == [int, float, int, int]

@@ -117,6 +117,9 @@ def test_an_owner_tag_survives_pid_reuse():
         sleeper.wait()
     assert not is_alive(theirs.tag()) and not is_alive(None)
     assert Owner.parse(theirs.tag()) == theirs
+    # a tag damaged or written by another tool is no owner (show and resume crashed on it)
+    for damaged in (5, True, 1.5, ["a"], {"a": 1}, "vm|b|\u00b2|1", "host:\u00b2", "host:" + "9" * 30, "garbage"):
+        assert Owner.parse(damaged) is None and not is_alive(damaged), damaged
 
 
 def test_an_untagged_trial_whose_askers_are_all_gone_is_recovered_at_once(tmp_path):

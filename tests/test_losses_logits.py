@@ -299,3 +299,11 @@ def test_logit_losses_average_over_the_batch_not_the_classes(name, fn):
         # ... and each sample contributes its KL summed over the classes: the mean of the rows' losses
         rows = sum(fn(s[i:i + 1], t[i:i + 1], temperature=2.0) for i in range(4)) / 4
         assert approx(one, rows), name
+
+
+@pytest.mark.parametrize("epoch", [0, -5, float("nan"), True, "3"])
+def test_dkd_warmup_refuses_an_epoch_that_does_not_count_from_one(epoch):
+    """0 gave a DKD weight of 0, -5 a negative one (the optimiser maximised DKD), NaN a NaN loss."""
+    with pytest.raises(AutokdError, match="needs the epoch counting from 1"):
+        dkd_warmup(epoch, 5)
+    assert dkd_warmup(float("inf"), 5) == 1.0 and dkd_warmup(epoch, 0) == 1.0  # (no warm-up: any epoch)

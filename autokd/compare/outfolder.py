@@ -43,7 +43,7 @@ def _json_with(*keys: str) -> Callable[[Path], bool]:
             return False
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return False
         return isinstance(data, dict) and all(key in data for key in keys)
     return is_ours

@@ -64,7 +64,7 @@ def _record(line: str) -> Optional[RunRecord]:
     accuracy that is not a finite percentage, an ok run without its accuracies, a malformed curve)."""
     try:
         data = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # (a line nested thousands deep)
         return None
     if not isinstance(data, dict) or set(data) - set(_FIELD_TYPES) or any(data.get(k) is None for k in _REQUIRED):
         return None
@@ -72,6 +72,18 @@ def _record(line: str) -> Optional[RunRecord]:
         if value is not None and (isinstance(value, bool) or not isinstance(value, _FIELD_TYPES[name])):
             return None
     return RunRecord(**data) if _possible(data) else None
+
+
+def _footprint(value: dict) -> bool:
+    """A footprint as a run stores it: params a whole number >= 0, size_bytes a number >= 0, macs and latency_ms
+    numbers >= 0 or null, nothing else."""
+    def number(v, whole: bool) -> bool:
+        return (isinstance(v, int) if whole else isinstance(v, (int, float))) and not isinstance(v, bool) and (
+            0 <= v < math.inf)
+
+    return (set(value) == {"params", "size_bytes", "macs", "latency_ms"} and number(value["params"], True)
+            and number(value["size_bytes"], False) and all(value[k] is None or number(value[k], k == "macs")
+                                                          for k in ("macs", "latency_ms")))
 
 
 def _accuracy(value) -> bool:
@@ -86,6 +98,8 @@ def _possible(data: dict) -> bool:
     if any(data.get(k) is not None and not _accuracy(data[k]) for k in ("val_acc", "test_acc")):
         return False
     if state == OK and (data.get("val_acc") is None or data.get("test_acc") is None):
+        return False
+    if data.get("footprint") is not None and not _footprint(data["footprint"]):
         return False
     return all(isinstance(e, str) and e.isdecimal() and isinstance(v, list) and len(v) == 2 and _accuracy(v[0])
                and isinstance(v[1], (int, float)) and not isinstance(v[1], bool) and 0 <= v[1] < math.inf

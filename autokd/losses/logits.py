@@ -109,6 +109,8 @@ def dkd_warmup(epoch: Optional[float], warmup_epochs: float) -> float:
     """
     if warmup_epochs <= 0:
         return 1.0
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, (int, float)) or not epoch >= 1):
+        raise AutokdError(f"DKD's warm-up needs the epoch counting from 1, got {epoch!r}")  # (0, -5, NaN, '3')
     if epoch is None:
         raise AutokdError(f"DKD's warm-up ({warmup_epochs:g} epochs) needs each batch's epoch, counting from 1 "
                           "(Distiller(...)(x, y, epoch=...)); without it DKD would get 1/warmup of its weight "

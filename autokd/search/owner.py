@@ -31,14 +31,20 @@ class Owner:
 
     @classmethod
     def parse(cls, tag: Optional[str]) -> Optional["Owner"]:
-        """An owner from its tag; also reads the older ``host:pid`` tags."""
-        if not tag:
+        """An owner from its tag; also reads the older ``host:pid`` tags; None for anything else (a
+        tag damaged or written by another tool: no owner, so the trial counts as left behind)."""
+        if not tag or not isinstance(tag, str):
             return None
         parts = tag.split(SEPARATOR)
-        if len(parts) == 4 and parts[2].isdigit():
-            return cls(parts[0], parts[1], int(parts[2]), parts[3])
+        if len(parts) == 4 and _pid(parts[2]) is not None:
+            return cls(parts[0], parts[1], _pid(parts[2]), parts[3])
         host, _, pid = tag.rpartition(":")
-        return cls(host, "", int(pid), "") if pid.isdigit() else None
+        return cls(host, "", _pid(pid), "") if _pid(pid) is not None else None
+
+
+def _pid(text: str) -> Optional[int]:
+    """A process id written in ASCII digits (``str.isdigit`` also takes '²', which ``int`` refuses)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
 
 
 def process_start_time(pid: int) -> str:

@@ -73,6 +73,11 @@ def quantized(model: nn.Module, compression: Compression, prepared) -> nn.Module
         check_deploys(model, example_input(prepared))  # a layer that cannot be deployed: refused before training
     except ValueError as exc:
         raise AutokdError(f"compression.quantize: {exc}") from exc
+    except RuntimeError as exc:  # torch's fake quantization takes float32 models only (a float64 one, say)
+        dtypes = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters()} - {"float32"})
+        raise AutokdError(f"compression.quantize: the student cannot be fake-quantized"
+                          f"{' (its weights are ' + ', '.join(dtypes) + '; quantization needs float32)' if dtypes else ''}"
+                          f": {' '.join(str(exc).split())[:200]}") from None
     return model
 
 
