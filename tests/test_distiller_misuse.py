@@ -45,8 +45,15 @@ def test_labels_of_any_integer_type_work_and_float_indices_are_refused():
         torch.testing.assert_close(distiller(x, y.to(dtype)).total, expected)
     one_hot = F.one_hot(y, 10).float()  # probabilities per class: CE takes them as they are
     torch.testing.assert_close(distiller(x, one_hot).total, expected)
-    with pytest.raises(AutokdError, match=r"integer class indices \(B,\).*torch.float32 tensor of shape \(8,\)"):
+    with pytest.raises(AutokdError, match=r"torch.float32 tensor of shape \(8,\).*integer class indices \(B,\)"):
         distiller(x, y.float())
+    # cross-entropy skips -100 (its ignore_index) silently and fails on other indices in torch's words
+    for bad, needle in ((torch.full((8,), -100), "from 0 to 9; got -100 to -100"),
+                        (y.to(torch.uint8) + 200, "from 0 to 9; got 2"), (y[:4], r"shape \(4,\)\) for a batch of 8"),
+                        (y.reshape(2, 4), "one per sample"), (-one_hot, "finite and >= 0"),
+                        (one_hot[:, :5], "per-class probabilities must be")):
+        with pytest.raises(AutokdError, match=needle):
+            distiller(x, bad)
 
 
 def test_a_teacher_put_back_in_train_mode_still_runs_frozen():

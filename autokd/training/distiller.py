@@ -149,9 +149,9 @@ class Distiller(nn.Module):
         standardized, while CE always sees the raw student logits.
         """
         s = self.strategy
-        y = _labels(y)
         self._student_taps.clear()
         logits = self.student(x)
+        y = _labels(y, logits)
         s_feats = self._student_taps.outputs
         parts: dict[str, torch.Tensor] = {}
         if s.alpha < 1:
@@ -237,14 +237,21 @@ def _check_apart(teacher: Optional[nn.Module], student: nn.Module) -> None:
                           "(copy.deepcopy(model))")
 
 
-def _labels(y: torch.Tensor) -> torch.Tensor:
-    """Class indices as int64 (from any integer type), or per-class probabilities (B, C) as given."""
+def _labels(y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Class indices as int64 (from any integer type; each in 0..classes-1: cross-entropy would skip
+    -100 and fail on others), or per-class probabilities (B, classes) as given (finite, >= 0)."""
+    batch, classes = logits.shape[0], logits.shape[-1]
+    what = f"labels y (a {y.dtype} tensor of shape {tuple(y.shape)}) for a batch of {batch} and {classes} classes"
     if not y.dtype.is_floating_point and not y.dtype.is_complex and y.dtype != torch.bool:
+        if y.shape != (batch,) or (batch and not 0 <= int(y.min()) <= int(y.max()) < classes):
+            raise AutokdError(f"{what}: class indices must be one per sample, from 0 to {classes - 1}"
+                              + (f"; got {int(y.min())} to {int(y.max())}" if y.numel() else ""))
         return y.long()
     if y.dtype.is_floating_point and y.dim() == 2:
+        if y.shape != (batch, classes) or not bool(torch.isfinite(y).all()) or bool((y < 0).any()):
+            raise AutokdError(f"{what}: per-class probabilities must be (batch, classes), finite and >= 0")
         return y
-    raise AutokdError(f"labels y must be integer class indices (B,) or per-class probabilities (B, classes); "
-                      f"got a {y.dtype} tensor of shape {tuple(y.shape)}")
+    raise AutokdError(f"{what}: must be integer class indices (B,) or per-class probabilities (B, classes)")
 
 
 def _probe(model: nn.Module, taps: FeatureTaps, dummy: torch.Tensor, role: str) -> dict[str, tuple]:
