@@ -150,6 +150,23 @@ def test_save_errors(tmp_path):
         torch.save(payload, tmp_path / "damaged.pt")
         with pytest.raises(ValueError, match=needle.replace("(", r"\(")):
             autokd.load_student(tmp_path / "damaged.pt")
+    # a real student's file edited: each was loaded silently as another model, or a raw torch error
+    from autokd.models.registry import build_model
+
+    state = build_model("cnn1d", {"channels": 4}, 10, (1, 40)).state_dict()
+    real = {**whole, "state_dict": state}
+    cut = {k: (v[:7] if k.startswith("fc.") else v) for k, v in state.items()}  # 7 classes' rows, the file says 10
+    halved = {k: (v[:2] if k == "stages.0.0.weight" else v) for k, v in state.items()}  # no prune recorded
+    for change, needle in ((dict(state_dict=cut), "do not fit the model"), (dict(state_dict=halved), "do not fit"),
+                           (dict(compression={"quantize": {"bits": 3}}), "compression.quantize.bits must be one of"),
+                           (dict(compression={"prune": {"amount": 1.5, "of": "student"}}), "amount must be in"),
+                           (dict(input_shape=[1, -5]), "input_shape [1, -5] or num_classes 10 is no model's"),
+                           (dict(input_shape=["a", 40]), "input_shape ['a', 40]"), (dict(num_classes=0), "num_classes 0")):
+        torch.save({**real, **change}, tmp_path / "edited.pt")
+        with pytest.raises(ValueError, match=re.escape(needle)):
+            autokd.load_student(tmp_path / "edited.pt")
+    torch.save(real, tmp_path / "edited.pt")
+    assert autokd.load_student(tmp_path / "edited.pt")(torch.zeros(1, 1, 40)).shape == (1, 10)
 
 
 def test_saving_a_born_again_ensemble_is_refused_before_training(tmp_path):

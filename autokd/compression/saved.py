@@ -18,6 +18,7 @@ files only from people you trust to run code on your machine.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Union
 
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 FORMAT = "autokd-student/1"
+MAX_SAMPLE_ELEMENTS = 2**24  # one sample's values (64 MB as float32), as ``autokd layers`` allows
 
 
 class SavedStudentError(ValueError):
@@ -75,10 +77,21 @@ def rebuild(payload: dict, deployed: bool = True) -> nn.Module:
     from autokd.config.parse import from_mapping
     from autokd.models.registry import build_model
 
-    compression = from_mapping(Compression, payload["compression"], "compression")
-    state = payload["state_dict"]
-    model = build_model(payload["model"], payload["kwargs"], payload["num_classes"], tuple(payload["input_shape"]))
-    resize_like(model, plain_names(model, state))  # pruned shapes first: quantization then wraps the resized layers
+    from autokd.errors import ConfigError
+
+    try:
+        compression = from_mapping(Compression, payload["compression"], "compression").validate("compression")
+    except ConfigError as exc:
+        raise SavedStudentError(f"a damaged autokd student file: {exc}") from None
+    state, shape, classes = payload["state_dict"], tuple(payload["input_shape"]), payload["num_classes"]
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape) or \
+            math.prod(shape) > MAX_SAMPLE_ELEMENTS or classes < 1:
+        raise SavedStudentError(f"a damaged autokd student file: input_shape {list(shape)} or num_classes {classes} "
+                                f"is no model's (positive whole numbers, one sample at most {MAX_SAMPLE_ELEMENTS:,} "
+                                f"values)")
+    model = build_model(payload["model"], payload["kwargs"], classes, shape)
+    if compression.prune is not None:  # pruned shapes first: quantization then wraps the resized layers
+        resize_like(model, plain_names(model, state))
     if compression.quantize is not None:  # the same layer plan as in training (the classifier found by a forward)
         prepare(model, compression.quantize.bits, torch.zeros(2, *payload["input_shape"]))
     try:
@@ -87,6 +100,12 @@ def rebuild(payload: dict, deployed: bool = True) -> nn.Module:
         raise SavedStudentError(f"the saved weights do not fit the model {payload['model']!r} rebuilt from the "
                                 f"file: {' '.join(str(exc).split())[:300]}") from None
     model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, *shape))
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, classes):
+        raise SavedStudentError(f"a damaged autokd student file: the rebuilt model gives "
+                                f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__} "
+                                f"for 2 samples, not the file's {classes} classes")
     return deploy(model, compression).eval() if deployed else model
 
 
