@@ -86,6 +86,8 @@ class Distiller(nn.Module):
         for i, pair in enumerate(strategy.pairs):
             if PAIR_LOSSES[pair.loss].needs_projector:
                 self.projectors[str(i)] = make_projector(s_shapes[pair.student], t_shapes[pair.teacher])
+        self._normalising = {key for key, p in self.projectors.items()  # (found once, not per batch)
+                             if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in p.modules())}
         _check_pairs(strategy, self.projectors, s_shapes, t_shapes)
         self.crd_memory: Optional[CRDMemory] = None
         crd_rel = next((r for r in strategy.relations if r.loss == "crd"), None)
@@ -192,8 +194,7 @@ class Distiller(nn.Module):
         if str(i) not in self.projectors:
             return feat
         projector = self.projectors[str(i)]
-        if projector.training and feat.shape[0] * feat[0, 0].numel() == 1 and any(
-                isinstance(m, nn.modules.batchnorm._BatchNorm) for m in projector.modules()):
+        if projector.training and str(i) in self._normalising and feat.shape[0] * feat[0, 0].numel() == 1:
             pair = self.strategy.pairs[i]
             raise AutokdError(f"a training batch of one sample: the projector of strategy.pairs[{i}] (teacher "
                               f"{pair.teacher} -> student {pair.student}) normalises a one-position map with "
@@ -243,9 +244,10 @@ def _labels(y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     batch, classes = logits.shape[0], logits.shape[-1]
     what = f"labels y (a {y.dtype} tensor of shape {tuple(y.shape)}) for a batch of {batch} and {classes} classes"
     if not y.dtype.is_floating_point and not y.dtype.is_complex and y.dtype != torch.bool:
-        if y.shape != (batch,) or (batch and not 0 <= int(y.min()) <= int(y.max()) < classes):
+        low, high = (int(v) for v in torch.aminmax(y)) if y.numel() else (0, 0)  # one pass over the batch
+        if y.shape != (batch,) or not 0 <= low <= high < classes:
             raise AutokdError(f"{what}: class indices must be one per sample, from 0 to {classes - 1}"
-                              + (f"; got {int(y.min())} to {int(y.max())}" if y.numel() else ""))
+                              + (f"; got {low} to {high}" if y.numel() else ""))
         return y.long()
     if y.dtype.is_floating_point and y.dim() == 2:
         if y.shape != (batch, classes) or not bool(torch.isfinite(y).all()) or bool((y < 0).any()):
