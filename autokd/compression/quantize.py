@@ -36,6 +36,8 @@ from torch.ao import quantization as tq
 from torch.ao.nn import qat as nnqat
 from torch.ao.nn import quantized as nnq
 
+from autokd.user_code import one_line
+
 QAT_LAYERS = {nn.Conv1d: nnqat.Conv1d, nn.Conv2d: nnqat.Conv2d, nn.Conv3d: nnqat.Conv3d, nn.Linear: nnqat.Linear}
 INT8_LAYERS = {nnqat.Conv1d: nnq.Conv1d, nnqat.Conv2d: nnq.Conv2d, nnqat.Conv3d: nnq.Conv3d, nnqat.Linear: nnq.Linear,
                tq.QuantStub: nnq.Quantize, tq.DeQuantStub: nnq.DeQuantize}
@@ -229,16 +231,11 @@ def _runs_deployed(model: nn.Module, x: torch.Tensor, failure: str) -> None:
         with torch.no_grad():
             deploy(model)(x)
     except Exception as exc:
-        raise ValueError(f"{failure}: {_one_line(exc)}") from None
+        raise ValueError(f"{failure}: {one_line(exc)}") from None
 
 
 def _described(layer: nn.Module) -> str:
     return f"{type(layer).__name__}({layer.extra_repr()})"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:200]}{'...' if len(text) > 200 else ''}"
 
 
 def quantized_weights(model: nn.Module) -> dict[str, int]:
