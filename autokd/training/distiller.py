@@ -9,11 +9,14 @@ drops into any PyTorch training loop::
         out = distiller(x, y)
         optimizer.zero_grad(); out.total.backward(); optimizer.step()
 
-Features are tapped by module path with forward hooks; models are never rewritten.
+Features are tapped by module path with forward hooks; models are never rewritten, and
+``close()`` (or leaving ``with Distiller(...) as distiller:``, or dropping the Distiller) removes
+the hooks, so the trained student and the teacher leave as they came.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple, Optional, Sequence
 
@@ -76,8 +79,20 @@ class Distiller(nn.Module):
                               **strategy.logit_params}
         self.student_paths = _unique([p.student for p in strategy.pairs] + ([EMBEDDING] if strategy.relations else []))
         self.teacher_paths = _unique([p.teacher for p in strategy.pairs] + ([EMBEDDING] if strategy.relations else []))
+        self._closed = False
+        self._teacher_taps: Optional[FeatureTaps] = None
         self._student_taps = FeatureTaps(student, self.student_paths)
-        self._teacher_taps = FeatureTaps(teacher, self.teacher_paths) if teacher is not None else None
+        try:
+            self._teacher_taps = FeatureTaps(teacher, self.teacher_paths) if teacher is not None else None
+            self._build(input_shape, num_train_samples)
+        except BaseException:
+            self.close()  # a refused strategy leaves no hooks on the models
+            raise
+        weakref.finalize(self, _remove_taps, self._student_taps, self._teacher_taps)  # dropped without close()
+
+    def _build(self, input_shape: Sequence[int], num_train_samples: Optional[int]) -> None:
+        """The feature shapes, projectors and CRD memory the strategy needs (checked on the way)."""
+        strategy, student = self.strategy, self.student
         self._part_names = _part_names(strategy)
         s_shapes, t_shapes = self._feature_shapes(input_shape)
         self.feature_shapes = (s_shapes, t_shapes)  # per-sample shapes of the tapped features: student's, teacher's
@@ -108,6 +123,18 @@ class Distiller(nn.Module):
         t_shapes = _probe(self.teacher, self._teacher_taps, dummy, "teacher") if self.teacher is not None else {}
         return s_shapes, t_shapes
 
+    def close(self) -> None:
+        """Remove the feature hooks from the student and the teacher (they would slow every later
+        forward of the trained student and hold its last features); the Distiller trains no more."""
+        _remove_taps(self._student_taps, self._teacher_taps)
+        self._closed = True
+
+    def __enter__(self) -> "Distiller":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         """Student, projector and CRD-head parameters (never the teacher's)."""
         yield from self.student.parameters()
@@ -124,6 +151,7 @@ class Distiller(nn.Module):
     @torch.no_grad()
     def teacher_outputs(self, x: torch.Tensor) -> TeacherOutputs:
         """Run the frozen teacher on a batch and collect the tapped features."""
+        self._check_open()
         if self.teacher.training:  # put back in train mode by the caller (a shared evaluate helper...)
             self.teacher.eval()
         self._teacher_taps.clear()
@@ -150,6 +178,7 @@ class Distiller(nn.Module):
         it (``kd``, ``dkd``, ``dist``, ...); with logit standardization it sees both logits
         standardized, while CE always sees the raw student logits.
         """
+        self._check_open()
         s = self.strategy
         self._student_taps.clear()
         logits = self.student(x)
@@ -179,6 +208,10 @@ class Distiller(nn.Module):
         self._student_taps.clear()
         total = torch.stack(list(parts.values())).sum() if parts else logits.sum() * 0
         return DistillOutput(total=total, parts=parts, logits=logits)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AutokdError("this Distiller was closed (its feature hooks removed); build a new one to train again")
 
     def logit_term(self, s_logits, t_logits, y, epoch):
         """The strategy's logit loss through its registry term, on standardized logits if asked."""
@@ -254,6 +287,12 @@ def _labels(y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
             raise AutokdError(f"{what}: per-class probabilities must be (batch, classes), finite and >= 0")
         return y
     raise AutokdError(f"{what}: must be integer class indices (B,) or per-class probabilities (B, classes)")
+
+
+def _remove_taps(*taps: Optional[FeatureTaps]) -> None:
+    for tap in taps:
+        if tap is not None:
+            tap.remove()
 
 
 def _probe(model: nn.Module, taps: FeatureTaps, dummy: torch.Tensor, role: str) -> dict[str, tuple]:

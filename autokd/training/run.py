@@ -116,9 +116,9 @@ def check_architecture(task: TaskSpec, data, strategy: Strategy) -> None:
         student = build_model(name, kwargs, data.num_classes, data.input_shape)
     except (TypeError, ValueError) as exc:
         raise AutokdError(f"strategy.student {strategy.student}: the student {name} cannot be built with it ({exc})") from exc
-    distiller = Distiller(teacher, student, replace(strategy, scheme=SingleScheme(), compression=Compression()),
-                          data.input_shape, num_train_samples=max(len(data.train), 1))
-    _refuse_positionless(strategy, *distiller.feature_shapes)
+    with Distiller(teacher, student, replace(strategy, scheme=SingleScheme(), compression=Compression()),
+                   data.input_shape, num_train_samples=max(len(data.train), 1)) as distiller:
+        _refuse_positionless(strategy, *distiller.feature_shapes)
 
 
 def _refuse_positionless(strategy: Strategy, s_shapes: dict, t_shapes: dict) -> None:

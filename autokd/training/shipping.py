@@ -153,6 +153,6 @@ def check_shipped(prepared, strategy: Strategy) -> None:
     if prunes_trained_student(strategy):
         student = pruned(student, strategy.compression.prune, prepared, "student")
         build_distiller(prepared, replace(strategy, scheme=SingleScheme()), 0, student=quantized(
-            student, strategy.compression, prepared))
+            student, strategy.compression, prepared)).close()
     else:
         quantized(student, strategy.compression, prepared)

@@ -69,13 +69,15 @@ def fit_cached(distiller: Distiller, prepared, recipe: Recipe, teacher_cache: Op
                on_epoch: Optional[Callable[[EpochStats], None]] = None,
                validate_at: Optional[Collection[int]] = None):
     """``fit`` with the distiller's teacher outputs computed once over the training split when
-    the data allow it (``teacher_cache``: outputs of that same teacher, possibly a superset)."""
-    cache = None
-    if distiller.strategy.needs_teacher and can_cache(prepared.data):
-        cache = teacher_cache or teacher_cache_for(prepared, distiller.teacher_paths, distiller.teacher)
-        cache = cache.subset(distiller.teacher_paths)
-    return fit(distiller, prepared.data, recipe, prepared.device, teacher_cache=cache, on_epoch=on_epoch,
-               validate_at=validate_at)
+    the data allow it (``teacher_cache``: outputs of that same teacher, possibly a superset). The
+    distiller is closed after it: the trained student and the teacher leave without its hooks."""
+    with distiller:
+        cache = None
+        if distiller.strategy.needs_teacher and can_cache(prepared.data):
+            cache = teacher_cache or teacher_cache_for(prepared, distiller.teacher_paths, distiller.teacher)
+            cache = cache.subset(distiller.teacher_paths)
+        return fit(distiller, prepared.data, recipe, prepared.device, teacher_cache=cache, on_epoch=on_epoch,
+                   validate_at=validate_at)
 
 
 def distill(prepared, strategy: Strategy, recipe: Recipe, teacher: Optional[nn.Module] = None,

@@ -64,8 +64,8 @@ def check(prepared, strategy: Strategy) -> None:
     model = build_model(scheme.model, scheme.kwargs, data.num_classes, data.input_shape)
     check_logits(model, scheme.model, "assistant", data.input_shape, data.num_classes)
     assistant = build_student(prepared, 0, scheme.model, scheme.kwargs)
-    build_distiller(prepared, assistant_strategy(strategy), 0, model=scheme.model, kwargs=scheme.kwargs)
-    build_distiller(prepared, strategy, 0, teacher=assistant)  # the pairs name the assistant's layers
+    build_distiller(prepared, assistant_strategy(strategy), 0, model=scheme.model, kwargs=scheme.kwargs).close()
+    build_distiller(prepared, strategy, 0, teacher=assistant).close()  # the pairs name the assistant's layers
 
 
 def assistant_key(prepared, strategy: Strategy, recipe) -> str:

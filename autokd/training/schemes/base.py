@@ -70,6 +70,15 @@ class WrappedDistiller(nn.Module):
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.distiller.trainable_parameters()
 
+    def close(self) -> None:
+        self.distiller.close()
+
+    def __enter__(self) -> "WrappedDistiller":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def train(self, mode: bool = True) -> "WrappedDistiller":
         super().train(mode)
         self.distiller.train(mode)  # keeps the frozen teacher in eval mode

@@ -33,9 +33,10 @@ def self_pairs(strategy: Strategy) -> Strategy:
 
 
 def check(prepared, strategy: Strategy) -> None:
-    build_distiller(prepared, strategy, seed=0)
+    build_distiller(prepared, strategy, seed=0).close()
     if strategy.scheme.generations > 1:
-        build_distiller(prepared, self_pairs(strategy), seed=0, teacher=build_student(prepared, 0, strategy=strategy))
+        build_distiller(prepared, self_pairs(strategy), seed=0,
+                        teacher=build_student(prepared, 0, strategy=strategy)).close()
 
 
 def train(job: SchemeJob) -> Trained:

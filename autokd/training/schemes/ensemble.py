@@ -66,7 +66,8 @@ def check(prepared, strategy: Strategy) -> None:
     index, data = strategy.scheme.feature_teacher, prepared.data
     spec = prepared.task.teacher if index == 0 else prepared.task.teachers[index - 1]
     feature_teacher = build_model(spec.model, spec.kwargs, data.num_classes, data.input_shape).to(prepared.device)
-    build_distiller(prepared, strategy, 0, teacher=feature_teacher)  # the pairs name the feature teacher's layers
+    # the pairs name the feature teacher's layers
+    build_distiller(prepared, strategy, 0, teacher=feature_teacher).close()
 
 
 def _caches(job: SchemeJob, teachers: list[nn.Module], paths: list[str]):

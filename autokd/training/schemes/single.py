@@ -7,7 +7,7 @@ from autokd.training.students import Trained, build_distiller, distill
 
 
 def check(prepared, strategy) -> None:
-    build_distiller(prepared, strategy, seed=0)
+    build_distiller(prepared, strategy, seed=0).close()
 
 
 def train(job: SchemeJob) -> Trained:
