@@ -295,3 +295,37 @@ def test_layers_of_a_model_without_layers_and_of_a_bare_linear_are_listed():
                    "--input-shape", "40")
     assert bare.returncode == 0, bare.stderr
     assert bare.stdout.splitlines()[1].split() == ["embedding", "input", "of", "the", "model", "itself", "(Linear)", "40"]
+
+
+LAZY_MODULE = '''
+import torch.nn as nn
+
+class Lazy(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv = nn.LazyConv1d(8, 3, padding=1)
+        self.fc = nn.LazyLinear(num_classes)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).relu().mean(-1))
+'''
+
+
+def test_a_lazy_model_is_built_with_its_parameters_made(tmp_path, monkeypatch):
+    """Counting its parameters (autokd layers) or a pair on it (train) ended in a traceback:
+    ValueError: Attempted to use an uninitialized parameter."""
+    from conftest import run_cli
+
+    from autokd.config import PairLoss, Strategy
+    from autokd.training.distiller import Distiller
+
+    (tmp_path / "lazy_models.py").write_text(LAZY_MODULE)
+    listing = run_cli("layers", "lazy_models:Lazy", "--input-shape", "1,40", env={"PYTHONPATH": str(tmp_path)})
+    assert listing.returncode == 0 and "Traceback" not in listing.stderr, listing.stderr
+    assert listing.stdout.splitlines()[0] == "lazy_models:Lazy (122 parameters), input (1, 40)"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    teacher, student = (build_model("lazy_models:Lazy", None, 10, SIGNAL) for _ in range(2))
+    assert n_params(student) == 122 and type(student.conv) is nn.Conv1d  # what quantization recognises
+    strategy = Strategy(alpha=0.5, pairs=[PairLoss("conv", "conv", "fitnet")])
+    with Distiller(teacher, student, strategy, SIGNAL) as distiller:
+        assert distiller(torch.randn(4, 1, 40), torch.tensor([0, 1, 2, 3])).total.isfinite()

@@ -117,3 +117,31 @@ def test_a_space_pairing_a_student_layer_that_runs_only_in_eval_mode_is_refused(
     with pytest.raises(AutokdError, match=r"^student layer\(s\) 'eval_only' of the pairs give no single tensor in a "
                                           r"training-mode forward pass"):
         bind_space(load_space_file(write_space(tmp_path / "s.yaml", task=task, space=space)))
+
+
+class NamedEmbedding(nn.Module):
+    """A user model with a module of its own named ``embedding`` (a name that means the classifier's input)."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.embedding = nn.Conv1d(1, 16, 3, stride=2, padding=1)
+        self.body = nn.Sequential(nn.Conv1d(16, 16, 3, stride=2, padding=1), nn.ReLU())
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.body(self.embedding(x)).mean(-1))
+
+
+def test_a_module_named_embedding_is_never_offered_as_a_layer():
+    """Automatic pairs picked it as a stage (stages.0 -> embedding) while the pair distilled the
+    classifier's input, and `autokd layers` listed two different `embedding` rows."""
+    from autokd.models.pairs import stage_layers
+    from autokd.models.taps import list_layers
+
+    student = NamedEmbedding()
+    teacher = build_model("cnn1d", {"channels": 16}, 10, SHAPE)
+    assert [path for path, _ in stage_layers(student, SHAPE)] == ["body"]
+    assert all(s != "embedding" for _, s in auto_pairs(teacher, student, SHAPE))
+    rows = [(info.path, info.type_name, info.output_shape) for info in list_layers(student, SHAPE)
+            if info.path == "embedding"]
+    assert rows == [("embedding", "input of fc", (16,))]

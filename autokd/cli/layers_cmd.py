@@ -60,6 +60,9 @@ def _print_layers(title: str, model, input_shape) -> None:
     type_width = max(len(r[1]) for r in rows)
     for path, type_name, shape in rows:
         click.echo(f"  {path:<{width}}  {type_name:<{type_width}}  {shape}")
+    if "embedding" in dict(model.named_modules()):
+        click.echo("  (its module named embedding is left out: in pairs and relations that name is the classifier's "
+                   "input; rename the module to tap it)")
 
 
 @click.command()

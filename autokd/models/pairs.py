@@ -2,7 +2,8 @@
 
 A model's *stage outputs* are found with one dummy forward (:func:`autokd.models.taps.trace`):
 
-1. Candidates are the top-level children (``conv1``, ``layer1``, ``block2``, ...). A top-level
+1. Candidates are the top-level children (``conv1``, ``layer1``, ``block2``, ...; not one named
+   ``embedding``: in a pair that name is the classifier's input). A top-level
    ``nn.Sequential`` / ``nn.ModuleList`` whose children produce maps of more than one
    resolution (a stack of stages, such as ``CNN1d.stages``) is replaced by those children
    (``stages.0``, ``stages.1``, ...); one whose children all share a resolution (a ResNet
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from autokd.models.taps import trace
+from autokd.models.taps import EMBEDDING, trace
 
 Shape = tuple[int, ...]
 
@@ -34,6 +35,8 @@ def stage_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[s
     traced = trace(model, tuple(input_shape))
     candidates: list[str] = []
     for name, child in model.named_children():
+        if name == EMBEDDING:  # the name means the classifier's input in a pair: never a stage
+            continue
         if isinstance(child, (nn.Sequential, nn.ModuleList)):
             kids = [f"{name}.{k}" for k, _ in child.named_children()]
             resolutions = {traced[k][0][1:] for k in kids if _is_map(traced[k][0])}
@@ -77,7 +80,7 @@ def vector_blocks(model: nn.Module, input_shape: tuple[int, ...]) -> list[str]:
     traced = trace(model, tuple(input_shape))
     blocks = []
     for name, child in model.named_children():
-        if isinstance(child, (nn.Sequential, nn.ModuleList)):
+        if isinstance(child, (nn.Sequential, nn.ModuleList)) and name != EMBEDDING:
             blocks += [f"{name}.{k}" for k, _ in child.named_children()
                        if traced[f"{name}.{k}"][1] >= 0 and traced[f"{name}.{k}"][0] is not None
                        and len(traced[f"{name}.{k}"][0]) == 1]

@@ -105,7 +105,20 @@ def build_model(
         make = _user_maker(name, kwargs, num_classes, input_shape)
     else:
         make = _registry_maker(name, kwargs, num_classes, input_shape)
-    return _build_bounded(name, make)
+    return _materialised(_build_bounded(name, make), input_shape)
+
+
+def _materialised(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:
+    """``model`` with its lazy modules' (``nn.LazyLinear``, ...) parameters made by one dummy
+    forward, as its first batch would make them: counting, layer pairs and quantization read them
+    before any training."""
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    from autokd.models.taps import trace
+
+    if any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in model.modules()):
+        trace(model, input_shape)  # eval mode, no gradient, modes restored; a failing forward is named
+    return model
 
 
 def _registry_maker(name: str, kwargs: dict, num_classes: int, input_shape: tuple[int, ...]) -> Callable[[], nn.Module]:

@@ -247,8 +247,8 @@ def _dummy_batch(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor
 
 
 def list_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerInfo]:
-    """Every named module with its per-sample output shape, then the ``embedding`` entry (absent
-    when no ``nn.Linear`` makes the logits).
+    """Every named module with its per-sample output shape (but one named ``embedding``), then the
+    ``embedding`` entry: the classifier's input (absent when no ``nn.Linear`` makes the logits).
 
     Shapes come from one dummy forward (see :func:`trace`); modules that return something
     other than a tensor, or that did not run, get ``None``.
@@ -264,8 +264,9 @@ def list_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerInf
     finally:
         for handle in handles:
             handle.remove()
-    modules = dict(model.named_modules())
-    layers = [LayerInfo(path, type(modules[path]).__name__, shape) for path, (shape, _) in shapes.items()]
+    modules = dict(model.named_modules())  # a module named embedding is not tapped by that name: left out
+    layers = [LayerInfo(path, type(modules[path]).__name__, shape) for path, (shape, _) in shapes.items()
+              if path != EMBEDDING]
     owner, emb = found
     if owner is not None:
         shape = tuple(emb.flatten(1).shape[1:]) if isinstance(emb, torch.Tensor) else None
