@@ -292,3 +292,14 @@ def test_corrupt_mnist_files_are_an_error_naming_the_folder(tmp_path, fresh_cach
     message = str(err.value)
     assert f"MNIST files in {raw} cannot be read (" in message and "corrupt or truncated" in message, message
     assert "delete them" in message and "\n" not in message
+
+
+def test_image_folder_normalisation_does_not_depend_on_train_size(tmp_path, fresh_cache):
+    """The cached teacher (trained on the whole training split) was fed a train_size subset normalised
+    with the subset's own statistics: 100 % accurate on its data, 65 % as fed during distillation."""
+    root = make_image_folder(tmp_path / "imgs", per_class=6)
+    whole = load_task_data(DataSpec(name="imagefolder", root=str(root), image_size=8, val_size=3))
+    subset = load_task_data(DataSpec(name="imagefolder", root=str(root), image_size=8, val_size=3, train_size=2))
+    assert len(subset.train) == 2 and len(whole.train) == 15
+    assert subset.normalize == whole.normalize
+    assert torch.equal(subset.val.x, whole.val.x)

@@ -135,10 +135,12 @@ def load_task_data(
     train = Split(x[train_idx], y[train_idx], train_idx)
     test = Split(raw["x_test"], raw["y_test"], torch.arange(len(raw["y_test"])))
     normalize = raw["normalize"]
-    if normalize is None and spec.name == "imagefolder":
-        from .imagefolder import channel_stats
+    if normalize is None and spec.name == "imagefolder":  # from the whole training split, as the teacher's:
+        from .imagefolder import channel_stats  # a train_size subset feeds the cached teacher what it learnt on
 
-        normalize = channel_stats(train.x)
+        everything = (torch.arange(len(y)) if raw.get("x_val") is not None
+                      else split_indices(len(y), spec.val_size, None, spec.seed)[0])
+        normalize = channel_stats(x[everything])
     augment = spec.augment if spec.augment is not None else spec.name in AUGMENT_BY_DEFAULT
     classes = tuple(str(c) for c in raw["classes"])
     _warn_unseen_classes(train.y, classes, spec, progress)
