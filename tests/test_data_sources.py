@@ -170,6 +170,10 @@ def test_a_python_source_is_named_quoted_in_what_its_arrays_break(tmp_path, monk
     ({"X": np.zeros((10, 3), "float32"), "y_train": np.array([0, 1] * 5)}, "has no x_train"),
     ({"x_train": np.zeros(10, "float32"), "y_train": np.array([0, 1] * 5)}, "one array per sample"),
     ({"x_train": np.zeros((10, 3), "float32"), "y_train": np.zeros(10, int)}, "a single class"),
+    # cast to int64 before any check: wrapped around to a "negative label -9223372036854775808" after a NumPy warning
+    ({"x_train": np.zeros((10, 3), "float32"), "y_train": np.array([0, 1e20] * 5)}, "largest label is 1e+20"),
+    ({"x_train": np.zeros((10, 3), "float32"), "y_train": np.array([0, 2**63 + 5] * 5, "uint64")},
+     "largest label is 9223372036854775813"),
     ({"x_train": np.zeros((10, 3), "complex64"), "y_train": np.array([0, 1] * 5)}, "holds complex numbers"),
     # the same pixels as bytes in train and as floats in test were scaled apart (test 44 % against 100 %)
     ({"x_train": np.zeros((10, 3), "uint8"), "y_train": np.array([0, 1] * 5),
@@ -365,3 +369,30 @@ def test_the_shipped_data_source_examples_generate_their_data_and_search(tmp_pat
         out = run_cli("search", "--space", f"{name}.yaml", "--budget", "2", "--workers", "0", "--storage", "s.db",
                       "--name", name, cwd=tmp_path)
         assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+
+
+OBJECT_LABELS = """
+import numpy as np
+
+def load():
+    y = np.arange(240) % 12
+    x = np.zeros((240, 1, 4), "float32")
+    return {"x_train": x, "y_train": y.astype(object), "x_test": x[:24], "y_test": y[:24].astype(object)}
+
+def digit_names():
+    y = np.arange(240) % 12
+    x = np.zeros((240, 1, 4), "float32")
+    return {"x_train": x, "y_train": y.astype(str), "x_test": x[:24], "y_test": y[:24]}
+"""
+
+
+def test_whole_numbers_in_an_object_array_are_labels_not_names_sorted_as_text(tmp_path, monkeypatch):
+    """Labels 0..11 as Python ints in an object array (a pandas object column) were numbered as the
+    text names '0', '1', '10', '11', '2', ...: label 10 became class 2, silently."""
+    (tmp_path / "autokd_test_object_labels.py").write_text(OBJECT_LABELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for fn in ("load", "digit_names"):  # digit names: numbered as the numbers they are
+        data = load_task_data(DataSpec(name="python", callable=f"autokd_test_object_labels:{fn}", val_size=12),
+                              cache_dir())
+        assert data.class_names == tuple(str(i) for i in range(12))
+        assert data.test.y.tolist() == list(range(12)) * 2

@@ -38,11 +38,15 @@ def check_features(x: np.ndarray, y: np.ndarray, split: str, source: str) -> Non
 
 
 def encode_labels(labels: dict[str, np.ndarray], source: str) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Labels as int64 tensors 0..C-1, and the class names. Whole numbers must already be 0..C-1
-    with every class in train; strings (names) are numbered in sorted order of train's names."""
+    """Labels as int64 tensors 0..C-1, and the class names. Whole numbers (also in an object array,
+    as pandas gives them) must already be 0..C-1 with every class in train; strings (names) are
+    numbered in sorted order of train's names (numeric order when every name is a whole number)."""
+    labels = {split: _numbers_of_objects(y) for split, y in labels.items()}
     train = labels["train"]
     if train.dtype.kind in "USO":  # names
         classes = sorted({str(v) for v in train})
+        if all(_canonical_int(name) for name in classes):  # "2" before "10", as the numbers they are
+            classes.sort(key=int)
         if len(classes) < 2:
             raise AutokdError(f"{source}: y_train holds a single class ({classes}); a classifier needs two or more")
         index = {name: i for i, name in enumerate(classes)}
@@ -58,8 +62,6 @@ def encode_labels(labels: dict[str, np.ndarray], source: str) -> tuple[dict[str,
     top = int(out["train"].max())
     if top < 1:
         raise AutokdError(f"{source}: y_train holds a single class; a classifier needs two or more")
-    if top + 1 > MAX_CLASSES:
-        raise AutokdError(f"{source}: y_train's largest label is {top}; at most {MAX_CLASSES:,} classes")
     present = set(out["train"].unique().tolist())
     missing = sorted(set(range(top + 1)) - present)
     if missing:
@@ -71,16 +73,38 @@ def encode_labels(labels: dict[str, np.ndarray], source: str) -> tuple[dict[str,
     return out, [str(i) for i in range(top + 1)]
 
 
+def _canonical_int(name: str) -> bool:
+    return name.lstrip("-").isdecimal() and name.isascii() and str(int(name)) == name
+
+
+def _numbers_of_objects(y: np.ndarray) -> np.ndarray:
+    """An object array holding only numbers (pandas' object columns, ``.astype(object)``) as a
+    numeric array: its labels are whole numbers, not names sorted as text ('10' before '2')."""
+    import numbers
+
+    if y.dtype != object or len(y) == 0 or not all(isinstance(v, numbers.Number) for v in y.ravel()):
+        return y
+    if all(isinstance(v, numbers.Integral) for v in y.ravel()):
+        values = [int(v) for v in y.ravel()]
+        wide = any(abs(v) > 2**62 for v in values)  # refused as too large a label, not wrapped around
+        return np.array(values, dtype=np.float64 if wide else np.int64).reshape(y.shape)
+    return np.array(y.tolist(), dtype=np.float64)
+
+
 def _whole(y: np.ndarray, split: str, source: str) -> torch.Tensor:
     if y.dtype == np.bool_:
         y = y.astype(np.int64)
     if not np.issubdtype(y.dtype, np.number):
-        raise AutokdError(f"{source}: y_{split} must hold whole-number labels or names, got dtype {y.dtype}")
+        found = "names (text)" if y.dtype.kind in "USO" else f"dtype {y.dtype}"
+        raise AutokdError(f"{source}: y_{split} must hold whole-number labels as y_train does, got {found}")
     if np.issubdtype(y.dtype, np.floating):
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
             raise AutokdError(f"{source}: y_{split} holds labels that are not whole numbers (e.g. "
                               f"{y[~(np.isfinite(y) & (y == np.round(y)))][:3].tolist()})")
-    y = torch.from_numpy(np.array(y, dtype=np.int64))  # a copy: labels are small, and a memory map is read-only
-    if int(y.min()) < 0:
-        raise AutokdError(f"{source}: y_{split} has the negative label {int(y.min())}; labels are 0..C-1")
-    return y
+    low, high = y.min(), y.max()  # checked before the cast: 1e20 or 2**63 would wrap around in int64
+    if low < 0:
+        raise AutokdError(f"{source}: y_{split} has the negative label {low.item()!r}; labels are 0..C-1")
+    if high >= MAX_CLASSES:
+        raise AutokdError(f"{source}: y_{split}'s largest label is {high.item()!r}; labels are 0..C-1, at most "
+                          f"{MAX_CLASSES:,} classes")
+    return torch.from_numpy(np.array(y, dtype=np.int64))  # a copy: labels are small, and a memory map is read-only
