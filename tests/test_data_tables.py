@@ -113,3 +113,25 @@ def test_an_empty_text_cell_is_still_missing(tmp_path):
 def test_a_held_out_test_part_keeps_every_row_once(tmp_path):
     data = _load(_write(tmp_path / "t.csv", {"a": np.arange(N) * 1.0, "label": _labels()}), test_fraction=0.25)
     assert (len(data.train) + len(data.val), len(data.test)) == (30, 10)
+
+
+def test_a_text_column_with_a_value_per_row_is_refused(tmp_path):
+    """Numbers with thousands separators were one-hot encoded, a column per row (2,331 features from
+    2,360 rows), with no word: the models trained at chance, and a large table would not fit in memory."""
+    rows = 120
+    incomes = [f"{40000 + 997 * i:,}" for i in range(rows)]
+    message = _error(_write(tmp_path / "t.csv", {"income": incomes, "label": _labels(rows)}))
+    assert "column 'income' is text with" in message and "distinct values in" in message
+    assert "(e.g. '" in message and "data.features" in message
+    few = [["red", "green", "blue"][i % 3] for i in range(rows)]  # a real category column is fine
+    assert _load(_write(tmp_path / "ok.csv", {"colour": few, "label": _labels(rows)})).input_shape == (3,)
+
+
+def test_a_saved_pandas_index_column_is_warned_about(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"v": np.arange(N) % 7, "label": _labels()}).to_csv(path)  # index=True: "Unnamed: 0"
+    with pytest.warns(RuntimeWarning, match=r"column 'Unnamed: 0' holds the row numbers 0, 1, 2"):
+        data = _load(str(path))
+    assert data.input_shape == (2,)

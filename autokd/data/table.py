@@ -11,7 +11,9 @@ is missing (a text value such as ``None`` or ``NA`` is a category like any other
 column of numbers pandas' missing-value spellings (``NaN``, ``NA``, ``None``, ...) are missing too.
 A CSV feature column of numbers that pandas reads as text (integers beyond int64, say) is read as
 numbers; one whose values are nearly all numbers but a few stays a one-hot category column, with a
-warning naming those values. The label column, and a Parquet column typed as text, stay as read.
+warning naming those values. A text column with about a distinct value per row (an identifier,
+numbers with thousands separators) is refused; a saved pandas index (``Unnamed: 0`` holding the row
+numbers) is warned about. The label column, and a Parquet column typed as text, stay as read.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ READ_OPTIONS = {"read_csv": {"keep_default_na": False, "na_values": [""]}}
 NA_TEXT = frozenset(["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
                      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"])
 NUMERIC_SHARE = 0.9  # a text column whose values are at least this share numbers is a numeric column with typos
+# a category column with more distinct values than this share of the training rows (and than MANY_CATEGORIES)
+# is an identifier or numbers written as text ("85,210"): one-hot, a column per row, nothing to learn
+UNIQUE_SHARE, MANY_CATEGORIES = 0.5, 50
 
 
 def read_table(path: str, what: str):
@@ -57,6 +62,7 @@ def load_table(spec) -> dict:
     test_source = f"table {Path(spec.test_path).expanduser()}" if spec.test_path else source
     frame = read_table(spec.path, "data.path")
     columns = _columns(frame, spec, "data.path")
+    _warn_row_numbers(frame, columns, source)
     typed = Path(spec.path).suffix.lower() in TYPED  # a Parquet column typed as text is text
     frame = _numbers_in_text(frame, columns, source, typed)  # the label column: names, as they are
     test = read_table(spec.test_path, "data.test_path") if spec.test_path else None
@@ -95,6 +101,19 @@ def _columns(frame, spec, what: str) -> list:
     return features
 
 
+def _warn_row_numbers(frame, columns: list, source: str) -> None:
+    """A column ``Unnamed: N`` holding 0, 1, 2, ... is the index pandas' ``to_csv`` writes: as a
+    feature it is the row number (on a file sorted by label, the label itself). Said, not refused."""
+    import warnings
+
+    for c in columns:
+        if str(c).startswith("Unnamed: ") and _is_numeric(frame[c]) and len(frame) > 2 \
+                and np.array_equal(frame[c].to_numpy(), np.arange(len(frame))):
+            warnings.warn(f"{source}: column {c!r} holds the row numbers 0, 1, 2, ... (the index pandas' to_csv "
+                          f"writes): it is used as a feature; leave it out with data.features, or write the file "
+                          f"with index=False", RuntimeWarning, stacklevel=3)
+
+
 def _check_missing(frame, columns: list, source: str) -> None:
     counts = frame[columns].isna().sum()
     bad = {str(c): int(n) for c, n in counts.items() if n}
@@ -106,6 +125,12 @@ def _encoder(fit, columns: list, source: str):
     """A function from a frame to float32 features, fitted on ``fit`` (the training part)."""
     numeric = [c for c in columns if _is_numeric(fit[c])]
     categorical = {c: sorted(fit[c].astype(str).unique()) for c in columns if c not in numeric}
+    for c, values in categorical.items():
+        if len(values) > max(MANY_CATEGORIES, UNIQUE_SHARE * len(fit)):
+            raise AutokdError(f"{source}: column {c!r} is text with {len(values):,} distinct values in {len(fit):,} "
+                              f"training rows (e.g. {', '.join(map(repr, values[:3]))}): one-hot encoded, nearly a "
+                              f"column per row, it teaches nothing; an identifier, or numbers written as text "
+                              f"(thousands separators, units)? Leave it out (data.features) or write plain numbers")
     stats = {}
     for c in numeric:
         values = fit[c].to_numpy(dtype=np.float64)
