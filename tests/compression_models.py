@@ -170,3 +170,25 @@ class Float64(nn.Module):
 
     def forward(self, x):
         return self.fc(F.relu(self.stem(x.double())).mean(-1)).float()
+
+
+class StandardisedConv(nn.Conv1d):
+    """A weight-standardised convolution: a Conv1d subclass with a forward of its own."""
+
+    def forward(self, x):
+        w = self.weight - self.weight.mean(dim=(1, 2), keepdim=True)
+        return F.conv1d(x, w, self.bias, self.stride, self.padding)
+
+
+class SubclassedConvs(nn.Module):
+    """Two StandardisedConv layers (which stay float when quantized), a hidden Linear and a classifier."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.c1 = StandardisedConv(1, 8, 3, padding=1)
+        self.c2 = StandardisedConv(8, 8, 3, padding=1)
+        self.mid = nn.Linear(8, 16)
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.mid(F.relu(self.c2(F.relu(self.c1(x)))).mean(-1))))

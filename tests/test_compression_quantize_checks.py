@@ -106,3 +106,14 @@ def test_a_float64_student_is_refused_for_quantization_by_name(tmp_path):
     line = _error_line(_train(tmp_path, "Float64", 8))
     assert line.startswith("error: compression.quantize: the student cannot be fake-quantized (its weights are "
                            "float64; quantization needs float32)"), line
+
+
+def test_conv_subclasses_stay_float_and_the_user_is_told_in_one_warning_line(tmp_path):
+    """Was silent: 74 % of the weights stayed float under "int8" (only the hidden Linear was quantized)."""
+    proc = _train(tmp_path, "SubclassedConvs", 8)
+    assert proc.returncode == 0, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if "stay float" in line]
+    assert warned and warned[0] == ("warning: quantize: 2 layer(s) stay float: c1 (StandardisedConv), c2 "
+                                    "(StandardisedConv), subclasses of Conv/Linear whose own forward quantization "
+                                    "would replace; their weights count at 32 bits"), proc.stderr
+    assert "RuntimeWarning" not in proc.stderr

@@ -4,6 +4,7 @@ so ``autokd --help`` stays fast."""
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
@@ -36,6 +37,7 @@ def main(argv=None) -> None:
     """Console entry point: user mistakes print one line and exit with code 2, no traceback."""
     from autokd.errors import AutokdError
 
+    warnings.showwarning = _show_warning
     try:
         cli.main(args=argv, prog_name="autokd", standalone_mode=False)
     except click.exceptions.Abort:
@@ -63,6 +65,20 @@ def main(argv=None) -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+_PACKAGE = __file__.rsplit("cli", 1)[0]  # the autokd package folder, with its trailing separator
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """autokd's own warnings as one ``warning:`` line (not Python's file:line: Category: format);
+    other libraries' as Python shows them."""
+    if not str(filename).startswith(_PACKAGE):
+        _python_showwarning(message, category, filename, lineno, file, line)
+        return
+    text = str(message)
+    click.echo(f"warning: {_one_line(text[len('warning: '):] if text.startswith('warning: ') else text)}", err=True)
 
 
 def _is_storage_failure(exc: Exception) -> bool:

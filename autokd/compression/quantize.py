@@ -85,6 +85,19 @@ def quantizable_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
             yield path, module
 
 
+def _warn_subclasses_stay_float(model: nn.Module) -> None:
+    """A subclass of Conv1d/2d/3d or Linear (a weight-standardised convolution, say) has a forward of
+    its own, which QAT's modules would replace: it stays float, and the user is told which."""
+    kept = [(path, type(m).__name__) for path, m in model.named_modules()
+            if isinstance(m, tuple(QAT_LAYERS)) and type(m) not in QAT_LAYERS]
+    if kept:
+        shown = ", ".join(f"{path} ({name})" for path, name in kept[:5]) + (f" and {len(kept) - 5} more"
+                                                                         if len(kept) > 5 else "")
+        warnings.warn(f"quantize: {len(kept)} layer(s) stay float: {shown}, subclasses of Conv/Linear whose own "
+                      f"forward quantization would replace; their weights count at 32 bits", RuntimeWarning,
+                      stacklevel=3)
+
+
 def prepare(model: nn.Module, bits: int, example: Optional[torch.Tensor] = None) -> nn.Module:
     """``model`` (changed in place and returned) with its layers fake-quantized: see
     :func:`layer_bits` for which layer gets which width (``example``, one input batch, finds the
@@ -98,6 +111,7 @@ def prepare(model: nn.Module, bits: int, example: Optional[torch.Tensor] = None)
         raise ValueError("the student has no Conv1d, Conv2d, Conv3d or Linear layer to quantize besides its "
                          "classifier")
     _refuse_aliases(model, [path for path, _ in layers])
+    _warn_subclasses_stay_float(model)
     if bits not in plan.values():
         kept = ", ".join(f"{path} at {plan[path]}" if plan[path] else f"{path} float" for path in plan)
         raise ValueError(f"no layer would be at {bits} bits: the classifier stays float and the first layer at 8 "
