@@ -59,6 +59,7 @@ def test_shipped_knobs_are_parameters_and_build_the_strategy():
      "born_again may ship an ensemble of its generations"),
     ({"student": {"depth": {"low": 3, "high": 2}}}, "low <= high"),
     ({"student": {"channels": []}}, "one or more distinct values"),
+    ({"student": {"norm": ["bn", "[x]"]}}, "the text choice '[x]' starts with [ or {, which the search keeps"),
 ])
 def test_bad_shipped_spaces_are_config_errors(space, needle):
     with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("(", r"\(")):
@@ -207,3 +208,12 @@ def test_warm_start_places_baselines_where_the_space_can_ship_the_task_s_own_stu
             assert placed["kd"]["student.channels"] == TINY_STUDENT_CHANNELS
     assert fits["plain"] == fits["sizes"] == fits["bits"] == fits["depths"] == ["fitnet", "kd", "kd_mild", "student"]
     assert fits["other sizes"] == fits["int8 only"] == []  # the task's own student is not among the choices
+
+
+def test_an_empty_text_choice_of_a_student_kwarg_is_text():
+    """It was decoded as JSON (\"\"[:1] is in "[{"): a traceback before the study."""
+    from autokd.search.shipped_space import build_shipped, student_variants
+
+    spec = space_from_dict({"student": {"norm": ["", "bn"]}})
+    assert student_variants(spec) == [{"norm": ""}, {"norm": "bn"}]
+    assert build_shipped(spec, lambda name, default: default)[0] == {"norm": ""}

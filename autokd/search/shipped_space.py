@@ -70,6 +70,10 @@ def _student_knob(value, where: str):
     if isinstance(value, dict) and "low" in value:
         return _range(value, where)
     if isinstance(value, list):
+        coded = next((v for v in value if isinstance(v, str) and v[:1] in ("[", "{")), None)
+        if coded is not None:  # list and mapping choices are kept as JSON text: this one would be read as one
+            raise ConfigError(f"{where}: the text choice {short_repr(coded)} starts with [ or {{, which the search "
+                              f"keeps for list and mapping choices; write the list or mapping itself, or other text")
         texts = [v if _scalar(v) else json.dumps(v, sort_keys=True) for v in value]
         if not value or len({repr(t) for t in texts}) != len(texts):
             raise ConfigError(f"{where} must list one or more distinct values, got {short_repr(value)}")
@@ -168,7 +172,7 @@ def build_shipped(spec, pick: Callable[[str, Any], Any]) -> tuple[dict, Compress
             student[key] = float(pick(f"student.{key}", knob.low))
         elif isinstance(knob, list):
             value = pick(f"student.{key}", knob[0])
-            student[key] = json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
+            student[key] = json.loads(value) if isinstance(value, str) and value[:1] in ("[", "{") else value
         else:
             student[key] = knob
     bits = pick("quantize", spec.quantize[0])
@@ -190,7 +194,7 @@ def student_variants(spec, limit: int = 64) -> list[dict]:
     options = {}
     for key, knob in spec.student.items():
         values = [knob.low, knob.high] if isinstance(knob, FloatRange) else knob if isinstance(knob, list) else [knob]
-        options[key] = [json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for v in values]
+        options[key] = [json.loads(v) if isinstance(v, str) and v[:1] in ("[", "{") else v for v in values]
     total = 1
     for values in options.values():
         total *= len(values)
