@@ -396,3 +396,13 @@ def test_whole_numbers_in_an_object_array_are_labels_not_names_sorted_as_text(tm
                               cache_dir())
         assert data.class_names == tuple(str(i) for i in range(12))
         assert data.test.y.tolist() == list(range(12)) * 2
+
+
+def test_images_stored_channels_last_are_warned_about(tmp_path):
+    """(N, 8, 8, 3) images trained as 8 channels of 8x3, without a word."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "hwc.npz", x_train=rng.integers(0, 255, (40, 8, 8, 3), dtype=np.uint8),
+             y_train=np.arange(40) % 2)
+    with pytest.warns(RuntimeWarning, match=r"samples of shape \(8, 8, 3\) are read channels first.*np\.moveaxis"):
+        data = load_task_data(DataSpec(name="arrays", path=str(tmp_path / "hwc.npz"), val_size=4), cache_dir())
+    assert data.input_shape == (8, 8, 3)

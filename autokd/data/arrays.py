@@ -109,12 +109,24 @@ def as_task_arrays(arrays: Mapping[str, object], spec, source: str) -> dict:
     shapes = {split: tuple(xs.shape[1:]) for split, (xs, _) in splits.items()}
     if len(set(shapes.values())) > 1:
         raise AutokdError(f"{source}: the splits' samples have different shapes ({shapes}); they must match")
+    _warn_channels_last(shapes["train"], source)
     labels, classes = encode_labels({split: ys for split, (_, ys) in splits.items()}, source)
     raw = {"x": _tensor(x), "y": labels["train"], "x_test": _tensor(x_test), "y_test": labels["test"],
            "classes": classes, "input_shape": shapes["train"], "normalize": None}
     if x_val is not None:
         raw.update(x_val=_tensor(x_val), y_val=labels["val"])
     return raw
+
+
+def _warn_channels_last(shape: tuple, source: str) -> None:
+    """Samples are read channels first, (C, H, W): images stored (H, W, C) with 1, 3 or 4 channels
+    would train as H channels of W x C, silently. Said, not refused (the shape may be meant)."""
+    import warnings
+
+    if len(shape) == 3 and shape[2] in (1, 3, 4) and shape[0] > 4 and shape[0] == shape[1]:
+        warnings.warn(f"{source}: samples of shape {shape} are read channels first, as {shape[0]} channels of "
+                      f"{shape[1]}x{shape[2]}; if they are images with {shape[2]} channel(s) last, store them as "
+                      f"(N, {shape[2]}, {shape[0]}, {shape[1]}) (np.moveaxis(x, -1, 1))", RuntimeWarning, stacklevel=3)
 
 
 def _check_same_scaling(dtypes: dict, source: str) -> None:
