@@ -109,3 +109,35 @@ def test_a_read_only_storage_is_read_and_a_write_refused_in_one_line(tmp_path, t
     assert grown.stderr.splitlines()[-1] == "error: the study storage failed: attempt to write a readonly database"
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
     assert not (tmp_path / "file:").exists() and not any(p.name.startswith("file:") for p in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("name", ["p%41.db", "q?x=1.db", "a b#c.db"])
+def test_a_storage_path_with_url_characters_is_the_file_named(tmp_path, name):
+    """p%41.db was written as pA.db, q?x=1.db as q (with a raw SQLAlchemy warning), while the commands
+    that read looked for the file named and said there was no storage."""
+    import optuna
+
+    path = tmp_path / name
+    optuna.create_study(study_name="s", storage=open_storage(str(path)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert storage_file(str(path)) == path and storage_exists(str(path))
+    assert optuna.get_all_study_names(open_storage(str(path), create=False)) == ["s"]
+
+
+def test_a_tilde_in_an_sqlite_url_is_refused_as_sqlite_would_make_a_folder_of_it():
+    with pytest.raises(AutokdError, match=r"SQLite takes ~ as a folder named ~.*write the path alone \(~/x\.db\)"):
+        open_storage("sqlite:///~/x.db")
+
+
+def test_an_sqlite_database_of_something_else_is_refused_and_left_as_it_was(tmp_path):
+    """Even `autokd studies` added Optuna's twelve tables next to the user's own."""
+    import sqlite3
+
+    path = tmp_path / "shop.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE customers (id INTEGER)")
+    before = path.read_bytes()
+    for create in (False, True):
+        with pytest.raises(AutokdError, match=r"is an SQLite database of something else \(tables customers\)"):
+            open_storage(str(path), create=create)
+    assert path.read_bytes() == before

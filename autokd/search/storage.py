@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Optional
@@ -22,7 +23,15 @@ DEFAULT_STORAGE_FILE = "autokd.db"
 
 def default_storage_url() -> str:
     folder = Path(os.environ.get("AUTOKD_STUDIES", DEFAULT_STORAGE_DIR))
-    return f"sqlite:///{folder / DEFAULT_STORAGE_FILE}"
+    return _sqlite_url(folder / DEFAULT_STORAGE_FILE)
+
+
+def _sqlite_url(path: Path) -> str:
+    """The SQLite URL of ``path``, percent-quoted: SQLAlchemy decodes ``%41`` and reads ``?`` as a
+    query, so ``p%41.db`` or ``q?x.db`` went to other files than the ones named."""
+    from urllib.parse import quote
+
+    return "sqlite:///" + quote(str(path), safe="/")
 
 
 def _resolve(spec: Optional[str]) -> tuple[str, str]:
@@ -36,7 +45,10 @@ def _resolve(spec: Optional[str]) -> tuple[str, str]:
                 f"storage {spec!r} is neither a URL (sqlite:///..., postgresql://...) nor a file ending "
                 "in .db/.sqlite (SQLite) or .journal/.log (journal file)"
             )
-        spec = f"sqlite:///{Path(spec).expanduser()}"
+        spec = _sqlite_url(Path(spec).expanduser())
+    elif spec.startswith("sqlite:///~"):
+        raise AutokdError(f"storage {spec!r}: in a URL SQLite takes ~ as a folder named ~, not your home; "
+                          f"write the path alone ({spec[len('sqlite:///'):]}) or in full")
     return "rdb", spec
 
 
@@ -46,10 +58,15 @@ def storage_file(spec: Optional[str]) -> Optional[Path]:
     if kind == "journal":
         return Path(target)
     if target.startswith("sqlite:///"):
-        path = target[len("sqlite:///"):].split("?", 1)[0]  # without its query (?timeout=..., ?mode=ro&uri=true)
+        from sqlalchemy.engine import make_url
+
+        try:  # read as SQLAlchemy reads it: percent-decoded, without its query (?timeout=..., ?mode=ro&uri=true)
+            path = make_url(target).database or ""
+        except Exception:  # a malformed URL: opening it says why
+            return None
         if path.startswith("file:"):  # an SQLite URI filename: sqlite:///file:PATH?mode=ro&uri=true
             path = path[len("file:"):]
-        return Path(path).expanduser()
+        return Path(path) if path and path != ":memory:" else None
     return None
 
 
@@ -78,6 +95,8 @@ def open_storage(spec: Optional[str] = None, create: bool = True):
         if file is not None and file.exists() and not file.is_file():
             raise AutokdError(f"storage {str(file)!r} is not a regular file (a folder, FIFO or device); "
                               "name a .db or .journal file")
+        if kind == "rdb" and file is not None and file.is_file():
+            _check_not_foreign(file)
         if file is not None and not file.parent.exists():
             make_folder(file.parent, "the study storage")
         if kind == "journal":
@@ -91,6 +110,22 @@ def open_storage(spec: Optional[str] = None, create: bool = True):
         raise
     except Exception as exc:  # SQLAlchemy and drivers raise many types for bad URLs
         raise AutokdError(f"cannot open storage {_redacted(target)!r}: {_reason(target, exc)}") from None
+
+
+def _check_not_foreign(path: Path) -> None:
+    """An SQLite database holding tables but none of Optuna's is someone else's: opening it would add
+    Optuna's tables next to theirs (even for a command that only reads), so it is refused."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    except sqlite3.Error:  # not SQLite, or locked: opening it says what it is
+        return
+    if tables and "studies" not in tables and "alembic_version" not in tables:
+        shown = ", ".join(sorted(tables)[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+        raise AutokdError(f"storage {str(path)!r} is an SQLite database of something else (tables {shown}), not an "
+                          f"Optuna study storage; name another .db file (a new name makes a new storage)")
 
 
 def _check_journal(path: Path, retries: int = 3) -> None:
