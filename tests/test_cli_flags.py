@@ -103,3 +103,73 @@ def test_resuming_a_warm_started_study_does_not_warn_about_a_flag_not_given(tmp_
     again = run_cli("search", "--space", space, "--workers", "0", "--storage", db, "--name", "w", "--budget", "2",
                     "--warm-start", "baselines")  # given again: honoured at creation, nothing to say
     assert again.returncode == 0 and "--warm-start is ignored" not in again.stdout + again.stderr
+
+
+def test_no_pruning_and_confirm_given_to_a_later_run_are_stored_and_kept_when_not_named(tmp_path):
+    """A later search's --no-pruning and --confirm were used by that run only: its printed resume
+    command pruned and never confirmed, and a re-run raising the budget left the old confirmed
+    trial (15 points below the new best) as the exported winner."""
+    import optuna
+    from conftest import write_space
+
+    from autokd.search.study import read_settings
+
+    space = write_space(tmp_path / "s.yaml", space={"temperature": {"low": 1, "high": 8}, "logit_losses": ["kd"],
+                                                    "pair_losses": ["none"], "relation_losses": []})
+    db = tmp_path / "s.db"
+    common = ("search", "--space", space, "--workers", "0", "--storage", db, "--name", "p", "--sampler", "random")
+    assert run_cli(*common, "--budget", "1").returncode == 0
+
+    def stored():
+        return read_settings(optuna.load_study(study_name="p", storage=f"sqlite:///{db}"))
+
+    assert (stored().pruning, stored().confirm) == (True, 0)
+    assert run_cli(*common, "--budget", "2", "--no-pruning", "--confirm", "1").returncode == 0
+    assert (stored().pruning, stored().confirm) == (False, 1)
+    raised = run_cli(*common, "--budget", "4")  # neither named: the study's own
+    assert raised.returncode == 0, raised.stderr
+    assert (stored().pruning, stored().confirm) == (False, 1)
+    from autokd.search.confirm import confirmed
+
+    study = optuna.load_study(study_name="p", storage=f"sqlite:///{db}")
+    best = max((t for t in study.trials if t.value is not None), key=lambda t: (t.value, -t.number))
+    assert best.number in confirmed(study)["trials"]  # the new leader is confirmed too
+
+
+def test_studies_lists_another_tools_studies_without_a_best_accuracy_and_on_one_line_each(tmp_path):
+    """A minimising study showed its largest value as a best accuracy (0.93%), and a name holding a
+    newline split its row in two."""
+    import optuna
+
+    db = tmp_path / "s.db"
+    for name, direction in (("min", "minimize"), ("evil\nname", "maximize")):
+        study = optuna.create_study(study_name=name, direction=direction, storage=f"sqlite:///{db}")
+        for value in (0.93, 0.12):
+            study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}))
+    out = run_cli("studies", "--storage", db)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3, out.stdout
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {"min", "evil\\nname"}
+    assert all("%" not in row and row.endswith("not made by autokd search") for row in rows.values()), out.stdout
+
+
+def test_resuming_a_study_stored_with_more_workers_than_this_machine_names_the_stored_setting(tmp_path):
+    import optuna
+    from conftest import write_space
+
+    from autokd.search.settings import SETTINGS_ATTR
+
+    db = tmp_path / "s.db"
+    space = write_space(tmp_path / "s.yaml")
+    assert run_cli("search", "--space", space, "--workers", "0", "--storage", db, "--name", "w",
+                   "--budget", "1").returncode == 0
+    study = optuna.load_study(study_name="w", storage=f"sqlite:///{db}")  # searched on a larger machine
+    study._storage.set_study_system_attr(study._study_id, SETTINGS_ATTR,
+                                         {**study._storage.get_study_system_attrs(study._study_id)[SETTINGS_ATTR], "workers": 4096})
+    out = run_cli("resume", "w", "--storage", db, "--budget", "2")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith(
+        "error: the study's stored workers setting (4096) is more than this machine's"), out.stderr
+    assert "pass --workers N" in out.stderr

@@ -368,3 +368,28 @@ def test_a_changed_space_is_refused_naming_where_it_differs():
     changed = _first_difference(old, old.replace("high: 1", "high: 2"))
     assert changed == "space.weight_scale.high: the study's 1, this run's 2"
     assert _first_difference(old, old.replace(", alpha: 0.5", "")) == "space.alpha: only the study sets it"
+
+
+def test_an_interruption_as_the_study_is_created_waits_for_its_settings_and_warm_start(tmp_path, monkeypatch):
+    """Ctrl-C a few ms after create_study left a study without settings (refused by every command
+    for good), or with its settings but not its warm-start trials (silently never queued)."""
+    import signal
+
+    space = write_space(tmp_path / "s.yaml")
+    create = optuna.create_study
+
+    def create_then_interrupt(*args, **kwargs):
+        study = create(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here: the interruption is held until the study is whole
+        return study
+
+    monkeypatch.setattr(optuna, "create_study", create_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _search(space, "cut", tmp_path / "s.db", budget=2, warm_start="baselines")
+    monkeypatch.setattr(optuna, "create_study", create)
+    study = optuna.load_study(study_name="cut", storage=f"sqlite:///{tmp_path / 's.db'}")
+    from autokd.search.study import read_settings
+
+    assert read_settings(study).warm_start == "baselines"
+    assert [t.state for t in study.trials] and all(t.state == TrialState.WAITING for t in study.trials)

@@ -83,7 +83,9 @@ def _run(space_file, settings, name: str, storage, address) -> None:
 @click.option("--address", default=None, help="Join this Ray cluster (else RAY_ADDRESS, else a local Ray is started).")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the sampler's first run on a new study (later runs continue with streams of their own).")
-@click.option("--no-pruning", is_flag=True, help="Run every trial to the end of the proxy (as a space with `pruning: false` does).")
+@click.option("--no-pruning", "pruning", flag_value=False, default=None,
+              help="Run every trial to the end of the proxy (as a space with `pruning: false` does); stored: the "
+                   "study's later runs and resumes do so too.")
 @click.option("--warm-start", type=click.Choice(WARM_STARTS), default=None,
               help="baselines: a new study's first trials are the shipped baselines the space can express "
                    "(each costs one trial of the budget).")
@@ -96,12 +98,13 @@ def _run(space_file, settings, name: str, storage, address) -> None:
               help="Constraint: a student larger than this as deployed (KiB) is infeasible.")
 @click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite,
               help="Constraint: a student slower than this (ms at batch 1 on one CPU thread) is infeasible.")
-@click.option("--confirm", type=click.IntRange(0, 50), default=0, show_default=True,
+@click.option("--confirm", type=click.IntRange(0, 50), default=None,
               help="Once the budget is done, re-run the top K trials at the proxy with 2 more seeds each (K x 2 "
-                   "proxy runs); the leaderboard, export and compare rank them first, by their mean.")
+                   "proxy runs); the leaderboard, export and compare rank them first, by their mean. Default: 0 "
+                   "for a new study, the study's own when it goes on (a raised budget confirms the new leaders).")
 @device_option
 @download_option
-def search(space, budget, sampler, workers, name, storage, address, seed, no_pruning, warm_start, objectives,
+def search(space, budget, sampler, workers, name, storage, address, seed, pruning, warm_start, objectives,
            max_params, max_size_kb, max_latency_ms, confirm, device, download):
     """Search distillation strategies on a task; re-running it continues the study to its budget."""
     from autokd.search.settings import SearchSettings, default_study_name
@@ -111,7 +114,7 @@ def search(space, budget, sampler, workers, name, storage, address, seed, no_pru
     space_file.task.data.download = space_file.task.data.download or download
     name = name if name is not None else default_study_name(space_file.source, sampler or "tpe")
     settings = SearchSettings(space_text=space_file.text, space_source=space_file.source, sampler=sampler,
-                              budget=budget, workers=workers, seed=seed, device=device, pruning=not no_pruning,
+                              budget=budget, workers=workers, seed=seed, device=device, pruning=pruning,
                               warm_start=warm_start, confirm=confirm)
     _run(space_file, settings, name, storage, address)
 
@@ -143,6 +146,10 @@ def resume(name, storage, budget, workers, address, device):
 
     settings = read_settings(load_existing_study(name, open_storage(storage, create=False)))
     space_file = space_file_from_text(settings.space_text, settings.space_source)
+    if workers is None:
+        from autokd.search.settings import check_workers
+
+        check_workers(settings.workers, address, stored=True)
     settings = replace(settings, budget=budget or settings.budget,
                        workers=settings.workers if workers is None else workers, device=device or settings.device)
     _run(space_file, settings, name, storage, address)
@@ -188,13 +195,14 @@ def _study_row(name: str, store) -> tuple[str, ...]:
         sampler, budget, rules = s.sampler, s.budget, judging_of(s.space_text)
     except DamagedSettings:
         note = f"damaged settings (autokd show {name} says what)"
-    except AutokdError:  # a study some other tool made in the same storage: its best first value
-        best = max((t.values[0] for t in study.get_trials(deepcopy=False) if t.values), default=None)
+    except AutokdError:  # a study some other tool made in the same storage: its values need not be accuracies
+        note = "not made by autokd search"
     else:
         best = _best_feasible(study, rules)
         if best is None and c.complete and rules.constraints:
             note = f"no feasible trial ({rules.limits})"
-    return (name, str(sampler), f"{c.finished}/{budget}", str(c.complete), str(c.pruned), str(c.failed),
+    shown = name if name.isprintable() else repr(name)[1:-1]  # another tool's name may hold a newline
+    return (shown, str(sampler), f"{c.finished}/{budget}", str(c.complete), str(c.pruned), str(c.failed),
             f"{best:.2f}%" if best is not None else "-", note)
 
 

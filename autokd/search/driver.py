@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Callable, Iterator, Optional
 
 from autokd.search.binding import bind_space
-from autokd.search.interrupts import interrupts_as_keyboard
+from autokd.search.interrupts import interrupts_as_keyboard, uninterruptible
 from autokd.search.ledger import counts, recover_interrupted
 from autokd.search.monitor import SearchMonitor
 from autokd.search.owner import current_owner
@@ -40,8 +40,7 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
     store = open_storage(storage) if storage_exists(storage) else None  # a new file is made only to write
     existing = find_study(name, store) if store is not None else None
     before = check_same_search(existing, settings) if existing is not None else None
-    if settings.sampler is None:  # not named: the study goes on with its own
-        settings = replace(settings, sampler=before.sampler if before is not None else "tpe")
+    settings = _own_unless_named(settings, before)
     check_sampler_fits(settings.sampler, space)
     with interrupts_as_keyboard():
         prepared = prepare_task(space_file.task, settings.device, progress=say)
@@ -50,8 +49,11 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
             check_same_data(existing, prepared.data.fingerprint)
         further = _further_teachers(space, prepared, existing, say)
         cache = teacher_cache_for(prepared, space.teacher_paths())
-        study, created = open_study(name, store or open_storage(storage), settings, prepared.teacher_info,
-                                    further, prepared.data.fingerprint)  # the first write
+        with uninterruptible():  # the study, its settings and its warm start: all or none (Ctrl-C waits)
+            study, created = open_study(name, store or open_storage(storage), settings, prepared.teacher_info,
+                                        further, prepared.data.fingerprint)  # the first write
+            if settings.warm_start and created:
+                _warm_start(study, space, prepared.task, say)
         epochs = space.base_recipe.epochs
         # --no-pruning or the space's `pruning: false`; Optuna prunes no multi-objective trial
         pruning = settings.pruning and space.spec.pruning and not space.spec.multi_objective
@@ -60,9 +62,7 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
         if before is not None and before.sampler != settings.sampler and counts(study).finished < settings.budget:
             say(f"sampler: study {name!r} was searched with {before.sampler}; this run and later resumes use "
                 f"{settings.sampler} (the trials so far stay and count toward the budget)")
-        if settings.warm_start and created:
-            _warm_start(study, space, prepared.task, say)
-        elif settings.warm_start and not (before is not None and before.warm_start):  # resume: the study's own
+        if settings.warm_start and not created and not (before is not None and before.warm_start):  # resume: its own
             say(f"warm start: study {name!r} already exists and its first trials are set; --warm-start is ignored")
         if not _announce(study, settings, space, created, pruning, say):
             _confirm(study, settings, space, prepared, cache, say)
@@ -86,6 +86,14 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
     monitor.show(force=True)
     _explain_shortfall(study, settings.budget, note, say)
     return study
+
+
+def _own_unless_named(settings: SearchSettings, before: Optional[SearchSettings]) -> SearchSettings:
+    """The run's settings with what it does not name (None: sampler, pruning, --confirm) taken from
+    the study it continues, or a new study's defaults."""
+    own = before or SearchSettings(space_text="", space_source="")
+    return replace(settings, **{key: getattr(own, key) for key in ("sampler", "pruning", "confirm")
+                                if getattr(settings, key) is None})
 
 
 def _check_flags(name: str, settings: SearchSettings, address: Optional[str]) -> None:

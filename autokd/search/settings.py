@@ -24,14 +24,15 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 class SearchSettings:
     space_text: str  # the normalised YAML of task + space
     space_source: str  # where it was read from (a shipped name's path, or the user's file)
-    sampler: Optional[str] = "tpe"  # None: the study's own (a re-run without --sampler), tpe for a new study
+    # None (a re-run not naming it): the study's own; a new study's default below
+    sampler: Optional[str] = "tpe"
     budget: int = 100  # total finished trials (complete + pruned + failed) the study should hold
     workers: Optional[int] = None  # trials at once; None: every CPU (of the cluster with --address)
     seed: int = 0
     device: str = "auto"
-    pruning: bool = True
+    pruning: Optional[bool] = True  # None: the study's own, as sampler
     warm_start: Optional[str] = None  # "baselines": the baselines that fit the space are the first trials
-    confirm: int = 0  # the top K trials re-run at the proxy with more seeds once the budget is done
+    confirm: Optional[int] = 0  # the top K trials re-run at the proxy with more seeds once the budget is done; None: as sampler
 
     def space_fingerprint(self) -> str:
         """Equal for the same task and space whatever the YAML's formatting (``objectives: [accuracy]``
@@ -136,8 +137,9 @@ def default_study_name(space_source: str, sampler: str) -> str:
     return check_study_name(f"{stem[:80].replace('..', '-')}-{sampler}")
 
 
-def check_workers(workers: Optional[int], address: Optional[str]) -> None:
-    """``--workers``: >= 0, and no more than this machine's CPUs unless a cluster is joined."""
+def check_workers(workers: Optional[int], address: Optional[str], stored: bool = False) -> None:
+    """``--workers``: >= 0, and no more than this machine's CPUs unless a cluster is joined
+    (``stored``: the study's own setting, which a resume without ``--workers`` takes)."""
     if workers is None:
         return
     cpus = os.cpu_count() or 1
@@ -147,5 +149,6 @@ def check_workers(workers: Optional[int], address: Optional[str]) -> None:
         raise AutokdError(f"--workers 0 runs trials in this process without Ray, --address {short_repr(address, 80)} "
                           f"joins a Ray cluster: give one of them")
     if workers > cpus and not (address or os.environ.get("RAY_ADDRESS")):
-        raise AutokdError(f"--workers {workers} is more than this machine's {cpus} CPUs; use at most {cpus} "
-                          "(or --address to use a cluster)")
+        what = f"the study's stored workers setting ({workers})" if stored else f"--workers {workers}"
+        raise AutokdError(f"{what} is more than this machine's {cpus} CPUs; {'pass --workers N, ' if stored else 'use '}"
+                          f"at most {cpus} (or --address to use a cluster)")

@@ -172,6 +172,10 @@ def check_same_data(study, fingerprint: str) -> None:
             f"scored on the old data. Restore that data, or start a new study with --name")
 
 
+# what a later run of a study may change (stored: a resume goes on with them); the space, seed and warm start stay
+RUN_SETTINGS = ("budget", "workers", "sampler", "device", "pruning", "confirm")
+
+
 def open_study(name: str, storage, settings: SearchSettings, teacher, further=None, data: str = ""):
     """Create the study, or load it and store the new budget, workers and sampler; returns ``(study, created)``.
     ``data`` is the task data's fingerprint, recorded with the teacher's.
@@ -196,11 +200,10 @@ def open_study(name: str, storage, settings: SearchSettings, teacher, further=No
         old = check_same_search(study, settings)
         check_same_teacher(study, teacher, further)
         check_same_data(study, data)
-        kept = (old.budget, old.workers, old.sampler, old.device)
         idle = settings.budget <= counts(study).finished  # the run has nothing to do: the study stays as it is
-        if not idle and kept != (settings.budget, settings.workers, settings.sampler, settings.device):
-            _write(study, SETTINGS_ATTR, {**old.to_dict(), "budget": settings.budget, "workers": settings.workers,
-                                          "sampler": settings.sampler, "device": settings.device})
+        new = {key: getattr(settings, key) for key in RUN_SETTINGS}
+        if not idle and new != {key: getattr(old, key) for key in RUN_SETTINGS}:
+            _write(study, SETTINGS_ATTR, {**old.to_dict(), **new})
     stored = stored_teacher(study)
     if not stored or (further is not None and "further" not in stored) or (data and not stored.get("data")):
         record = {"fingerprint": teacher.fingerprint, "source": teacher.source, "path": teacher.path, "data": data}
