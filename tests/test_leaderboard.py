@@ -15,3 +15,22 @@ def test_importances_need_five_complete_trials_and_are_the_same_for_the_same_stu
     study.optimize(lambda t: t.suggest_float("a", 0, 1) + 0.1 * t.suggest_float("b", 0, 1), n_trials=7)
     first = importances(study)
     assert set(first) == {"a", "b"} and first == importances(study) and first["a"] > first["b"]
+
+
+def test_a_confirmed_trial_that_later_trials_outscored_no_longer_ranks_first():
+    """After a raised budget, a trial confirmed at 53 % (value 54) ranked above unconfirmed 69 % trials
+    and was the exported winner; confirmed trials no unconfirmed value beats still rank first."""
+    from autokd.search.confirm import store_confirmation
+    from autokd.search.leaderboard import ranked
+    from autokd.search.ledger import STRATEGY_ATTR
+
+    study = optuna.create_study(direction="maximize")
+    for value in (54.35, 69.92, 69.42, 69.25):
+        study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={},
+                                                  user_attrs={STRATEGY_ATTR: {"alpha": 0.5}}))
+    store_confirmation(study, 0, {"values": [54.35, 52.8, 52.8], "mean": 53.32, "se": 0.5})
+    assert [e.number for e in ranked(study)] == [1, 2, 3, 0]
+    store_confirmation(study, 1, {"values": [69.92, 68.0, 68.0], "mean": 68.64, "se": 0.6})
+    assert [e.number for e in ranked(study)] == [1, 2, 3, 0]  # 68.64 confirmed ranks first, above 69.42
+    store_confirmation(study, 2, {"values": [69.42, 69.0, 69.3], "mean": 69.24, "se": 0.1})
+    assert [e.number for e in ranked(study)] == [2, 1, 3, 0]

@@ -61,12 +61,15 @@ def complete_entries(study) -> list[Entry]:
 
 def ranked(study, rules: Optional[Judging] = None) -> list[Entry]:
     """Complete trials whose student meets the study's constraints, best validation accuracy
-    first; confirmed trials (``--confirm``) come first, by their confirmed mean: an unconfirmed
-    value just below them is as inflated by noise as theirs were (ties: the earlier trial).
-    ``rules``: the study's :func:`judging`, when the caller has it."""
+    first; confirmed trials (``--confirm``) whose proxy value no unconfirmed trial beats come first,
+    by their confirmed mean: an unconfirmed value just below them is as inflated by noise as theirs
+    were. A confirmed trial an unconfirmed one outscored (a raised budget found better ones) ranks
+    among the rest by its mean (ties: the earlier trial). ``rules``: the study's :func:`judging`,
+    when the caller has it."""
     rules = rules or judging(study)
     entries = [e for e in complete_entries(study) if rules.feasible(e.footprint)]
-    entries.sort(key=lambda e: (e.confirmed is None, -e.score, e.number))
+    best_unconfirmed = max((e.value for e in entries if e.confirmed is None), default=float("-inf"))
+    entries.sort(key=lambda e: (not (e.confirmed and e.value >= best_unconfirmed), -e.score, e.number))
     return [replace(e, rank=i + 1) for i, e in enumerate(entries)]
 
 
