@@ -393,3 +393,45 @@ def test_train_epochs_override_is_applied_before_the_warm_up_is_worked_out(tmp_p
     assert load_config(config, epochs=24).strategy.logit_params["warmup"] == 2
     assert load_config(config, epochs=24).strategy.recipe.epochs == 24
     assert load_config(config).strategy.logit_params["warmup"] == 1
+
+
+STEP_FULL = {"epochs": 240, "optimizer": "sgd", "lr": 0.05, "schedule": "step", "milestones": [150, 180, 210]}
+
+
+def test_a_shorter_run_moves_a_step_schedules_milestones_with_it(tmp_path):
+    """The proxy (a quarter of full), a config's own epochs and train --epochs kept milestones 150, 180,
+    210 over 60 or 30 epochs: the learning rate never dropped, silently."""
+    from autokd.search.space_file import load_space_file
+
+    assert Recipe(**STEP_FULL).with_epochs(60).milestones == [38, 45, 53]
+    assert Recipe(**STEP_FULL).with_epochs(2).milestones == [1]
+    task = {**copy.deepcopy(TINY_TASK), "recipes": {"full": STEP_FULL}}
+    parsed = load_space_file(write_space(tmp_path / "s.yaml", task=task)).task
+    assert (parsed.recipes.proxy.epochs, parsed.recipes.proxy.milestones) == (60, [38, 45, 53])
+    own = {**copy.deepcopy(TINY_TASK), "recipes": {"full": STEP_FULL, "proxy": {"epochs": 30, "schedule": "cosine"}}}
+    assert load_space_file(write_space(tmp_path / "o.yaml", task=own)).task.recipes.proxy.milestones == []
+    write_space(tmp_path / "t.yaml", task=task)
+    config = write_config(tmp_path / "c.yaml", {"alpha": 0.5, "recipe": {"epochs": 120}}, "t.yaml")
+    assert load_config(config).strategy.recipe.milestones == [75, 90, 105]
+    assert load_config(config, epochs=24).strategy.recipe.milestones == [15, 18, 21]
+    exported = write_config(tmp_path / "e.yaml", {"alpha": 0.5, "recipe": STEP_FULL}, "t.yaml")  # every key written
+    assert load_config(exported, epochs=60).strategy.recipe.milestones == [38, 45, 53]
+
+
+@pytest.mark.parametrize("recipe, needle", [
+    ({"epochs": 100, "schedule": "step", "milestones": [150]}, "milestones [150] are not before the run's last epoch (100)"),
+    ({"epochs": 100, "schedule": "cosine", "milestones": [50]}, "milestones apply to schedule: step, but the schedule is cosine"),
+    ({"epochs": 100, "schedule": "step"}, "schedule step without milestones never lowers the learning rate"),
+])
+def test_a_schedule_written_to_do_nothing_is_refused_in_a_users_files_but_not_in_a_stored_study(tmp_path, recipe, needle):
+    from autokd.search.space_file import load_space_file, space_file_from_text
+
+    task = {**copy.deepcopy(TINY_TASK), "recipes": {"full": recipe}}
+    space = write_space(tmp_path / "s.yaml", task=task)
+    with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        load_space_file(space)
+    space_file_from_text(space.read_text(), str(space))  # a study made before the check still reads
+    write_space(tmp_path / "ok.yaml")
+    bad = write_config(tmp_path / "c.yaml", {"alpha": 0.5, "recipe": recipe}, "ok.yaml")
+    with pytest.raises(ConfigError, match=r"^c\.yaml: strategy\.recipe\."):
+        load_config(bad)

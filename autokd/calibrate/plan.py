@@ -121,7 +121,7 @@ def sampled_candidates(space_file, lengths: list[int], n: int, seed: int, search
 
     searched = searched or bind_space(space_file)
     proxy = space_file.task.recipes.proxy
-    spaces = {e: searched.at_proxy(replace(proxy, epochs=e)) for e in lengths}
+    spaces = {e: searched.at_proxy(proxy.with_epochs(e)) for e in lengths}
     out = []
     for i, params in enumerate(draw_parameters(searched, n, seed)):
         def pick(name, default, params=params):
@@ -142,7 +142,7 @@ def baseline_candidates(space_file, lengths: list[int], path: Optional[str],
 
     task = space_file.task
     full, left_out = baselines_that_adapt(path, pairs, task.recipes.full, task)
-    per_length = {e: {b.name: b.strategy for b in baselines_that_adapt(path, pairs, replace(task.recipes.proxy, epochs=e),
+    per_length = {e: {b.name: b.strategy for b in baselines_that_adapt(path, pairs, task.recipes.proxy.with_epochs(e),
                                                                        task)[0]} for e in lengths}
     return [Candidate(b.name, BASELINE, b.strategy.describe(), b.strategy, {e: per_length[e][b.name] for e in lengths})
             for b in full], left_out

@@ -11,7 +11,7 @@ failed, with its reason, and the others go on; like every finished run it is kep
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -56,7 +56,7 @@ def run_compare(study, request: CompareRequest, say: Say = print, status: Status
     settings = read_settings(study)
     space_file = space_file_from_text(settings.space_text, settings.space_source)
     task = space_file.task
-    recipe = task.recipes.full if request.epochs is None else replace(task.recipes.full, epochs=request.epochs)
+    recipe = task.recipes.full if request.epochs is None else task.recipes.full.with_epochs(request.epochs)
     rules = judging(study)
     entries = spread(front(study, rules), request.top_k) if rules.multi_objective else ranked(study, rules)
     if not entries:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from autokd.config.strategy import Strategy, strategy_from_dict
-from autokd.config.task import TaskSpec, task_from_dict
+from autokd.config.task import TaskSpec, check_schedules, task_from_dict
 from autokd.config.yaml_io import load_yaml_file
 from autokd.errors import ConfigError, short_repr, unknown
 
@@ -56,7 +56,9 @@ def load_task(ref: Union[str, Path, dict], where: str = "task") -> TaskSpec:
     if isinstance(ref, dict):
         return task_from_dict(ref, where)
     mapping, where = task_mapping(ref)
-    return task_from_dict(mapping, where)
+    task = task_from_dict(mapping, where)
+    check_schedules(task, where)
+    return task
 
 
 def task_mapping(ref: Union[str, Path], relative_to: Union[str, Path, None] = None,
@@ -145,8 +147,13 @@ def load_config(path: Union[str, Path], epochs: Optional[int] = None) -> Config:
     else:
         raise ConfigError(f"{path}: task must be a shipped space name, a path to a space file or a mapping, "
                           f"got {short_repr(task_ref, 60)}")
-    strategy_data = data["strategy"]
-    if epochs is not None and isinstance(strategy_data, dict) and isinstance(strategy_data.get("recipe") or {}, dict):
-        strategy_data = {**strategy_data, "recipe": {**(strategy_data.get("recipe") or {}), "epochs": epochs}}
-    strategy = strategy_from_dict(strategy_data, base_recipe=task.recipes.full, where=f"{Path(path).name}: strategy")
+    check_schedules(task, f"{Path(path).name}: task")
+    strategy_data, where = data["strategy"], f"{Path(path).name}: strategy"
+    strategy = strategy_from_dict(strategy_data, base_recipe=task.recipes.full, where=where)
+    stated = strategy_data.get("recipe") if isinstance(strategy_data.get("recipe"), dict) else {}
+    strategy.recipe.check_schedule(f"{where}.recipe", written="schedule" in stated or "milestones" in stated)
+    if epochs is not None and epochs != strategy.recipe.epochs:  # the length, its milestones moved with it
+        moved = strategy.recipe.with_epochs(epochs)
+        recipe = {**(strategy_data.get("recipe") or {}), "epochs": epochs, "milestones": moved.milestones}
+        strategy = strategy_from_dict({**strategy_data, "recipe": recipe}, base_recipe=task.recipes.full, where=where)
     return Config(task=task, strategy=strategy, source=str(path))

@@ -20,6 +20,7 @@ A strategy round-trips YAML exactly: ``strategy_from_dict(strategy_to_dict(s)) =
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
@@ -74,6 +75,41 @@ class Recipe:
             _check_count(milestone, 1, MAX_EPOCHS, f"{where}.milestones[{i}]", what="an epoch")
         check_seed(self.seed, f"{where}.seed")
         return self
+
+    def with_epochs(self, epochs: int) -> "Recipe":
+        """This recipe at another length. A step schedule's milestones move with it, in proportion
+        (150, 180, 210 of 240 epochs are 38, 45, 53 of 60): kept as they were, a shorter run (a proxy,
+        ``--epochs``) never reached them and trained at a constant rate."""
+        if epochs == self.epochs or not self.milestones:
+            return replace(self, epochs=epochs)
+        moved = sorted({max(1, math.floor(m * epochs / self.epochs + 0.5)) for m in self.milestones})
+        return replace(self, epochs=epochs, milestones=[m for m in moved if m < epochs])
+
+    def check_schedule(self, where: str = "recipe", written: bool = True) -> None:
+        """A schedule written to do something does it (checked in a user's file, not in a stored
+        strategy): milestones with the step schedule only, before the run's last epoch, and (when the
+        recipe is ``written``, not derived at a shorter length) a step schedule with milestones."""
+        if self.milestones and self.schedule != "step":
+            raise ConfigError(f"{where}.milestones apply to schedule: step, but the schedule is {self.schedule}; "
+                              f"drop them or use schedule: step")
+        if written and self.schedule == "step" and not self.milestones:
+            raise ConfigError(f"{where}.schedule step without milestones never lowers the learning rate; give "
+                              f"milestones (epochs, e.g. [{max(1, self.epochs // 2)}]) or use schedule: constant")
+        late = [m for m in self.milestones if m >= self.epochs]
+        if late:
+            raise ConfigError(f"{where}.milestones {late} are not before the run's last epoch ({self.epochs}): the "
+                              f"learning rate never drops there; give epochs below {self.epochs}")
+
+
+def merge_recipe(base: "Recipe", overrides: dict) -> "Recipe":
+    """``base`` with ``overrides`` (the keys a partial recipe sets). A new length without new
+    milestones moves the base's with it (:meth:`Recipe.with_epochs`); another schedule without
+    milestones drops them (they belong to the step schedule)."""
+    if "epochs" in overrides and "milestones" not in overrides:
+        base = base.with_epochs(overrides["epochs"])
+    if overrides.get("schedule", "step") != "step" and "milestones" not in overrides:
+        base = replace(base, milestones=[])
+    return replace(base, **overrides)
 
 
 def _check_count(value: int, low: int, high: int, where: str, what: str = "a whole number") -> None:
@@ -257,7 +293,7 @@ def strategy_from_dict(data: dict, base_recipe: Optional[Recipe] = None, where: 
     base = base_recipe or Recipe()
     if recipe_data is not None:
         overrides = from_mapping(_PartialRecipe, recipe_data, f"{where}.recipe")
-        base = replace(base, **{k: v for k, v in to_mapping(overrides).items() if v is not None})
+        base = merge_recipe(base, {k: v for k, v in to_mapping(overrides).items() if v is not None})
     strategy.recipe = replace(base)
     from autokd.losses import LOGIT_LOSSES
 
@@ -299,7 +335,7 @@ class _PartialRecipe:
 
 def recipe_from_dict(data: dict, base: Optional[Recipe] = None, where: str = "recipe") -> Recipe:
     overrides = from_mapping(_PartialRecipe, data, where)
-    return replace(base or Recipe(), **{k: v for k, v in to_mapping(overrides).items() if v is not None}).validate(where)
+    return merge_recipe(base or Recipe(), {k: v for k, v in to_mapping(overrides).items() if v is not None}).validate(where)
 
 
 CE_ONLY = Strategy(alpha=0.0)

@@ -101,11 +101,22 @@ def task_from_dict(data: dict, where: str = "task") -> TaskSpec:
     full = recipe_from_dict(recipes.get("full") or {}, where=f"{where}.recipes.full")
     proxy_data = recipes.get("proxy") or {}
     proxy = recipe_from_dict(proxy_data, base=full, where=f"{where}.recipes.proxy")
-    if "epochs" not in proxy_data:
-        proxy.epochs = max(1, full.epochs // 4)
+    if "epochs" not in proxy_data:  # a quarter of full, its milestones moved with it unless the proxy gives its own
+        quarter = max(1, full.epochs // 4)
+        proxy = replace(proxy, epochs=quarter) if "milestones" in proxy_data else proxy.with_epochs(quarter)
     task.recipes = Recipes(full=full, proxy=proxy)
     _check_values(task, where)
     return task
+
+
+def check_schedules(task: TaskSpec, where: str = "task") -> None:
+    """The task's recipes' schedules do what they say (:meth:`Recipe.check_schedule`): checked where a
+    user's file is read, not in a stored study's task (accepted when the study was made)."""
+    written = [(task.teacher.recipe, f"{where}.teacher.recipe"), (task.recipes.full, f"{where}.recipes.full")]
+    written += [(t.recipe, f"{where}.teachers[{i}].recipe") for i, t in enumerate(task.teachers)]
+    for recipe, at in written:
+        recipe.check_schedule(at)
+    task.recipes.proxy.check_schedule(f"{where}.recipes.proxy", written=False)  # a quarter of full, say
 
 
 def _teacher_from(data, where: str) -> TeacherSpec:

@@ -25,7 +25,7 @@ def full_length_strategy(space_file, stored: dict, epochs=None):
     if space_file.space.lr is not None:  # a fixed lr was dropped: export, compare and calibrate trained at another
         full = replace(full, lr=strategy.recipe.lr)
     if epochs is not None:
-        full = replace(full, epochs=epochs)
+        full = full.with_epochs(epochs)
     return replace(strategy, recipe=full)
 
 

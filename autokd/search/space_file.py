@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from autokd.config.files import resolve_space_path, task_mapping, with_paths_resolved
-from autokd.config.task import TaskSpec, task_from_dict
+from autokd.config.task import TaskSpec, check_schedules, task_from_dict
 from autokd.config.yaml_io import dump_yaml, load_yaml_file, load_yaml_text
 from autokd.errors import ConfigError
 from autokd.search.space import SpaceSpec, space_from_dict
@@ -37,7 +37,9 @@ def load_space_file(ref: Union[str, Path], overrides: Optional[dict] = None) -> 
             data = {**data, "space": {**space, **overrides}}
     if isinstance(data.get("task"), dict):  # a relative data.root: relative to this file, stored absolute
         data = {**data, "task": with_paths_resolved(data["task"], path)}
-    return space_file_from_dict(data, source=str(path))
+    space_file = space_file_from_dict(data, source=str(path))
+    check_schedules(space_file.task, f"{path.name}: task")  # a user's file (a stored study's was checked then)
+    return space_file
 
 
 def space_file_from_text(text: str, source: str) -> SpaceFile:

@@ -124,7 +124,7 @@ def train_shipped(job, train_scheme: Callable) -> object:
     prune = strategy.compression.prune
     job.say(f"pruning {prune.amount:.0%} of the trained student's channels, then recovering")
     student = quantized(pruned(first.model, prune, job.prepared, "student"), strategy.compression, job.prepared)
-    recipe = replace(job.recipe, epochs=prune.recover_epochs or job.recipe.epochs)
+    recipe = job.recipe.with_epochs(prune.recover_epochs or job.recipe.epochs)
     recovery = replace(strategy, scheme=SingleScheme())  # from the task's teacher, whatever the scheme was
     distiller = build_distiller(job.prepared, recovery, recipe.seed, student=student)
     result = fit_cached(distiller, job.prepared, recipe, job.teacher_cache,
