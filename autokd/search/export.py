@@ -57,7 +57,9 @@ def export_config(study, rank: int = 1, trial: Optional[int] = None) -> str:
         entry = entries[rank - 1]
     where = f"rank {rank} of {len(entries)}" if rank else "not ranked: its student breaks a constraint"
     space_file = space_file_from_text(settings.space_text, settings.space_source)
-    strategy = full_length_strategy(space_file, entry.strategy)
+    from autokd.training.run import without_idle_pairs
+
+    strategy, idle = without_idle_pairs(space_file.task, full_length_strategy(space_file, entry.strategy))
     task = load_yaml_value(settings.space_text)["task"]
     header = (
         f"{EXPORT_MARK}{comment_safe(study.study_name)!r}, trial {entry.number} "
@@ -69,7 +71,9 @@ def export_config(study, rank: int = 1, trial: Optional[int] = None) -> str:
            + ")" if entry.confirmed else "") + ".\n"
         f"# Space: {comment_safe(settings.space_source)}; sampler: {comment_safe(settings.sampler)}. "
         f"The recipe below is the task's full length.\n"
-        f"# Train it: autokd train --config THIS_FILE [--seeds 3]\n"
+        + "".join(f"# Left out: {comment_safe(f'{p.loss} on {p.teacher} -> {p.student}')}, maps of one position "
+                  f"where it is always 0 (the trial drew it; it trained nothing)\n" for p in idle)
+        + "# Train it: autokd train --config THIS_FILE [--seeds 3]\n"
     )
     return header + dump_yaml({"task": task, "strategy": strategy_to_dict(strategy)})
 

@@ -16,11 +16,12 @@ from typing import Callable, Collection, Optional
 import torch
 from torch import nn
 
-from autokd.config.strategy import Recipe, Strategy
+from autokd.config.strategy import PairLoss, Recipe, Strategy
 from autokd.config.task import TaskSpec
 from autokd.data import cache_dir, load_task_data
 from autokd.compression import Footprint, deploy, footprint
 from autokd.errors import AutokdError, short_repr
+from autokd.losses import PAIR_LOSSES
 from autokd.models.registry import build_model
 from autokd.training.fit import EpochStats, accuracy
 from autokd.training.schemes import SCHEMES, SchemeJob
@@ -103,36 +104,57 @@ def check_architecture(task: TaskSpec, data, strategy: Strategy) -> None:
     """The strategy's layer pairs and relations fit the teacher and the student it ships, built untrained:
     a mistake in a hand-written config fails here, before the teacher is loaded or trained (minutes), not
     after. (:func:`check_strategy` checks the rest, scheme and compression, once the teacher is ready.)"""
+    shapes = _feature_shapes(task, strategy, data.input_shape, data.num_classes, max(len(data.train), 1))
+    for i in idle_pairs(strategy, *shapes) if shapes else ():
+        pair, (s, t) = strategy.pairs[i], (shapes[0][strategy.pairs[i].student], shapes[1][strategy.pairs[i].teacher])
+        raise AutokdError(f"strategy.pairs[{i}] (teacher {pair.teacher} -> student {pair.student}, {pair.loss}): "
+                          f"{pair.loss} compares maps over their positions, but student {s} and teacher {t} pool "
+                          f"to one position, where it is always 0 (no gradient); pair layers with more than one "
+                          f"position, or use fitnet or sp")
+
+
+def _feature_shapes(task: TaskSpec, strategy: Strategy, input_shape, num_classes: int, train_samples: int):
+    """The per-sample shapes of the layers the strategy's pairs and relations tap, student's and teacher's,
+    on the models built untrained (None when it taps nothing, or its pairs name another model's layers)."""
     from autokd.config.compression import Compression
     from autokd.config.schemes import SingleScheme
     from autokd.training.distiller import Distiller
     from autokd.training.shipping import architecture_of
 
     if not (strategy.pairs or strategy.relations) or not SCHEMES[strategy.scheme.kind].pairs_on_teacher:
-        return
-    teacher = build_model(task.teacher.model, task.teacher.kwargs, data.num_classes, data.input_shape)
+        return None
+    teacher = build_model(task.teacher.model, task.teacher.kwargs, num_classes, input_shape)
     name, kwargs = architecture_of(task, strategy)
     try:
-        student = build_model(name, kwargs, data.num_classes, data.input_shape)
+        student = build_model(name, kwargs, num_classes, input_shape)
     except (TypeError, ValueError) as exc:
         raise AutokdError(f"strategy.student {strategy.student}: the student {name} cannot be built with it ({exc})") from exc
     with Distiller(teacher, student, replace(strategy, scheme=SingleScheme(), compression=Compression()),
-                   data.input_shape, num_train_samples=max(len(data.train), 1)) as distiller:
-        _refuse_positionless(strategy, *distiller.feature_shapes)
+                   input_shape, num_train_samples=train_samples) as distiller:
+        return distiller.feature_shapes
 
 
-def _refuse_positionless(strategy: Strategy, s_shapes: dict, t_shapes: dict) -> None:
-    """A config's at or nst pair on maps that pool to one position would be 0 all along: refused, named.
-    (A search may draw such a choice among others: there it is a choice that does nothing, not an error.)"""
-    from autokd.losses import PAIR_LOSSES, one_position
+def idle_pairs(strategy: Strategy, s_shapes: dict, t_shapes: dict) -> list[int]:
+    """The positions of the strategy's at or nst pairs on maps that pool to one position: 0 all along.
+    A config's are refused (:func:`check_architecture`); a search may draw them among other choices."""
+    from autokd.losses import one_position
 
-    for i, pair in enumerate(strategy.pairs):
-        s, t = s_shapes[pair.student], t_shapes[pair.teacher]
-        if PAIR_LOSSES[pair.loss].needs_positions and one_position(s, t):
-            raise AutokdError(f"strategy.pairs[{i}] (teacher {pair.teacher} -> student {pair.student}, {pair.loss}): "
-                              f"{pair.loss} compares maps over their positions, but student {s} and teacher {t} pool "
-                              f"to one position, where it is always 0 (no gradient); pair layers with more than one "
-                              f"position, or use fitnet or sp")
+    return [i for i, p in enumerate(strategy.pairs)
+            if PAIR_LOSSES[p.loss].needs_positions and one_position(s_shapes[p.student], t_shapes[p.teacher])]
+
+
+def without_idle_pairs(task: TaskSpec, strategy: Strategy) -> tuple[Strategy, list[PairLoss]]:
+    """``strategy`` without its :func:`idle_pairs` (which train nothing), and those pairs: what an
+    exported config holds, so that ``autokd train`` takes it."""
+    from autokd.data.spec import nominal_shape
+
+    if not any(PAIR_LOSSES[p.loss].needs_positions for p in strategy.pairs):
+        return strategy, []
+    shape, classes = nominal_shape(task.data)
+    shapes = _feature_shapes(task, strategy, shape, classes, 1)
+    idle = idle_pairs(strategy, *shapes) if shapes else []
+    kept = [p for i, p in enumerate(strategy.pairs) if i not in idle]
+    return replace(strategy, pairs=kept), [strategy.pairs[i] for i in idle]
 
 
 def check_strategy(prepared: PreparedTask, strategy: Strategy) -> None:
