@@ -93,3 +93,20 @@ def test_a_stage_kept_without_its_steps_is_trained_again(tiny_prepared, tmp_path
     said.clear()
     train_strategy(prepared, _strategy(ASSISTANT), evaluate_test=False, progress=said.append)
     assert said == [LOADS]
+
+
+def test_a_stage_trained_on_other_thread_counts_is_kept_apart(tiny_prepared):
+    """A born-again generation cached by a 2-thread `train` made the 1-thread search's trial irreproducible
+    (13.00 % against the trial's 12.75 %): the result depended on which process filled the cache."""
+    from autokd.training.stage_cache import stage_key
+
+    strategy = Strategy(alpha=0.5)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = stage_key(tiny_prepared, strategy, strategy.recipe, "generation 1")
+        torch.set_num_threads(2)
+        two = stage_key(tiny_prepared, strategy, strategy.recipe, "generation 1")
+    finally:
+        torch.set_num_threads(threads)
+    assert one != two

@@ -35,6 +35,8 @@ def stage_key(prepared, strategy, recipe, stage: str, models: tuple = ()) -> str
                "data": getattr(prepared.data, "fingerprint", ""),
                "strategy": to_mapping(replace(strategy, scheme=SingleScheme(), recipe=recipe)),
                "stage": stage, "format": 1}
+    if torch.get_num_threads() != 1:  # another float sum order: what one thread trains is reproduced by one
+        payload["threads"] = torch.get_num_threads()
     sources = user_code_sources([payload["task"], to_mapping(strategy), list(models)])
     if sources:  # changed model code must not reuse weights trained with the old code
         payload["sources"] = sources
