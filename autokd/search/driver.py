@@ -48,7 +48,7 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
             check_same_teacher(existing, prepared.teacher_info)
             check_same_data(existing, prepared.data.fingerprint)
         further = _further_teachers(space, prepared, existing, say)
-        cache = teacher_cache_for(prepared, space.teacher_paths())
+        cache = teacher_cache_for(prepared, space.teacher_paths(), say=say)
         with uninterruptible():  # the study, its settings and its warm start: all or none (Ctrl-C waits)
             study, created = open_study(name, store or open_storage(storage), settings, prepared.teacher_info,
                                         further, prepared.data.fingerprint)  # the first write

@@ -18,7 +18,7 @@ from autokd.models.registry import build_model
 from autokd.training.distiller import Distiller
 from autokd.training.fit import EpochStats, fit
 from autokd.training.shipping import start_student
-from autokd.training.teacher_cache import TeacherCache, can_cache, compute_teacher_cache
+from autokd.training.teacher_cache import TeacherCache, cache_size, can_cache, compute_teacher_cache, memory_budget
 
 
 @dataclass
@@ -57,12 +57,22 @@ def build_distiller(prepared, strategy: Strategy, seed: int, teacher: Optional[n
     return distiller.to(prepared.device)
 
 
-def teacher_cache_for(prepared, paths: list[str], teacher: Optional[nn.Module] = None) -> Optional[TeacherCache]:
-    """Outputs of ``teacher`` (default: the task's) over the training split for ``paths`` (None
-    when augmentation forbids caching)."""
+def teacher_cache_for(prepared, paths: list[str], teacher: Optional[nn.Module] = None,
+                      say: Optional[Callable[[str], None]] = None) -> Optional[TeacherCache]:
+    """Outputs of ``teacher`` (default: the task's) over the training split for ``paths``; None when
+    augmentation forbids caching, or they would take more than :func:`memory_budget` (the teacher
+    then runs with each batch). ``say`` hears which."""
     if not can_cache(prepared.data):
         return None
-    return compute_teacher_cache(prepared.teacher if teacher is None else teacher, prepared.data, paths, prepared.device)
+    budget = memory_budget(prepared.device)
+    cache = compute_teacher_cache(prepared.teacher if teacher is None else teacher, prepared.data, paths,
+                                  prepared.device, max_bytes=budget)
+    if say is not None:
+        n = len(prepared.data.train)
+        say(f"teacher outputs: too large to keep over the {n:,} training samples (more than {budget / 2**30:.1f} GiB, "
+            f"a quarter of memory); the teacher runs with each batch" if cache is None else
+            f"teacher outputs: kept over the {n:,} training samples ({cache_size(cache) / 2**20:,.1f} MiB)")
+    return cache
 
 
 def fit_cached(distiller: Distiller, prepared, recipe: Recipe, teacher_cache: Optional[TeacherCache] = None,
@@ -75,7 +85,7 @@ def fit_cached(distiller: Distiller, prepared, recipe: Recipe, teacher_cache: Op
         cache = None
         if distiller.strategy.needs_teacher and can_cache(prepared.data):
             cache = teacher_cache or teacher_cache_for(prepared, distiller.teacher_paths, distiller.teacher)
-            cache = cache.subset(distiller.teacher_paths)
+            cache = cache.subset(distiller.teacher_paths) if cache is not None else None  # None: too large
         return fit(distiller, prepared.data, recipe, prepared.device, teacher_cache=cache, on_epoch=on_epoch,
                    validate_at=validate_at)
 

@@ -6,6 +6,7 @@ different inputs, so the teacher must run on the fly (:func:`can_cache` says whi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -51,21 +52,45 @@ def can_cache(data) -> bool:
     return not data.augment
 
 
+def memory_budget(device) -> int:
+    """The most bytes a teacher cache may take: a quarter of the memory it lives in (the machine's,
+    or the GPU's). Past it the teacher runs with each batch instead of an out-of-memory kill."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory // 4
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+
+
 @torch.no_grad()
 def compute_teacher_cache(
-    teacher: nn.Module, data, paths: Sequence[str], device, batch_size: int = 1024
-) -> TeacherCache:
-    """Run the teacher (eval mode) once over ``data.train``, keeping logits and ``paths`` features."""
+    teacher: nn.Module, data, paths: Sequence[str], device, batch_size: int = 1024,
+    max_bytes: Optional[int] = None,
+) -> Optional[TeacherCache]:
+    """Run the teacher (eval mode) once over ``data.train``, keeping logits and ``paths`` features;
+    None when they would take more than ``max_bytes`` (found from the first batch, before the rest)."""
     if not can_cache(data):
         raise ValueError("teacher outputs cannot be cached for an augmented training split")
     was_training = teacher.training
     teacher.eval()
-    logits, feats = [], {p: [] for p in paths}
-    with FeatureTaps(teacher, list(paths)) as taps:
-        for _, x, _ in data.batches("train", batch_size, shuffle=False, device=device):
-            taps.clear()
-            logits.append(teacher(x))
-            for p in paths:
-                feats[p].append(taps.outputs[p])
-    teacher.train(was_training)
-    return TeacherCache(torch.cat(logits), {p: torch.cat(v) for p, v in feats.items()})
+    names, out, start, n = ["logits", *paths], {}, 0, len(data.train)
+    try:
+        with FeatureTaps(teacher, list(paths)) as taps:
+            for _, x, _ in data.batches("train", batch_size, shuffle=False, device=device):
+                taps.clear()
+                got = {"logits": teacher(x), **{p: taps.outputs[p] for p in paths}}
+                if not out:  # the whole split's tensors, filled in place: no second copy at the end
+                    need = sum(t[0].numel() * t.element_size() for t in got.values()) * n
+                    if max_bytes is not None and need > max_bytes:
+                        return None
+                    out = {k: t.new_empty((n, *t.shape[1:])) for k, t in got.items()}
+                for k, t in got.items():
+                    out[k][start:start + len(t)] = t
+                start += len(x)
+    finally:
+        teacher.train(was_training)
+    return TeacherCache(out["logits"], {p: out[p] for p in names[1:]})
+
+
+def cache_size(cache: TeacherCache) -> int:
+    """The bytes ``cache`` holds."""
+    return sum(t.numel() * t.element_size() for t in [cache.logits, *cache.features.values()])
