@@ -110,3 +110,22 @@ def test_a_stage_trained_on_other_thread_counts_is_kept_apart(tiny_prepared):
     finally:
         torch.set_num_threads(threads)
     assert one != two
+
+
+def test_a_stage_that_cannot_be_written_costs_only_the_stage_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """A full disk (torch's zip writer says RuntimeError) failed the run, or every search trial, with a
+    traceback and left a .tmp file each time; a written stage is readable by the machine's other users."""
+    from autokd.training.stage_cache import StageCache
+
+    model = torch.nn.Linear(3, 2)
+    cache = StageCache(tmp_path)
+    cache.save("written", model, 7)
+    assert (tmp_path / "stages" / "written.pt").stat().st_mode & 0o777 == 0o644
+
+    def full_disk(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    cache.save("full", model, 7)
+    assert sorted(p.name for p in (tmp_path / "stages").iterdir()) == ["written.pt"]
+    assert cache.load("full", torch.nn.Linear(3, 2)) is None

@@ -99,15 +99,21 @@ class StageCache:
         path = self._path(key)
         if path is None:
             return
+        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             os.close(fd)
             weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             torch.save({"weights": weights, "steps": int(steps)}, tmp)
+            os.chmod(tmp, 0o644)  # as the teachers: mkstemp's 0600 would hide it from the machine's other users
             os.replace(tmp, path)
-        except OSError:
+            tmp = None
+        except (OSError, RuntimeError):  # torch's zip writer reports a full disk as a RuntimeError
             return
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
 
     def _path(self, key: str) -> Optional[Path]:
         return self.folder / f"{key}.pt" if self.folder is not None else None
