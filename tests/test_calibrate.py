@@ -226,3 +226,27 @@ def test_a_baseline_that_cannot_run_is_an_error_naming_it_before_any_run(tmp_pat
     with pytest.raises(AutokdError, match="^baseline x: unknown model 'nosuch'"):
         run_calibrate(space_file, request, say=lambda _m: None)
     assert not (tmp_path / "cal" / "runs.jsonl").exists()
+
+
+STEP = {"epochs": 8, "optimizer": "sgd", "lr": 0.05, "schedule": "step", "milestones": [4, 6], "batch_size": 64}
+
+
+def test_each_proxy_length_of_a_step_schedule_is_what_its_recommended_space_trains(tmp_path):
+    """Calibrate measured a length from the already shortened proxy ([3] at 6 epochs) while the space it
+    recommended trained the full recipe's milestones moved ([3, 5]); a proxy with milestones of its own
+    was written with them unmoved (refused, or another schedule than measured)."""
+    from autokd.calibrate.plan import anneals
+    from autokd.calibrate.space_copy import recommended_lines, write_space_copy
+
+    derived = load_space_file(write_space(tmp_path / "d.yaml", task={**TINY_TASK, "recipes": {"full": STEP}}))
+    recipes = derived.task.recipes
+    assert recipes.proxy.milestones == [1, 1] and recipes.proxy_milestones(6) == [3, 5]
+    copy = write_space_copy(str(tmp_path / "d.yaml"), tmp_path / "dc.yaml", 6, False, recipes.proxy_milestones(6))
+    assert recipes.proxy_at(6) == load_space_file(copy).task.recipes.proxy
+    assert recipes.proxy_at(6).milestones == [3, 5] and anneals(recipes.proxy_at(6))
+    own = {**TINY_TASK, "recipes": {"full": STEP, "proxy": {"epochs": 4, "milestones": [2, 3]}}}
+    recipes = load_space_file(write_space(tmp_path / "o.yaml", task=own)).task.recipes
+    assert recipes.proxy_milestones(2) == [1, 1]
+    copy = write_space_copy(str(tmp_path / "o.yaml"), tmp_path / "oc.yaml", 2, True, recipes.proxy_milestones(2))
+    assert recipes.proxy_at(2) == load_space_file(copy).task.recipes.proxy
+    assert "proxy: {epochs: 2, milestones: [1, 1]}" in recommended_lines(2, True, [1, 1])

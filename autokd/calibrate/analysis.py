@@ -64,6 +64,7 @@ class Recommendation:
     rho: Optional[float]
     pruning_safe: Optional[bool]  # rho at the rung clears the threshold too
     text: str  # one or two sentences that say what was found
+    milestones: Optional[list[int]] = None  # the proxy's own step milestones at that length (None: none to write)
 
 
 @dataclass

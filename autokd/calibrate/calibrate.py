@@ -173,9 +173,12 @@ def judge(space_file, plan: Plan, store: RunStore, threshold: float, left_out: l
     sd, seed_fid = seed_noise(results)
     full_runs = [store.runs[k] for k in plan.full_keys.values()]
     task = space_file.task
+    recommendation = recommend(rows, threshold, task.recipes.proxy.epochs)
+    if recommendation.epochs is not None:  # what a space must write to train the length measured
+        recommendation.milestones = task.recipes.proxy_milestones(recommendation.epochs)
     return Calibration(
         task.name, space_file.source, task.recipes.full.epochs, task.recipes.proxy.epochs, plan.proxy_seed,
         plan.full_seeds, threshold, not plan.anneals, results, rows,
         spearman([statistics.fmean(v or 0.0 for v in s.full_val) for s in results], [s.truth for s in results]),
         seed_fid, sd, sum(not r.ok for r in full_runs), statistics.median(r.seconds for r in full_runs),
-        recommend(rows, threshold, task.recipes.proxy.epochs), left_out)
+        recommendation, left_out)

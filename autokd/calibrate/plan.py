@@ -78,8 +78,9 @@ def rung_of(length: int) -> Optional[int]:
 
 
 def anneals(recipe: Recipe) -> bool:
-    """Whether the learning rate at epoch e depends on the run's length (cosine: T_max = epochs)."""
-    return recipe.schedule == "cosine"
+    """Whether the learning rate at epoch e depends on the run's length (cosine: T_max = epochs; step:
+    the milestones move with the length)."""
+    return recipe.schedule == "cosine" or (recipe.schedule == "step" and bool(recipe.milestones))
 
 
 def default_lengths(full_epochs: int, proxy_epochs: int) -> list[int]:
@@ -120,8 +121,7 @@ def sampled_candidates(space_file, lengths: list[int], n: int, seed: int, search
     from autokd.search.export import full_length_strategy
 
     searched = searched or bind_space(space_file)
-    proxy = space_file.task.recipes.proxy
-    spaces = {e: searched.at_proxy(proxy.with_epochs(e)) for e in lengths}
+    spaces = {e: searched.at_proxy(space_file.task.recipes.proxy_at(e)) for e in lengths}
     out = []
     for i, params in enumerate(draw_parameters(searched, n, seed)):
         def pick(name, default, params=params):
@@ -142,7 +142,7 @@ def baseline_candidates(space_file, lengths: list[int], path: Optional[str],
 
     task = space_file.task
     full, left_out = baselines_that_adapt(path, pairs, task.recipes.full, task)
-    per_length = {e: {b.name: b.strategy for b in baselines_that_adapt(path, pairs, task.recipes.proxy.with_epochs(e),
+    per_length = {e: {b.name: b.strategy for b in baselines_that_adapt(path, pairs, task.recipes.proxy_at(e),
                                                                        task)[0]} for e in lengths}
     return [Candidate(b.name, BASELINE, b.strategy.describe(), b.strategy, {e: per_length[e][b.name] for e in lengths})
             for b in full], left_out
@@ -174,7 +174,7 @@ def make_plan(space_file, candidates: list[Candidate], lengths: list[int], seeds
     task = space_file.task
     full_seeds = seed_list(task.recipes.full.seed, seeds)  # within the largest seed, as compare's
     proxy_seed, longest = task.recipes.proxy.seed, max(lengths)
-    by_curve = not anneals(task.recipes.proxy)
+    by_curve = not anneals(task.recipes.proxy_at(longest))
     jobs: dict[str, Job] = {}
     full_keys, readings = {}, {}
 

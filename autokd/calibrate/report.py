@@ -63,8 +63,8 @@ def method_text(c: Calibration) -> str:
     how = ("The proxy schedule does not depend on the run's length, so one run at the longest length, validated at "
            "every shorter length and rung, gave them (strategies in one stage without compression; others ran each "
            "length)." if c.by_curve else
-           "The proxy schedule anneals over the run (cosine), so every length is a run of its own, as a search "
-           "with that proxy would train it.")
+           "The proxy schedule depends on the run's length (cosine, or step milestones that move with it), so every "
+           "length is a run of its own, as a search with that proxy would train it.")
     return (f"{n_sampled} strategies drawn from the space and {len(c.strategies) - n_sampled} baselines, each trained "
             f"at full length ({c.full_epochs} epochs, seeds {', '.join(map(str, c.full_seeds))}, mean TEST accuracy: "
             f"the truth) and at each proxy length with the proxy's seed {c.proxy_seed} (VALIDATION accuracy, what a "
@@ -91,7 +91,7 @@ def document(c: Calibration) -> Document:
     ]
     if rec.epochs is not None:
         blocks += [Paragraph("The lines to put in the space file (or use --write-space to get a copy with them):"),
-                   CodeBlock(recommended_lines(rec.epochs, rec.pruning_safe), "yaml")]
+                   CodeBlock(recommended_lines(rec.epochs, rec.pruning_safe, rec.milestones), "yaml")]
     if c.left_out:
         blocks.append(Paragraph(f"Baselines left out (the task cannot take them): {', '.join(c.left_out)}."))
     rows = [[s.name, s.description, f"{s.truth:.2f}"] + ["-" if s.proxy_val[r.epochs] is None else

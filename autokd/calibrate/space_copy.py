@@ -16,8 +16,11 @@ from autokd.errors import AutokdError
 HEADER_MARK = "with the proxy recommended by autokd calibrate"  # the copy's first line holds it
 
 
-def recommended_lines(epochs: int, pruning_safe: Optional[bool]) -> str:
-    return f"task:\n  recipes:\n    proxy: {{epochs: {epochs}}}\nspace:\n  pruning: {'true' if pruning_safe else 'false'}\n"
+def recommended_lines(epochs: int, pruning_safe: Optional[bool], milestones: Optional[list] = None) -> str:
+    """The space lines of the recommendation (``milestones``: the proxy's own step milestones at that length)."""
+    own = f", milestones: {list(milestones)}" if milestones is not None else ""
+    return (f"task:\n  recipes:\n    proxy: {{epochs: {epochs}{own}}}\nspace:\n"
+            f"  pruning: {'true' if pruning_safe else 'false'}\n")
 
 
 def check_destination(source: str, dest: Path) -> None:
@@ -45,7 +48,8 @@ def _is_a_copy(path: Path) -> bool:
     return first.startswith("# ") and HEADER_MARK in first
 
 
-def write_space_copy(source: str, dest: Path, epochs: int, pruning_safe: Optional[bool]) -> Path:
+def write_space_copy(source: str, dest: Path, epochs: int, pruning_safe: Optional[bool],
+                     milestones: Optional[list] = None) -> Path:
     """Write the copy and read it back as a space file (so a copy that would not load is never left)."""
     from autokd.config.files import resolve_space_path, task_mapping, with_paths_resolved
     from autokd.config.yaml_io import dump_yaml, load_yaml_file
@@ -57,7 +61,8 @@ def write_space_copy(source: str, dest: Path, epochs: int, pruning_safe: Optiona
     task = data.get("task")
     task = task_mapping(task, relative_to=path)[0] if isinstance(task, str) else with_paths_resolved(task, path)
     recipes = dict(task.get("recipes") or {})
-    recipes["proxy"] = {**(recipes.get("proxy") or {}), "epochs": epochs}
+    recipes["proxy"] = {**(recipes.get("proxy") or {}), "epochs": epochs,
+                        **({"milestones": list(milestones)} if milestones is not None else {})}
     space = dict(data.get("space") or {})
     space["pruning"] = bool(pruning_safe)
     header = (f"# {path.name} {HEADER_MARK}: {epochs} epochs, pruning "

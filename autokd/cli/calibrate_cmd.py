@@ -90,10 +90,11 @@ def calibrate(space, lengths, strategies, sampler_seed, seeds, baselines_path, t
     rec = calibration.recommendation
     if rec.epochs is not None:
         if write_space:
-            click.echo(f"space file with it: {write_space_copy(space, Path(write_space), rec.epochs, rec.pruning_safe)}")
+            written = write_space_copy(space, Path(write_space), rec.epochs, rec.pruning_safe, rec.milestones)
+            click.echo(f"space file with it: {written}")
         else:
             click.echo("lines for the space file (or --write-space FILE for a copy with them):\n"
-                       + recommended_lines(rec.epochs, rec.pruning_safe).rstrip())
+                       + recommended_lines(rec.epochs, rec.pruning_safe, rec.milestones).rstrip())
     elif write_space:
         kept = " (the file already there is left as it was)" if Path(write_space).expanduser().exists() else ""
         click.echo(f"--write-space: no copy written to {write_space}{kept}: no proxy length was recommended")

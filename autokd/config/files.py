@@ -152,8 +152,9 @@ def load_config(path: Union[str, Path], epochs: Optional[int] = None) -> Config:
     strategy = strategy_from_dict(strategy_data, base_recipe=task.recipes.full, where=where)
     stated = strategy_data.get("recipe") if isinstance(strategy_data.get("recipe"), dict) else {}
     strategy.recipe.check_schedule(f"{where}.recipe", written="schedule" in stated or "milestones" in stated)
-    if epochs is not None and epochs != strategy.recipe.epochs:  # the length, its milestones moved with it
-        moved = strategy.recipe.with_epochs(epochs)
-        recipe = {**(strategy_data.get("recipe") or {}), "epochs": epochs, "milestones": moved.milestones}
+    if epochs is not None and epochs != strategy.recipe.epochs:  # the length, its milestones moved with it:
+        recipe = {**stated, "epochs": epochs}  # the config's own from its own, else the task's full recipe's
+        if "milestones" in stated:
+            recipe["milestones"] = strategy.recipe.with_epochs(epochs).milestones
         strategy = strategy_from_dict({**strategy_data, "recipe": recipe}, base_recipe=task.recipes.full, where=where)
     return Config(task=task, strategy=strategy, source=str(path))

@@ -82,23 +82,31 @@ class Recipe:
         ``--epochs``) never reached them and trained at a constant rate."""
         if epochs == self.epochs or not self.milestones:
             return replace(self, epochs=epochs)
-        moved = sorted({max(1, math.floor(m * epochs / self.epochs + 0.5)) for m in self.milestones})
-        return replace(self, epochs=epochs, milestones=[m for m in moved if m < epochs])
+        if epochs == 1:  # no epoch after which the rate could drop
+            return replace(self, epochs=epochs, milestones=[])
+        # kept before the last epoch, and twice where two land together (the rate falls as far in all)
+        moved = sorted(min(epochs - 1, max(1, math.floor(m * epochs / self.epochs + 0.5))) for m in self.milestones)
+        return replace(self, epochs=epochs, milestones=moved)
 
     def check_schedule(self, where: str = "recipe", written: bool = True) -> None:
-        """A schedule written to do something does it (checked in a user's file, not in a stored
-        strategy): milestones with the step schedule only, before the run's last epoch, and (when the
-        recipe is ``written``, not derived at a shorter length) a step schedule with milestones."""
-        if self.milestones and self.schedule != "step":
-            raise ConfigError(f"{where}.milestones apply to schedule: step, but the schedule is {self.schedule}; "
-                              f"drop them or use schedule: step")
-        if written and self.schedule == "step" and not self.milestones:
-            raise ConfigError(f"{where}.schedule step without milestones never lowers the learning rate; give "
-                              f"milestones (epochs, e.g. [{max(1, self.epochs // 2)}]) or use schedule: constant")
+        """Warn about a schedule that does less than it says (checked where a user's file is read, not
+        in a stored strategy, and not refused: a study made with it must stay usable): milestones
+        without the step schedule or at or past the run's last epoch, and (when the recipe is
+        ``written``, not derived at a shorter length) a step schedule without milestones."""
+        import warnings
+
+        problem = None
         late = [m for m in self.milestones if m >= self.epochs]
-        if late:
-            raise ConfigError(f"{where}.milestones {late} are not before the run's last epoch ({self.epochs}): the "
-                              f"learning rate never drops there; give epochs below {self.epochs}")
+        if self.milestones and self.schedule != "step":
+            problem = f"{where}.milestones apply to schedule: step, but the schedule is {self.schedule}: they are unused"
+        elif written and self.schedule == "step" and not self.milestones:
+            problem = (f"{where}.schedule step without milestones never lowers the learning rate (give milestones, "
+                       f"e.g. [{max(1, self.epochs // 2)}], or use schedule: constant)")
+        elif late:
+            problem = (f"{where}.milestones {late} are not before the run's last epoch ({self.epochs}): the learning "
+                       f"rate never drops there (give epochs below {self.epochs})")
+        if problem:
+            warnings.warn(problem, RuntimeWarning, stacklevel=2)
 
 
 def merge_recipe(base: "Recipe", overrides: dict) -> "Recipe":

@@ -52,6 +52,25 @@ class Recipes:
     full: Recipe = field(default_factory=Recipe)
     proxy: Recipe = field(default_factory=lambda: Recipe(epochs=5))
 
+    def own_milestones(self) -> bool:
+        """Whether the proxy's step milestones are its own (written), not the full recipe's moved."""
+        derived = replace(self.proxy, milestones=self.full.with_epochs(self.proxy.epochs).milestones)
+        return self.proxy.schedule == "step" and self.proxy != derived
+
+    def proxy_at(self, epochs: int) -> Recipe:
+        """The proxy at another length, as a space whose proxy says ``epochs: E`` trains it: milestones it
+        takes from the full recipe move from the full recipe's (no rounding on rounding), its own from
+        its own (:meth:`proxy_milestones` says what a space writes for it)."""
+        if self.own_milestones():
+            return self.proxy.with_epochs(epochs)
+        return replace(self.proxy, epochs=epochs, milestones=self.full.with_epochs(epochs).milestones)
+
+    def proxy_milestones(self, epochs: int) -> Optional[list[int]]:
+        """The milestones a space's proxy at ``epochs`` writes to train :meth:`proxy_at` (None: not a
+        step schedule)."""
+        at = self.proxy_at(epochs)
+        return at.milestones if at.schedule == "step" else None
+
 
 @dataclass
 class TaskSpec:
