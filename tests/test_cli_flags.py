@@ -134,6 +134,9 @@ def test_no_pruning_and_confirm_given_to_a_later_run_are_stored_and_kept_when_no
     study = optuna.load_study(study_name="p", storage=f"sqlite:///{db}")
     best = max((t for t in study.trials if t.value is not None), key=lambda t: (t.value, -t.number))
     assert best.number in confirmed(study)["trials"]  # the new leader is confirmed too
+    idle = run_cli(*common, "--budget", "4", "--confirm", "2", "--pruning")  # nothing to run: still kept
+    assert idle.returncode == 0, idle.stderr
+    assert (stored().pruning, stored().confirm, stored().budget) == (True, 2, 4)
 
 
 def test_studies_lists_another_tools_studies_without_a_best_accuracy_and_on_one_line_each(tmp_path):

@@ -102,7 +102,8 @@ def test_every_command_in_the_commands_table_exists_with_the_flags_it_shows():
         assert name in listed, f"autokd {name} is not a command of `autokd --help`"
         command = cli.commands[name]
         assert CliRunner().invoke(cli, [name, "--help"]).exit_code == 0
-        options = {opt for param in command.params for opt in param.opts if opt.startswith("-")} - {"-h", "--help"}
+        options = {opt for param in command.params for opt in [*param.opts, *getattr(param, "secondary_opts", [])]
+                   if opt.startswith("-")} - {"-h", "--help"}  # secondary: --no-pruning of --pruning/--no-pruning
         shown = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", cell.replace("\\|", "|")))
         assert shown <= options, f"autokd {name}: the table shows flags it does not have: {sorted(shown - options)}"
         missing = {o for o in options if o.startswith("--")} - shown

@@ -83,9 +83,10 @@ def _run(space_file, settings, name: str, storage, address) -> None:
 @click.option("--address", default=None, help="Join this Ray cluster (else RAY_ADDRESS, else a local Ray is started).")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the sampler's first run on a new study (later runs continue with streams of their own).")
-@click.option("--no-pruning", "pruning", flag_value=False, default=None,
-              help="Run every trial to the end of the proxy (as a space with `pruning: false` does); stored: the "
-                   "study's later runs and resumes do so too.")
+@click.option("--pruning/--no-pruning", default=None,
+              help="--no-pruning runs every trial to the end of the proxy (as a space with `pruning: false` does); "
+                   "stored with the study, as --pruning (the default for a new study) is: later runs and resumes "
+                   "that name neither go on with the study's own.")
 @click.option("--warm-start", type=click.Choice(WARM_STARTS), default=None,
               help="baselines: a new study's first trials are the shipped baselines the space can express "
                    "(each costs one trial of the budget).")

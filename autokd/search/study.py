@@ -200,9 +200,10 @@ def open_study(name: str, storage, settings: SearchSettings, teacher, further=No
         old = check_same_search(study, settings)
         check_same_teacher(study, teacher, further)
         check_same_data(study, data)
-        idle = settings.budget <= counts(study).finished  # the run has nothing to do: the study stays as it is
-        new = {key: getattr(settings, key) for key in RUN_SETTINGS}
-        if not idle and new != {key: getattr(old, key) for key in RUN_SETTINGS}:
+        idle = settings.budget <= counts(study).finished  # nothing to run: budget, sampler... stay as they are,
+        keys = ("pruning", "confirm") if idle else RUN_SETTINGS  # but a --confirm or --no-pruning given is kept
+        new = {key: getattr(settings, key) for key in keys}
+        if new != {key: getattr(old, key) for key in keys}:
             _write(study, SETTINGS_ATTR, {**old.to_dict(), **new})
     stored = stored_teacher(study)
     if not stored or (further is not None and "further" not in stored) or (data and not stored.get("data")):
