@@ -406,3 +406,13 @@ def test_images_stored_channels_last_are_warned_about(tmp_path):
     with pytest.warns(RuntimeWarning, match=r"samples of shape \(8, 8, 3\) are read channels first.*np\.moveaxis"):
         data = load_task_data(DataSpec(name="arrays", path=str(tmp_path / "hwc.npz"), val_size=4), cache_dir())
     assert data.input_shape == (8, 8, 3)
+
+
+def test_float16_labels_load_without_a_warning(tmp_path):
+    import warnings
+
+    np.savez(tmp_path / "f16.npz", x_train=np.zeros((40, 1, 4), "float32"), y_train=(np.arange(40) % 3).astype(np.float16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # was: RuntimeWarning: overflow encountered in cast (MAX_CLASSES in float16)
+        data = load_task_data(DataSpec(name="arrays", path=str(tmp_path / "f16.npz"), val_size=4), cache_dir())
+    assert data.num_classes == 3

@@ -135,3 +135,14 @@ def test_a_saved_pandas_index_column_is_warned_about(tmp_path):
     with pytest.warns(RuntimeWarning, match=r"column 'Unnamed: 0' holds the row numbers 0, 1, 2"):
         data = _load(str(path))
     assert data.input_shape == (2,)
+
+
+def test_a_numeric_column_with_a_few_stray_values_that_would_be_a_category_per_row_names_them(tmp_path):
+    """It warned "one-hot encoded, one category per distinct value", then refused the column as text
+    "an identifier, or numbers written as text?": the error now names the stray values."""
+    rows = 120
+    incomes = [f"{40000.5 + 997 * i}" for i in range(rows)]
+    incomes[7] = "?"
+    message = _error(_write(tmp_path / "t.csv", {"income": incomes, "label": _labels(rows)}))
+    assert message.endswith("leave the column out (data.features)"), message
+    assert "column 'income' is numbers (119 of 120 values) but data row 8 holds '?'" in message

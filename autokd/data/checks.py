@@ -101,10 +101,10 @@ def _whole(y: np.ndarray, split: str, source: str) -> torch.Tensor:
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
             raise AutokdError(f"{source}: y_{split} holds labels that are not whole numbers (e.g. "
                               f"{y[~(np.isfinite(y) & (y == np.round(y)))][:3].tolist()})")
-    low, high = y.min(), y.max()  # checked before the cast: 1e20 or 2**63 would wrap around in int64
+    low, high = y.min().item(), y.max().item()  # checked before the cast: 1e20 or 2**63 would wrap in int64
     if low < 0:
-        raise AutokdError(f"{source}: y_{split} has the negative label {low.item()!r}; labels are 0..C-1")
+        raise AutokdError(f"{source}: y_{split} has the negative label {low!r}; labels are 0..C-1")
     if high >= MAX_CLASSES:
-        raise AutokdError(f"{source}: y_{split}'s largest label is {high.item()!r}; labels are 0..C-1, at most "
+        raise AutokdError(f"{source}: y_{split}'s largest label is {high!r}; labels are 0..C-1, at most "
                           f"{MAX_CLASSES:,} classes")
     return torch.from_numpy(np.array(y, dtype=np.int64))  # a copy: labels are small, and a memory map is read-only

@@ -11,7 +11,7 @@ is missing (a text value such as ``None`` or ``NA`` is a category like any other
 column of numbers pandas' missing-value spellings (``NaN``, ``NA``, ``None``, ...) are missing too.
 A CSV feature column of numbers that pandas reads as text (integers beyond int64, say) is read as
 numbers; one whose values are nearly all numbers but a few stays a one-hot category column, with a
-warning naming those values. A text column with about a distinct value per row (an identifier,
+warning naming those values (refused, naming them, when that would make about a column per row). A text column with about a distinct value per row (an identifier,
 numbers with thousands separators) is refused; a saved pandas index (``Unnamed: 0`` holding the row
 numbers) is warned about. The label column, and a Parquet column typed as text, stay as read.
 """
@@ -229,6 +229,12 @@ def _numbers_in_text(frame, columns: list, source: str, typed: bool):
         if found and not stray:
             frame[c] = numbers
         elif found and found >= NUMERIC_SHARE * (found + stray):
+            distinct = frame[c].astype(str).nunique()
+            if distinct > max(MANY_CATEGORIES, UNIQUE_SHARE * len(frame)):  # one-hot would be a column per row
+                raise AutokdError(f"{source}: column {c!r} is numbers ({found:,} of {found + stray:,} values) but "
+                                  f"{_examples(frame[c], bad)}; as text it would be {distinct:,} categories, about "
+                                  f"one per row; make those values numbers (autokd fills no missing value) or leave "
+                                  f"the column out (data.features)")
             warnings.warn(f"{source}: column {c!r} looks numeric ({found:,} of {found + stray:,} values are numbers) "
                           f"but {_examples(frame[c], bad)}: it is one-hot encoded, one category per distinct value; "
                           f"make every value a number to have it read as one", RuntimeWarning, stacklevel=2)
