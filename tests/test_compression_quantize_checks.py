@@ -114,6 +114,6 @@ def test_conv_subclasses_stay_float_and_the_user_is_told_in_one_warning_line(tmp
     assert proc.returncode == 0, proc.stderr
     warned = [line for line in proc.stderr.splitlines() if "stay float" in line]
     assert warned and warned[0] == ("warning: quantize: 2 layer(s) stay float: c1 (StandardisedConv), c2 "
-                                    "(StandardisedConv), subclasses of Conv/Linear whose own forward quantization "
-                                    "would replace; their weights count at 32 bits"), proc.stderr
+                                    "(StandardisedConv), subclasses of Conv/Linear (quantization swaps exact "
+                                    "Conv1d/2d/3d and Linear layers only); their weights count at 32 bits"), proc.stderr
     assert "RuntimeWarning" not in proc.stderr

@@ -86,16 +86,17 @@ def quantizable_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
 
 
 def _warn_subclasses_stay_float(model: nn.Module) -> None:
-    """A subclass of Conv1d/2d/3d or Linear (a weight-standardised convolution, say) has a forward of
-    its own, which QAT's modules would replace: it stays float, and the user is told which."""
+    """QAT swaps layers of exactly these classes: a subclass of Conv1d/2d/3d or Linear (a
+    weight-standardised convolution with a forward of its own, attention's output projection, whose
+    weights its attention module reads) stays float, and the user is told which."""
     kept = [(path, type(m).__name__) for path, m in model.named_modules()
             if isinstance(m, tuple(QAT_LAYERS)) and type(m) not in QAT_LAYERS]
     if kept:
         shown = ", ".join(f"{path} ({name})" for path, name in kept[:5]) + (f" and {len(kept) - 5} more"
                                                                          if len(kept) > 5 else "")
-        warnings.warn(f"quantize: {len(kept)} layer(s) stay float: {shown}, subclasses of Conv/Linear whose own "
-                      f"forward quantization would replace; their weights count at 32 bits", RuntimeWarning,
-                      stacklevel=3)
+        warnings.warn(f"quantize: {len(kept)} layer(s) stay float: {shown}, subclasses of Conv/Linear (quantization "
+                      f"swaps exact Conv1d/2d/3d and Linear layers only); their weights count at 32 bits",
+                      RuntimeWarning, stacklevel=3)
 
 
 def prepare(model: nn.Module, bits: int, example: Optional[torch.Tensor] = None) -> nn.Module:
