@@ -443,3 +443,16 @@ def test_a_schedule_written_to_do_nothing_is_warned_about_in_a_users_files_and_s
     config = write_config(tmp_path / "c.yaml", {"alpha": 0.5, "recipe": recipe}, "ok.yaml")
     with pytest.warns(RuntimeWarning, match=r"^c\.yaml: strategy\.recipe\."):
         load_config(config)
+
+
+def test_milestones_that_never_acted_do_not_act_once_moved():
+    """Milestones at or past a run's end (never lowering its rate) were clamped into a shorter or longer
+    run, where they lowered it (gamma squared at epoch 3 of 4)."""
+    from autokd.config.task import Recipes
+
+    late = Recipe(epochs=8, schedule="step", milestones=[4, 8, 9])
+    assert late.with_epochs(4).milestones == [2] and late.with_epochs(16).milestones == [8]
+    assert Recipe(epochs=8, schedule="step", milestones=[8]).with_epochs(2).milestones == []
+    cosine_proxy = Recipes(full=Recipe(epochs=8, schedule="step", milestones=[4, 6]),
+                           proxy=Recipe(epochs=4, schedule="cosine"))
+    assert cosine_proxy.proxy_at(2) == Recipe(epochs=2, schedule="cosine")  # no step milestones on a cosine proxy

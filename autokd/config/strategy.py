@@ -82,10 +82,11 @@ class Recipe:
         ``--epochs``) never reached them and trained at a constant rate."""
         if epochs == self.epochs or not self.milestones:
             return replace(self, epochs=epochs)
-        if epochs == 1:  # no epoch after which the rate could drop
+        acting = [m for m in self.milestones if m < self.epochs]  # one at or past the end never lowered the rate
+        if epochs == 1 or not acting:  # (and a 1-epoch run has no epoch after which it could drop)
             return replace(self, epochs=epochs, milestones=[])
         # kept before the last epoch, and twice where two land together (the rate falls as far in all)
-        moved = sorted(min(epochs - 1, max(1, math.floor(m * epochs / self.epochs + 0.5))) for m in self.milestones)
+        moved = sorted(min(epochs - 1, max(1, math.floor(m * epochs / self.epochs + 0.5))) for m in acting)
         return replace(self, epochs=epochs, milestones=moved)
 
     def check_schedule(self, where: str = "recipe", written: bool = True) -> None:
@@ -100,8 +101,8 @@ class Recipe:
         if self.milestones and self.schedule != "step":
             problem = f"{where}.milestones apply to schedule: step, but the schedule is {self.schedule}: they are unused"
         elif written and self.schedule == "step" and not self.milestones:
-            problem = (f"{where}.schedule step without milestones never lowers the learning rate (give milestones, "
-                       f"e.g. [{max(1, self.epochs // 2)}], or use schedule: constant)")
+            example = f"give milestones, e.g. [{self.epochs // 2}], or " if self.epochs > 1 else ""
+            problem = f"{where}.schedule step without milestones never lowers the learning rate ({example}use schedule: constant)"
         elif late:
             problem = (f"{where}.milestones {late} are not before the run's last epoch ({self.epochs}): the learning "
                        f"rate never drops there (give epochs below {self.epochs})")

@@ -61,7 +61,7 @@ class Recipes:
         """The proxy at another length, as a space whose proxy says ``epochs: E`` trains it: milestones it
         takes from the full recipe move from the full recipe's (no rounding on rounding), its own from
         its own (:meth:`proxy_milestones` says what a space writes for it)."""
-        if self.own_milestones():
+        if self.proxy.schedule != "step" or self.own_milestones():
             return self.proxy.with_epochs(epochs)
         return replace(self.proxy, epochs=epochs, milestones=self.full.with_epochs(epochs).milestones)
 
@@ -135,7 +135,9 @@ def check_schedules(task: TaskSpec, where: str = "task") -> None:
     written += [(t.recipe, f"{where}.teachers[{i}].recipe") for i, t in enumerate(task.teachers)]
     for recipe, at in written:
         recipe.check_schedule(at)
-    task.recipes.proxy.check_schedule(f"{where}.recipes.proxy", written=False)  # a quarter of full, say
+    recipes = task.recipes
+    if recipes.proxy.schedule != recipes.full.schedule or recipes.own_milestones():  # else said of full
+        recipes.proxy.check_schedule(f"{where}.recipes.proxy", written=False)
 
 
 def _teacher_from(data, where: str) -> TeacherSpec:
