@@ -117,3 +117,19 @@ def test_conv_subclasses_stay_float_and_the_user_is_told_in_one_warning_line(tmp
                                     "(StandardisedConv), subclasses of Conv/Linear (quantization swaps exact "
                                     "Conv1d/2d/3d and Linear layers only); their weights count at 32 bits"), proc.stderr
     assert "RuntimeWarning" not in proc.stderr
+
+
+def test_the_stay_float_warning_is_said_once_per_process():
+    """quiet()'s catch_warnings made Python forget it: the line came back for every seed and every trial."""
+    import warnings
+
+    from compression_models import SubclassedConvs
+
+    from autokd.compression import quantize
+
+    quantize._SAID.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            prepare(SubclassedConvs(), 8, X)
+    assert sum("stay float" in str(w.message) for w in caught) == 1

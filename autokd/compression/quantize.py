@@ -85,15 +85,19 @@ def quantizable_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
             yield path, module
 
 
+_SAID: set[str] = set()  # the layer lists already warned about
+
+
 def _warn_subclasses_stay_float(model: nn.Module) -> None:
     """QAT swaps layers of exactly these classes: a subclass of Conv1d/2d/3d or Linear (a
     weight-standardised convolution with a forward of its own, attention's output projection, whose
     weights its attention module reads) stays float, and the user is told which."""
     kept = [(path, type(m).__name__) for path, m in model.named_modules()
             if isinstance(m, tuple(QAT_LAYERS)) and type(m) not in QAT_LAYERS]
-    if kept:
-        shown = ", ".join(f"{path} ({name})" for path, name in kept[:5]) + (f" and {len(kept) - 5} more"
-                                                                         if len(kept) > 5 else "")
+    shown = ", ".join(f"{path} ({name})" for path, name in kept[:5]) + (f" and {len(kept) - 5} more"
+                                                                     if len(kept) > 5 else "")
+    if kept and shown not in _SAID:  # once a process: quiet()'s catch_warnings forgets what Python has shown
+        _SAID.add(shown)
         warnings.warn(f"quantize: {len(kept)} layer(s) stay float: {shown}, subclasses of Conv/Linear (quantization "
                       f"swaps exact Conv1d/2d/3d and Linear layers only); their weights count at 32 bits",
                       RuntimeWarning, stacklevel=3)

@@ -71,8 +71,12 @@ def teacher_cache_for(prepared, paths: list[str], teacher: Optional[nn.Module] =
         n = len(prepared.data.train)
         say(f"teacher outputs: too large to keep over the {n:,} training samples (more than {budget / 2**30:.1f} GiB, "
             f"a quarter of memory); the teacher runs with each batch" if cache is None else
-            f"teacher outputs: kept over the {n:,} training samples ({cache_size(cache) / 2**20:,.1f} MiB)")
+            f"teacher outputs: kept over the {n:,} training samples ({_size_text(cache_size(cache))})")
     return cache
+
+
+def _size_text(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 2**10:,.1f} KiB"
 
 
 def fit_cached(distiller: Distiller, prepared, recipe: Recipe, teacher_cache: Optional[TeacherCache] = None,
