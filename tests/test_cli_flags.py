@@ -176,3 +176,27 @@ def test_resuming_a_study_stored_with_more_workers_than_this_machine_names_the_s
     assert out.stderr.strip().splitlines()[-1].startswith(
         "error: the study's stored workers setting (4096) is more than this machine's"), out.stderr
     assert "pass --workers N" in out.stderr
+
+
+def test_a_rerun_that_names_no_budget_or_device_keeps_the_studys_own(tmp_path):
+    """Re-running `search` without --budget raised the study's budget to the default 100 (47 trials ran
+    before the user stopped it) and replaced its stored device with the default."""
+    import optuna
+    from conftest import write_space
+
+    from autokd.search.study import read_settings
+
+    space = write_space(tmp_path / "s.yaml", space={"temperature": {"low": 1, "high": 8}, "logit_losses": ["kd"],
+                                                    "pair_losses": ["none"], "relation_losses": []})
+    db = tmp_path / "s.db"
+    common = ("search", "--space", space, "--storage", db, "--name", "b", "--sampler", "random")
+    common = (*common, "--workers", "0")
+    assert run_cli(*common, "--budget", "1", "--device", "cpu").returncode == 0
+    again = run_cli(*common)
+    assert again.returncode == 0, again.stderr
+    assert "1/1 trials done" in again.stdout + again.stderr and "budget already reached" in again.stdout + again.stderr
+    settings = read_settings(optuna.load_study(study_name="b", storage=f"sqlite:///{db}"))
+    assert (settings.budget, settings.device) == (1, "cpu")
+    for flags in (("--address", ""), ("--device", "")):
+        empty = run_cli(*common, *flags)
+        assert empty.returncode == 2 and "is empty" in empty.stderr, empty.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from autokd.cli.options import device_option, download_option, not_empty, space_option
+from autokd.cli.options import download_option, not_empty, space_option
 from autokd.cli.progress import Progress
 from autokd.search.settings import MAX_SEED, SAMPLERS, WARM_STARTS
 
@@ -69,8 +69,9 @@ def _run(space_file, settings, name: str, storage, address) -> None:
 
 @click.command()
 @space_option
-@click.option("--budget", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Total finished trials (complete + pruned + failed) the study should hold.")
+@click.option("--budget", type=click.IntRange(min=1), default=None,
+              help="Total finished trials (complete + pruned + failed) the study should hold. Default: 100 for a "
+                   "new study, the study's own when it goes on.")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default=None,
               help="tpe: Optuna TPE; random: random search; ppo: a PPO controller (stable-baselines3); "
                    "evolution: Optuna's NSGA-II, population 10. Default: tpe for a new study, the study's own "
@@ -80,7 +81,8 @@ def _run(space_file, settings, name: str, storage, address) -> None:
                    "the cluster with --address); 0 runs them one by one in this process, without Ray.")
 @click.option("--name", default=None, help="Study name (letters, digits, '.', '_', '-'). Default: SPACE-SAMPLER (e.g. default-tpe).")
 @storage_option
-@click.option("--address", default=None, help="Join this Ray cluster (else RAY_ADDRESS, else a local Ray is started).")
+@click.option("--address", default=None, callback=not_empty,
+              help="Join this Ray cluster (else RAY_ADDRESS, else a local Ray is started).")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the sampler's first run on a new study (later runs continue with streams of their own).")
 @click.option("--pruning/--no-pruning", default=None,
@@ -103,7 +105,9 @@ def _run(space_file, settings, name: str, storage, address) -> None:
               help="Once the budget is done, re-run the top K trials at the proxy with 2 more seeds each (K x 2 "
                    "proxy runs); the leaderboard, export and compare rank them first, by their mean. Default: 0 "
                    "for a new study, the study's own when it goes on (a raised budget confirms the new leaders).")
-@device_option
+@click.option("--device", default=None, callback=not_empty,
+              help="auto (CUDA when present), cpu, cuda or cuda:N. Default: auto for a new study, the study's own "
+                   "when it goes on.")
 @download_option
 def search(space, budget, sampler, workers, name, storage, address, seed, pruning, warm_start, objectives,
            max_params, max_size_kb, max_latency_ms, confirm, device, download):
@@ -135,8 +139,9 @@ def _space_overrides(objectives, max_params, max_size_kb, max_latency_ms) -> dic
 @storage_option
 @click.option("--budget", type=click.IntRange(min=1), default=None, help="A new total budget (default: the stored one).")
 @click.option("--workers", type=int, default=None, help="Trials at once (default: the stored setting).")
-@click.option("--address", default=None, help="Join this Ray cluster.")
-@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the stored setting; a new one is stored).")
+@click.option("--address", default=None, callback=not_empty, help="Join this Ray cluster.")
+@click.option("--device", default=None, callback=not_empty,
+              help="auto, cpu, cuda or cuda:N (default: the stored setting; a new one is stored).")
 def resume(name, storage, budget, workers, address, device):
     """Continue an interrupted study to its budget, with the space and settings it stored."""
     from dataclasses import replace

@@ -35,12 +35,13 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
     from autokd.training.run import prepare_task
     from autokd.training.students import teacher_cache_for
 
-    _check_flags(name, settings, address)
-    space = bind_space(space_file)
+    check_study_name(name)
     store = open_storage(storage) if storage_exists(storage) else None  # a new file is made only to write
     existing = find_study(name, store) if store is not None else None
     before = check_same_search(existing, settings) if existing is not None else None
     settings = _own_unless_named(settings, before)
+    _check_flags(settings, address)
+    space = bind_space(space_file)
     check_sampler_fits(settings.sampler, space)
     with interrupts_as_keyboard():
         prepared = prepare_task(space_file.task, settings.device, progress=say)
@@ -89,18 +90,19 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
 
 
 def _own_unless_named(settings: SearchSettings, before: Optional[SearchSettings]) -> SearchSettings:
-    """The run's settings with what it does not name (None: sampler, pruning, --confirm) taken from
-    the study it continues, or a new study's defaults."""
+    """The run's settings with what it does not name (None: budget, device, sampler, pruning, --confirm)
+    taken from the study it continues, or a new study's defaults."""
     own = before or SearchSettings(space_text="", space_source="")
-    return replace(settings, **{key: getattr(own, key) for key in ("sampler", "pruning", "confirm")
-                                if getattr(settings, key) is None})
+    return replace(settings, **{key: getattr(own, key) for key in OWN_UNLESS_NAMED if getattr(settings, key) is None})
 
 
-def _check_flags(name: str, settings: SearchSettings, address: Optional[str]) -> None:
-    """The flags that need no space or data: study name, workers, device, a Ray address that answers."""
+OWN_UNLESS_NAMED = ("budget", "device", "sampler", "pruning", "confirm")  # --workers: every CPU unless named
+
+
+def _check_flags(settings: SearchSettings, address: Optional[str]) -> None:
+    """The flags that need no space or data: workers, device, a Ray address that answers."""
     from autokd.training.run import resolve_device
 
-    check_study_name(name)
     check_workers(settings.workers, address)
     resolve_device(settings.device)
     if settings.workers != 0 and (address or os.environ.get("RAY_ADDRESS")):
@@ -158,7 +160,8 @@ def _announce(study, settings: SearchSettings, space, created: bool, pruning: bo
         + (f", {requeued} interrupted trial(s) re-queued" if requeued else "")
         + (f", {dropped} trial(s) interrupted before their strategy was drawn (void)" if dropped else ""))
     if c.finished >= settings.budget:
-        say("budget already reached; raise --budget to run more trials")
+        say("budget already reached; raise --budget to run more trials (a lower --budget, or a --sampler, "
+            "--workers or --device given now, is not stored)")
         return False
     epochs = space.base_recipe.epochs
     pairs = (", ".join(f"{s} <- one of {'/'.join(ts)} or none" for s, ts in space.matches) if space.matches is not None

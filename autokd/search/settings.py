@@ -26,10 +26,10 @@ class SearchSettings:
     space_source: str  # where it was read from (a shipped name's path, or the user's file)
     # None (a re-run not naming it): the study's own; a new study's default below
     sampler: Optional[str] = "tpe"
-    budget: int = 100  # total finished trials (complete + pruned + failed) the study should hold
+    budget: Optional[int] = 100  # total finished trials (complete + pruned + failed) the study should hold; None: as sampler
     workers: Optional[int] = None  # trials at once; None: every CPU (of the cluster with --address)
     seed: int = 0
-    device: str = "auto"
+    device: Optional[str] = "auto"  # None: as sampler
     pruning: Optional[bool] = True  # None: the study's own, as sampler
     warm_start: Optional[str] = None  # "baselines": the baselines that fit the space are the first trials
     confirm: Optional[int] = 0  # the top K trials re-run at the proxy with more seeds once the budget is done; None: as sampler
@@ -146,8 +146,9 @@ def check_workers(workers: Optional[int], address: Optional[str], stored: bool =
     if workers < 0:
         raise AutokdError(f"--workers must be >= 0 (0 runs trials in this process without Ray), got {workers}")
     if workers == 0 and address:
-        raise AutokdError(f"--workers 0 runs trials in this process without Ray, --address {short_repr(address, 80)} "
-                          f"joins a Ray cluster: give one of them")
+        what = "the study's stored workers setting (0)" if stored else "--workers 0"
+        raise AutokdError(f"{what} runs trials in this process without Ray, --address {short_repr(address, 80)} "
+                          f"joins a Ray cluster: {'pass --workers N to use it' if stored else 'give one of them'}")
     if workers > cpus and not (address or os.environ.get("RAY_ADDRESS")):
         what = f"the study's stored workers setting ({workers})" if stored else f"--workers {workers}"
         raise AutokdError(f"{what} is more than this machine's {cpus} CPUs; {'pass --workers N, ' if stored else 'use '}"
