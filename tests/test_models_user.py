@@ -329,3 +329,15 @@ def test_a_lazy_model_is_built_with_its_parameters_made(tmp_path, monkeypatch):
     strategy = Strategy(alpha=0.5, pairs=[PairLoss("conv", "conv", "fitnet")])
     with Distiller(teacher, student, strategy, SIGNAL) as distiller:
         assert distiller(torch.randn(4, 1, 40), torch.tensor([0, 1, 2, 3])).total.isfinite()
+
+
+def test_layers_refuses_num_classes_or_an_empty_shape_with_a_space():
+    """--num-classes with --space was silently ignored (its default could not be told from a value given),
+    and an empty --input-shape or --space read as not given."""
+    from conftest import run_cli
+
+    for args, needle in ((["--space", "default", "--num-classes", "3"], "not both: --num-classes and --space"),
+                         (["cnn1d", "--input-shape", ""], "'--input-shape': is empty"),
+                         (["--space", ""], "'--space': is empty")):
+        proc = run_cli("layers", *args)
+        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from autokd.cli.options import not_empty
 from autokd.errors import AutokdError, short_repr
 
 
@@ -68,9 +69,12 @@ def _print_layers(title: str, model, input_shape) -> None:
 @click.command()
 @click.argument("model", required=False)
 @click.option("--kwarg", "kwarg_items", multiple=True, metavar="KEY=VALUE", help="Model keyword argument (repeatable).")
-@click.option("--input-shape", default=None, help="One sample's shape, e.g. 1,40 (MNIST-1D) or 3,32,32 (CIFAR).")
-@click.option("--num-classes", type=click.IntRange(min=2, max=1_000_000), default=10, show_default=True)
-@click.option("--space", default=None, help="Instead of MODEL: list the teacher's and student's layers of this space and the automatic pairs.")
+@click.option("--input-shape", default=None, callback=not_empty,
+              help="One sample's shape, e.g. 1,40 (MNIST-1D) or 3,32,32 (CIFAR).")
+@click.option("--num-classes", type=click.IntRange(min=2, max=1_000_000), default=None,
+              help="The model's number of classes (default: 10).")
+@click.option("--space", default=None, callback=not_empty,
+              help="Instead of MODEL: list the teacher's and student's layers of this space and the automatic pairs.")
 def layers(model, kwarg_items, input_shape, num_classes, space):
     """List the tappable module paths of MODEL (or of a space's teacher and student) with output shapes.
 
@@ -81,8 +85,9 @@ def layers(model, kwarg_items, input_shape, num_classes, space):
 
     if space is None and model is None:
         raise AutokdError(f"give a MODEL (one of {', '.join(sorted(MODELS))}, torchvision/NAME, module:callable) or --space")
-    if space is not None and (model is not None or kwarg_items or input_shape):
-        given = "MODEL" if model is not None else "--kwarg" if kwarg_items else "--input-shape"
+    if space is not None and (model is not None or kwarg_items or input_shape or num_classes is not None):
+        given = ("MODEL" if model is not None else "--kwarg" if kwarg_items else "--input-shape" if input_shape
+                 else "--num-classes")
         raise AutokdError(f"give MODEL (with --kwarg, --input-shape, --num-classes) or --space, not both: {given} and "
                           f"--space {short_repr(space, 80)}")
     if space is not None:
@@ -105,9 +110,9 @@ def layers(model, kwarg_items, input_shape, num_classes, space):
     elif model in MODELS:
         shape = tuple(MODELS[model].default_input_shape)
     elif ":" not in model and not model.startswith("torchvision/"):  # a misspelt registry name
-        build_model(model, {}, num_classes, (1,))  # raises "unknown model ...; known: ..."
+        build_model(model, {}, num_classes or 10, (1,))  # raises "unknown model ...; known: ..."
     else:
         raise AutokdError(f"--input-shape is needed for {short_repr(model, 80)} (e.g. --input-shape 3,32,32)")
-    net = build_model(model, _parse_kwargs(kwarg_items), num_classes, shape)
+    net = build_model(model, _parse_kwargs(kwarg_items), num_classes or 10, shape)
     n_params = sum(p.numel() for p in net.parameters())
     _print_layers(f"{model} ({n_params:,} parameters), input {shape}", net, shape)
