@@ -170,3 +170,20 @@ def test_standardized_logits_go_through_the_distiller(tiny_prepared):
     x, y = tiny_prepared.data.train.x[:8], tiny_prepared.data.train.y[:8]
     out = distiller(x, y)
     assert set(out.parts) == {"ce", "dist"} and torch.isfinite(out.total)
+
+
+def test_a_range_of_one_value_counts_as_one_strategy(tmp_path):
+    """temperature {low: 4, high: 4} made the space continuous: the search proposed the one strategy
+    100 times over (100 void duplicates) before stopping as 'exhausted'."""
+    space = _space(tmp_path, temperature={"low": 4, "high": 4}, alpha=0.5, logit_losses=["kd"], pair_losses=["none"],
+                   relation_losses=[])
+    assert space.size() == 1
+    assert _space(tmp_path, "t.yaml", temperature={"low": 4, "high": 5}, alpha=0.5, logit_losses=["kd"],
+                  pair_losses=["none"], relation_losses=[]).size() is None
+
+
+def test_logit_knobs_searched_with_alpha_fixed_at_zero_are_warned_about(tmp_path):
+    """Every trial trained the same cross-entropy student, each counted as a strategy of its own."""
+    with pytest.warns(RuntimeWarning, match=r"space\.alpha is 0: .* the temperature, logit_losses the space searches"):
+        _space(tmp_path, temperature={"low": 1, "high": 8}, alpha=0, logit_losses=["kd", "dkd"],
+               pair_losses=["none", "fitnet"], relation_losses=[])

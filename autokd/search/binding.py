@@ -53,8 +53,25 @@ def bind_space(space_file: SpaceFile) -> SearchSpace:
     _check_measurable(spec, task, shape, classes)
     check_quantize_reachable(spec, task, shape, classes)
     check_constraints_reachable(spec, task, shape, classes)
+    _warn_idle_logit_knobs(spec)
     proxy = task.recipes.proxy
     return SearchSpace(spec, pairs, proxy, dkd_warmup=dkd_warmup_epochs(proxy.epochs), matches=matches)
+
+
+def _warn_idle_logit_knobs(spec) -> None:
+    """A fixed ``alpha: 0`` drops the logit term: temperature, logit loss and standardization searched
+    with it change nothing, and every trial of theirs trains the same student. Said, not refused."""
+    import warnings
+
+    if isinstance(spec.alpha, (int, float)) and not isinstance(spec.alpha, bool) and spec.alpha == 0:
+        searched = [name for name, searched in (
+            ("temperature", not isinstance(spec.temperature, (int, float))), ("logit_losses", len(spec.logit_losses) > 1),
+            ("logit_standardization", isinstance(spec.logit_standardization, list)
+             and len(set(spec.logit_standardization)) > 1)) if searched]
+        if searched:
+            warnings.warn(f"space.alpha is 0: the logit term is off, so the {', '.join(searched)} the space searches "
+                          f"change nothing (trials differing in them train the same student); fix them, or search "
+                          f"alpha", RuntimeWarning, stacklevel=3)
 
 
 def _matches(pairs, teacher, student, shape) -> list[tuple[str, list[str]]]:

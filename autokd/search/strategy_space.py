@@ -222,10 +222,12 @@ class SearchSpace:
         Counted by enumerating every choice and keeping the parameters each strategy really asks
         for (a weight whose loss is off is not asked, so it does not multiply the count)."""
         dims = self.dimensions()
-        if any(d.choices is None for d in dims) or math.prod(len(d.choices) for d in dims) > limit:
+        options = [d.choices if d.choices is not None else [d.range.low] if d.range.low == d.range.high else None
+                   for d in dims]  # a range of one value (low == high) is one choice, not a continuum
+        if any(o is None for o in options) or math.prod(len(o) for o in options) > limit:
             return None
         keys = set()
-        for combo in itertools.product(*(d.choices for d in dims)):
+        for combo in itertools.product(*options):
             values, used = dict(zip((d.name for d in dims), combo)), {}
 
             def pick(name: str, default: Any) -> Any:
