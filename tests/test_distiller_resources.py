@@ -75,3 +75,22 @@ def test_a_teacher_cache_beyond_the_memory_budget_is_declined_and_the_teacher_ru
                                                             "loss": "fitnet"}], "recipe": {"epochs": 1}},
                                   base_recipe=tiny_prepared.task.recipes.proxy)
     assert train_strategy(tiny_prepared, strategy, evaluate_test=False).val_acc > 0
+
+
+def test_a_tapped_module_named_logits_is_cached_apart_from_the_logits(tiny_prepared):
+    """The in-place cache keyed the logits by the name "logits": a user's module of that name overwrote them."""
+    from torch import nn
+
+    class Named(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.logits = nn.Conv1d(1, 6, 3, padding=1)
+            self.fc = nn.Linear(6, 10)
+
+        def forward(self, x):
+            return self.fc(self.logits(x).mean(-1))
+
+    teacher = Named().eval()
+    cache = compute_teacher_cache(teacher, tiny_prepared.data, ["logits"], "cpu", batch_size=64)
+    n = len(tiny_prepared.data.train)
+    assert cache.logits.shape == (n, 10) and cache.features["logits"].shape == (n, 6, 40)

@@ -72,23 +72,23 @@ def compute_teacher_cache(
         raise ValueError("teacher outputs cannot be cached for an augmented training split")
     was_training = teacher.training
     teacher.eval()
-    names, out, start, n = ["logits", *paths], {}, 0, len(data.train)
+    out: list[torch.Tensor] = []  # the logits, then each path's features, over the whole split
+    start, n = 0, len(data.train)
     try:
         with FeatureTaps(teacher, list(paths)) as taps:
             for _, x, _ in data.batches("train", batch_size, shuffle=False, device=device):
                 taps.clear()
-                got = {"logits": teacher(x), **{p: taps.outputs[p] for p in paths}}
-                if not out:  # the whole split's tensors, filled in place: no second copy at the end
-                    need = sum(t[0].numel() * t.element_size() for t in got.values()) * n
-                    if max_bytes is not None and need > max_bytes:
+                got = [teacher(x), *(taps.outputs[p] for p in paths)]
+                if not out:  # allocated once and filled in place: no second copy at the end
+                    if max_bytes is not None and sum(t[0].numel() * t.element_size() for t in got) * n > max_bytes:
                         return None
-                    out = {k: t.new_empty((n, *t.shape[1:])) for k, t in got.items()}
-                for k, t in got.items():
-                    out[k][start:start + len(t)] = t
+                    out = [t.new_empty((n, *t.shape[1:])) for t in got]
+                for whole, t in zip(out, got):
+                    whole[start:start + len(t)] = t
                 start += len(x)
     finally:
         teacher.train(was_training)
-    return TeacherCache(out["logits"], {p: out[p] for p in names[1:]})
+    return TeacherCache(out[0], dict(zip(paths, out[1:])))
 
 
 def cache_size(cache: TeacherCache) -> int:
