@@ -118,11 +118,9 @@ def task_from_dict(data: dict, where: str = "task") -> TaskSpec:
         if key not in ("full", "proxy"):
             raise ConfigError(f"unknown key {where}.recipes.{key_text(key)}; allowed: full, proxy")
     full = recipe_from_dict(recipes.get("full") or {}, where=f"{where}.recipes.full")
-    proxy_data = recipes.get("proxy") or {}
-    proxy = recipe_from_dict(proxy_data, base=full, where=f"{where}.recipes.proxy")
-    if "epochs" not in proxy_data:  # a quarter of full, its milestones moved with it unless the proxy gives its own
-        quarter = max(1, full.epochs // 4)
-        proxy = replace(proxy, epochs=quarter) if "milestones" in proxy_data else proxy.with_epochs(quarter)
+    proxy_data = recipes.get("proxy") or {}  # epochs left out: a quarter of full (milestones moving with it)
+    proxy = recipe_from_dict({"epochs": max(1, full.epochs // 4), **proxy_data}, base=full,
+                             where=f"{where}.recipes.proxy")
     task.recipes = Recipes(full=full, proxy=proxy)
     _check_values(task, where)
     return task

@@ -11,9 +11,9 @@ is missing (a text value such as ``None`` or ``NA`` is a category like any other
 column of numbers pandas' missing-value spellings (``NaN``, ``NA``, ``None``, ...) are missing too.
 A CSV feature column of numbers that pandas reads as text (integers beyond int64, say) is read as
 numbers; one whose values are nearly all numbers but a few stays a one-hot category column, with a
-warning naming those values (refused, naming them, when that would make about a column per row). A text column with about a distinct value per row (an identifier,
-numbers with thousands separators) is refused; a saved pandas index (``Unnamed: 0`` holding the row
-numbers) is warned about. The label column, and a Parquet column typed as text, stay as read.
+warning naming those values (refused, naming them, when that would make about a column per row). A
+text column with about a distinct value per row (an identifier, numbers with thousands separators)
+is refused; a saved pandas index (``Unnamed: 0`` holding the row numbers) is warned about. The label column, and a Parquet column typed as text, stay as read.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ NUMERIC_SHARE = 0.9  # a text column whose values are at least this share number
 # a category column with more distinct values than this share of the training rows (and than MANY_CATEGORIES)
 # is an identifier or numbers written as text ("85,210"): one-hot, a column per row, nothing to learn
 UNIQUE_SHARE, MANY_CATEGORIES = 0.5, 50
+
+
+def _about_one_per_row(distinct: int, rows: int) -> bool:
+    return distinct > max(MANY_CATEGORIES, UNIQUE_SHARE * rows)
 
 
 def read_table(path: str, what: str):
@@ -126,7 +130,7 @@ def _encoder(fit, columns: list, source: str):
     numeric = [c for c in columns if _is_numeric(fit[c])]
     categorical = {c: sorted(fit[c].astype(str).unique()) for c in columns if c not in numeric}
     for c, values in categorical.items():
-        if len(values) > max(MANY_CATEGORIES, UNIQUE_SHARE * len(fit)):
+        if _about_one_per_row(len(values), len(fit)):
             raise AutokdError(f"{source}: column {c!r} is text with {len(values):,} distinct values in {len(fit):,} "
                               f"training rows (e.g. {', '.join(map(repr, values[:3]))}): one-hot encoded, nearly a "
                               f"column per row, it teaches nothing; an identifier, or numbers written as text "
@@ -230,7 +234,7 @@ def _numbers_in_text(frame, columns: list, source: str, typed: bool):
             frame[c] = numbers
         elif found and found >= NUMERIC_SHARE * (found + stray):
             distinct = frame[c].astype(str).nunique()
-            if distinct > max(MANY_CATEGORIES, UNIQUE_SHARE * len(frame)):  # one-hot would be a column per row
+            if _about_one_per_row(distinct, len(frame)):  # one-hot would be a column per row
                 raise AutokdError(f"{source}: column {c!r} is numbers ({found:,} of {found + stray:,} values) but "
                                   f"{_examples(frame[c], bad)}; as text it would be {distinct:,} categories, about "
                                   f"one per row; make those values numbers (autokd fills no missing value) or leave "

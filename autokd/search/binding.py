@@ -64,10 +64,10 @@ def _warn_idle_logit_knobs(spec) -> None:
     import warnings
 
     if isinstance(spec.alpha, (int, float)) and not isinstance(spec.alpha, bool) and spec.alpha == 0:
-        searched = [name for name, searched in (
+        searched = [name for name, varies in (
             ("temperature", not isinstance(spec.temperature, (int, float))), ("logit_losses", len(spec.logit_losses) > 1),
             ("logit_standardization", isinstance(spec.logit_standardization, list)
-             and len(set(spec.logit_standardization)) > 1)) if searched]
+             and len(set(spec.logit_standardization)) > 1)) if varies]
         if searched:
             warnings.warn(f"space.alpha is 0: the logit term is off, so the {', '.join(searched)} the space searches "
                           f"change nothing (trials differing in them train the same student); fix them, or search "

@@ -89,14 +89,14 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
     return study
 
 
+OWN_UNLESS_NAMED = ("budget", "device", "sampler", "pruning", "confirm")  # --workers: every CPU unless named
+
+
 def _own_unless_named(settings: SearchSettings, before: Optional[SearchSettings]) -> SearchSettings:
     """The run's settings with what it does not name (None: budget, device, sampler, pruning, --confirm)
     taken from the study it continues, or a new study's defaults."""
     own = before or SearchSettings(space_text="", space_source="")
     return replace(settings, **{key: getattr(own, key) for key in OWN_UNLESS_NAMED if getattr(settings, key) is None})
-
-
-OWN_UNLESS_NAMED = ("budget", "device", "sampler", "pruning", "confirm")  # --workers: every CPU unless named
 
 
 def _check_flags(settings: SearchSettings, address: Optional[str]) -> None:

@@ -24,15 +24,16 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 class SearchSettings:
     space_text: str  # the normalised YAML of task + space
     space_source: str  # where it was read from (a shipped name's path, or the user's file)
-    # None (a re-run not naming it): the study's own; a new study's default below
+    # sampler, budget, device, pruning, confirm: None in a run that does not name them (the study's own,
+    # else the defaults below); stored settings always hold values
     sampler: Optional[str] = "tpe"
-    budget: Optional[int] = 100  # total finished trials (complete + pruned + failed) the study should hold; None: as sampler
+    budget: Optional[int] = 100  # total finished trials (complete + pruned + failed) the study should hold
     workers: Optional[int] = None  # trials at once; None: every CPU (of the cluster with --address)
     seed: int = 0
-    device: Optional[str] = "auto"  # None: as sampler
-    pruning: Optional[bool] = True  # None: the study's own, as sampler
+    device: Optional[str] = "auto"
+    pruning: Optional[bool] = True
     warm_start: Optional[str] = None  # "baselines": the baselines that fit the space are the first trials
-    confirm: Optional[int] = 0  # the top K trials re-run at the proxy with more seeds once the budget is done; None: as sampler
+    confirm: Optional[int] = 0  # the top K trials re-run at the proxy with more seeds once the budget is done
 
     def space_fingerprint(self) -> str:
         """Equal for the same task and space whatever the YAML's formatting (``objectives: [accuracy]``

@@ -177,7 +177,7 @@ RUN_SETTINGS = ("budget", "workers", "sampler", "device", "pruning", "confirm")
 
 
 def open_study(name: str, storage, settings: SearchSettings, teacher, further=None, data: str = ""):
-    """Create the study, or load it and store the new budget, workers and sampler; returns ``(study, created)``.
+    """Create the study, or load it and store the run's :data:`RUN_SETTINGS`; returns ``(study, created)``.
     ``data`` is the task data's fingerprint, recorded with the teacher's.
 
     Call once the search's set-up succeeded: this is the first write to the storage.

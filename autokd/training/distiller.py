@@ -49,7 +49,17 @@ class DistillOutput(NamedTuple):
 CRD_MEMORY_PARAMS = ("feat_dim", "num_negatives", "nce_t", "momentum")
 
 
-class Distiller(nn.Module):
+class ClosedOnExit:
+    """``with obj:`` calls ``obj.close()`` on leaving (the Distiller and what wraps it)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Distiller(ClosedOnExit, nn.Module):
     """Student, frozen teacher, projectors and loss state for one strategy.
 
     ``input_shape`` is one sample's shape (e.g. ``(1, 40)``); it sizes the projectors with one
@@ -128,12 +138,6 @@ class Distiller(nn.Module):
         forward of the trained student and hold its last features); the Distiller trains no more."""
         _remove_taps(self._student_taps, self._teacher_taps)
         self._closed = True
-
-    def __enter__(self) -> "Distiller":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         """Student, projector and CRD-head parameters (never the teacher's)."""

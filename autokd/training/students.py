@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from autokd.config.strategy import Recipe, Strategy
+from autokd.formatting import format_bytes
 from autokd.models.registry import build_model
 from autokd.training.distiller import Distiller
 from autokd.training.fit import EpochStats, fit
@@ -69,14 +70,10 @@ def teacher_cache_for(prepared, paths: list[str], teacher: Optional[nn.Module] =
                                   prepared.device, max_bytes=budget)
     if say is not None:
         n = len(prepared.data.train)
-        say(f"teacher outputs: too large to keep over the {n:,} training samples (more than {budget / 2**30:.1f} GiB, "
+        say(f"teacher outputs: too large to keep over the {n:,} training samples (more than {format_bytes(budget)}, "
             f"a quarter of memory); the teacher runs with each batch" if cache is None else
-            f"teacher outputs: kept over the {n:,} training samples ({_size_text(cache_size(cache))})")
+            f"teacher outputs: kept over the {n:,} training samples ({format_bytes(cache_size(cache))})")
     return cache
-
-
-def _size_text(n: int) -> str:
-    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 2**10:,.1f} KiB"
 
 
 def fit_cached(distiller: Distiller, prepared, recipe: Recipe, teacher_cache: Optional[TeacherCache] = None,

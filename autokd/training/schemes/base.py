@@ -9,7 +9,7 @@ from typing import Callable, Collection, Iterator, Optional
 from torch import nn
 
 from autokd.config.strategy import Recipe, Strategy
-from autokd.training.distiller import Distiller
+from autokd.training.distiller import ClosedOnExit, Distiller
 from autokd.training.fit import EpochStats
 from autokd.training.teacher_cache import TeacherCache
 
@@ -40,7 +40,7 @@ def counting_cost(on_epoch: Optional[Callable[[EpochStats], None]], earlier: int
     return lambda stats: on_epoch(replace(stats, steps=earlier + stats.steps * models))
 
 
-class WrappedDistiller(nn.Module):
+class WrappedDistiller(ClosedOnExit, nn.Module):
     """A student's :class:`Distiller` with more around it (peers, a guiding teacher, several
     teachers), trained by the same ``fit``: it answers what ``fit`` and the teacher cache read
     (the shipped student, the strategy, the feature teacher and its paths) from the Distiller.
@@ -72,12 +72,6 @@ class WrappedDistiller(nn.Module):
 
     def close(self) -> None:
         self.distiller.close()
-
-    def __enter__(self) -> "WrappedDistiller":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def train(self, mode: bool = True) -> "WrappedDistiller":
         super().train(mode)
