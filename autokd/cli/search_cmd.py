@@ -41,15 +41,9 @@ def _finish(study, progress: Progress, top: int = 10) -> None:
         click.echo(f"\nnext: autokd export {study.study_name} -o best.yaml && autokd train --config best.yaml")
 
 
-def _resume_hint(name: str, storage, address) -> str:
-    import shlex
-
-    words = ["autokd", "resume", name] + (["--storage", storage] if storage else []) + (["--address", address] if address else [])
-    return shlex.join(words)
-
-
 def _run(space_file, settings, name: str, storage, address) -> None:
     from autokd.search.driver import run_search
+    from autokd.search.settings import resume_command
     from autokd.search.storage import open_storage, storage_exists
     from autokd.search.study import find_study
 
@@ -60,7 +54,7 @@ def _run(space_file, settings, name: str, storage, address) -> None:
     except KeyboardInterrupt:
         if storage_exists(storage) and find_study(name, open_storage(storage)) is not None:
             progress.say("\ninterrupted: running trials were recorded as interrupted and will run again on resume.\n"
-                         f"resume with: {_resume_hint(name, storage, address)}")
+                         f"resume with: {resume_command(name, storage, address)}")
         else:
             progress.say("\ninterrupted before the study was created: nothing was recorded; run the same command again")
         raise SystemExit(130)

@@ -19,7 +19,7 @@ from autokd.search.ledger import counts, recover_interrupted
 from autokd.search.monitor import SearchMonitor
 from autokd.search.owner import current_owner
 from autokd.search.samplers import check_sampler_fits, make_sampler, run_seed
-from autokd.search.settings import SearchSettings, check_study_name, check_workers  # noqa: F401 (compare uses check_workers)
+from autokd.search.settings import SearchSettings, check_study_name, check_workers, resume_command  # noqa: F401 (compare uses check_workers)
 from autokd.search.space_file import SpaceFile
 from autokd.search.study import check_same_search, check_same_data, check_same_teacher, find_study, open_study
 
@@ -43,7 +43,8 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
     _check_flags(settings, address)
     space = bind_space(space_file)
     check_sampler_fits(settings.sampler, space)
-    with interrupts_as_keyboard():
+    stuck = f"its running trials run again on resume: {resume_command(name, storage, address)}"
+    with interrupts_as_keyboard(note=stuck):  # Ctrl-C: trials re-queued, Ray shut down, the process ended
         prepared = prepare_task(space_file.task, settings.device, progress=say)
         if existing is not None:
             check_same_teacher(existing, prepared.teacher_info)

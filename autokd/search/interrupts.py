@@ -5,26 +5,90 @@ records its running trials as interrupted, re-queues them and shuts Ray down); S
 being ignored where the parent process ignored it. Inside :func:`uninterruptible` (starting a
 trial and tagging it with its owner) a signal is held and raised when the block ends, so no
 trial is ever left RUNNING without an owner to recover it.
+
+An interruption always ends the process: if it is still running ``force_after`` seconds after the
+first signal (its clean-up hung, or a library swallowed the ``KeyboardInterrupt``), a watchdog
+ends the processes it started and then itself, exit code 130, saying where it was stuck. The
+trials it left running are recovered by the study's next search or resume (their owner is gone).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
-from typing import Iterator
+import threading
+from typing import Iterator, Optional
+
+FORCE_AFTER = 15.0  # seconds an interrupted process may take to stop cleanly
 
 _held: list[int] = []  # signals received inside an uninterruptible block, raised at its end
 _depth = 0
 _last: list[int] = []  # the last signal turned into KeyboardInterrupt
+_watch: dict = {"after": None, "note": "", "timer": None}  # the outermost block's force_after and note, its watchdog
 
 
 def _raise_interrupt(signum, frame) -> None:
+    _arm_watchdog()
     if _depth:
         _held.append(signum)
         return
     _last[:] = [signum]
     raise KeyboardInterrupt
+
+
+def _arm_watchdog() -> None:
+    if _watch["after"] is not None and _watch["timer"] is None:
+        _watch["timer"] = threading.Timer(_watch["after"], _force_exit, args=(_watch["after"], _watch["note"]))
+        _watch["timer"].daemon = True
+        _watch["timer"].start()
+
+
+def _force_exit(after: float, note: str) -> None:
+    """The watchdog: the interrupted process did not stop in time."""
+    import faulthandler
+    import tempfile
+
+    where = os.path.join(tempfile.gettempdir(), f"autokd-stuck-{os.getpid()}.txt")
+    try:
+        with open(where, "w") as out:
+            faulthandler.dump_traceback(out, all_threads=True)
+    except OSError:
+        where = "not saved"
+    ended = end_descendants()
+    sys.stderr.write(f"error: still stopping {after:.0f} s after the interruption: ended {ended} child "
+                     f"process(es) and this one (where it was stuck: {where}){'; ' + note if note else ''}\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def end_descendants(pid: Optional[int] = None) -> int:
+    """SIGKILL every process descended from ``pid`` (this one by default), deepest first; returns
+    how many. Read from /proc: elsewhere nothing is ended (Ray's own processes share the fate of
+    the process that started them)."""
+    root = os.getpid() if pid is None else pid
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    for child in reversed(found):
+        with contextlib.suppress(OSError):
+            os.kill(child, signal.SIGKILL)
+    return len(found)
 
 
 def _redeliver(previous_hook):
@@ -50,10 +114,15 @@ def _redeliver(previous_hook):
 
 
 @contextlib.contextmanager
-def interrupts_as_keyboard() -> Iterator[None]:
-    """SIGTERM (and SIGINT, unless ignored) raise ``KeyboardInterrupt``, deferred by :func:`uninterruptible`.
+def interrupts_as_keyboard(force_after: float = FORCE_AFTER, note: str = "") -> Iterator[None]:
+    """SIGTERM (and SIGINT, unless ignored) raise ``KeyboardInterrupt``, deferred by :func:`uninterruptible`;
+    the process is ended ``force_after`` seconds after the first one if it has not left the
+    outermost block by then (see the module's docstring), its last line ending with ``note``.
 
     Ray installs its own SIGTERM handler when it starts: enter this again after ``ray.init``."""
+    outermost = _watch["after"] is None
+    if outermost:
+        _watch.update(after=force_after, note=note)
     previous: dict[int, object] = {}
     try:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -71,6 +140,10 @@ def interrupts_as_keyboard() -> Iterator[None]:
         sys.unraisablehook = previous_hook
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if outermost:  # stopped in time
+            if _watch["timer"] is not None:
+                _watch["timer"].cancel()
+            _watch.update(after=None, note="", timer=None)
 
 
 @contextlib.contextmanager

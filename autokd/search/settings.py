@@ -138,6 +138,14 @@ def default_study_name(space_source: str, sampler: str) -> str:
     return check_study_name(f"{stem[:80].replace('..', '-')}-{sampler}")
 
 
+def resume_command(name: str, storage=None, address: Optional[str] = None) -> str:
+    """The shell command that resumes study ``name`` where it is stored."""
+    import shlex
+
+    words = ["autokd", "resume", name] + (["--storage", str(storage)] if storage else [])
+    return shlex.join(words + (["--address", address] if address else []))
+
+
 def check_workers(workers: Optional[int], address: Optional[str], stored: bool = False) -> None:
     """``--workers``: >= 0, and no more than this machine's CPUs unless a cluster is joined
     (``stored``: the study's own setting, which a resume without ``--workers`` takes)."""
