@@ -75,6 +75,9 @@ def test_logit_standardization_in_yaml_and_describe():
     assert strategy_from_dict({"alpha": 0.9}).logit_standardization is False  # absent: off
     assert Strategy(temperature=2.0, alpha=0.9, logit_standardization=True).describe() == "kd+ls T=2 alpha=0.9"
     assert Strategy(alpha=0.5, logit_loss="dist").describe() == "dist T=4 alpha=0.5"
+    with_params = Strategy(alpha=0.5, logit_loss="dist", logit_params={"beta": 2.0, "gamma": 0.125},
+                           pairs=[PairLoss("t.1", "s.1", "at", 1000.0, {"p": 4.0})], relations=[RelationLoss("rkd", 1.0, {"angle_weight": 0.0})])
+    assert with_params.describe() == "dist(beta=2, gamma=0.125) T=4 alpha=0.5 + at(s.1<-t.1, p=4)x1e+03 + rkd(angle_weight=0)x1"
     assert Strategy(alpha=0.0, logit_standardization=True).describe() == "ce only"
     with pytest.raises(ConfigError, match="logit_standardization must be true or false"):
         Strategy(logit_standardization=1).validate()  # a Strategy built in code skips the parser's check

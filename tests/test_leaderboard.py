@@ -34,3 +34,21 @@ def test_a_confirmed_trial_that_later_trials_outscored_no_longer_ranks_first():
     assert [e.number for e in ranked(study)] == [1, 2, 3, 0]  # 68.64 confirmed ranks first, above 69.42
     store_confirmation(study, 2, {"values": [69.42, 69.0, 69.3], "mean": 69.24, "se": 0.1})
     assert [e.number for e in ranked(study)] == [2, 1, 3, 0]
+
+
+def test_trials_that_differ_only_in_a_searched_lr_or_a_loss_parameter_read_apart():
+    """Two DKD trials with other betas, or the same strategy at two learning rates, read alike."""
+    from autokd.config.strategy import Strategy, strategy_to_dict
+    from autokd.search.leaderboard import Entry, format_leaderboard
+
+    def entry(number, strategy):
+        return Entry(rank=number, number=number, value=50.0 - number, strategy=strategy_to_dict(strategy), seconds=1.0)
+
+    beta2, beta8 = (Strategy(logit_loss="dkd", logit_params={"beta": b}) for b in (2.0, 8.0))
+    lines = format_leaderboard([entry(1, beta2), entry(2, beta8)]).splitlines()[1:]
+    assert "dkd(beta=2, " in lines[0] and "dkd(beta=8, " in lines[1]  # and the warmup the recipe gives it
+    assert not any("lr=" in line for line in lines)  # one learning rate: not repeated on every line
+    slow, fast = Strategy(), Strategy()
+    slow.recipe.lr, fast.recipe.lr = 0.01, 0.05
+    lines = format_leaderboard([entry(1, slow), entry(2, fast)]).splitlines()[1:]
+    assert lines[0].endswith("kd T=4 alpha=0.9, lr=0.01") and lines[1].endswith("kd T=4 alpha=0.9, lr=0.05")

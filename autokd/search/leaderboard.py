@@ -127,6 +127,7 @@ def format_leaderboard(entries: list[Entry], top: int = 10, empty: str = "no com
         return empty
     sized = any(e.footprint for e in entries[:top])
     sure = any(e.confirmed for e in entries[:top])
+    rates = {_lr(e) for e in entries[:top]}  # a searched learning rate is shown where it differs
     size_head = f"  {'params':>9}  {'KiB':>7}  {'ms':>6}" if sized else ""
     sure_head = f"  {'confirmed':>15}" if sure else ""
     lines = [f"{'rank':>4}  {'trial':>5}  {'val acc':>7}{sure_head}{size_head}  {'steps':>7}  {'time':>6}  strategy"]
@@ -139,8 +140,13 @@ def format_leaderboard(entries: list[Entry], top: int = 10, empty: str = "no com
                      f"{', %d diverged' % e.confirmed['diverged'] if e.confirmed.get('diverged') else ''})"
                      if e.confirmed else f"  {'-':>15}") if sure else ""
         lines.append(f"{rank}  {e.number:>5}  {e.value:>6.2f}%{confirmed}{size}  {steps}  {seconds}  "
-                     f"{describe_strategy(e.strategy)}")
+                     f"{describe_strategy(e.strategy)}{f', lr={_lr(e):.3g}' if len(rates) > 1 and _lr(e) else ''}")
     return "\n".join(lines)
+
+
+def _lr(entry: Entry):
+    recipe = entry.strategy.get("recipe")
+    return recipe.get("lr") if isinstance(recipe, dict) else None
 
 
 def empty_text(rules: Judging, complete: int) -> str:
