@@ -27,3 +27,22 @@ def test_plain_lines_when_not_a_terminal():
     progress.status("a" * 300, force=True)
     progress.say("done")
     assert stream.getvalue() == "a" * 300 + "\ndone\n"  # a log keeps the whole line
+
+
+def test_the_search_line_keeps_coming_while_a_long_trial_reports_nothing():
+    """A 1-epoch trial on big data showed no line for 11 minutes (lines came from epochs and trials)."""
+    import time
+
+    import optuna
+
+    from autokd.search.monitor import SearchMonitor
+
+    lines = []
+    monitor = SearchMonitor(optuna.create_study(direction="maximize"), 10, lambda text, force: lines.append((text, force)))
+    with monitor.ticking(every=0.05):
+        time.sleep(1.3)
+    shown = len(lines)
+    assert shown >= 5 and all(text.startswith("trials 0/10") and not force for text, force in lines)
+    assert "elapsed 0s" in lines[0][0] and "elapsed 1s" in lines[-1][0]
+    time.sleep(0.3)
+    assert len(lines) == shown  # the heartbeat ends with the block

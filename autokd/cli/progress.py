@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
 import time
 
 
@@ -18,8 +19,13 @@ class Progress:
         self.every = every
         self._last = 0.0
         self._open = False
+        self._lock = threading.Lock()  # the search's heartbeat writes from its own thread
 
     def status(self, text: str, force: bool = False) -> None:
+        with self._lock:
+            self._status(text, force)
+
+    def _status(self, text: str, force: bool) -> None:
         if self.tty:
             self.stream.write("\r\033[K" + _fit(text))
             self.stream.flush()
@@ -29,10 +35,11 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
     def say(self, text: str) -> None:
-        if self._open:
-            self.stream.write("\r\033[K")
-            self._open = False
-        print(text, file=self.stream, flush=True)
+        with self._lock:
+            if self._open:
+                self.stream.write("\r\033[K")
+                self._open = False
+            print(text, file=self.stream, flush=True)
 
 
 

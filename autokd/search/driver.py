@@ -70,15 +70,8 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
             _confirm(study, settings, space, prepared, cache, say)
             return study
         monitor = SearchMonitor(study, settings.budget, status)
-        if settings.workers == 0:
-            from autokd.search.local_backend import run_local
-
-            note = run_local(study, space, prepared, cache, settings.budget, monitor, pruning)
-        else:
-            from autokd.search.ray_backend import run_ray
-
-            with ray_session(address, settings.workers) as workers:
-                note = run_ray(study, space, prepared, cache, settings.budget, workers, epochs, monitor, pruning)
+        with monitor.ticking():
+            note = _run_trials(study, space, prepared, cache, settings, address, monitor, pruning)
         c = counts(study)
         if c.finished >= settings.budget or (note and not c.running):  # done, or nothing new is left to try
             monitor.show(force=True)
@@ -88,6 +81,20 @@ def run_search(space_file: SpaceFile, settings: SearchSettings, name: str, stora
     monitor.show(force=True)
     _explain_shortfall(study, settings.budget, note, say)
     return study
+
+
+def _run_trials(study, space, prepared, cache, settings: SearchSettings, address: Optional[str],
+                monitor: SearchMonitor, pruning: bool) -> Optional[str]:
+    """Trials up to the budget, in this process (workers 0) or as Ray Tune trials; returns why they
+    stopped early, if they did."""
+    if settings.workers == 0:
+        from autokd.search.local_backend import run_local
+
+        return run_local(study, space, prepared, cache, settings.budget, monitor, pruning)
+    from autokd.search.ray_backend import run_ray
+
+    with ray_session(address, settings.workers) as workers:
+        return run_ray(study, space, prepared, cache, settings.budget, workers, space.base_recipe.epochs, monitor, pruning)
 
 
 OWN_UNLESS_NAMED = ("budget", "device", "sampler", "pruning", "confirm")  # --workers: every CPU unless named
@@ -190,15 +197,17 @@ def ray_session(address: Optional[str], workers: Optional[int]) -> Iterator[int]
     """Join the cluster at ``address`` (or RAY_ADDRESS) or start a local Ray; yields the number of
     workers (``None``: every CPU of the cluster) and shuts down at the end what it started.
 
-    Ray installs its own SIGTERM handler when it starts; autokd's is put back after it."""
+    Ray installs its own SIGTERM handler when it starts; autokd's is put back after it. An
+    interrupted session that does not shut down in time is ended (:mod:`autokd.search.interrupts`)."""
     import ray
 
     from autokd.search.ray_backend import start_ray
 
-    started = start_ray(address, workers)
-    try:
-        with interrupts_as_keyboard():
-            yield workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    finally:
-        if started:
-            ray.shutdown()
+    with interrupts_as_keyboard():  # the outermost block where none encloses it (compare): the shutdown is watched
+        started = start_ray(address, workers)
+        try:
+            with interrupts_as_keyboard():
+                yield workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        finally:
+            if started:
+                ray.shutdown()

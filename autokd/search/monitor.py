@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from autokd.formatting import format_seconds
 from autokd.search.ledger import counts
@@ -57,6 +59,27 @@ class SearchMonitor:
         if force:
             self._news = False
         self.write(self.line(), force)
+
+    @contextlib.contextmanager
+    def ticking(self, every: float = 1.0) -> Iterator[None]:
+        """Offer the line every ``every`` seconds while the block runs (the writer decides how often it
+        shows): a heartbeat while a long trial runs, which reports nothing until its first epoch ends."""
+        stop = threading.Event()
+
+        def tick() -> None:
+            while not stop.wait(every):
+                try:
+                    self.write(self.line(), False)
+                except OSError:  # stderr closed: the search goes on without its line
+                    return
+
+        ticker = threading.Thread(target=tick, name="autokd-search-heartbeat", daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            ticker.join()
 
 
 def _best_feasible(study, rules) -> Optional[float]:
