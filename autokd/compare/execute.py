@@ -63,6 +63,13 @@ def _train(prepared, strategy: Strategy, threads: Optional[int] = None, validate
     return Outcome(result.val_acc, result.test_acc, result.seconds, steps=result.steps, footprint=footprint, curve=curve)
 
 
+def _train_on_worker(prepared, strategy: Strategy, threads: int, validate_at: tuple[int, ...]) -> Outcome:
+    """:func:`_train` in a Ray worker, on the data shipped by :func:`run_on_ray` (no copy of its own)."""
+    from autokd.search.ray_shipping import in_worker
+
+    return _train(replace(prepared, data=in_worker(prepared.data)), strategy, threads, validate_at)
+
+
 def run_in_process(prepared, jobs: list[Job], on_done: Callable[[JobResult], None]) -> None:
     """The jobs one by one, on one torch thread like a Ray task (restored afterwards)."""
     import torch
@@ -85,8 +92,11 @@ def run_on_ray(prepared, jobs: list[Job], workers: int, on_done: Callable[[JobRe
     options = {"num_cpus": 1, "max_retries": 1}
     if gpus:
         options["num_gpus"] = min(1.0, gpus / max(workers, 1))
-    remote = ray.remote(_train).options(**options)
-    prepared_ref = ray.put(prepared)  # data and teacher travel once through the object store
+    from autokd.search.ray_shipping import for_workers
+
+    remote = ray.remote(_train_on_worker).options(**options)
+    # data and teacher travel once through the object store, the data held once for every worker
+    prepared_ref = ray.put(replace(prepared, data=for_workers(prepared.data)))
     pending = {remote.remote(prepared_ref, job.strategy, 1, job.validate_at): job for job in jobs}
     try:
         while pending:

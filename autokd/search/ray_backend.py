@@ -4,11 +4,13 @@ A small Tune ``Searcher`` (:mod:`autokd.search.ray_searcher`) asks the study for
 (``study.ask``) and tells it the outcome: COMPLETE with the final validation accuracy, PRUNED
 when ASHA stopped it early (never COMPLETE with an early value), FAIL with the reason when the
 strategy broke training or the worker died. Data, teacher and cached teacher outputs reach the trials once through
-Ray's object store (``tune.with_parameters``).
+Ray's object store (``tune.with_parameters``), the data and the cache shared by every worker
+(:mod:`autokd.search.ray_shipping`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from typing import Optional
@@ -25,9 +27,12 @@ def _trainable(config: dict, prepared=None, teacher_cache=None) -> None:
     import torch
     from ray import tune
 
+    from autokd.search.ray_shipping import in_worker
     from autokd.search.trial import run_trial
 
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
+    prepared = dataclasses.replace(prepared, data=in_worker(prepared.data))
+    teacher_cache = in_worker(teacher_cache)
 
     try:
         strategy = strategy_from_dict(config["strategy"])
@@ -108,10 +113,13 @@ def run_ray(study, space, prepared, teacher_cache, budget: int, workers: int, ep
     from ray import tune
 
     from autokd.search.pruning import report_epochs, tune_scheduler
+    from autokd.search.ray_shipping import for_workers
 
     gpus = ray.cluster_resources().get("GPU", 0)
     resources = {"cpu": 1, "gpu": min(1.0, gpus / workers)} if gpus else {"cpu": 1}
-    trainable = tune.with_resources(tune.with_parameters(_trainable, prepared=prepared, teacher_cache=teacher_cache), resources)
+    shipped = dataclasses.replace(prepared, data=for_workers(prepared.data))  # held once, not once per worker
+    trainable = tune.with_parameters(_trainable, prepared=shipped, teacher_cache=for_workers(teacher_cache))
+    trainable = tune.with_resources(trainable, resources)
     searcher = make_searcher(study, space, budget, epochs, monitor)
     with tempfile.TemporaryDirectory(prefix="autokd-tune-") as tune_dir:
         tuner = tune.Tuner(
