@@ -31,7 +31,9 @@ with interrupts_as_keyboard(force_after=1.0):
         time.sleep(120)
 """,
     "an interruption swallowed": """
-with interrupts_as_keyboard(force_after=1.0):
+from autokd.search.interrupts import end_stuck_processes
+end_stuck_processes(1.0)  # as the command line does
+with interrupts_as_keyboard():
     for _ in range(120):
         try:
             time.sleep(1)
@@ -79,6 +81,17 @@ def test_an_interrupted_process_that_does_not_stop_is_ended_with_its_children(ca
         assert 'File "<string>"' in open(stuck).read()  # the stacks, for a bug report
     finally:
         os.remove(stuck)
+
+
+def test_a_library_callers_process_is_never_ended():
+    """Only the command line asks for the watchdog: a notebook using autokd is not killed."""
+    from autokd.search import interrupts
+
+    with interrupts.interrupts_as_keyboard():
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+        assert interrupts._watch["timer"] is None
 
 
 def test_a_process_that_stops_in_time_is_not_ended():

@@ -36,7 +36,9 @@ for command in (search, resume, studies, show, export, compare, calibrate, train
 def main(argv=None) -> None:
     """Console entry point: user mistakes print one line and exit with code 2, no traceback."""
     from autokd.errors import AutokdError
+    from autokd.search.interrupts import end_stuck_processes
 
+    end_stuck_processes()  # Ctrl-C always ends a command, even one whose clean-up hangs
     warnings.showwarning = _show_warning
     try:
         cli.main(args=argv, prog_name="autokd", standalone_mode=False)

@@ -6,10 +6,12 @@ being ignored where the parent process ignored it. Inside :func:`uninterruptible
 trial and tagging it with its owner) a signal is held and raised when the block ends, so no
 trial is ever left RUNNING without an owner to recover it.
 
-An interruption always ends the process: if it is still running ``force_after`` seconds after the
-first signal (its clean-up hung, or a library swallowed the ``KeyboardInterrupt``), a watchdog
-ends the processes it started and then itself, exit code 130, saying where it was stuck. The
-trials it left running are recovered by the study's next search or resume (their owner is gone).
+In an ``autokd`` command an interruption always ends the process (:func:`end_stuck_processes`):
+if it is still running ``force_after`` seconds after the first signal (its clean-up hung, or a
+library swallowed the ``KeyboardInterrupt``), a watchdog ends the processes it started and then
+itself, exit code 130, saying where it was stuck. The trials it left running are recovered by
+the study's next search or resume (their owner is gone). A program that uses autokd as a
+library is never ended so.
 """
 
 from __future__ import annotations
@@ -21,12 +23,20 @@ import sys
 import threading
 from typing import Iterator, Optional
 
-FORCE_AFTER = 15.0  # seconds an interrupted process may take to stop cleanly
+FORCE_AFTER = 15.0  # seconds an interrupted command may take to stop cleanly
 
 _held: list[int] = []  # signals received inside an uninterruptible block, raised at its end
 _depth = 0
 _last: list[int] = []  # the last signal turned into KeyboardInterrupt
-_watch: dict = {"after": None, "note": "", "timer": None}  # the outermost block's force_after and note, its watchdog
+_ending: dict = {"after": None}  # force_after of blocks that name none (end_stuck_processes sets it)
+# the outermost block's force_after (None: not watched) and note, and its watchdog once armed
+_watch: dict = {"outermost": False, "after": None, "note": "", "timer": None}
+
+
+def end_stuck_processes(after: Optional[float] = FORCE_AFTER) -> None:
+    """From now on, end this process ``after`` seconds after an interruption that has not stopped it
+    (None: never). The command line calls this; a library caller's process is left alone."""
+    _ending["after"] = after
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -39,7 +49,7 @@ def _raise_interrupt(signum, frame) -> None:
 
 
 def _arm_watchdog() -> None:
-    if _watch["after"] is not None and _watch["timer"] is None:
+    if _watch["outermost"] and _watch["after"] is not None and _watch["timer"] is None:
         _watch["timer"] = threading.Timer(_watch["after"], _force_exit, args=(_watch["after"], _watch["note"]))
         _watch["timer"].daemon = True
         _watch["timer"].start()
@@ -114,15 +124,17 @@ def _redeliver(previous_hook):
 
 
 @contextlib.contextmanager
-def interrupts_as_keyboard(force_after: float = FORCE_AFTER, note: str = "") -> Iterator[None]:
+def interrupts_as_keyboard(force_after: Optional[float] = None, note: str = "") -> Iterator[None]:
     """SIGTERM (and SIGINT, unless ignored) raise ``KeyboardInterrupt``, deferred by :func:`uninterruptible`;
-    the process is ended ``force_after`` seconds after the first one if it has not left the
-    outermost block by then (see the module's docstring), its last line ending with ``note``.
+    the process is ended ``force_after`` seconds (default: as :func:`end_stuck_processes` set, else
+    never) after the first one if it has not left the outermost block by then (see the module's
+    docstring), its last line ending with ``note``.
 
     Ray installs its own SIGTERM handler when it starts: enter this again after ``ray.init``."""
-    outermost = _watch["after"] is None
+    outermost = not _watch["outermost"]
     if outermost:
-        _watch.update(after=force_after, note=note)
+        after = force_after if force_after is not None else _ending["after"]
+        _watch.update(outermost=True, after=after, note=note)
     previous: dict[int, object] = {}
     try:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -143,7 +155,7 @@ def interrupts_as_keyboard(force_after: float = FORCE_AFTER, note: str = "") -> 
         if outermost:  # stopped in time
             if _watch["timer"] is not None:
                 _watch["timer"].cancel()
-            _watch.update(after=None, note="", timer=None)
+            _watch.update(outermost=False, after=None, note="", timer=None)
 
 
 @contextlib.contextmanager
