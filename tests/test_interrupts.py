@@ -19,12 +19,13 @@ HEAD = """
 import subprocess, sys, time
 from autokd.search.interrupts import interrupts_as_keyboard
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-print(child.pid, flush=True)
 """
+READY = "print(child.pid, flush=True)  # inside the block: the signal may come"
 
 CASES = {
     "a clean-up that hangs": """
 with interrupts_as_keyboard(force_after=1.0):
+    READY
     try:
         time.sleep(120)
     except KeyboardInterrupt:
@@ -34,6 +35,7 @@ with interrupts_as_keyboard(force_after=1.0):
 from autokd.search.interrupts import end_stuck_processes
 end_stuck_processes(1.0)  # as the command line does
 with interrupts_as_keyboard():
+    READY
     for _ in range(120):
         try:
             time.sleep(1)
@@ -44,10 +46,11 @@ with interrupts_as_keyboard():
 
 
 def _start(body: str) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HEAD + body)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    code = textwrap.dedent(HEAD + body).replace("READY", READY)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     child = int(proc.stdout.readline())
-    time.sleep(0.5)  # inside the block
+    time.sleep(0.1)  # into the sleep after the line
     return proc, child
 
 
@@ -98,6 +101,7 @@ def test_a_process_that_stops_in_time_is_not_ended():
     body = """
 try:
     with interrupts_as_keyboard(force_after=1.0):
+        READY
         time.sleep(120)
 except KeyboardInterrupt:
     pass
