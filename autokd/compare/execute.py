@@ -67,7 +67,7 @@ def _train_on_worker(prepared, strategy: Strategy, threads: int, validate_at: tu
     """:func:`_train` in a Ray worker, on the data shipped by :func:`run_on_ray` (no copy of its own)."""
     from autokd.search.ray_shipping import in_worker
 
-    return _train(replace(prepared, data=in_worker(prepared.data)), strategy, threads, validate_at)
+    return _train(in_worker(prepared), strategy, threads, validate_at)
 
 
 def run_in_process(prepared, jobs: list[Job], on_done: Callable[[JobResult], None]) -> None:
@@ -96,7 +96,7 @@ def run_on_ray(prepared, jobs: list[Job], workers: int, on_done: Callable[[JobRe
 
     remote = ray.remote(_train_on_worker).options(**options)
     # data and teacher travel once through the object store, the data held once for every worker
-    prepared_ref = ray.put(replace(prepared, data=for_workers(prepared.data)))
+    prepared_ref = ray.put(for_workers(prepared))
     pending = {remote.remote(prepared_ref, job.strategy, 1, job.validate_at): job for job in jobs}
     try:
         while pending:

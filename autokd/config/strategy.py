@@ -213,10 +213,10 @@ class Strategy:
         """One readable line, e.g. ``dkd(beta=2) T=4 alpha=0.9 + fitnet(s.1<-t.1)x100 + rkd x1``
         (``kd+ls``: standardized; a loss's own parameters where the strategy sets them)."""
         logit = self.logit_loss + ("+ls" if self.logit_standardization else "")
-        own = _params_text(self.logit_params)
-        parts = ["ce" if self.alpha == 0 else f"{logit}{own and f'({own})'} T={self.temperature:.3g} alpha={self.alpha:.3g}"]
+        own = _params_text(self.logit_params, "(", ")")
+        parts = ["ce" if self.alpha == 0 else f"{logit}{own} T={self.temperature:.3g} alpha={self.alpha:.3g}"]
         parts += [f"{p.loss}({p.student}<-{p.teacher}{_params_text(p.params, ', ')})x{p.weight:.3g}" for p in self.pairs]
-        parts += [f"{r.loss}{_params_text(r.params) and f'({_params_text(r.params)})'}x{r.weight:.3g}" for r in self.relations]
+        parts += [f"{r.loss}{_params_text(r.params, '(', ')')}x{r.weight:.3g}" for r in self.relations]
         text = "ce only" if parts == ["ce"] else " + ".join(parts)
         shipped = [f"student {_kwargs_text(self.student)}"] if self.student else []
         extras = [self.scheme.describe(), *shipped, self.compression.describe()]
@@ -227,12 +227,13 @@ def _kwargs_text(kwargs: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in kwargs.items())
 
 
-def _params_text(params: dict, lead: str = "") -> str:
-    """A loss's own parameters as ``beta=2, warmup=5`` (numbers to 3 digits); "" when none."""
+def _params_text(params: dict, lead: str = "", end: str = "") -> str:
+    """A loss's own parameters as ``beta=2, warmup=5`` (numbers to 3 digits) between ``lead`` and
+    ``end``; "" when none."""
     if not params:
         return ""
     shown = (f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-    return lead + ", ".join(shown)
+    return lead + ", ".join(shown) + end
 
 
 def _check_shipped(strategy: Strategy, where: str) -> None:

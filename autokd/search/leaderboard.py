@@ -132,6 +132,7 @@ def format_leaderboard(entries: list[Entry], top: int = 10, empty: str = "no com
     sure_head = f"  {'confirmed':>15}" if sure else ""
     lines = [f"{'rank':>4}  {'trial':>5}  {'val acc':>7}{sure_head}{size_head}  {'steps':>7}  {'time':>6}  strategy"]
     for e in entries[:top]:
+        lr = f", lr={_lr(e):.3g}" if len(rates) > 1 and _lr(e) else ""
         steps = f"{e.steps:>7,}" if e.steps is not None else f"{'-':>7}"
         seconds = f"{e.seconds:>5.0f}s" if e.seconds is not None else f"{'-':>6}"
         size = f"  {_size_text(e.footprint)}" if sized else ""
@@ -140,7 +141,7 @@ def format_leaderboard(entries: list[Entry], top: int = 10, empty: str = "no com
                      f"{', %d diverged' % e.confirmed['diverged'] if e.confirmed.get('diverged') else ''})"
                      if e.confirmed else f"  {'-':>15}") if sure else ""
         lines.append(f"{rank}  {e.number:>5}  {e.value:>6.2f}%{confirmed}{size}  {steps}  {seconds}  "
-                     f"{describe_strategy(e.strategy)}{f', lr={_lr(e):.3g}' if len(rates) > 1 and _lr(e) else ''}")
+                     f"{describe_strategy(e.strategy)}{lr}")
     return "\n".join(lines)
 
 

@@ -10,7 +10,6 @@ Ray's object store (``tune.with_parameters``), the data and the cache shared by 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 from typing import Optional
@@ -31,8 +30,7 @@ def _trainable(config: dict, prepared=None, teacher_cache=None) -> None:
     from autokd.search.trial import run_trial
 
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
-    prepared = dataclasses.replace(prepared, data=in_worker(prepared.data))
-    teacher_cache = in_worker(teacher_cache)
+    prepared, teacher_cache = in_worker(prepared), in_worker(teacher_cache)
 
     try:
         strategy = strategy_from_dict(config["strategy"])
@@ -117,8 +115,8 @@ def run_ray(study, space, prepared, teacher_cache, budget: int, workers: int, ep
 
     gpus = ray.cluster_resources().get("GPU", 0)
     resources = {"cpu": 1, "gpu": min(1.0, gpus / workers)} if gpus else {"cpu": 1}
-    shipped = dataclasses.replace(prepared, data=for_workers(prepared.data))  # held once, not once per worker
-    trainable = tune.with_parameters(_trainable, prepared=shipped, teacher_cache=for_workers(teacher_cache))
+    # the data and the cache held once for every worker, not once per worker
+    trainable = tune.with_parameters(_trainable, prepared=for_workers(prepared), teacher_cache=for_workers(teacher_cache))
     trainable = tune.with_resources(trainable, resources)
     searcher = make_searcher(study, space, budget, epochs, monitor)
     with tempfile.TemporaryDirectory(prefix="autokd-tune-") as tune_dir:

@@ -36,8 +36,9 @@ class _Shipped:
 
 
 def for_workers(obj: Any) -> Any:
-    """``obj`` (dataclasses, dicts, lists and tuples of them, down to tensors) with its CPU tensors
-    as shipped NumPy arrays; a tensor NumPy cannot hold (bfloat16, on a GPU, needing grad) stays."""
+    """``obj`` (dataclasses, dicts, lists and tuples of them, down to tensors: a prepared task, a teacher
+    cache) with its CPU tensors as shipped NumPy arrays; a tensor NumPy cannot hold (bfloat16, on a
+    GPU, needing grad) stays, and so does anything else (a model keeps its parameters)."""
     return _walk(obj, _ship)
 
 
