@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import optuna
+import pytest
+
+from autokd.errors import AutokdError
 
 
 def test_importances_need_five_complete_trials_and_are_the_same_for_the_same_study():
@@ -52,3 +55,8 @@ def test_trials_that_differ_only_in_a_searched_lr_or_a_loss_parameter_read_apart
     slow.recipe.lr, fast.recipe.lr = 0.01, 0.05
     lines = format_leaderboard([entry(1, slow), entry(2, fast)]).splitlines()[1:]
     assert lines[0].endswith("kd T=4 alpha=0.9, lr=0.01") and lines[1].endswith("kd T=4 alpha=0.9, lr=0.05")
+    for damaged in ([1], "x"):  # a damaged study's lr is reported as the strategy's error, not a traceback
+        bad = entry(2, fast)
+        bad.strategy["recipe"]["lr"] = damaged
+        with pytest.raises(AutokdError, match="lr"):
+            format_leaderboard([entry(1, slow), bad])

@@ -145,9 +145,12 @@ def format_leaderboard(entries: list[Entry], top: int = 10, empty: str = "no com
     return "\n".join(lines)
 
 
-def _lr(entry: Entry):
+def _lr(entry: Entry) -> Optional[float]:
+    """The entry's learning rate; None when it has none that is a number (a damaged strategy is
+    reported by :func:`describe_strategy`)."""
     recipe = entry.strategy.get("recipe")
-    return recipe.get("lr") if isinstance(recipe, dict) else None
+    lr = recipe.get("lr") if isinstance(recipe, dict) else None
+    return float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None
 
 
 def empty_text(rules: Judging, complete: int) -> str:
